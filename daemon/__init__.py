@@ -1,0 +1,1 @@
+"""The composition root: config, inventory, scheduler, app wiring, CLI, HTTP."""

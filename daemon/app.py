@@ -1,0 +1,232 @@
+"""The running daemon: config → scheduler → state tracker → store, and the HTTP side.
+
+Start order matters: the store opens (and migrates) first, the archive is synced and
+the last persisted device states are restored *before* the first check runs, so the
+first observation after a restart is compared with the state the daemon had, not with
+"unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.config import Config, ConfigInvalid, Device, load_config
+from daemon.scheduler import LAG_BUCKETS, Scheduler
+from exporters.metrics import DeviceLabels, Snapshot
+from probes.base import Observation
+from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
+from tickets.store import ArchiveEntry, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# Transitions are written in batches; a failed write is kept and retried with backoff
+# (doubling up to this), so a database that goes away loses nothing.
+STORE_FLUSH_SECONDS = 0.5
+STORE_RETRY_MAX_SECONDS = 30.0
+FACT_KEYS = ("vendor", "model", "firmware", "serial")
+
+
+def archive_entry(device: Device) -> ArchiveEntry:
+    cfg = device.config
+    return ArchiveEntry(
+        id=cfg.id, site=cfg.site, system=device.system.value, kind=cfg.kind, name=cfg.name,
+        vendor=cfg.vendor, model=cfg.model, serial=cfg.serial, firmware=cfg.firmware,
+        location=str(cfg.location) if cfg.location else None, host=cfg.host,
+        installed=cfg.installed, warranty_until=cfg.warranty_until,
+        depends_on=tuple(cfg.depends_on), tags=tuple(cfg.tags))
+
+
+class App:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        sched = config.model.scheduler
+        self.tracker = StateTracker(down_after=sched.down_after, up_after=sched.up_after)
+        self.scheduler = Scheduler(
+            self._on_observation, max_concurrency=sched.max_concurrency,
+            per_host_concurrency=sched.per_host_concurrency, jitter=sched.jitter,
+            backoff_max=sched.backoff_max)
+        self.store: Store | None = None
+        self.started = time.time()
+        self.reload_ok = True
+        self.reload_time = time.time()
+        self.reload_errors: list[str] = []
+        self.store_errors = 0
+        self._pending: list[StateTransition] = []
+        self._pending_facts: dict[str, dict[str, str]] = {}
+        self._facts_seen: dict[str, dict[str, str]] = {}
+        self._flush = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._labels: list[tuple[DeviceLabels, Device]] = []
+        self._http_runner: object | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self, *, http: bool = True) -> None:
+        self.store = await Store.open(self.config.storage_url)
+        await self._apply(self.config)
+        for device, (state, since, cause) in (await self.store.current_states()).items():
+            self.tracker.restore(device, state, since, cause)
+        self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
+        self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
+        if http:
+            from daemon.http import start_http
+
+            self._http_runner = await start_http(self, self.config.model.http.host,
+                                                 self.config.model.http.port)
+        log.info("elvwatch started: %s", self.config.summary())
+
+    async def _apply(self, config: Config) -> None:
+        assert self.store is not None
+        await self.store.sync_archive([archive_entry(d) for d in config.devices.values()],
+                                      datetime.now(UTC))
+        self.tracker.configure((d.id, [c.name for c in d.checks])
+                               for d in config.devices.values())
+        self.scheduler.set_targets((d.target, d.checks) for d in config.devices.values())
+        self._labels = [
+            (DeviceLabels(d.id, d.config.site, d.system.value, d.config.kind,
+                          d.config.vendor or "", d.config.model or "",
+                          d.config.firmware or ""), d)
+            for d in config.devices.values()]
+        self.config = config
+
+    async def reload(self) -> bool:
+        """Load the config file again; a bad one is reported and the old one kept."""
+        try:
+            new = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigInvalid as exc:
+            self.reload_ok = False
+            self.reload_errors = [str(e) for e in exc.errors]
+            log.error("reload failed, keeping the running config:\n%s", exc)
+            return False
+        if new.model.http != self.config.model.http or new.storage_url != self.config.storage_url:
+            log.warning("http and storage settings change only on restart")
+        await self._apply(new)
+        self.reload_ok, self.reload_time, self.reload_errors = True, time.time(), []
+        log.info("config reloaded: %s", new.summary())
+        return True
+
+    async def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._schedule_reload)
+        try:
+            await self._stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _schedule_reload(self) -> None:
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._tasks.append(task)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        """Drain: stop scheduling, let running checks finish, write what is pending."""
+        await self.scheduler.stop(drain_timeout=max(
+            (c.timeout for d in self.config.devices.values() for c in d.checks), default=1.0))
+        if self._http_runner is not None:
+            from daemon.http import stop_http
+
+            await stop_http(self._http_runner)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                await self._write_pending()
+            await self.store.close()
+            self.store = None
+
+    # -- observations ----------------------------------------------------------------
+    def _on_observation(self, obs: Observation) -> None:
+        transition = self.tracker.observe(obs)
+        if transition is not None:
+            log.log(logging.DEBUG if transition.previous is DeviceState.UNKNOWN else logging.INFO,
+                    "%s: %s → %s (%s)", transition.device, transition.previous.value,
+                     transition.state.value, transition.cause)
+            self._pending.append(transition)
+            self._flush.set()
+        if obs.info:
+            facts = {k: v for k, v in obs.info.items() if k in FACT_KEYS and v}
+            if facts and facts != self._facts_seen.get(obs.device):
+                self._facts_seen[obs.device] = facts
+                self._pending_facts[obs.device] = facts
+                self._flush.set()
+
+    async def _writer(self) -> None:
+        retry = 1.0
+        while True:
+            await self._flush.wait()
+            self._flush.clear()
+            try:
+                await self._write_pending()
+                retry = 1.0
+                await asyncio.sleep(STORE_FLUSH_SECONDS)
+            except StoreError as exc:
+                self.store_errors += 1
+                log.error("store write failed, will retry in %.0fs: %s", retry, exc)
+                await asyncio.sleep(retry)
+                retry = min(STORE_RETRY_MAX_SECONDS, retry * 2)
+                self._flush.set()
+
+    async def _write_pending(self) -> None:
+        assert self.store is not None
+        batch, self._pending = self._pending, []
+        try:
+            if batch:
+                await self.store.record_transitions(batch)
+        except BaseException:
+            self._pending[:0] = batch
+            raise
+        facts, self._pending_facts = self._pending_facts, {}
+        try:
+            for device, values in facts.items():
+                await self.store.update_device_facts(device, values, datetime.now(UTC))
+        except BaseException:
+            self._pending_facts = {**facts, **self._pending_facts}
+            raise
+
+    # -- views -----------------------------------------------------------------------
+    @property
+    def store_pending(self) -> int:
+        return len(self._pending)
+
+    def device_views(self) -> Sequence[tuple[DeviceLabels, DeviceStatus]]:
+        statuses = self.tracker.devices
+        return [(labels, statuses[d.id]) for labels, d in self._labels if d.id in statuses]
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            devices=self.device_views(), scheduler=self.scheduler.stats,
+            lag_buckets=LAG_BUCKETS, jobs=self.scheduler.job_count,
+            reload_ok=self.reload_ok, reload_time=self.reload_time,
+            store_pending=self.store_pending, store_errors=self.store_errors)
+
+
+async def run_daemon(config_path: Path) -> int:
+    config = await asyncio.to_thread(load_config, config_path)
+    app = App(config)
+    try:
+        await app.start()
+    except StoreError as exc:
+        log.error("cannot open the store: %s", exc)
+        await app.stop()
+        return 1
+    try:
+        await app.run_forever()
+    finally:
+        await app.stop()
+    return 0

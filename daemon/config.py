@@ -1,0 +1,511 @@
+"""The configuration: strict models, loading with file:line errors, resolution.
+
+``load_config(path)`` returns a :class:`Config` or raises :class:`ConfigInvalid`
+carrying *every* problem found (YAML syntax, unknown keys, wrong types, duplicate ids,
+references to unknown sites/devices/credentials, dependency cycles, unknown check
+types, unreadable secrets), each naming file, line and key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
+from probes.base import Check, Credential, Secret, Target
+from probes.registry import PROBERS
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class System(StrEnum):
+    CCTV = "cctv"
+    ACCESS_CONTROL = "access_control"
+    INTERCOM = "intercom"
+    ALARM = "alarm"
+    NETWORK = "network"
+    POWER = "power"
+
+
+class Severity(StrEnum):
+    GENERAL = "general"
+    MAJOR = "major"
+    EMERGENCY = "emergency"
+
+
+class StorageConfig(Strict):
+    # None: SQLite file ``elvwatch.db`` next to the config file.
+    url: str | None = None
+
+
+class HttpConfig(Strict):
+    listen: str = "127.0.0.1:9780"
+    token_file: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9780")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class SchedulerConfig(Strict):
+    max_concurrency: int = Field(512, ge=1, le=100_000)
+    per_host_concurrency: int = Field(4, ge=1, le=1000)
+    # Spread of each check's start inside its interval, as a fraction of the interval.
+    jitter: float = Field(0.1, ge=0.0, le=1.0)
+    # Consecutive failed runs before a check (and its device) counts as down.
+    down_after: int = Field(3, ge=1, le=100)
+    # Consecutive good runs before a down check counts as up again.
+    up_after: int = Field(1, ge=1, le=100)
+    # Checks of an unreachable device other than its first back off up to this.
+    backoff_max: float = Field(600.0, ge=1.0)
+
+
+class CredentialConfig(Strict):
+    username: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialConfig:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        if self.username and self.username_env:
+            raise ValueError("give username or username_env, not both")
+        return self
+
+
+class ContractConfig(Strict):
+    start: date
+    months: int = Field(12, ge=1, le=120)
+    response_hours: float = Field(12.0, gt=0)
+    # Repair deadline per severity; null means "to agree with the site representative".
+    resolve_hours: dict[Severity, float | None] = Field(
+        default_factory=lambda: {Severity.GENERAL: 12.0, Severity.MAJOR: None,
+                                 Severity.EMERGENCY: 4.0})
+    emergency_response_hours: float = Field(0.5, gt=0)
+    preventive: Literal["monthly", "quarterly"] = "quarterly"
+
+
+class Contact(Strict):
+    name: str
+    role: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+class SiteConfig(Strict):
+    id: Identifier
+    name: str
+    language: Literal["zh-CN", "en"] = "zh-CN"
+    address: str | None = None
+    contract: ContractConfig | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    escalation: list[Contact] = Field(default_factory=list)
+
+
+CheckParam = str | int | float | bool
+
+
+class CheckConfig(Strict):
+    type: str
+    name: Identifier | None = None
+    interval: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+    port: int | None = Field(None, ge=1, le=65535)
+    params: dict[str, CheckParam] = Field(default_factory=dict)
+
+    @property
+    def check_name(self) -> str:
+        if self.name:
+            return self.name
+        return f"{self.type}_{self.port}" if self.port else self.type
+
+
+class KindDefaults(Strict):
+    system: System
+    checks: list[CheckConfig] = Field(default_factory=list)
+    interval: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+
+
+class Location(Strict):
+    building: str | None = None
+    floor: str | None = None
+    place: str | None = None
+
+    def __str__(self) -> str:
+        return " / ".join(p for p in (self.building, self.floor, self.place) if p)
+
+
+class DeviceConfig(Strict):
+    id: Identifier
+    site: Identifier
+    kind: Identifier
+    host: str = Field(min_length=1, max_length=253)
+    name: str | None = None
+    system: System | None = None
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+    location: Location | None = None
+    ports: dict[str, int] = Field(default_factory=dict)
+    credentials: str | None = None
+    installed: date | None = None
+    warranty_until: date | None = None
+    depends_on: list[Identifier] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    checks: list[CheckConfig] | None = None
+    interval: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, gt=0)
+
+    @field_validator("location", mode="before")
+    @classmethod
+    def _location_text(cls, value: object) -> object:
+        return {"place": value} if isinstance(value, str) else value
+
+
+class ConfigModel(Strict):
+    storage: StorageConfig = StorageConfig()
+    http: HttpConfig = HttpConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    # Default interval and timeout of every check, in seconds.
+    interval: float = Field(60.0, gt=0)
+    timeout: float = Field(5.0, gt=0)
+    credentials: dict[Identifier, CredentialConfig] = Field(default_factory=dict)
+    sites: list[SiteConfig] = Field(default_factory=list)
+    kinds: dict[Identifier, KindDefaults] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device with its defaults applied: the archive entry plus runnable checks."""
+
+    config: DeviceConfig
+    system: System
+    target: Target
+    checks: tuple[Check, ...]
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, checked and resolved configuration."""
+
+    path: Path
+    model: ConfigModel
+    devices: Mapping[str, Device]
+    sites: Mapping[str, SiteConfig]
+    storage_url: str
+    files: tuple[Path, ...] = field(default=())
+
+    @property
+    def check_count(self) -> int:
+        return sum(len(d.checks) for d in self.devices.values())
+
+    def summary(self) -> str:
+        return (f"{self.path}: OK — {len(self.sites)} sites, {len(self.devices)} devices, "
+                f"{self.check_count} checks")
+
+
+class ConfigInvalid(Exception):
+    """The config has problems; ``errors`` lists every one of them."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def builtin_kinds() -> dict[str, KindDefaults]:
+    text = resources.files("daemon").joinpath("kinds.yaml").read_text(encoding="utf-8")
+    import yaml
+
+    raw = yaml.safe_load(text)
+    return {name: KindDefaults.model_validate(spec) for name, spec in raw.items()}
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load, validate and resolve ``path``; raise :class:`ConfigInvalid` with all errors."""
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    data, errors = load_yaml(path)
+    if errors and data is None:
+        raise ConfigInvalid(errors)
+    if data is None:
+        data = SourceDict()
+        data.file, data.line, data.lines = str(path), 1, {}
+    if not isinstance(data, SourceDict):
+        raise ConfigInvalid([ConfigError(str(path), 1, "", "the top level must be a mapping")])
+    files = [path]
+    errors += _merge_includes(path, data, files)
+    try:
+        model = ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        errors += _pydantic_errors(exc, data, str(path))
+        raise ConfigInvalid(errors) from None
+    config, semantic = _resolve(path, model, data, env)
+    errors += semantic
+    if errors:
+        raise ConfigInvalid(errors)
+    return Config(path=config.path, model=config.model, devices=config.devices,
+                  sites=config.sites, storage_url=config.storage_url, files=tuple(files))
+
+
+def _merge_includes(path: Path, data: SourceDict, files: list[Path]) -> list[ConfigError]:
+    """Append the ``devices:`` of each included file, keeping their own file:line."""
+    errors: list[ConfigError] = []
+    includes = data.get("include") or []
+    if not isinstance(includes, list):
+        return errors  # the model reports the wrong type
+    devices = data.get("devices")
+    if devices is None:
+        devices = SourceList()
+        devices.file, devices.line, devices.lines = data.file, data.line, []
+        data["devices"] = devices
+        data.lines["devices"] = data.line
+    if not isinstance(devices, SourceList):
+        return errors
+    for index, pattern in enumerate(includes):
+        line = includes.lines[index] if isinstance(includes, SourceList) else None
+        matches = sorted(path.parent.glob(str(pattern))) if isinstance(pattern, str) else []
+        if not matches:
+            errors.append(ConfigError(data.file, line, f"include[{index}]",
+                                      f"no file matches {pattern!r}"))
+        for included in matches:
+            files.append(included)
+            sub, sub_errors = load_yaml(included)
+            errors += sub_errors
+            if sub is None:
+                continue
+            if not isinstance(sub, SourceDict) or set(sub) - {"devices"}:
+                errors.append(ConfigError(str(included), 1, "",
+                                          "an included file holds only a 'devices:' list"))
+                continue
+            items = sub.get("devices") or SourceList()
+            if isinstance(items, SourceList):
+                devices.extend(items)
+                devices.lines.extend(items.lines)
+                # Each included item is a SourceDict with its own file; locate() uses it.
+    return errors
+
+
+def _pydantic_errors(exc: ValidationError, data: Any, file: str) -> list[ConfigError]:
+    out = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        # Pydantic appends the member type of unions (e.g. 'Location'); drop them.
+        loc = _trim_loc(data, loc)
+        where_file, line = locate(data, loc, file)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        out.append(ConfigError(where_file, line, key_path(loc), message))
+    return out
+
+
+def _trim_loc(data: Any, loc: list[int | str]) -> list[int | str]:
+    node, kept = data, list[int | str]()
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str):
+            kept.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int):
+            kept.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        elif node is None and kept[-1:] != [part]:
+            kept.append(part)  # a missing key: name it
+            break
+        else:
+            continue
+    return kept
+
+
+def _resolve(path: Path, model: ConfigModel, data: SourceDict,
+             env: Mapping[str, str]) -> tuple[Config, list[ConfigError]]:
+    errors: list[ConfigError] = []
+
+    def err(loc: list[int | str], message: str) -> None:
+        file, line = locate(data, loc, str(path))
+        errors.append(ConfigError(file, line, key_path(loc), message))
+
+    sites: dict[str, SiteConfig] = {}
+    for i, site in enumerate(model.sites):
+        if site.id in sites:
+            err(["sites", i, "id"], f"duplicate site id {site.id!r}")
+        sites[site.id] = site
+
+    credentials: dict[str, Credential] = {}
+    for name, spec in model.credentials.items():
+        credentials[name] = _resolve_credential(name, spec, path.parent, env,
+                                                lambda m, n=name: err(["credentials", n], m))
+
+    kinds = builtin_kinds()
+    for name, kind_spec in model.kinds.items():
+        kinds[name] = kind_spec
+        for j, check in enumerate(kind_spec.checks):
+            if check.type not in PROBERS:
+                err(["kinds", name, "checks", j, "type"], _unknown_type(check.type))
+
+    ids: dict[str, int] = {}
+    for i, dev in enumerate(model.devices):
+        if dev.id in ids:
+            err(["devices", i, "id"], f"duplicate device id {dev.id!r} "
+                                      f"(also devices[{ids[dev.id]}])")
+        else:
+            ids[dev.id] = i
+
+    devices: dict[str, Device] = {}
+    for i, dev in enumerate(model.devices):
+        if dev.site not in sites:
+            err(["devices", i, "site"], f"unknown site {dev.site!r}")
+        if dev.credentials is not None and dev.credentials not in credentials:
+            err(["devices", i, "credentials"], f"unknown credentials {dev.credentials!r}")
+        for j, parent in enumerate(dev.depends_on):
+            if parent not in ids:
+                err(["devices", i, "depends_on", j], f"unknown device {parent!r}")
+            elif parent == dev.id:
+                err(["devices", i, "depends_on", j], "a device cannot depend on itself")
+        kind = kinds.get(dev.kind)
+        if kind is None and (dev.system is None or dev.checks is None):
+            err(["devices", i, "kind"],
+                f"unknown kind {dev.kind!r}: give system and checks, or define it under "
+                f"kinds: (built in: {', '.join(sorted(kinds))})")
+            continue
+        system = dev.system or (kind.system if kind else System.NETWORK)
+        checks = _resolve_checks(model, kind, dev, i, err)
+        cred = credentials.get(dev.credentials) if dev.credentials else None
+        target = Target(device=dev.id, host=dev.host, site=dev.site, system=system.value,
+                        kind=dev.kind, credential=cred, ports=dict(dev.ports))
+        devices.setdefault(dev.id, Device(dev, system, target, checks))
+
+    for cycle in _cycles({d.id: d.config.depends_on for d in devices.values()}):
+        err(["devices", ids[cycle[0]], "depends_on"],
+            "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
+
+    storage_url = model.storage.url or f"sqlite+aiosqlite:///{path.parent.resolve()}/elvwatch.db"
+    config = Config(path=path, model=model, devices=devices, sites=sites,
+                    storage_url=storage_url)
+    return config, errors
+
+
+def _unknown_type(name: str) -> str:
+    return f"unknown check type {name!r} (known: {', '.join(sorted(PROBERS))})"
+
+
+def _resolve_checks(model: ConfigModel, kind: KindDefaults | None, dev: DeviceConfig,
+                    index: int, err: Any) -> tuple[Check, ...]:
+    specs = dev.checks if dev.checks is not None else (kind.checks if kind else [])
+    interval = dev.interval or (kind.interval if kind else None) or model.interval
+    timeout = dev.timeout or (kind.timeout if kind else None) or model.timeout
+    out: list[Check] = []
+    seen: set[str] = set()
+    for j, spec in enumerate(specs):
+        loc: list[int | str] = ["devices", index, "checks", j]
+        if spec.type not in PROBERS:
+            if dev.checks is not None:
+                err([*loc, "type"], _unknown_type(spec.type))
+            continue
+        name = spec.check_name
+        if name in seen:
+            err([*loc, "name"] if dev.checks is not None else ["devices", index, "kind"],
+                f"duplicate check name {name!r}; give each check a distinct name")
+            continue
+        seen.add(name)
+        check_timeout = spec.timeout or timeout
+        check_interval = spec.interval or interval
+        if check_timeout > check_interval:
+            err(loc if dev.checks is not None else ["devices", index],
+                f"check {name!r}: timeout {check_timeout:g}s exceeds interval "
+                f"{check_interval:g}s")
+        out.append(Check(name=name, type=spec.type, interval=check_interval,
+                         timeout=check_timeout, port=spec.port, params=dict(spec.params)))
+    return tuple(out)
+
+
+def _resolve_credential(name: str, cred: CredentialConfig, base: Path,
+                        env: Mapping[str, str], err: Any) -> Credential:
+    username = cred.username
+    if cred.username_env:
+        username = env.get(cred.username_env)
+        if username is None:
+            err(f"environment variable {cred.username_env} (username_env) is not set")
+    password: Secret | None = None
+    if cred.password_env:
+        value = env.get(cred.password_env)
+        if value is None:
+            err(f"environment variable {cred.password_env} (password_env) is not set")
+        else:
+            password = Secret(value)
+    elif cred.password_file:
+        secret_path = cred.password_file if cred.password_file.is_absolute() \
+            else base / cred.password_file
+        try:
+            password = Secret(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
+        except OSError as exc:
+            err(f"password_file {secret_path}: {exc.strerror or exc}")
+    return Credential(name=name, username=username, password=password)
+
+
+def _cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Each dependency cycle once, as the list of its members."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        color[node] = grey
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in color:
+                continue
+            if color[nxt] == grey:
+                found.append(stack[stack.index(nxt):])
+            elif color[nxt] == white:
+                visit(nxt)
+        stack.pop()
+        color[node] = black
+
+    for node in graph:
+        if color[node] == white:
+            visit(node)
+    return found

@@ -1,0 +1,198 @@
+"""The one HTTP listener: /metrics, /healthz, /probe, the JSON API and its OpenAPI document.
+
+Reads are open to loopback clients; from anywhere else, and for every write, a bearer
+token from ``http.token_file`` is required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from daemon import api
+from daemon.adhoc import UsageError, parse_target, probe_all
+from exporters.metrics import ElvwatchCollector, metric_name
+
+if TYPE_CHECKING:
+    from daemon.app import App
+
+log = logging.getLogger(__name__)
+APP: web.AppKey[App] = web.AppKey("elvwatch", object)  # type: ignore[arg-type]
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+PROBE_TIMEOUT_MAX = 30.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status,
+                             dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return remote == "localhost"
+
+
+def _token_ok(request: web.Request) -> bool:
+    token = request.app[APP].config.model.http.token_file
+    if token is None:
+        return False
+    try:
+        expected = token.read_text(encoding="utf-8").strip()
+    except OSError:
+        log.error("cannot read http.token_file")
+        return False
+    given = request.headers.get("Authorization", "")
+    return bool(expected) and hmac.compare_digest(given.encode(),
+                                                  f"Bearer {expected}".encode())
+
+
+@web.middleware
+async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    if (write or not _is_loopback(request.remote)) and not _token_ok(request):
+        return _json({"error": "a bearer token is required"}, status=401)
+    return await handler(request)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY]
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    body = encoder(registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(_health(request.app[APP]).model_dump())
+
+
+def _health(app: App) -> api.Health:
+    return api.Health(status="ok", devices=len(app.config.devices),
+                      checks=app.scheduler.job_count, config_reload_ok=app.reload_ok,
+                      store_pending_writes=app.store_pending)
+
+
+async def devices(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    site = request.query.get("site")
+    state = request.query.get("state")
+    out = []
+    for device in app.config.devices.values():
+        status = app.tracker.devices.get(device.id)
+        if status is None or (site and device.config.site != site):
+            continue
+        if state and status.state.value != state:
+            continue
+        out.append(api.summary(device, status))
+    return _json(api.DeviceList(devices=out).model_dump(mode="json"))
+
+
+async def device(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    device_id = request.match_info["id"]
+    dev = app.config.devices.get(device_id)
+    status = app.tracker.devices.get(device_id)
+    if dev is None or status is None:
+        return _json({"error": f"no device {device_id!r}"}, status=404)
+    return _json(api.detail(dev, status).model_dump(mode="json"))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(api.openapi_document())
+
+
+async def reload(request: web.Request) -> web.Response:
+    app = request.app[APP]
+    if await app.reload():
+        return _json(_health(app).model_dump())
+    return _json({"error": "config invalid, old config kept: " + "; ".join(app.reload_errors)},
+                 status=422)
+
+
+class _ProbeCollector(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> Any:
+        return iter(self._families)
+
+
+async def probe(request: web.Request) -> web.Response:
+    url = request.query.get("target", "")
+    module = request.query.get("module") or None
+    try:
+        timeout = min(float(request.headers.get(
+            "X-Prometheus-Scrape-Timeout-Seconds", "10")) - 0.5, PROBE_TIMEOUT_MAX)
+        adhoc = parse_target(url, module, timeout=max(timeout, 0.5))
+    except (UsageError, ValueError) as exc:
+        return _json({"error": str(exc)}, status=400)
+    observations = await probe_all(adhoc.target, adhoc.checks)
+    success = GaugeMetricFamily("elvwatch_probe_success", "1 if every check succeeded.")
+    success.add_metric([], 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
+    families = [success]
+    up = GaugeMetricFamily("elvwatch_check_up", "1 if the check succeeded.", labels=["check"])
+    duration = GaugeMetricFamily("elvwatch_check_duration_seconds", "Check duration.",
+                                 labels=["check"])
+    values: dict[str, GaugeMetricFamily] = {}
+    for obs in observations:
+        up.add_metric([obs.check], 0.0 if obs.status.value == "down" else 1.0)
+        if obs.latency is not None:
+            duration.add_metric([obs.check], obs.latency)
+        for name, value in obs.values.items():
+            if isinstance(value, float | int):
+                values.setdefault(name, GaugeMetricFamily(
+                    metric_name(name), f"Value {name}.", labels=["check"])
+                ).add_metric([obs.check], float(value))
+    families += [up, duration, *values.values()]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ProbeCollector(families))
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
+
+
+def build_web_app(app: App) -> web.Application:
+    web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
+    web_app[APP] = app
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ElvwatchCollector(app.snapshot))
+    web_app[REGISTRY] = registry
+    web_app.add_routes([
+        web.get("/metrics", metrics),
+        web.get("/healthz", healthz),
+        web.get("/probe", probe),
+        web.get("/api/v1/devices", devices),
+        web.get("/api/v1/devices/{id}", device),
+        web.get("/api/v1/openapi.json", openapi),
+        web.post("/api/v1/reload", reload),
+    ])
+    return web_app
+
+
+async def start_http(app: App, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
+    return runner
+
+
+async def stop_http(runner: object) -> None:
+    assert isinstance(runner, web.AppRunner)
+    await asyncio.wait_for(runner.cleanup(), timeout=10)

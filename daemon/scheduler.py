@@ -1,0 +1,232 @@
+"""The check scheduler: every check of every device, on time, under caps.
+
+One asyncio task (the dispatcher) sleeps until the earliest check is due and starts it
+as its own task, so a dead or slow device never delays another one.  Each run:
+
+1. waits for its host's slot (``per_host_concurrency``), *then* for a global slot
+   (``max_concurrency``) — in that order so a slow host queues on its own semaphore
+   instead of holding global slots others could use;
+2. runs the prober under ``asyncio.timeout(check.timeout)`` — the scheduler owns the
+   timeout, a probe that overruns is cancelled and recorded as ``down``;
+3. hands the Observation to ``on_observation``.
+
+Runs keep a fixed cadence (``due += interval``), so lag never accumulates; a run that
+is still going when its next one falls due skips that one (counted as an overrun).
+A device whose first check (its reachability check) keeps failing has its other
+checks backed off, doubling up to ``backoff_max``; the first check itself never backs
+off, so a recovery is seen within one normal interval, and a recovery brings the
+backed-off checks forward at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from probes.base import Check, Observation, ProbeError, Status, Target, bounded
+from probes.registry import prober_for
+
+log = logging.getLogger(__name__)
+
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_SAMPLES = 100_000
+
+
+@dataclass(slots=True)
+class _Job:
+    target: Target
+    check: Check
+    primary: bool
+    due: float
+    generation: int
+    running: bool = False
+    backoff: float = 0.0  # extra seconds added to the interval while the device is down
+
+
+@dataclass(slots=True)
+class SchedulerStats:
+    """Self-metrics, read by the collector at scrape time."""
+
+    in_flight: int = 0
+    runs: Counter[str] = field(default_factory=Counter)  # by status
+    overruns: int = 0
+    lag_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(LAG_BUCKETS))
+    lag_sum: float = 0.0
+    lag_count: int = 0
+    lag_recent: deque[float] = field(default_factory=lambda: deque(maxlen=LAG_SAMPLES))
+
+    def observe_lag(self, lag: float) -> None:
+        self.lag_sum += lag
+        self.lag_count += 1
+        self.lag_recent.append(lag)
+        for i, bound in enumerate(LAG_BUCKETS):
+            if lag <= bound:
+                self.lag_bucket_counts[i] += 1
+
+
+class Scheduler:
+    def __init__(
+        self,
+        on_observation: Callable[[Observation], None],
+        *,
+        max_concurrency: int = 512,
+        per_host_concurrency: int = 4,
+        jitter: float = 1.0,
+        backoff_max: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._on_observation = on_observation
+        self._global = asyncio.Semaphore(max_concurrency)
+        self._per_host_limit = per_host_concurrency
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._jitter = jitter
+        self._backoff_max = backoff_max
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._by_device: dict[str, list[_Job]] = {}
+        self._heap: list[tuple[float, int, tuple[str, str]]] = []
+        self._seq = 0
+        self._generation = 0
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.stats = SchedulerStats()
+
+    # -- configuration -------------------------------------------------------------
+    def set_targets(self, targets: Iterable[tuple[Target, tuple[Check, ...]]]) -> None:
+        """Replace the set of checks.  Checks that stay keep their phase."""
+        self._generation += 1
+        now = self._clock()
+        old = self._jobs
+        self._jobs = {}
+        self._by_device = {}
+        self._heap = []
+        for target, checks in targets:
+            for index, check in enumerate(checks):
+                key = (target.device, check.name)
+                prev = old.get(key)
+                if prev is not None and prev.check.interval == check.interval:
+                    due = prev.due
+                else:
+                    due = now + self._rng.uniform(0, self._jitter * check.interval)
+                job = _Job(target, check, index == 0, due, self._generation,
+                           running=prev.running if prev else False)
+                self._jobs[key] = job
+                self._by_device.setdefault(target.device, []).append(job)
+                self._push(job)
+        hosts = {job.target.host for job in self._jobs.values()}
+        self._hosts = {h: s for h, s in self._hosts.items() if h in hosts}
+        self._wakeup.set()
+
+    @property
+    def job_count(self) -> int:
+        return len(self._jobs)
+
+    def _push(self, job: _Job) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (job.due, self._seq, (job.target.device, job.check.name)))
+
+    # -- running -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Dispatch until :meth:`stop`."""
+        while not self._stopping:
+            now = self._clock()
+            while self._heap and self._heap[0][0] <= now:
+                due, _, key = heapq.heappop(self._heap)
+                job = self._jobs.get(key)
+                if job is None or job.due != due:
+                    continue  # removed by a reload, or rescheduled
+                self._start(job, now)
+            delay = self._heap[0][0] - now if self._heap else 3600.0
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(max(delay, 0.0)):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+
+    def _start(self, job: _Job, now: float) -> None:
+        due = job.due
+        job.due = due + job.check.interval + (0.0 if job.primary else job.backoff)
+        if job.due <= now:  # far behind (suspended machine): realign instead of bursting
+            job.due = now + job.check.interval
+        self._push(job)
+        if job.running:
+            self.stats.overruns += 1
+            return
+        job.running = True
+        task = asyncio.create_task(self._run(job, due), name=f"check {job.target.device}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: _Job, due: float) -> None:
+        host = self._hosts.get(job.target.host)
+        if host is None:
+            host = self._hosts[job.target.host] = asyncio.Semaphore(self._per_host_limit)
+        try:
+            async with host, self._global:
+                self.stats.observe_lag(max(0.0, self._clock() - due))
+                self.stats.in_flight += 1
+                try:
+                    obs = await run_check(job.target, job.check)
+                finally:
+                    self.stats.in_flight -= 1
+        finally:
+            job.running = False
+        self.stats.runs[obs.status.value] += 1
+        if job.primary:
+            self._after_primary(job, obs)
+        self._on_observation(obs)
+
+    def _after_primary(self, job: _Job, obs: Observation) -> None:
+        siblings = [j for j in self._by_device.get(job.target.device, ()) if not j.primary]
+        if obs.status is Status.DOWN:
+            for sib in siblings:
+                sib.backoff = min(self._backoff_max, max(sib.check.interval, sib.backoff * 2))
+            return
+        now = self._clock()
+        for sib in siblings:
+            if sib.backoff:
+                sib.backoff = 0.0
+                sib.due = now
+                self._push(sib)
+        if siblings:
+            self._wakeup.set()
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop dispatching and let running checks finish (bounded by their timeouts)."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+
+async def run_check(target: Target, check: Check) -> Observation:
+    """Run one check now, under its timeout; never raises for a device's fault."""
+    started = time.perf_counter()
+    try:
+        prober = prober_for(check.type)
+        async with asyncio.timeout(check.timeout):
+            return await prober(target, check)
+    except TimeoutError:
+        return Observation(target.device, check.name, Status.DOWN,
+                           latency=time.perf_counter() - started,
+                           error=f"timeout after {check.timeout:g}s")
+    except ProbeError as exc:
+        return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)))
+    except Exception as exc:  # a bug in a probe must not stop the others
+        log.exception("probe %s of %s crashed", check.type, target.device)
+        return Observation(target.device, check.name, Status.UNKNOWN,
+                           error=bounded(f"probe error: {type(exc).__name__}: {exc}"))

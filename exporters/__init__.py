@@ -1,0 +1,1 @@
+"""Exporters: Prometheus metrics, notifications, reports and dashboards."""

@@ -1,0 +1,1 @@
+"""Probes: talk to devices, return Observations. Imports nothing else of elvwatch."""

@@ -1,0 +1,1 @@
+"""Rules: turn Observations into device states and fault transitions."""

@@ -1,0 +1,185 @@
+"""Config loading: the invalid-config table, the example config, and `elvwatch check`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.config import ConfigInvalid, load_config
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
+
+# Each invalid config and the exact errors it must produce (file name, line, key, message).
+INVALID = {
+    "invalid-unknown-key.yaml": [
+        "invalid-unknown-key.yaml:5: devices[0].host: required key is missing",
+        "invalid-unknown-key.yaml:8: devices[0].hots: unknown key",
+    ],
+    "invalid-wrong-type.yaml": [
+        "invalid-wrong-type.yaml:8: devices[0].interval: Input should be a valid number, "
+        "unable to parse string as a number",
+    ],
+    "invalid-duplicate-id.yaml": [
+        "invalid-duplicate-id.yaml:5: devices[1].id: duplicate device id 'cam-01' "
+        "(also devices[0])",
+    ],
+    "invalid-unknown-site.yaml": [
+        "invalid-unknown-site.yaml:4: devices[0].site: unknown site 's2'",
+    ],
+    "invalid-unknown-credentials.yaml": [
+        "invalid-unknown-credentials.yaml:8: devices[0].credentials: "
+        "unknown credentials 'camera-admin'",
+    ],
+    "invalid-unknown-dependency.yaml": [
+        "invalid-unknown-dependency.yaml:8: devices[0].depends_on[0]: unknown device 'poe-sw-9'",
+    ],
+    "invalid-dependency-cycle.yaml": [
+        "invalid-dependency-cycle.yaml:4: devices[0].depends_on: dependency cycle: "
+        "core → poe → core",
+    ],
+    "invalid-unknown-check-type.yaml": [
+        "invalid-unknown-check-type.yaml:10: devices[0].checks[1].type: "
+        "unknown check type 'telnet' (known: icmp, tcp)",
+    ],
+    "invalid-yaml-syntax.yaml": [
+        "invalid-yaml-syntax.yaml:3: YAML syntax: expected ',' or '}', but got ':'",
+    ],
+    "invalid-duplicate-key.yaml": [
+        "invalid-duplicate-key.yaml:8: host: duplicate key (first given on line 7)",
+    ],
+    "invalid-missing-host.yaml": [
+        "invalid-missing-host.yaml:4: devices[0].host: required key is missing",
+    ],
+    "invalid-listen.yaml": [
+        "invalid-listen.yaml:2: http.listen: Value error, must be HOST:PORT, "
+        "e.g. 127.0.0.1:9780",
+    ],
+    "invalid-secret-env-missing.yaml": [
+        "invalid-secret-env-missing.yaml:2: credentials.camera-admin: environment variable "
+        "ELVWATCH_TEST_UNSET_PASSWORD (password_env) is not set",
+    ],
+    "invalid-bad-date.yaml": [
+        "invalid-bad-date.yaml:5: sites[0].contract.start: Input should be a valid date or "
+        "datetime, month value is outside expected range of 1-12",
+    ],
+    "invalid-timeout-over-interval.yaml": [
+        "invalid-timeout-over-interval.yaml:9: devices[0].checks[0]: check 'tcp_554': "
+        "timeout 30s exceeds interval 10s",
+    ],
+    "invalid-include-missing.yaml": [
+        "invalid-include-missing.yaml:2: include[0]: no file matches "
+        "'inventory/does-not-exist-*.yaml'",
+    ],
+    "invalid-unknown-kind.yaml": [
+        "invalid-unknown-kind.yaml:4: devices[0].kind: unknown kind 'toaster': give system "
+        "and checks, or define it under kinds: (built in: access_panel, alarm_panel, camera, "
+        "door_station, intercom_server, nvr, router, switch, ups)",
+    ],
+    "invalid-severity.yaml": [
+        "invalid-severity.yaml:7: sites[0].contract.resolve_hours.critical: Input should be "
+        "'general', 'major' or 'emergency'",
+    ],
+    "invalid-preventive.yaml": [
+        "invalid-preventive.yaml:6: sites[0].contract.preventive: Input should be 'monthly' "
+        "or 'quarterly'",
+    ],
+    "invalid-top-level-list.yaml": [
+        "invalid-top-level-list.yaml:1: the top level must be a mapping",
+    ],
+}
+
+
+def test_every_invalid_file_is_in_the_table() -> None:
+    assert sorted(p.name for p in DATA.glob("invalid-*.yaml")) == sorted(INVALID)
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_config_reports_file_line_and_key(name: str) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(DATA / name, environ={})
+    got = [str(e).replace(str(DATA) + "/", "") for e in info.value.errors]
+    assert got == INVALID[name]
+
+
+def _example(tmp_path: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    shutil.copy(ROOT / "config.example.yaml", config)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "nvr-admin.password").write_text("nvr-secret\n")
+    return config
+
+
+def test_example_config_loads_with_defaults_applied(tmp_path: Path) -> None:
+    config = load_config(_example(tmp_path), environ={"ELVWATCH_CAMERA_PASSWORD": "pw"})
+    assert set(config.sites) == {"sunshine-garden"}
+    core = config.devices["core-sw"]
+    assert core.system.value == "network"
+    assert [c.name for c in core.checks] == ["icmp"]
+    assert core.checks[0].interval == 60 and core.checks[0].timeout == 5
+    cam = config.devices["cam-gate-01"]
+    assert [c.name for c in cam.checks] == ["icmp", "rtsp", "tcp_80"]
+    assert cam.checks[1].interval == 30 and cam.checks[1].timeout == 3
+    assert cam.target.credential is not None
+    assert cam.target.credential.password is not None
+    assert cam.target.credential.password.value == "pw"
+    assert "pw" not in repr(cam.target.credential)
+    assert str(cam.config.location) == "南门 / 1 / 入口岗亭上方"
+    assert config.storage_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/elvwatch.db"
+
+
+def test_password_file_is_read_and_never_printed(tmp_path: Path) -> None:
+    config = load_config(_example(tmp_path), environ={"ELVWATCH_CAMERA_PASSWORD": "pw"})
+    raw = config.model.credentials["nvr-admin"]
+    assert raw.password_file is not None
+    assert "nvr-secret" not in repr(config.model)
+
+
+def test_two_line_device_takes_its_kinds_checks(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("sites: [{id: s, name: S}]\n"
+                    "devices:\n  - {id: d1, site: s, kind: door_station, host: 127.0.0.9}\n")
+    device = load_config(path).devices["d1"]
+    assert device.system.value == "intercom"
+    assert [(c.type, c.port) for c in device.checks] == [("icmp", None), ("tcp", 5060)]
+
+
+def test_included_file_errors_name_the_included_file(tmp_path: Path) -> None:
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "a.yaml").write_text(
+        "devices:\n  - id: cam-1\n    site: s\n    kind: camera\n    host: 127.0.0.1\n"
+        "  - id: cam-2\n    site: nowhere\n    kind: camera\n    host: 127.0.0.2\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("sites: [{id: s, name: S}]\ninclude: ['inv/*.yaml']\n")
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(path)
+    assert [str(e) for e in info.value.errors] == [
+        f"{tmp_path}/inv/a.yaml:7: devices[1].site: unknown site 'nowhere'"]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=ROOT)
+
+
+def test_check_command_prints_every_error_and_exits_1() -> None:
+    result = _cli("check", "-c", str(DATA / "invalid-unknown-key.yaml"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].endswith("devices[0].host: required key is missing")
+    assert lines[1].endswith("devices[0].hots: unknown key")
+    assert lines[2].startswith("2 error(s) in ")
+
+
+def test_check_command_prints_one_line_summary_and_exits_0(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "ELVWATCH_CAMERA_PASSWORD": "pw"}
+    result = _cli("check", "-c", str(_example(tmp_path)), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("OK — 1 sites, 2 devices, 4 checks")
+    assert len(result.stdout.strip().splitlines()) == 1

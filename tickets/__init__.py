@@ -1,0 +1,1 @@
+"""Tickets: contract terms, ticket lifecycle, SLA clocks, preventive schedules, the store."""
