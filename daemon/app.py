@@ -20,7 +20,8 @@ from pathlib import Path
 from daemon.config import Config, ConfigInvalid, Device, load_config
 from daemon.scheduler import LAG_BUCKETS, Scheduler
 from exporters.metrics import DeviceLabels, Snapshot
-from probes.base import Observation
+from probes.base import Check, Observation, Target
+from probes.registry import PULL, PUSH, PushManager
 from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
 from tickets.store import ArchiveEntry, Store, StoreError
 
@@ -66,6 +67,7 @@ class App:
         self._tasks: list[asyncio.Task[None]] = []
         self._labels: list[tuple[DeviceLabels, Device]] = []
         self._http_runner: object | None = None
+        self.push: dict[str, PushManager] = {}
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, *, http: bool = True) -> None:
@@ -88,13 +90,40 @@ class App:
                                       datetime.now(UTC))
         self.tracker.configure((d.id, [c.name for c in d.checks])
                                for d in config.devices.values())
-        self.scheduler.set_targets((d.target, d.checks) for d in config.devices.values())
+        self.scheduler.set_targets(
+            (d.target, tuple(c for c in d.checks if c.type in PULL))
+            for d in config.devices.values())
+        await self._apply_push(config)
         self._labels = [
             (DeviceLabels(d.id, d.config.site, d.system.value, d.config.kind,
                           d.config.vendor or "", d.config.model or "",
                           d.config.firmware or ""), d)
             for d in config.devices.values()]
         self.config = config
+
+    async def _apply_push(self, config: Config) -> None:
+        """Start, update or stop one manager per push source type in use.
+
+        A manager whose settings changed is replaced (stopped first, so it frees its
+        socket or broker session before the new one takes it)."""
+        wanted: dict[str, list[tuple[Target, Check]]] = {
+            name: [] for name in config.sources if name in PUSH}
+        for device in config.devices.values():
+            for check in device.checks:
+                if check.type in PUSH:
+                    wanted.setdefault(check.type, []).append((device.target, check))
+        for name in list(self.push):
+            settings_changed = config.sources.get(name) != self.config.sources.get(name)
+            if name not in wanted or (settings_changed and config is not self.config):
+                await self.push.pop(name).stop()
+        for name, targets in wanted.items():
+            manager = self.push.get(name)
+            if manager is None:
+                manager = PUSH[name].factory(config.sources.get(name), config.credentials,
+                                             self._on_observation)
+                await manager.start()
+                self.push[name] = manager
+            await manager.update(targets)
 
     async def reload(self) -> bool:
         """Load the config file again; a bad one is reported and the old one kept."""
@@ -135,6 +164,9 @@ class App:
         """Drain: stop scheduling, let running checks finish, write what is pending."""
         await self.scheduler.stop(drain_timeout=max(
             (c.timeout for d in self.config.devices.values() for c in d.checks), default=1.0))
+        for manager in self.push.values():
+            await manager.stop()
+        self.push.clear()
         if self._http_runner is not None:
             from daemon.http import stop_http
 

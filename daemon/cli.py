@@ -243,6 +243,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             print(f"elvwatch probe: {exc}", file=sys.stderr)
             return EXIT_USAGE
         name, kind, target, checks = adhoc.url, adhoc.kind, adhoc.target, adhoc.checks
+        plan = adhoc.plan
     else:
         if args.config is None:
             print("elvwatch probe: a device id needs -c CONFIG (or give a URL)", file=sys.stderr)
@@ -257,7 +258,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         name, kind, target, checks = device.id, device.config.kind, device.target, \
             device.checks
-    observations = asyncio.run(probe_all(target, checks))
+        plan = None
+    observations = asyncio.run(probe_all(target, checks, plan))
     result = probe_result(name, kind, observations)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))

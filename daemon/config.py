@@ -28,7 +28,7 @@ from pydantic import (
 
 from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
 from probes.base import Check, Credential, Secret, Target
-from probes.registry import PROBERS
+from probes.registry import PUSH, known_types, options_model
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 
@@ -91,11 +91,26 @@ class SchedulerConfig(Strict):
     backoff_max: float = Field(600.0, ge=1.0)
 
 
+class SecretRef(Strict):
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+
 class CredentialConfig(Strict):
     username: str | None = None
     username_env: str | None = None
     password_env: str | None = None
     password_file: Path | None = None
+    # Further secrets by name, e.g. SNMPv3 auth_key / priv_key, each from env or file.
+    secrets: dict[Identifier, SecretRef] = Field(default_factory=dict)
+    # Non-secret settings by name, e.g. SNMPv3 auth_protocol: sha256.
+    settings: dict[Identifier, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> CredentialConfig:
@@ -209,6 +224,9 @@ class ConfigModel(Strict):
     kinds: dict[Identifier, KindDefaults] = Field(default_factory=dict)
     include: list[str] = Field(default_factory=list)
     devices: list[DeviceConfig] = Field(default_factory=list)
+    # Settings of push sources by type (e.g. mqtt brokers, the SNMP trap listener);
+    # each section is checked by that source's own model.
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +252,8 @@ class Config:
     devices: Mapping[str, Device]
     sites: Mapping[str, SiteConfig]
     storage_url: str
+    credentials: Mapping[str, Credential] = field(default_factory=dict)
+    sources: Mapping[str, BaseModel | None] = field(default_factory=dict)
     files: tuple[Path, ...] = field(default=())
 
     @property
@@ -285,7 +305,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     if errors:
         raise ConfigInvalid(errors)
     return Config(path=config.path, model=config.model, devices=config.devices,
-                  sites=config.sites, storage_url=config.storage_url, files=tuple(files))
+                  sites=config.sites, storage_url=config.storage_url,
+                  credentials=config.credentials, sources=config.sources, files=tuple(files))
 
 
 def _merge_includes(path: Path, data: SourceDict, files: list[Path]) -> list[ConfigError]:
@@ -333,12 +354,7 @@ def _pydantic_errors(exc: ValidationError, data: Any, file: str) -> list[ConfigE
         # Pydantic appends the member type of unions (e.g. 'Location'); drop them.
         loc = _trim_loc(data, loc)
         where_file, line = locate(data, loc, file)
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] == "missing":
-            message = "required key is missing"
-        out.append(ConfigError(where_file, line, key_path(loc), message))
+        out.append(ConfigError(where_file, line, key_path(loc), _message(err)))
     return out
 
 
@@ -382,8 +398,10 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
     for name, kind_spec in model.kinds.items():
         kinds[name] = kind_spec
         for j, check in enumerate(kind_spec.checks):
-            if check.type not in PROBERS:
+            if check.type not in known_types():
                 err(["kinds", name, "checks", j, "type"], _unknown_type(check.type))
+            else:
+                _check_options(check, ["kinds", name, "checks", j], err)
 
     ids: dict[str, int] = {}
     for i, dev in enumerate(model.devices):
@@ -421,14 +439,51 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
         err(["devices", ids[cycle[0]], "depends_on"],
             "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
 
+    sources: dict[str, BaseModel | None] = {}
+    for name, section in model.sources.items():
+        source = PUSH.get(name)
+        if source is None:
+            err(["sources", name], f"unknown source {name!r} (known: "
+                                   f"{', '.join(sorted(PUSH)) or 'none'})")
+        elif source.settings is None:
+            sources[name] = None
+        else:
+            try:
+                sources[name] = source.settings.model_validate(section)
+            except ValidationError as exc:
+                for e in exc.errors():
+                    err(["sources", name, *[p for p in e["loc"] if isinstance(p, int | str)]],
+                        _message(e))
+
     storage_url = model.storage.url or f"sqlite+aiosqlite:///{path.parent.resolve()}/elvwatch.db"
     config = Config(path=path, model=model, devices=devices, sites=sites,
-                    storage_url=storage_url)
+                    storage_url=storage_url, credentials=credentials, sources=sources)
     return config, errors
 
 
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return str(error["msg"])
+
+
+def _check_options(spec: CheckConfig, loc: list[int | str], err: Any) -> object | None:
+    model = options_model(spec.type)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(spec.params)
+    except ValidationError as exc:
+        for e in exc.errors():
+            err([*loc, "params", *[p for p in e["loc"] if isinstance(p, int | str)]],
+                _message(e))
+        return None
+
+
 def _unknown_type(name: str) -> str:
-    return f"unknown check type {name!r} (known: {', '.join(sorted(PROBERS))})"
+    return f"unknown check type {name!r} (known: {', '.join(known_types())})"
 
 
 def _resolve_checks(model: ConfigModel, kind: KindDefaults | None, dev: DeviceConfig,
@@ -440,7 +495,7 @@ def _resolve_checks(model: ConfigModel, kind: KindDefaults | None, dev: DeviceCo
     seen: set[str] = set()
     for j, spec in enumerate(specs):
         loc: list[int | str] = ["devices", index, "checks", j]
-        if spec.type not in PROBERS:
+        if spec.type not in known_types():
             if dev.checks is not None:
                 err([*loc, "type"], _unknown_type(spec.type))
             continue
@@ -456,8 +511,11 @@ def _resolve_checks(model: ConfigModel, kind: KindDefaults | None, dev: DeviceCo
             err(loc if dev.checks is not None else ["devices", index],
                 f"check {name!r}: timeout {check_timeout:g}s exceeds interval "
                 f"{check_interval:g}s")
+        options = _check_options(spec, loc, err) if dev.checks is not None else \
+            _check_options(spec, ["devices", index, "kind"], err)
         out.append(Check(name=name, type=spec.type, interval=check_interval,
-                         timeout=check_timeout, port=spec.port, params=dict(spec.params)))
+                         timeout=check_timeout, port=spec.port, params=dict(spec.params),
+                         options=options))
     return tuple(out)
 
 
@@ -482,7 +540,22 @@ def _resolve_credential(name: str, cred: CredentialConfig, base: Path,
             password = Secret(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
         except OSError as exc:
             err(f"password_file {secret_path}: {exc.strerror or exc}")
-    return Credential(name=name, username=username, password=password)
+    secrets: dict[str, Secret] = {}
+    for key, ref in cred.secrets.items():
+        if ref.env is not None:
+            value = env.get(ref.env)
+            if value is None:
+                err(f"environment variable {ref.env} (secrets.{key}) is not set")
+                continue
+            secrets[key] = Secret(value)
+        elif ref.file is not None:
+            secret_path = ref.file if ref.file.is_absolute() else base / ref.file
+            try:
+                secrets[key] = Secret(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
+            except OSError as exc:
+                err(f"secrets.{key} file {secret_path}: {exc.strerror or exc}")
+    return Credential(name=name, username=username, password=password, secrets=secrets,
+                      settings=dict(cred.settings))
 
 
 def _cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:

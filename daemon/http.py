@@ -142,7 +142,7 @@ async def probe(request: web.Request) -> web.Response:
         adhoc = parse_target(url, module, timeout=max(timeout, 0.5))
     except (UsageError, ValueError) as exc:
         return _json({"error": str(exc)}, status=400)
-    observations = await probe_all(adhoc.target, adhoc.checks)
+    observations = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
     success = GaugeMetricFamily("elvwatch_probe_success", "1 if every check succeeded.")
     success.add_metric([], 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
     families = [success]

@@ -71,7 +71,10 @@ class Credential:
     name: str
     username: str | None = None
     password: Secret | None = None
-    extra: Mapping[str, Secret] = field(default_factory=lambda: MappingProxyType({}))
+    # Further secrets by name (SNMPv3 auth_key/priv_key, a community, a token).
+    secrets: Mapping[str, Secret] = field(default_factory=lambda: MappingProxyType({}))
+    # Non-secret settings by name (SNMPv3 auth_protocol, priv_protocol, …).
+    settings: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ class Check:
     timeout: float = 5.0
     port: int | None = None
     params: Mapping[str, Value | bool] = field(default_factory=lambda: MappingProxyType({}))
+    # ``params`` validated by the probe's options model at config load (see registry).
+    options: object | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,21 +1,79 @@
-"""The one map from a check type to its prober. Unknown types fail at config load."""
+"""The one map from a check type to what runs it.  Unknown types fail at config load.
+
+* Pull probes are coroutines the scheduler calls every interval
+  (``async def probe_x(target, check) -> Observation``).
+* Push sources (SNMP traps, ONVIF events, MQTT) are managers that receive data on
+  their own and emit the same Observations; the daemon starts one manager per source
+  type, gives it every (target, check) of that type, and updates it on reload.
+
+Each may declare a pydantic model for its check ``params`` (validated at config load,
+errors with file:line; the instance is passed as ``check.options``), and a push source
+a model for its top-level ``sources.<type>`` section.
+"""
 
 from __future__ import annotations
 
-from probes.base import Prober
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from probes.base import Check, Credential, Observation, Prober, Target
 from probes.icmp import probe_icmp
 from probes.tcp import probe_tcp
 
-PROBERS: dict[str, Prober] = {
-    "icmp": probe_icmp,
-    "tcp": probe_tcp,
+Emit = Callable[[Observation], None]
+
+
+class PushManager(Protocol):
+    async def start(self) -> None:
+        """Connect/listen; must return promptly (work continues in tasks)."""
+
+    async def update(self, targets: Sequence[tuple[Target, Check]]) -> None:
+        """The checks of this type, after start and after every reload."""
+
+    async def stop(self) -> None:
+        """Close every connection and task."""
+
+
+PushFactory = Callable[[BaseModel | None, Mapping[str, Credential], Emit], PushManager]
+
+
+@dataclass(frozen=True, slots=True)
+class PullProbe:
+    prober: Prober
+    options: type[BaseModel] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushSource:
+    factory: PushFactory
+    settings: type[BaseModel] | None = None
+    options: type[BaseModel] | None = None
+
+
+PULL: dict[str, PullProbe] = {
+    "icmp": PullProbe(probe_icmp),
+    "tcp": PullProbe(probe_tcp),
 }
+
+PUSH: dict[str, PushSource] = {}
+
+
+def known_types() -> list[str]:
+    return sorted([*PULL, *PUSH])
 
 
 def prober_for(check_type: str) -> Prober:
     """The prober for ``check_type``; KeyError names the known ones."""
     try:
-        return PROBERS[check_type]
+        return PULL[check_type].prober
     except KeyError:
-        known = ", ".join(sorted(PROBERS))
-        raise KeyError(f"unknown check type {check_type!r} (known: {known})") from None
+        raise KeyError(f"unknown check type {check_type!r} "
+                       f"(known: {', '.join(known_types())})") from None
+
+
+def options_model(check_type: str) -> type[BaseModel] | None:
+    spec = PULL.get(check_type) or PUSH.get(check_type)
+    return spec.options if spec else None
