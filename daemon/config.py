@@ -29,6 +29,7 @@ from pydantic import (
 from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
 from probes.base import Check, Credential, Secret, Target
 from probes.registry import PUSH, known_types, options_model
+from rules.faults import Severity
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 
@@ -44,12 +45,6 @@ class System(StrEnum):
     ALARM = "alarm"
     NETWORK = "network"
     POWER = "power"
-
-
-class Severity(StrEnum):
-    GENERAL = "general"
-    MAJOR = "major"
-    EMERGENCY = "emergency"
 
 
 class StorageConfig(Strict):

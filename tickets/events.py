@@ -1,0 +1,47 @@
+"""Ticket events: what the ticket stage tells the exporters (notifiers, metrics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TicketEventKind(StrEnum):
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"        # a deadline is near or passed: escalation contacts told
+    BREACHED = "breached"          # response_due or resolve_due passed
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    PREVENTIVE_DUE = "preventive_due"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One thing that happened to a ticket, with what a message needs to say it.
+
+    ``id`` is unique and stable per event (the notification log keys on it, so a
+    restart neither loses nor repeats a notification)."""
+
+    id: str
+    kind: TicketEventKind
+    ticket: str                 # ticket number, e.g. "T-2026-000123"
+    at: float                   # epoch seconds
+    site: str
+    site_name: str
+    language: str               # "zh-CN" or "en": the site's language
+    severity: str               # general | major | emergency
+    title_zh: str
+    title_en: str
+    device: str | None = None
+    system: str | None = None
+    location: str | None = None
+    state: str = ""             # ticket state after the event
+    response_due: float | None = None
+    resolve_due: float | None = None
+    affected: tuple[str, ...] = field(default=())
+    actor: str = "system"
+    note: str = ""
+    url: str | None = None      # the ticket page, where the daemon knows its address
