@@ -15,21 +15,21 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.process_collector import ProcessCollector
 
 from daemon import api
 from daemon.adhoc import UsageError, parse_target, probe_all
-from exporters.metrics import ElvwatchCollector, metric_name
+from exporters.exposition import CONTENT_TYPE, Family, render
+from exporters.metrics import families, metric_name
 
 if TYPE_CHECKING:
     from daemon.app import App
 
 log = logging.getLogger(__name__)
 APP: web.AppKey[App] = web.AppKey("elvwatch", object)  # type: ignore[arg-type]
-REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+# The process's own CPU/memory/fds, rendered by prometheus_client (a handful of series).
+PROCESS: web.AppKey[CollectorRegistry] = web.AppKey("process", CollectorRegistry)
 PROBE_TIMEOUT_MAX = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,10 +72,9 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[REGISTRY]
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(registry)
-    return web.Response(body=body, headers={"Content-Type": content_type})
+    body = render(families(request.app[APP].snapshot())) + generate_latest(
+        request.app[PROCESS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -125,14 +124,6 @@ async def reload(request: web.Request) -> web.Response:
                  status=422)
 
 
-class _ProbeCollector(Collector):
-    def __init__(self, families: list[GaugeMetricFamily]) -> None:
-        self._families = families
-
-    def collect(self) -> Any:
-        return iter(self._families)
-
-
 async def probe(request: web.Request) -> web.Response:
     url = request.query.get("target", "")
     module = request.query.get("module") or None
@@ -143,35 +134,30 @@ async def probe(request: web.Request) -> web.Response:
     except (UsageError, ValueError) as exc:
         return _json({"error": str(exc)}, status=400)
     observations = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
-    success = GaugeMetricFamily("elvwatch_probe_success", "1 if every check succeeded.")
-    success.add_metric([], 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
-    families = [success]
-    up = GaugeMetricFamily("elvwatch_check_up", "1 if the check succeeded.", labels=["check"])
-    duration = GaugeMetricFamily("elvwatch_check_duration_seconds", "Check duration.",
-                                 labels=["check"])
-    values: dict[str, GaugeMetricFamily] = {}
+    success = Family("elvwatch_probe_success", "1 if every check succeeded.")
+    success.add("", 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
+    up = Family("elvwatch_check_up", "1 if the check succeeded.")
+    duration = Family("elvwatch_check_duration_seconds", "Check duration.")
+    values: dict[str, Family] = {}
     for obs in observations:
-        up.add_metric([obs.check], 0.0 if obs.status.value == "down" else 1.0)
+        labels = f'check="{obs.check}"'
+        up.add(labels, 0.0 if obs.status.value == "down" else 1.0)
         if obs.latency is not None:
-            duration.add_metric([obs.check], obs.latency)
+            duration.add(labels, obs.latency)
         for name, value in obs.values.items():
             if isinstance(value, float | int):
-                values.setdefault(name, GaugeMetricFamily(
-                    metric_name(name), f"Value {name}.", labels=["check"])
-                ).add_metric([obs.check], float(value))
-    families += [up, duration, *values.values()]
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ProbeCollector(families))
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
+                values.setdefault(name, Family(metric_name(name), f"Value {name}.")
+                                  ).add(labels, float(value))
+    body = render([success, up, duration, *values.values()])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def build_web_app(app: App) -> web.Application:
     web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
     web_app[APP] = app
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ElvwatchCollector(app.snapshot))
-    web_app[REGISTRY] = registry
+    process = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=process)
+    web_app[PROCESS] = process
     web_app.add_routes([
         web.get("/metrics", metrics),
         web.get("/healthz", healthz),

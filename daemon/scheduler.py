@@ -21,6 +21,7 @@ backed-off checks forward at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import logging
 import random
@@ -56,6 +57,7 @@ class SchedulerStats:
     in_flight: int = 0
     runs: Counter[str] = field(default_factory=Counter)  # by status
     overruns: int = 0
+    # Per bucket (not cumulative): runs whose lag fell in (previous bound, bound].
     lag_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(LAG_BUCKETS))
     lag_sum: float = 0.0
     lag_count: int = 0
@@ -65,9 +67,10 @@ class SchedulerStats:
         self.lag_sum += lag
         self.lag_count += 1
         self.lag_recent.append(lag)
-        for i, bound in enumerate(LAG_BUCKETS):
-            if lag <= bound:
-                self.lag_bucket_counts[i] += 1
+        # Counted in the first bucket that holds it; the exposition makes them cumulative.
+        index = bisect.bisect_left(LAG_BUCKETS, lag)
+        if index < len(LAG_BUCKETS):
+            self.lag_bucket_counts[index] += 1
 
 
 class Scheduler:

@@ -1,0 +1,226 @@
+"""Scheduler benchmark: the daemon against lab devices, and the bare-library floor.
+
+    python bench/scheduler_bench.py [--sizes 1000,5000,20000] [--interval 30]
+
+For each fleet size N it starts N lab devices (in helper processes, at most 9,000 per
+process because of the open-file limit), runs the daemon in this process with one
+ICMP and one TCP check per device at the shortened interval, and measures over a
+window after one warm-up interval:
+
+* checks per second achieved vs scheduled;
+* scheduler lag (how late a check started after it was due), p50 and p99;
+* CPU seconds per 1,000 checks (this process: scheduler, probes, state, store);
+* memory: peak RSS, and RSS added per device once configured and running;
+* /metrics: time to build and encode one scrape of all N devices.
+
+In the same run it measures the floor: the CPU the bare libraries spend on the same
+work with no daemon around them — plain ``asyncio.open_connection`` + banner read and
+plain ``icmplib.async_ping`` over the same devices at the same concurrency — so the
+daemon's overhead is printed as a ratio.  Machines here are shared and noisy: read the
+ratios, not the absolute numbers.  Every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from icmplib import async_ping
+
+from daemon.app import App
+from daemon.config import load_config
+from exporters.exposition import render
+from exporters.metrics import families
+from lab.devices import loopback_addresses, tcp_check
+
+PORT = 18080
+PER_PROCESS = 9_000
+CONCURRENCY = 512
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_labs(count: int, first: str) -> tuple[list[subprocess.Popen[str]], list[str]]:
+    """Lab processes serving ``count`` devices; returns them and every device host."""
+    hosts = loopback_addresses(first, count)
+    procs = []
+    for begin in range(0, count, PER_PROCESS):
+        chunk = hosts[begin:begin + PER_PROCESS]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab", "serve", "--count", str(len(chunk)),
+             "--first", chunk[0], "--ports", str(PORT), "--control", "127.0.0.1:0",
+             "--prefix", f"lab{begin // PER_PROCESS}"],
+            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "lab ready" not in line:
+            raise SystemExit(f"lab did not start: {line!r}")
+    return procs, hosts
+
+
+def stop_labs(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def write_config(directory: Path, hosts: list[str], interval: float) -> Path:
+    devices = [{"id": f"dev-{i:05d}", "site": f"site-{i % 50:02d}", "kind": "camera",
+                "host": host, "checks": [{"type": "icmp"}, tcp_check(PORT)]}
+               for i, host in enumerate(hosts)]
+    config = {
+        "http": {"listen": "127.0.0.1:0"},
+        "interval": interval, "timeout": 5,
+        "scheduler": {"max_concurrency": CONCURRENCY, "jitter": 1.0},
+        "sites": [{"id": f"site-{i:02d}", "name": f"Site {i}"} for i in range(50)],
+        "devices": devices,
+    }
+    path = directory / "bench.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def daemon_run(hosts: list[str], interval: float, workdir: Path) -> dict[str, float]:
+    base_rss = rss_mib()
+    config = load_config(write_config(workdir, hosts, interval))
+    app = App(config)
+    await app.start(http=False)
+    try:
+        await asyncio.sleep(interval)  # warm-up: every check has run once
+        stats = app.scheduler.stats
+        runs0, cpu0, t0 = sum(stats.runs.values()), cpu(), time.perf_counter()
+        stats.lag_recent.clear()
+        await asyncio.sleep(interval * 1.5)
+        elapsed = time.perf_counter() - t0
+        runs = sum(stats.runs.values()) - runs0
+        cpu_used = cpu() - cpu0
+        lags = list(stats.lag_recent)
+        rss = rss_mib()
+        scrape0 = time.perf_counter()
+        body = render(families(app.snapshot()))
+        scrape = time.perf_counter() - scrape0
+        failed = stats.runs.get("down", 0) + stats.runs.get("unknown", 0)
+    finally:
+        await app.stop()
+    scheduled = len(hosts) * 2 / interval
+    return {"achieved": runs / elapsed, "scheduled": scheduled,
+            "lag_p50": percentile(lags, 0.5), "lag_p99": percentile(lags, 0.99),
+            "cpu_per_1000": cpu_used / max(runs, 1) * 1000, "rss_per_device_kib":
+            (rss - base_rss) * 1024 / len(hosts), "scrape_seconds": scrape,
+            "scrape_bytes": len(body), "failed_runs": failed}
+
+
+async def floor_run(hosts: list[str], interval: float, window: float) -> float:
+    """CPU seconds per 1,000 checks of the bare libraries doing the same work at the same
+    pace: one ICMP echo and one TCP connect + banner read per device per interval, each
+    started at its own moment in the interval — what the daemon does, minus the daemon."""
+    privileged = os.geteuid() == 0
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def tcp(host: str) -> None:
+        reader, writer = await asyncio.open_connection(host, PORT)
+        try:
+            await asyncio.wait_for(reader.readuntil(b"ELVLAB"), 5)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    async def icmp(host: str) -> None:
+        await async_ping(host, count=1, timeout=2, privileged=privileged)
+
+    work = [(icmp, h) for h in hosts] + [(tcp, h) for h in hosts]
+    random.shuffle(work)
+    step = interval / len(work)
+    loop = asyncio.get_running_loop()
+    begin = loop.time()
+    cpu0 = cpu()
+    done = 0
+    deadline = begin + window
+    index = 0
+    while loop.time() < deadline:
+        due = begin + (done * step)
+        now = loop.time()
+        if due > now:
+            await asyncio.sleep(due - now)
+        while begin + done * step <= loop.time() and done < window / step:
+            func, host = work[index]
+            index = (index + 1) % len(work)
+            task = asyncio.create_task(func(host))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            done += 1
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
+    return (cpu() - cpu0) / max(done, 1) * 1000
+
+
+async def main(sizes: list[int], interval: float) -> None:
+    print(f"# scheduler benchmark: 1 ICMP + 1 TCP check per device, interval {interval:g}s, "
+          f"max_concurrency {CONCURRENCY}, python {sys.version.split()[0]}")
+    print(f"{'devices':>8} {'sched/s':>8} {'done/s':>8} {'lag p50':>8} {'lag p99':>8} "
+          f"{'cpu/1k':>8} {'floor/1k':>8} {'ratio':>6} {'KiB/dev':>8} {'scrape':>7} "
+          f"{'failed':>6}")
+    for size in sizes:
+        first = f"127.{100 + sizes.index(size)}.0.1"
+        procs, hosts = start_labs(size, first)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                result = await daemon_run(hosts, interval, Path(tmp))
+            floor = await floor_run(hosts, interval, interval * 1.5)
+        finally:
+            stop_labs(procs)
+        print(f"{size:>8} {result['scheduled']:>8.0f} {result['achieved']:>8.0f} "
+              f"{result['lag_p50'] * 1000:>6.1f}ms {result['lag_p99'] * 1000:>6.1f}ms "
+              f"{result['cpu_per_1000']:>7.3f}s {floor:>7.3f}s "
+              f"{result['cpu_per_1000'] / floor:>6.2f} "
+              f"{result['rss_per_device_kib']:>8.1f} {result['scrape_seconds']:>6.2f}s "
+              f"{result['failed_runs']:>6.0f}", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"# peak RSS of the daemon process: {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,5000,20000")
+    parser.add_argument("--interval", type=float, default=30.0)
+    args = parser.parse_args()
+    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.interval))

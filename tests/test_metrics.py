@@ -1,0 +1,70 @@
+"""The metrics exposition: escaping, counters, histograms, removed devices."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.scheduler import LAG_BUCKETS, SchedulerStats
+from exporters.exposition import render
+from exporters.metrics import DeviceLabels, Snapshot, families
+from probes.base import Observation, Status
+from rules.state import StateTracker
+
+
+def snapshot(tracker: StateTracker, labels: list[DeviceLabels],
+             stats: SchedulerStats | None = None) -> Snapshot:
+    return Snapshot(devices=[(lab, tracker.devices[lab.device]) for lab in labels],
+                    scheduler=stats or SchedulerStats(), lag_buckets=LAG_BUCKETS, jobs=1,
+                    reload_ok=True, reload_time=1.0, store_pending=0, store_errors=0)
+
+
+def parse(body: bytes) -> dict[str, list[tuple[str, dict[str, str], float]]]:
+    out: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        out[family.name] = [(s.name, s.labels, s.value) for s in family.samples]
+    return out
+
+
+def test_device_supplied_text_is_escaped_and_bounded_in_info_labels() -> None:
+    tracker = StateTracker()
+    tracker.configure([("cam-1", ["onvif"])])
+    nasty = '<script>"x"\\\n' + "A" * 200
+    tracker.observe(Observation("cam-1", "onvif", Status.OK, info={"vendor": nasty}))
+    labels = [DeviceLabels("cam-1", "s1", "cctv", "camera", model="DS-2CD")]
+    parsed = parse(render(families(snapshot(tracker, labels))))
+    ((_, info_labels, value),) = parsed["elvwatch_device_info"]
+    assert value == 1.0
+    assert info_labels["vendor"].startswith('<script>"x"\\\n')
+    assert len(info_labels["vendor"]) == 64
+    assert info_labels["model"] == "DS-2CD"
+
+
+def test_lag_histogram_is_cumulative_and_counters_end_in_total() -> None:
+    stats = SchedulerStats(runs=Counter({"ok": 5, "down": 2}))
+    for lag in (0.001, 0.003, 0.2, 7.0, 30.0):
+        stats.observe_lag(lag)
+    tracker = StateTracker()
+    parsed = parse(render(families(snapshot(tracker, [], stats))))
+    buckets = {s[1]["le"]: s[2] for s in parsed["elvwatch_scheduler_lag_seconds"]
+               if s[0].endswith("_bucket")}
+    assert buckets["0.005"] == 2 and buckets["0.25"] == 3 and buckets["10.0"] == 4
+    assert buckets["+Inf"] == 5
+    runs = {s[1]["status"]: s[2] for s in parsed["elvwatch_scheduler_checks_run"]}
+    assert runs == {"ok": 5.0, "degraded": 0.0, "down": 2.0, "unknown": 0.0}
+
+
+def test_series_of_a_removed_device_disappear() -> None:
+    tracker = StateTracker()
+    tracker.configure([("a", ["icmp"]), ("b", ["icmp"])])
+    for device in ("a", "b"):
+        tracker.observe(Observation(device, "icmp", Status.OK,
+                                    values={"icmp.rtt_seconds": 0.001}))
+    both = [DeviceLabels(d, "s", "network", "switch") for d in ("a", "b")]
+    parsed = parse(render(families(snapshot(tracker, both))))
+    assert {s[1]["device"] for s in parsed["elvwatch_icmp_rtt_seconds"]} == {"a", "b"}
+    tracker.configure([("a", ["icmp"])])
+    parsed = parse(render(families(snapshot(tracker, both[:1]))))
+    assert {s[1]["device"] for s in parsed["elvwatch_icmp_rtt_seconds"]} == {"a"}
+    assert {s[1]["device"] for s in parsed["elvwatch_device_up"]} == {"a"}
