@@ -129,3 +129,70 @@ def test_devices_import_reports_bad_rows_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert ": row " in result.stderr
     assert "rows with errors" in result.stderr
+
+
+async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
+        tmp_path: Path) -> None:
+    from daemon.app import App
+    from daemon.config import load_config
+    from rules.state import DeviceState
+    from tests.test_daemon import free_port, wait_for, write_config
+
+    port = free_port()
+    async with LabFleet(3, first_address(), [PORT]) as fleet:
+        path = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}",
+                            down_after=1)
+        app = App(load_config(path))
+        await app.start()
+        try:
+            victim = fleet.devices[1].id
+            await fleet.set_fault(victim, Fault.DOWN)
+            await wait_for(lambda: app.tracker.devices[victim].state is DeviceState.DOWN)
+            result = await aelvwatch("status", "-c", str(path))
+        finally:
+            await app.stop()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "daemon not reachable" not in result.stdout
+    assert lines[0].split()[:5] == ["DEVICE", "SITE", "SYSTEM", "KIND", "STATE"]
+    assert lines[1].split()[:5] == [victim, "lab", "cctv", "camera", "down"]
+    assert "connection refused" in lines[1] or "did not answer" in lines[1]
+    assert lines[-1].split() == ["lab", "2", "0", "1", "0", "3"]
+
+
+def test_demo_serves_a_simulated_community_and_stops_by_itself(tmp_path: Path) -> None:
+    from tests.test_daemon import free_port, http_get
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemon.cli", "demo", "--listen", f"127.0.0.1:{port}",
+         "--dir", str(tmp_path), "--duration", "12"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = []
+        for _ in range(30):  # log lines come first; the banner follows within a few lines
+            banner.append(proc.stdout.readline())
+            if "simulated devices" in banner[-1]:
+                break
+        assert "simulated devices" in banner[-1], banner
+        import time
+
+        deadline = time.monotonic() + 10
+        devices: list[dict[str, str]] = []
+        while time.monotonic() < deadline:
+            code, body = http_get(f"http://127.0.0.1:{port}/api/v1/devices")
+            devices = json.loads(body)["devices"] if code == 200 else []
+            if devices and all(d["state"] == "up" for d in devices):
+                break
+            time.sleep(0.5)
+        assert len(devices) == 10
+        assert all(d["state"] == "up" for d in devices), devices
+        assert {d["kind"] for d in devices} >= {"camera", "nvr", "switch", "access_panel",
+                                                "alarm_panel", "door_station"}
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
