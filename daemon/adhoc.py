@@ -1,6 +1,7 @@
 """Ad-hoc targets given as URLs (``elvwatch probe URL``, ``/probe?target=URL``).
 
-Schemes so far: ``icmp://HOST`` and ``tcp://HOST:PORT``.  Secrets never appear in a
+Schemes so far: ``icmp://HOST``, ``tcp://HOST:PORT`` and
+``mqtt://HOST:PORT/TOPIC-FILTER``.  Secrets never appear in a
 URL: protocols that need them take them from the environment variables the README
 names.
 """
@@ -8,15 +9,23 @@ names.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from daemon.scheduler import run_check
-from probes.base import Check, Credential, Observation, Status, Target, worst
+from probes.base import Check, Credential, Observation, Secret, Status, Target, worst
+from probes.modbus import ModbusOptions
+from probes.modbus import release as release_modbus
+from probes.mqtt import MqttCheckOptions, MqttSettings
+from probes.onvif import OnvifOptions
 from probes.registry import PUSH
+from probes.rtsp import RtspOptions
+from probes.sip import SipOptions
+from probes.snmp import SnmpOptions
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -75,10 +84,167 @@ def _tcp(parts: UrlParts) -> AdhocPlan:
                             params=params),))
 
 
+MQTT_PASSWORD_ENV = "ELVWATCH_MQTT_PASSWORD"
+MQTT_PARAMS = ("profile", "key", "json_path", "value", "availability_topic", "max_age")
+
+
+def _mqtt(parts: UrlParts) -> AdhocPlan:
+    """``mqtt://[USER@]HOST[:PORT]/TOPIC-FILTER?profile=NAME&listen=SECONDS`` (also key,
+    json_path, value, max_age, tls=1).  A ``#`` in the filter is written ``%23``: a bare
+    one would start the URL fragment.  The password comes from ELVWATCH_MQTT_PASSWORD."""
+    topic = parts.path.lstrip("/")
+    if not topic:
+        raise UsageError(f"{parts.url!r}: give a topic filter, e.g. "
+                         f"mqtt://{parts.host}:1883/zigbee2mqtt/door_3?profile=zigbee2mqtt")
+    try:
+        listen = float(parts.query.get("listen", 10))
+    except ValueError:
+        raise UsageError(f"{parts.url!r}: listen must be a number of seconds") from None
+    if not 0 < listen <= 3600:
+        raise UsageError(f"{parts.url!r}: listen must be between 0 and 3600 seconds")
+    params = {"broker": "adhoc", "topic": topic,
+              **{k: v for k, v in parts.query.items() if k in MQTT_PARAMS}}
+    tls = parts.query.get("tls", "0").lower() in ("1", "true", "yes")
+    broker = {"host": parts.host, "port": parts.port, "tls": tls,
+              "credentials": "adhoc" if parts.username else None}
+    try:
+        options = MqttCheckOptions.model_validate(params)
+        settings = MqttSettings.model_validate({"brokers": {"adhoc": broker}})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}"
+                             for e in exc.errors())
+        raise UsageError(f"{parts.url!r}: {problems}") from None
+    credential = None
+    if parts.username:
+        password = os.environ.get(MQTT_PASSWORD_ENV)
+        credential = Credential("adhoc", parts.username,
+                                Secret(password) if password is not None else None)
+    check = Check("mqtt", "mqtt", interval=max(listen, 1.0), timeout=min(listen, 5.0),
+                  params=params, options=options)
+    return AdhocPlan((check,), credential=credential, push_settings=settings,
+                     listen_seconds=listen)
+
+
+def _validated(parts: UrlParts, model: type[BaseModel], params: dict[str, str]) -> BaseModel:
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}"
+                             for e in exc.errors())
+        raise UsageError(f"{parts.url!r}: {problems}") from None
+
+
+def _modbus(parts: UrlParts) -> AdhocPlan:
+    """``modbus://HOST[:PORT]?unit=1&profile=NAME`` (port 502 by default)."""
+    if "profile" not in parts.query:
+        raise UsageError(f"{parts.url!r}: name a register map, e.g. "
+                         f"modbus://{parts.host}:502?unit=1&profile=generic_alarm_panel")
+    params = {k: v for k, v in parts.query.items() if k in ("unit", "profile")}
+    options = _validated(parts, ModbusOptions, params)
+    port = parts.port or 502
+    return AdhocPlan((Check(f"modbus_{port}", "modbus", timeout=parts.timeout, port=port,
+                            params=params, options=options),))
+
+
+def _sip(parts: UrlParts) -> AdhocPlan:
+    """``sip://HOST[:PORT]?transport=udp|tcp`` (also user, expect; port 5060 by default)."""
+    params = {k: v for k, v in parts.query.items() if k in ("transport", "user", "expect")}
+    options = _validated(parts, SipOptions, params)
+    port = parts.port or 5060
+    return AdhocPlan((Check(f"sip_{port}", "sip", timeout=parts.timeout, port=port,
+                            params=params, options=options),))
+
+
+SNMP_COMMUNITY_ENV = "ELVWATCH_SNMP_COMMUNITY"
+SNMP_AUTH_KEY_ENV = "ELVWATCH_SNMP_AUTH_KEY"
+SNMP_PRIV_KEY_ENV = "ELVWATCH_SNMP_PRIV_KEY"
+SNMP_PARAMS = ("profiles", "retries", "max_rows", "max_repetitions")
+
+
+def _snmp(parts: UrlParts) -> AdhocPlan:
+    """``snmp://[COMMUNITY@]HOST[:PORT]?version=1|2c&kind=KIND&profiles=a,b`` (port 161;
+    without a user part the community comes from ELVWATCH_SNMP_COMMUNITY) and
+    ``snmpv3://USER@HOST[:PORT]?auth=sha256&priv=aes128`` (keys from
+    ELVWATCH_SNMP_AUTH_KEY / ELVWATCH_SNMP_PRIV_KEY)."""
+    params: dict[str, str] = {k: v for k, v in parts.query.items() if k in SNMP_PARAMS}
+    if parts.scheme == "snmpv3":
+        if not parts.username:
+            raise UsageError(f"{parts.url!r}: snmpv3:// needs a user, e.g. "
+                             f"snmpv3://monitor@{parts.host}?auth=sha256&priv=aes128")
+        params["version"] = "3"
+        secrets: dict[str, Secret] = {}
+        settings: dict[str, str] = {}
+        for key, env, setting in (("auth", SNMP_AUTH_KEY_ENV, "auth_protocol"),
+                                  ("priv", SNMP_PRIV_KEY_ENV, "priv_protocol")):
+            protocol = parts.query.get(key, "none").lower()
+            settings[setting] = protocol
+            if protocol != "none":
+                value = os.environ.get(env)
+                if not value:
+                    raise UsageError(f"{parts.url!r}: {key}={protocol} needs the key in {env}")
+                secrets[f"{key}_key"] = Secret(value)
+        credential = Credential("adhoc", parts.username, secrets=secrets, settings=settings)
+    else:
+        params["version"] = parts.query.get("version", "2c")
+        community = parts.username or os.environ.get(SNMP_COMMUNITY_ENV)
+        if not community:
+            raise UsageError(f"{parts.url!r}: give the community as snmp://COMMUNITY@"
+                             f"{parts.host} or in {SNMP_COMMUNITY_ENV}")
+        credential = Credential("adhoc", secrets={"community": Secret(community)})
+    options = _validated(parts, SnmpOptions, params)
+    port = parts.port or 161
+    return AdhocPlan((Check("snmp", "snmp", timeout=parts.timeout, port=port, params=params,
+                            options=options),), credential=credential)
+
+
 # One builder per URL scheme; protocol modules add theirs here.
+ONVIF_PASSWORD_ENV = "ELVWATCH_ONVIF_PASSWORD"
+RTSP_PASSWORD_ENV = "ELVWATCH_RTSP_PASSWORD"
+ONVIF_FLAGS = ("stream", "snapshot", "adjust_time")
+
+
+def _camera_credential(parts: UrlParts, env: str) -> Credential | None:
+    if not parts.username:
+        return None
+    password = os.environ.get(env)
+    return Credential("adhoc", parts.username,
+                      Secret(password) if password is not None else None)
+
+
+def _onvif(parts: UrlParts) -> AdhocPlan:
+    """``onvif://USER@HOST[:PORT]?snapshot=1&stream=0`` (password from
+    ELVWATCH_ONVIF_PASSWORD; without USER only the pre-auth clock is read)."""
+    params: dict[str, object] = {k: parts.query[k].lower() in ("1", "true", "yes")
+                                 for k in ONVIF_FLAGS if k in parts.query}
+    try:
+        options = OnvifOptions.model_validate(params)
+    except ValidationError as exc:
+        raise UsageError(f"{parts.url!r}: {exc.errors()[0]['msg']}") from None
+    check = Check("onvif", "onvif", timeout=max(parts.timeout, 10.0),
+                  port=parts.port or 80, options=options)
+    return AdhocPlan((check,), credential=_camera_credential(parts, ONVIF_PASSWORD_ENV))
+
+
+def _rtsp(parts: UrlParts) -> AdhocPlan:
+    """``rtsp://USER@HOST[:PORT]/PATH`` (password from ELVWATCH_RTSP_PASSWORD)."""
+    # Dahua-style paths carry their channel in the query (?channel=1&subtype=0).
+    query = {k: v for k, v in parts.query.items() if k != "kind"}
+    path = (parts.path or "/") + (f"?{urlencode(query)}" if query else "")
+    check = Check("rtsp", "rtsp", timeout=parts.timeout, port=parts.port or 554,
+                  params={"path": path}, options=RtspOptions(path=path))
+    return AdhocPlan((check,), credential=_camera_credential(parts, RTSP_PASSWORD_ENV))
+
+
 SCHEMES: dict[str, AdhocBuilder] = {
     "icmp": _icmp,
     "tcp": _tcp,
+    "mqtt": _mqtt,
+    "modbus": _modbus,
+    "sip": _sip,
+    "snmp": _snmp,
+    "snmpv3": _snmp,
+    "onvif": _onvif,
+    "rtsp": _rtsp,
 }
 
 
@@ -119,7 +285,9 @@ def parse_target(url: str, kind: str | None = None,
 
 def _redacted(split: SplitResult) -> str:
     # The device name is shown and exported: keep it free of query secrets.
-    return urlunsplit((split.scheme, split.netloc, split.path, "", ""))
+    # An SNMP community given as the URL's user part is a secret too.
+    netloc = split.netloc.rpartition("@")[2] if split.scheme.lower() == "snmp" else split.netloc
+    return urlunsplit((split.scheme, netloc, split.path, "", ""))
 
 
 async def probe_all(target: Target, checks: tuple[Check, ...],
@@ -132,6 +300,9 @@ async def probe_all(target: Target, checks: tuple[Check, ...],
     pull = [c for c in checks if c.type not in PUSH]
     push = [c for c in checks if c.type in PUSH]
     results = list(await asyncio.gather(*(run_check(target, c) for c in pull)))
+    for check in pull:
+        if check.type == "modbus":  # pooled for the daemon; an ad-hoc run closes its own
+            await release_modbus(target.host, check.port)
     if push:
         results += await _listen(target, push, plan)
     return results

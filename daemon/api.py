@@ -114,7 +114,7 @@ def openapi_document() -> dict[str, Any]:
     problem = ok("Problem", "Error")
     text = {"description": "Prometheus text exposition format",
             "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "elvwatch", "version": API_VERSION,
                  "description": "Monitoring of residential weak-current systems."},
@@ -154,3 +154,9 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    from daemon.http_tickets import openapi_paths
+
+    ticket_paths, ticket_schemas = openapi_paths()
+    document["paths"].update(ticket_paths)
+    document["components"]["schemas"].update(ticket_schemas)
+    return document

@@ -167,6 +167,9 @@ class App:
         for manager in self.push.values():
             await manager.stop()
         self.push.clear()
+        for probe in PULL.values():
+            if probe.close is not None:
+                await probe.close()
         if self._http_runner is not None:
             from daemon.http import stop_http
 

@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--lang", choices=["en", "zh-CN"], default="en")
     exp.set_defaults(func=cmd_devices_export)
     devices.set_defaults(func=lambda _args: _usage(devices))
+
+    from daemon.cli_tickets import add_ticket_commands
+
+    add_ticket_commands(sub)
     return p
 
 

@@ -30,6 +30,8 @@ from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, loa
 from probes.base import Check, Credential, Secret, Target
 from probes.registry import PUSH, known_types, options_model
 from rules.faults import Severity
+from rules.model import SiteRules
+from rules.silence import SilenceConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 
@@ -222,6 +224,10 @@ class ConfigModel(Strict):
     # Settings of push sources by type (e.g. mqtt brokers, the SNMP trap listener);
     # each section is checked by that source's own model.
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Site rules (rules/README.md): a rule with a built-in rule's id replaces it.
+    rules: SiteRules = Field(default_factory=list)
+    # Silences and maintenance windows known from the config (more come from the API).
+    silences: list[SilenceConfig] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

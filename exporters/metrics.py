@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from exporters.exposition import Family, label_text
+from probes import labelled
 from probes.base import Status
 from rules.state import DeviceState, DeviceStatus
 
@@ -65,6 +66,15 @@ class Snapshot:
 def metric_name(value_name: str) -> str:
     """``icmp.rtt_seconds`` → ``elvwatch_icmp_rtt_seconds``."""
     return "elvwatch_" + _NAME_OK.sub("_", value_name.replace(".", "_"))
+
+
+def _row_labels(row: Mapping[str, str]) -> str:
+    if not row:
+        return ""
+    # Row label names come from our profiles; one that would shadow a device/check
+    # label is renamed rather than dropped.
+    names = tuple(f"row_{k}" if k in (*DEVICE_LABELS, "check") else k for k in row)
+    return "," + label_text(names, tuple(row.values()))
 
 
 def _bounded(text: str) -> str:
@@ -120,11 +130,14 @@ def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Ite
             for value_name, value in obs.values.items():
                 if isinstance(value, str):
                     continue
-                family = values.get(value_name)
+                # Per-port/per-disk values carry their own labels (probes.labelled):
+                # one family per base name, the row's labels after the check's.
+                family_name, row = labelled.split(value_name)
+                family = values.get(family_name)
                 if family is None:
-                    family = values[value_name] = Family(
-                        metric_name(value_name), f"Value {value_name} from the last run.")
-                family.add(clabels, float(value))
+                    family = values[family_name] = Family(
+                        metric_name(family_name), f"Value {family_name} from the last run.")
+                family.add(clabels + _row_labels(row), float(value))
     yield from (up, state, since, info, check_up, duration, last_run)
     yield from values.values()
 

@@ -13,7 +13,7 @@ a model for its top-level ``sources.<type>`` section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +21,14 @@ from pydantic import BaseModel
 
 from probes.base import Check, Credential, Observation, Prober, Target
 from probes.icmp import probe_icmp
+from probes.modbus import ModbusOptions, close_connections, probe_modbus
+from probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
+from probes.onvif import OnvifOptions, probe_onvif
+from probes.rtsp import RtspOptions, probe_rtsp
+from probes.sip import SipOptions, probe_sip
+from probes.snmp import SnmpOptions, probe_snmp
+from probes.snmp_session import close_engine as close_snmp_engine
+from probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
 from probes.tcp import probe_tcp
 
 Emit = Callable[[Observation], None]
@@ -44,6 +52,8 @@ PushFactory = Callable[[BaseModel | None, Mapping[str, Credential], Emit], PushM
 class PullProbe:
     prober: Prober
     options: type[BaseModel] | None = None
+    # Closes connections the probe keeps between runs (called when the daemon stops).
+    close: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +66,17 @@ class PushSource:
 PULL: dict[str, PullProbe] = {
     "icmp": PullProbe(probe_icmp),
     "tcp": PullProbe(probe_tcp),
+    "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
+    "sip": PullProbe(probe_sip, SipOptions),
+    "snmp": PullProbe(probe_snmp, SnmpOptions, close_snmp_engine),
+    "onvif": PullProbe(probe_onvif, OnvifOptions),
+    "rtsp": PullProbe(probe_rtsp, RtspOptions),
 }
 
-PUSH: dict[str, PushSource] = {}
+PUSH: dict[str, PushSource] = {
+    "mqtt": PushSource(mqtt_source, MqttSettings, MqttCheckOptions),
+    "snmp_trap": PushSource(snmp_trap_source, SnmpTrapSettings, SnmpTrapOptions),
+}
 
 
 def known_types() -> list[str]:

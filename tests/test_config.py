@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import ConfigInvalid, load_config
+from probes.registry import known_types
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -44,7 +45,7 @@ INVALID = {
     ],
     "invalid-unknown-check-type.yaml": [
         "invalid-unknown-check-type.yaml:10: devices[0].checks[1].type: "
-        "unknown check type 'telnet' (known: icmp, tcp)",
+        f"unknown check type 'telnet' (known: {', '.join(known_types())})",
     ],
     "invalid-yaml-syntax.yaml": [
         "invalid-yaml-syntax.yaml:3: YAML syntax: expected ',' or '}', but got ':'",
@@ -90,6 +91,16 @@ INVALID = {
     ],
     "invalid-top-level-list.yaml": [
         "invalid-top-level-list.yaml:1: the top level must be a mapping",
+    ],
+    "invalid-rule-condition.yaml": [
+        "invalid-rule-condition.yaml:7: rules[0].condition: Value error, rule "
+        "'door_left_open': condition column 25: expected a value, got ')'",
+        "invalid-rule-condition.yaml:12: rules[1].for: Value error, '5q' is neither a poll "
+        "count nor a duration like 5m, 90s, 1h",
+    ],
+    "invalid-silence-matcher.yaml": [
+        "invalid-silence-matcher.yaml:4: silences[0].matchers.colour: Input should be "
+        "'site', 'device', 'system', 'kind' or 'rule'",
     ],
 }
 
@@ -145,7 +156,7 @@ def test_two_line_device_takes_its_kinds_checks(tmp_path: Path) -> None:
                     "devices:\n  - {id: d1, site: s, kind: door_station, host: 127.0.0.9}\n")
     device = load_config(path).devices["d1"]
     assert device.system.value == "intercom"
-    assert [(c.type, c.port) for c in device.checks] == [("icmp", None), ("tcp", 5060)]
+    assert [(c.type, c.port) for c in device.checks] == [("icmp", None), ("sip", 5060)]
 
 
 def test_included_file_errors_name_the_included_file(tmp_path: Path) -> None:

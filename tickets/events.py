@@ -16,6 +16,8 @@ class TicketEventKind(StrEnum):
     CLOSED = "closed"
     REOPENED = "reopened"
     PREVENTIVE_DUE = "preventive_due"
+    DEADLINE_SET = "deadline_set"    # the repair deadline was agreed (or changed)
+    FEEDBACK = "feedback"            # return-visit feedback recorded
 
 
 @dataclass(frozen=True, slots=True)

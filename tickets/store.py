@@ -20,8 +20,8 @@ Errors::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -51,6 +51,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
+    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
@@ -408,6 +409,14 @@ class Store:
         with self._errors("read the archive"):
             async with self._sessions() as session:
                 return [_entry(row) for row in await session.scalars(query)]
+
+    @asynccontextmanager
+    async def transaction(self, doing: str) -> AsyncIterator[AsyncSession]:
+        """One transaction for the other tables' code (tickets/ticket_store.py), with
+        errors translated like ours; ``doing`` completes "cannot ..." in messages."""
+        with self._errors(doing):
+            async with self._sessions.begin() as session:
+                yield session
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:

@@ -1,0 +1,180 @@
+"""SNMP GET checks per second and CPU per check: elvwatch vs prometheus-snmp-exporter.
+
+Both ask one net-snmp ``snmpd`` (started here on loopback) for the same OIDs (the
+``system`` profile's GET: sysDescr, sysObjectID, sysUpTime and the vendor
+identification OIDs) for the same time, with the same concurrency:
+
+* elvwatch: ``probe_snmp`` called in this process (one asyncio loop, one core);
+  CPU = this process' user+system time.
+* snmp_exporter: ``/snmp?module=bench&target=…`` scrapes over HTTP from a client
+  in this process; CPU = the exporter process' user+system time (from /proc).
+
+    python bench/snmp_bench.py [--seconds 10] [--concurrency 64]
+
+Prints one line per side and the ratio.  Needs Debian ``snmpd``, ``snmp`` and
+``prometheus-snmp-exporter``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lab.snmp import free_udp_port
+from probes.base import Check, Credential, Secret, Status, Target
+from probes.snmp import SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SnmpOptions, probe_snmp
+from probes.snmp_profiles import resolve
+from probes.snmp_session import close_engine
+from tests.snmp_agents import COMMUNITY, Agent, running_snmpd
+
+MAX_CHECKS = 1_000_000  # per side: bounds the loop whatever the machine
+
+
+def bench_oids() -> list[str]:
+    oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME]
+    for profile in resolve(["system"], ""):
+        oids += [s.oid_tuple for s in profile.scalars]
+        for ident in profile.ident:
+            for oid in (ident.vendor_oid, ident.model_oid, ident.firmware_oid,
+                        ident.serial_oid):
+                if oid:
+                    oids.append(tuple(int(p) for p in oid.split(".")))
+    return [".".join(map(str, o)) for o in dict.fromkeys(oids)]
+
+
+def cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_for(seconds: float, concurrency: int, one: object) -> tuple[int, int]:
+    done = failed = 0
+    deadline = time.monotonic() + seconds
+
+    async def worker() -> None:
+        nonlocal done, failed
+        while time.monotonic() < deadline and done + failed < MAX_CHECKS:
+            if await one():  # type: ignore[operator]
+                done += 1
+            else:
+                failed += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done, failed
+
+
+async def bench_elvwatch(agent: Agent, seconds: float, concurrency: int) -> dict[str, float]:
+    target = Target("bench", agent.host, kind="",
+                    credential=Credential("c", secrets={"community": Secret(COMMUNITY)}))
+    check = Check("snmp", "snmp", timeout=5.0, port=agent.port,
+                  options=SnmpOptions(profiles=("system",), retries=0))
+
+    async def one() -> bool:
+        return (await probe_snmp(target, check)).status is Status.OK
+
+    await run_for(1.0, concurrency, one)  # warm up: engine, USM, caches
+    cpu0, t0 = self_cpu(), time.monotonic()
+    done, failed = await run_for(seconds, concurrency, one)
+    cpu, wall = self_cpu() - cpu0, time.monotonic() - t0
+    await close_engine()
+    return {"checks": done, "failed": failed, "per_second": done / wall,
+            "cpu_ms_per_check": 1000 * cpu / max(done, 1), "cpu_cores": cpu / wall}
+
+
+def _start_exporter(binary: str, workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    with (workdir / "exporter.log").open("wb") as log:
+        return subprocess.Popen([binary, f"--config.file={workdir / 'snmp.yml'}",
+                                 f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+async def bench_exporter(agent: Agent, seconds: float, concurrency: int,
+                         binary: str) -> dict[str, float]:
+    workdir = Path(tempfile.mkdtemp(prefix="elvwatch-snmpexp-"))
+    config = {"bench": {"version": 2, "auth": {"community": COMMUNITY}, "retries": 0,
+                        "timeout": "5s", "get": bench_oids(),
+                        "metrics": [{"name": "sysUpTime", "oid": "1.3.6.1.2.1.1.3",
+                                     "type": "gauge", "help": "uptime"}]}}
+    (workdir / "snmp.yml").write_text(yaml.safe_dump(config), "utf-8")
+    port = free_udp_port()  # a free UDP number is very likely free on TCP too
+    proc = _start_exporter(binary, workdir, port)
+    url = f"http://127.0.0.1:{port}/snmp"
+    params = {"module": "bench", "target": f"{agent.host}:{agent.port}"}
+    try:
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+            for _ in range(100):  # up to 10 s for the exporter to listen
+                try:
+                    async with http.get(url, params=params) as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError((workdir / "exporter.log").read_text())
+
+            async def one() -> bool:
+                async with http.get(url, params=params) as resp:
+                    body = await resp.text()
+                    return resp.status == 200 and "sysUpTime" in body
+
+            await run_for(1.0, concurrency, one)
+            cpu0, t0 = cpu_of(proc.pid), time.monotonic()
+            done, failed = await run_for(seconds, concurrency, one)
+            cpu, wall = cpu_of(proc.pid) - cpu0, time.monotonic() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"checks": done, "failed": failed, "per_second": done / wall,
+            "cpu_ms_per_check": 1000 * cpu / max(done, 1), "cpu_cores": cpu / wall}
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    return (f"{name:<14} {r['per_second']:8.0f} checks/s  {r['cpu_ms_per_check']:6.3f} ms "
+            f"CPU/check  {r['cpu_cores']:4.2f} cores  ({r['checks']:.0f} ok, "
+            f"{r['failed']:.0f} failed)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    exporter = shutil.which("prometheus-snmp-exporter")
+    with running_snmpd() as agent:
+        print(f"snmpd {agent.host}:{agent.port}, {len(bench_oids())} OIDs per GET, "
+              f"{args.seconds:g}s per side, concurrency {args.concurrency}")
+        ours = await bench_elvwatch(agent, args.seconds, args.concurrency)
+        print(line("elvwatch", ours), flush=True)
+        if exporter is None:
+            print("prometheus-snmp-exporter not installed: no comparison")
+            return
+        theirs = await bench_exporter(agent, args.seconds, args.concurrency, exporter)
+        print(line("snmp_exporter", theirs))
+        print(f"ratio elvwatch/snmp_exporter: {ours['per_second'] / theirs['per_second']:.2f}x"
+              f" checks/s, {ours['cpu_ms_per_check'] / theirs['cpu_ms_per_check']:.2f}x "
+              "CPU per check")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,267 @@
+"""``elvwatch tickets …`` and ``elvwatch silence …``: work on the store named by the config.
+
+The commands open the store directly (SQLite WAL and PostgreSQL both let them write
+while the daemon runs); every action is one transaction with its audit event, which a
+running daemon's notifier picks up from the stored events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from daemon.config import load_config
+
+T = TypeVar("T")
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def add_ticket_commands(sub: Any) -> None:
+    """Add the ``tickets`` and ``silence`` commands to the main parser's subparsers."""
+    tickets = sub.add_parser("tickets", help="list, show and work maintenance tickets")
+    tsub = tickets.add_subparsers(metavar="ACTION")
+
+    def action(name: str, helptext: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = tsub.add_parser(name, help=helptext)
+        p.add_argument("-c", "--config", type=Path, required=True)
+        return p
+
+    lst = action("list", "tickets, newest first")
+    lst.add_argument("--site")
+    lst.add_argument("--state", help="open, acknowledged, resolved, verified, closed or live")
+    lst.add_argument("--kind", choices=["fault", "preventive"])
+    lst.add_argument("--limit", type=int, default=50)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=cmd_list)
+    show = action("show", "one ticket with its audit trail and records")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+    for name, helptext in (("ack", "acknowledge"), ("close", "close a verified ticket"),
+                           ("reopen", "reopen a resolved, verified or closed ticket")):
+        p = action(name, helptext)
+        p.add_argument("number")
+        p.add_argument("--by", required=True, help="who acts")
+        p.add_argument("--note", default="")
+        p.set_defaults(func=cmd_simple, action=name)
+    res = action("resolve", "resolve with a service record")
+    res.add_argument("number")
+    res.add_argument("--by", required=True)
+    res.add_argument("--engineer", required=True)
+    res.add_argument("--work", required=True, help="work done")
+    res.add_argument("--part", action="append", default=[],
+                     help="replaced part, PART or DEVICE:PART (repeatable)")
+    res.set_defaults(func=cmd_resolve)
+    ver = action("verify", "verify, with the site representative's sign-off")
+    ver.add_argument("number")
+    ver.add_argument("--by", required=True)
+    ver.add_argument("--sign-off", dest="sign_off", help="name of the representative")
+    ver.add_argument("--comment", default="")
+    ver.set_defaults(func=cmd_verify)
+    tickets.set_defaults(func=lambda _a: _usage(tickets))
+
+    silence = sub.add_parser("silence", help="silences and maintenance windows")
+    ssub = silence.add_subparsers(metavar="ACTION")
+    add = ssub.add_parser("add", help="mute matching faults until a time")
+    add.add_argument("-c", "--config", type=Path, required=True)
+    add.add_argument("matchers", nargs="+", help="LABEL=VALUE (site, device, system, kind, "
+                                                 "rule); repeat a label for several values")
+    add.add_argument("--by", required=True)
+    add.add_argument("--why", required=True)
+    add.add_argument("--until", required=True, help="ISO time with zone, or a duration: 2h")
+    add.set_defaults(func=cmd_silence_add)
+    sl = ssub.add_parser("list", help="current silences")
+    sl.add_argument("-c", "--config", type=Path, required=True)
+    sl.add_argument("--expired", action="store_true")
+    sl.set_defaults(func=cmd_silence_list)
+    ex = ssub.add_parser("expire", help="end a silence now")
+    ex.add_argument("-c", "--config", type=Path, required=True)
+    ex.add_argument("id")
+    ex.set_defaults(func=cmd_silence_expire)
+    silence.set_defaults(func=lambda _a: _usage(silence))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _with_manager(args: argparse.Namespace,
+                  work: Callable[[Any], Awaitable[T]]) -> tuple[int, T | None]:
+    """Run ``work(manager)`` on the config's store; errors are printed, not raised."""
+    from daemon.config import ConfigInvalid
+    from daemon.terms import site_terms
+    from tickets.lifecycle import TicketError
+    from tickets.manager import TicketManager
+    from tickets.store import Store, StoreError
+
+    try:
+        config = load_config(args.config)
+    except ConfigInvalid as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAIL, None
+
+    async def run() -> T:
+        async with await Store.open(config.storage_url) as store:
+            terms = site_terms(config)
+            return await work(TicketManager(store, lambda: terms))
+
+    try:
+        return EXIT_OK, asyncio.run(run())
+    except (TicketError, ValueError) as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_FAIL, None
+    except StoreError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_FAIL, None
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    code, tickets = _with_manager(args, lambda m: m.list_tickets(
+        site=args.site, state=args.state, kind=args.kind, limit=args.limit))
+    if tickets is None:
+        return code
+    if args.json:
+        print(json.dumps([dataclasses.asdict(t) for t in tickets], ensure_ascii=False,
+                         indent=2))
+        return EXIT_OK
+    from daemon.cli import _table
+
+    _table(["TICKET", "STATE", "SEVERITY", "SITE", "DEVICE", "TITLE", "RESPOND BY",
+            "RESOLVE BY"],
+           [[t.number, t.state, t.severity, t.site, t.device or t.system or "",
+             t.title_zh if t.title_zh else t.title_en, _when(t.response_due),
+             "to agree" if t.resolve_to_agree else _when(t.resolve_due)] for t in tickets])
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    code, detail = _with_manager(args, lambda m: m.get(args.number))
+    if detail is None:
+        return code
+    if args.json:
+        print(json.dumps(dataclasses.asdict(detail), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    t = detail.ticket
+    print(f"{t.number}  {t.state}  {t.severity}  {t.title_zh} / {t.title_en}")
+    print(f"site {t.site_name} ({t.site})  device {t.device or '-'}  "
+          f"location {t.location or '-'}")
+    print(f"respond by {_when(t.response_due)}{' (breached)' if t.response_breached else ''}"
+          f"  resolve by {'to agree' if t.resolve_to_agree else _when(t.resolve_due)}"
+          f"{' (breached)' if t.resolve_breached else ''}  recurrences {t.recurrences}")
+    if t.affected:
+        print(f"affected: {', '.join(t.affected)}")
+    for e in detail.events:
+        print(f"  {_when(e.at)}  {e.kind:<14} {e.actor:<12} {e.note}")
+    return EXIT_OK
+
+
+def cmd_simple(args: argparse.Namespace) -> int:
+    name = {"ack": "acknowledge"}.get(args.action, args.action)
+    code, events = _with_manager(args, lambda m: getattr(m, name)(args.number, args.by,
+                                                                   args.note))
+    return _printed(code, events)
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    from tickets.actions import PartReplaced, ServiceRecord
+
+    parts = []
+    for spec in args.part:
+        device, sep, part = spec.partition(":")
+        parts.append(PartReplaced(part, device) if sep else PartReplaced(spec))
+    record = ServiceRecord(args.engineer, args.work, tuple(parts))
+    code, events = _with_manager(args, lambda m: m.resolve(args.number, args.by, record))
+    return _printed(code, events)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tickets.actions import SignOff
+
+    sign = SignOff(args.sign_off, args.comment) if args.sign_off else None
+    code, events = _with_manager(args, lambda m: m.verify(args.number, args.by, sign))
+    return _printed(code, events)
+
+
+def _printed(code: int, events: list[Any] | None) -> int:
+    for event in events or []:
+        print(f"{event.ticket}: {event.kind.value} ({event.state})")
+    return code
+
+
+def _until(text: str, now: float) -> float:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+        return now + float(text[:-1]) * units[text[-1]]
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("--until needs a time zone (e.g. 2026-03-05T18:00+08:00) or 2h")
+    return moment.timestamp()
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from rules.silence import new_silence
+    from tickets import silence_store
+
+    matchers: dict[str, list[str]] = {}
+    for spec in args.matchers:
+        label, sep, value = spec.partition("=")
+        if not sep or not value:
+            print(f"elvwatch: matcher {spec!r} is not LABEL=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        matchers.setdefault(label, []).append(value)
+
+    async def add(manager: Any) -> Any:
+        now = time.time()
+        silence = new_silence(matchers, args.by, args.why, _until(args.until, now), now,
+                              now=now)
+        await silence_store.save(manager.store, silence)
+        return silence
+
+    code, silence = _with_manager(args, add)
+    if silence is not None:
+        print(f"silence {silence.id} until {_when(silence.until)}")
+    return code
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from tickets import silence_store
+
+    code, silences = _with_manager(args, lambda m: silence_store.load(m.store))
+    if silences is None:
+        return code
+    from daemon.cli import _table
+
+    now = time.time()
+    _table(["ID", "UNTIL", "BY", "WHY", "MATCHERS"],
+           [[s.id, _when(s.until), s.who, s.why,
+             " ".join(f"{k}={v}" for k, vs in s.matchers.items() for v in sorted(vs))]
+            for s in silences if args.expired or now < s.until])
+    return EXIT_OK
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    from tickets import silence_store
+
+    code, found = _with_manager(args, lambda m: silence_store.expire(m.store, args.id,
+                                                                      time.time()))
+    if code == EXIT_OK and not found:
+        print(f"elvwatch: no silence {args.id!r}", file=sys.stderr)
+        return EXIT_FAIL
+    if found:
+        print(f"silence {args.id} expired")
+    return code

@@ -1,0 +1,212 @@
+"""The ``notify:`` section of the config: receivers by name, routes, retries.
+
+Strict like the rest of the config (unknown keys fail).  Secrets never appear here:
+a receiver names an entry of ``credentials:`` and the notifier reads its webhook key,
+bot secret, SMTP password or HMAC secret from that Credential.
+
+    notify:
+      timezone: Asia/Shanghai
+      receivers:
+        ops-wecom: {type: wecom, credentials: wecom-ops}
+        noc-mail:
+          type: email
+          credentials: smtp
+          options: {host: smtp.example.com, sender: elvwatch@example.com, to: [noc@example.com]}
+      routes:
+        - events: [opened, escalated, breached]
+          severities: [major, emergency]
+          receivers: [ops-wecom, noc-mail]
+"""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from exporters.notify.messages import zone
+from tickets.events import TicketEvent, TicketEventKind
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
+Language = Literal["zh-CN", "en"]
+Severity = Literal["general", "major", "emergency"]
+
+# Query parameters that carry a bot's key: they belong in credentials, not in the config.
+_SECRET_PARAMS = {"key", "access_token", "sign", "timestamp", "secret", "token"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    leaked = sorted({k for k, _ in parse_qsl(parts.query)} & _SECRET_PARAMS)
+    if leaked or parts.password:
+        raise ValueError(f"the URL carries a secret ({', '.join(leaked) or 'password'}): "
+                         "put it in the receiver's credentials instead")
+    return value
+
+
+class RateLimit(Strict):
+    """Token bucket per receiver: ``burst`` messages at once, then ``per_minute``."""
+
+    per_minute: float = Field(20.0, gt=0, le=6000)
+    burst: int = Field(5, ge=1, le=1000)
+
+
+class WebhookOptions(Strict):
+    url: str
+    timeout: float = Field(10.0, gt=0, le=300)
+
+    _url = field_validator("url")(_http_url)
+
+
+class EmailOptions(Strict):
+    host: str = Field(min_length=1, max_length=253)
+    # None: 465 for ssl, 587 for starttls, 25 for none.
+    port: int | None = Field(None, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    sender: str = Field(min_length=3, max_length=254)
+    to: list[str] = Field(min_length=1, max_length=100)
+    timeout: float = Field(30.0, gt=0, le=600)
+    # Trust this CA bundle instead of the system's (a private mail relay).
+    ca_file: Path | None = None
+
+    @field_validator("sender")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        if "@" not in address or not address.isascii() or any(c in value for c in "\r\n"):
+            raise ValueError(f"{value!r} is not an email address (name <user@host> or "
+                             "user@host, the address part in ASCII)")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            cls._address(address)
+        return value
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "none": 25}[self.security]
+
+
+class WeComOptions(Strict):
+    url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    timeout: float = Field(10.0, gt=0, le=300)
+
+    _url = field_validator("url")(_http_url)
+
+
+class DingTalkOptions(Strict):
+    url: str = "https://oapi.dingtalk.com/robot/send"
+    timeout: float = Field(10.0, gt=0, le=300)
+    # Mobile numbers @-mentioned on emergency notifications.
+    at_mobiles: list[Annotated[str, Field(pattern=r"^\+?[0-9-]{5,20}$")]] = \
+        Field(default_factory=list)
+
+    _url = field_validator("url")(_http_url)
+
+
+class _Receiver(Strict):
+    credentials: Identifier | None = None
+    # None: the language of each event's site.
+    language: Language | None = None
+
+
+class WebhookReceiver(_Receiver):
+    type: Literal["webhook"]
+    options: WebhookOptions
+    rate: RateLimit = RateLimit(per_minute=120, burst=20)
+
+
+class EmailReceiver(_Receiver):
+    type: Literal["email"]
+    options: EmailOptions
+    rate: RateLimit = RateLimit(per_minute=30, burst=10)
+
+
+class WeComReceiver(_Receiver):
+    type: Literal["wecom"]
+    options: WeComOptions = WeComOptions()
+    # WeCom allows 20 messages a minute per bot.
+    rate: RateLimit = RateLimit(per_minute=20, burst=5)
+
+
+class DingTalkReceiver(_Receiver):
+    type: Literal["dingtalk"]
+    options: DingTalkOptions = DingTalkOptions()
+    # DingTalk allows 20 messages a minute per bot, then throttles it for 10 minutes.
+    rate: RateLimit = RateLimit(per_minute=20, burst=5)
+
+
+Receiver = Annotated[WebhookReceiver | EmailReceiver | WeComReceiver | DingTalkReceiver,
+                     Field(discriminator="type")]
+
+
+class Route(Strict):
+    """Events matching every given list go to ``receivers``; an empty list matches all."""
+
+    receivers: list[Identifier] = Field(min_length=1)
+    events: list[TicketEventKind] = Field(default_factory=lambda: [
+        TicketEventKind.OPENED, TicketEventKind.ESCALATED, TicketEventKind.BREACHED,
+        TicketEventKind.RESOLVED, TicketEventKind.VERIFIED, TicketEventKind.PREVENTIVE_DUE])
+    sites: list[Identifier] = Field(default_factory=list)
+    severities: list[Severity] = Field(default_factory=list)
+    systems: list[str] = Field(default_factory=list)
+
+    def matches(self, event: TicketEvent) -> bool:
+        return (event.kind in self.events
+                and (not self.sites or event.site in self.sites)
+                and (not self.severities or event.severity in self.severities)
+                and (not self.systems or (event.system or "") in self.systems))
+
+
+class RetryPolicy(Strict):
+    """Exponential backoff for recoverable failures: initial, ×2 each time, capped."""
+
+    initial_delay: float = Field(2.0, gt=0, le=3600)
+    max_delay: float = Field(300.0, gt=0, le=86400)
+    attempts: int = Field(8, ge=1, le=1000)
+
+    def delay(self, attempt: int) -> float:
+        """Wait before retry number ``attempt`` (1 = the first retry)."""
+        return float(min(self.max_delay, self.initial_delay * 2 ** (attempt - 1)))
+
+
+class NotifyConfig(Strict):
+    receivers: dict[Identifier, Receiver] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+    retry: RetryPolicy = RetryPolicy()
+    # Deadlines and times in messages are shown in this zone.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _known_receivers(self) -> NotifyConfig:
+        for index, route in enumerate(self.routes):
+            unknown = [r for r in route.receivers if r not in self.receivers]
+            if unknown:
+                raise ValueError(f"routes[{index}]: unknown receivers {', '.join(unknown)}")
+        return self
+
+    def receivers_for(self, event: TicketEvent) -> list[str]:
+        """Every receiver of every matching route, each once, in config order."""
+        names: dict[str, None] = {}
+        for route in self.routes:
+            if route.matches(event):
+                names.update(dict.fromkeys(route.receivers))
+        return list(names)

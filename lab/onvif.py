@@ -1,0 +1,356 @@
+"""A simulated ONVIF camera: real HTTP/SOAP on a loopback address (aiohttp).
+
+Answers GetDeviceInformation, GetSystemDateAndTime (camera clock = real clock +
+``clock_offset``), GetServices, GetCapabilities, GetProfiles, GetStreamUri,
+GetSnapshotUri, and PullPoint events (CreatePullPointSubscription, PullMessages,
+Renew, Unsubscribe), from our templates (``lab.onvif_xml``) or from recorded responses
+given per operation (``responses={"GetStreamUri": b"<...>"}``).  Every operation but
+GetSystemDateAndTime (pre-auth per the ONVIF core spec) needs a WS-UsernameToken whose
+Created time is within ``AUTH_WINDOW`` of the camera's clock, as real cameras check;
+the snapshot URL needs HTTP digest.
+
+Faults (``OnvifFault``), switched at runtime: auth failure, no stream, garbage,
+truncated and huge bodies, and a hang.  ``raise_event`` queues a notification on every
+live subscription (``tamper()`` is the usual one); ``stop()``/``start()`` is a reboot:
+subscriptions are forgotten, as on a real camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import io
+import ipaddress
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aiohttp import web
+
+from lab import onvif_xml as X
+from lab.devices import LOOPBACK
+from lab.digest import DigestRealm
+
+# Cameras reject a UsernameToken whose Created differs from their clock by more than a
+# few seconds to minutes; 30 s makes an unadjusted client fail against any real skew.
+AUTH_WINDOW = 30.0
+# A PullMessages long-poll never holds a connection longer than this, whatever the
+# client asked: tests stay fast and a stopped simulator never waits on it.
+MAX_PULL_WAIT = 10.0
+MAX_HANG = 60.0
+HUGE_BYTES = 32 * 1024 * 1024
+MAX_QUEUED = 256
+SUBSCRIPTION_SECONDS = 60
+
+
+class OnvifFault(StrEnum):
+    NONE = "none"
+    AUTH_FAIL = "auth_fail"    # every authenticated call: HTTP 400 ter:NotAuthorized
+    NO_STREAM = "no_stream"    # GetStreamUri answers a fault
+    GARBAGE = "garbage"        # 200 with a body that is not XML
+    TRUNCATED = "truncated"    # Content-Length of the full answer, half sent, closed
+    HUGE = "huge"              # a 200 answer of HUGE_BYTES
+    HANG = "hang"              # accept, never answer (until MAX_HANG or stop)
+
+
+@dataclass(slots=True)
+class DeviceInfo:
+    manufacturer: str = "HIKVISION"
+    model: str = "DS-2CD2143G2-I"
+    firmware: str = "V5.7.3 build 220112"
+    serial: str = "DS-2CD2143G2-I20220301AAWRJ12345678"
+    hardware: str = "88"
+
+
+@dataclass(slots=True)
+class _Subscription:
+    until: dt.datetime
+    queue: list[str] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+_DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
+
+
+def parse_duration(text: str, default: float) -> float:
+    match = _DURATION.match(text.strip())
+    if not match:
+        return default
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class OnvifSimulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "admin",
+                 password: str = "secret", *, info: DeviceInfo | None = None,
+                 clock_offset: float = 0.0, utc_field: bool = True, tz: str = "CST-8",
+                 tz_hours: float = 8.0, rtsp_port: int = 554,
+                 profiles: list[tuple[str, str, int, int]] | None = None,
+                 responses: dict[str, bytes] | None = None,
+                 snapshot: bytes | None = None) -> None:
+        if ipaddress.ip_address(host) not in LOOPBACK:
+            raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.info = info or DeviceInfo()
+        self.clock_offset = clock_offset
+        self.utc_field, self.tz, self.tz_hours = utc_field, tz, tz_hours
+        self.rtsp_port = rtsp_port
+        self.profiles = profiles or [("Profile_1", "H264", 1920, 1080),
+                                     ("Profile_2", "H264", 640, 360)]
+        self.responses = dict(responses or {})
+        self.snapshot = snapshot if snapshot is not None else scene_jpeg(1920, 1080)
+        self.fault = OnvifFault.NONE
+        self.calls: list[str] = []          # operations received, in order
+        self.auth_failures = 0
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._digest = DigestRealm("IP Camera", username, password)
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def now(self) -> dt.datetime:
+        """The camera's clock (UTC), whole seconds as cameras report it."""
+        real = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.clock_offset)
+        return real.replace(microsecond=0)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/onvif/{service}", self._soap)
+        app.router.add_post("/onvif/pullpoint/{sid}", self._soap)
+        app.router.add_get("/onvif/snapshot.jpg", self._snapshot)
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert isinstance(server, asyncio.base_events.Server)
+            self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening and forget every subscription (a reboot, if started again)."""
+        self._stopping.set()
+        for sub in self._subscriptions.values():
+            sub.wake.set()
+        self._subscriptions.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> OnvifSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def raise_event(self, topic: str, source: dict[str, str], data: dict[str, str],
+                    operation: str = "Changed") -> None:
+        message = X.notification(topic, self.now(), operation, source, data)
+        for sub in self._subscriptions.values():
+            sub.queue = [*sub.queue, message][-MAX_QUEUED:]
+            sub.wake.set()
+
+    def tamper(self, active: bool = True) -> None:
+        self.raise_event("tns1:VideoSource/GlobalSceneChange/ImagingService",
+                         {"Source": "VideoSource_1"}, {"State": str(active).lower()})
+
+    @property
+    def subscriptions(self) -> int:
+        return len(self._subscriptions)
+
+    # -- HTTP handlers -------------------------------------------------------------
+
+    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+        if not self._digest.verify(request.headers.get("Authorization"), "GET"):
+            return web.Response(status=401, headers={
+                "WWW-Authenticate": self._digest.challenge()})
+        return web.Response(body=self.snapshot, content_type="image/jpeg")
+
+    async def _soap(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return _xml(X.fault("ter:InvalidArgVal", "malformed request"), 400)
+        operation, payload = _operation(root)
+        self.calls.append(operation)
+        if self.fault is OnvifFault.HANG:
+            await _wait(self._stopping, MAX_HANG)
+            return _xml(X.fault("ter:Action", "rebooting"), 503)
+        if operation != "GetSystemDateAndTime" and not self._authorized(root):
+            self.auth_failures += 1
+            return _xml(X.fault("ter:NotAuthorized", "Sender not Authorized"), 400)
+        answer, status = await self._answer(operation, payload, request)
+        return await self._send(request, answer, status)
+
+    def _authorized(self, root: ET.Element) -> bool:
+        if self.fault is OnvifFault.AUTH_FAIL:
+            return False
+        token = root.find(".//{{{}}}UsernameToken".format(X.NS["wsse"]))
+        if token is None:
+            return False
+        user = token.findtext("{{{}}}Username".format(X.NS["wsse"]), "")
+        password = token.find("{{{}}}Password".format(X.NS["wsse"]))
+        nonce = token.findtext("{{{}}}Nonce".format(X.NS["wsse"]), "")
+        created = token.findtext("{{{}}}Created".format(X.NS["wsu"]), "")
+        if user != self.username or password is None:
+            return False
+        try:
+            when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            raw_nonce = base64.b64decode(nonce)
+        except ValueError:
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        if abs((when - self.now()).total_seconds()) > AUTH_WINDOW:
+            return False
+        if (password.get("Type") or "").endswith("#PasswordText"):
+            return secrets.compare_digest(password.text or "", self.password)
+        digest = base64.b64encode(hashlib.sha1(
+            raw_nonce + created.encode() + self.password.encode()).digest()).decode()
+        return secrets.compare_digest(password.text or "", digest)
+
+    async def _answer(self, operation: str, payload: ET.Element | None,
+                      request: web.Request) -> tuple[bytes, int]:
+        if operation in self.responses:
+            return self.responses[operation], 200
+        now = self.now()
+        if operation == "GetDeviceInformation":
+            i = self.info
+            return X.device_information(i.manufacturer, i.model, i.firmware, i.serial,
+                                        i.hardware), 200
+        if operation == "GetSystemDateAndTime":
+            return X.system_date_and_time(now, self.tz, self.tz_hours, self.utc_field), 200
+        if operation == "GetServices":
+            return X.services(self.base), 200
+        if operation == "GetCapabilities":
+            return X.capabilities(self.base), 200
+        if operation == "GetProfiles":
+            return X.profiles(self.profiles), 200
+        token = _text(payload, "ProfileToken")
+        if operation in ("GetStreamUri", "GetSnapshotUri"):
+            index = next((n for n, p in enumerate(self.profiles, 1) if p[0] == token), 0)
+            if not index:
+                return X.fault("ter:InvalidArgVal", "no such profile"), 400
+            if operation == "GetSnapshotUri":
+                uri = f"{self.base}/onvif/snapshot.jpg?profile={token}"
+                return X.media_uri(operation, uri), 200
+            if self.fault is OnvifFault.NO_STREAM:
+                return X.fault("ter:Action", "no stream available", "env:Receiver"), 500
+            uri = f"rtsp://{self.host}:{self.rtsp_port}/Streaming/Channels/{index}01"
+            return X.media_uri(operation, uri), 200
+        return await self._events(operation, payload, request, now)
+
+    async def _events(self, operation: str, payload: ET.Element | None,
+                      request: web.Request, now: dt.datetime) -> tuple[bytes, int]:
+        if operation == "CreatePullPointSubscription":
+            sid = secrets.token_hex(8)
+            seconds = parse_duration(_text(payload, "InitialTerminationTime"),
+                                     SUBSCRIPTION_SECONDS)
+            until = now + dt.timedelta(seconds=seconds)
+            self._subscriptions[sid] = _Subscription(until)
+            return X.pullpoint_created(f"{self.base}/onvif/pullpoint/{sid}", now, until), 200
+        sid = request.match_info.get("sid", "")
+        sub = self._subscriptions.get(sid)
+        if sub is not None and sub.until < now:
+            del self._subscriptions[sid]
+            sub = None
+        if sub is None:
+            return X.fault("wsrf-rw:ResourceUnknownFault", "unknown subscription"), 400
+        if operation == "PullMessages":
+            wait = min(parse_duration(_text(payload, "Timeout"), 1.0), MAX_PULL_WAIT)
+            if not sub.queue:
+                sub.wake.clear()
+                await _wait(sub.wake, wait)
+            limit = int(_text(payload, "MessageLimit") or 100)
+            messages, sub.queue = sub.queue[:limit], sub.queue[limit:]
+            return X.pull_messages(self.now(), sub.until, messages), 200
+        if operation == "Renew":
+            seconds = parse_duration(_text(payload, "TerminationTime"), SUBSCRIPTION_SECONDS)
+            sub.until = now + dt.timedelta(seconds=seconds)
+            return X.renewed(now, sub.until), 200
+        if operation == "Unsubscribe":
+            del self._subscriptions[sid]
+            return X.unsubscribed(), 200
+        return X.fault("ter:ActionNotSupported", f"{operation} not supported"), 400
+
+    async def _send(self, request: web.Request, answer: bytes,
+                    status: int) -> web.StreamResponse:
+        if self.fault is OnvifFault.GARBAGE:
+            return web.Response(body=b"<<<\x00 this is not SOAP", content_type="text/xml")
+        if self.fault is OnvifFault.TRUNCATED:
+            response = web.StreamResponse(status=status, headers={
+                "Content-Type": "application/soap+xml"})
+            response.content_length = len(answer)
+            await response.prepare(request)
+            await response.write(answer[: len(answer) // 2])
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        if self.fault is OnvifFault.HUGE:
+            response = web.StreamResponse(headers={"Content-Type": "application/soap+xml"})
+            await response.prepare(request)
+            await response.write(answer[:60])
+            chunk = b" " * 65536
+            for _ in range(HUGE_BYTES // len(chunk)):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+        return _xml(answer, status)
+
+
+def _xml(body: bytes, status: int) -> web.Response:
+    return web.Response(body=body, status=status,
+                        headers={"Content-Type": "application/soap+xml; charset=utf-8"})
+
+
+def _operation(root: ET.Element) -> tuple[str, ET.Element | None]:
+    body = root.find("{{{}}}Body".format(X.NS["env"]))
+    if body is None or len(body) == 0:
+        return "", None
+    element = body[0]
+    return element.tag.rsplit("}", 1)[-1], element
+
+
+def _text(element: ET.Element | None, local: str) -> str:
+    if element is None:
+        return ""
+    for child in element.iter():
+        if child.tag.rsplit("}", 1)[-1] == local:
+            return (child.text or "").strip()
+    return ""
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
+def scene_jpeg(width: int, height: int, black: bool = False) -> bytes:
+    """A JPEG of a gradient scene (or all black: a covered lens / video loss)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    if not black:
+        draw = ImageDraw.Draw(image)
+        for x in range(0, width, 8):
+            shade = 40 + (x * 180) // max(width, 1)
+            draw.rectangle((x, 0, x + 7, height), fill=(shade, shade // 2, 255 - shade))
+        draw.ellipse((width // 4, height // 4, width // 2, height // 2), fill=(230, 230, 40))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=70)
+    return out.getvalue()

@@ -1,0 +1,83 @@
+"""The MQTT source's settings (``sources.mqtt``) and check options (``params``).
+
+Both are strict (unknown keys fail at config load, with file:line); check options are
+checked against the shipped profiles and MQTT's topic filter rules.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from probes.mqtt_broker import BrokerSettings
+from probes.mqtt_profiles import (
+    VALUE_NAME,
+    Profile,
+    builtin_profiles,
+    compile_path,
+    plain_profile,
+    render,
+    valid_filter,
+)
+
+__all__ = ["BrokerSettings", "MqttCheckOptions", "MqttSettings"]
+
+
+class MqttSettings(BaseModel):
+    """The top-level ``sources.mqtt`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brokers: dict[str, BrokerSettings] = Field(default_factory=dict)
+    # Incoming messages waiting per broker; beyond this they are dropped and counted.
+    queue_size: int = Field(10_000, ge=10, le=1_000_000)
+    # Payloads larger than this (bytes) are rejected unread.
+    max_payload: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
+    # How often silence is checked: a stale device is reported within this of max_age.
+    sweep_seconds: float = Field(1.0, gt=0, le=60)
+    reconnect_min_seconds: float = Field(1.0, gt=0, le=60)
+    reconnect_max_seconds: float = Field(60.0, gt=0, le=3600)
+
+
+class MqttCheckOptions(BaseModel):
+    """``params`` of a ``type: mqtt`` check."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Which of sources.mqtt.brokers; may be left out when there is only one.
+    broker: str | None = None
+    # Topic filter (a profile's {base}); may use {device}, {site}, {host} and {key}.
+    topic: str = Field(min_length=1, max_length=1024)
+    # Fills {key} in the profile (a Frigate camera, a PAI zone name); default device id.
+    key: str | None = Field(None, min_length=1, max_length=256)
+    profile: str | None = None
+    # Seconds of silence after which the device is down (stale); none: never stale.
+    max_age: float | None = Field(None, gt=0)
+    # Without a profile: where the value is in a JSON payload, and its name.
+    json_path: str | None = None
+    value: str = Field("mqtt.value", pattern=VALUE_NAME)
+    availability_topic: str | None = None
+    qos: int = Field(0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttCheckOptions:
+        if self.profile is not None:
+            known = builtin_profiles()
+            if self.profile not in known:
+                raise ValueError(f"unknown profile {self.profile!r} "
+                                 f"(known: {', '.join(sorted(known))})")
+            if self.json_path or self.availability_topic or self.value != "mqtt.value":
+                raise ValueError("json_path, value and availability_topic are for checks "
+                                 "without a profile; the profile defines them")
+        probe = dict.fromkeys(("base", "key", "device", "site", "host"), "x")
+        for spec in self.resolved_profile().topics:
+            problem = valid_filter(render(spec.topic, {**probe, "base": self.topic}))
+            if problem:
+                raise ValueError(f"topic {spec.topic!r}: {problem}")
+        if self.json_path is not None:
+            compile_path(self.json_path)
+        return self
+
+    def resolved_profile(self) -> Profile:
+        if self.profile is not None:
+            return builtin_profiles()[self.profile]
+        return plain_profile(self.json_path, self.value, self.availability_topic)

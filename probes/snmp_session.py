@@ -1,0 +1,361 @@
+"""SNMP requests on pysnmp 7's asyncio API: one engine per event loop, GET and
+bounded GETBULK/GETNEXT table walks, library errors translated at the boundary.
+
+Errors (all ``SnmpError``, a ``ProbeError``)::
+
+    SnmpError                 the agent could not be read; ``reason`` is one word
+    ├── SnmpAuthError         reason "authentication": unknown user, wrong key …
+    └── SnmpTimeout           reason "timeout": no answer (v1/v2c: also a wrong
+                              community, agents drop those silently)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+# pysnmp 7.1 imports pysmi names that pysmi >= 1.6 marks deprecated; the warning is
+# theirs, not ours, and must not turn into an error under ``-W error``.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from pysnmp.entity.rfc3413 import cmdgen
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        SnmpEngine,
+        UdpTransportTarget,
+        UsmUserData,
+    )
+    from pysnmp.hlapi.v3arch.asyncio import auth as _auth
+    from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
+    from pysnmp.proto import errind
+    from pysnmp.proto.rfc1902 import Null, ObjectName
+    from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
+
+from probes.base import Credential, ProbeConfigError, ProbeError
+
+# Every agent-side USM failure the engine reports; they all mean "the credentials
+# do not match the device", which is what a user has to fix.
+_AUTH_ERRORS = (errind.UnknownUserName, errind.WrongDigest, errind.DecryptionError,
+                errind.AuthenticationError, errind.AuthenticationFailure,
+                errind.UnknownSecurityName, errind.UnsupportedSecurityLevel,
+                errind.NotInTimeWindow, errind.UnknownEngineID,
+                errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol)
+
+AUTH_PROTOCOLS = {
+    "none": _auth.USM_AUTH_NONE,
+    "md5": _auth.USM_AUTH_HMAC96_MD5,
+    "sha": _auth.USM_AUTH_HMAC96_SHA,
+    "sha1": _auth.USM_AUTH_HMAC96_SHA,
+    "sha224": _auth.USM_AUTH_HMAC128_SHA224,
+    "sha256": _auth.USM_AUTH_HMAC192_SHA256,
+    "sha384": _auth.USM_AUTH_HMAC256_SHA384,
+    "sha512": _auth.USM_AUTH_HMAC384_SHA512,
+}
+# AES-192/256 exist in two key-localisation variants: the draft-blumenthal one
+# (net-snmp, most switches; "aes192"/"aes256") and the Cisco/"reeder" key extension
+# ("aes192c"/"aes256c", pysnmp's plain CFB192/256).
+PRIV_PROTOCOLS = {
+    "none": _auth.USM_PRIV_NONE,
+    "des": _auth.USM_PRIV_CBC56_DES,
+    "3des": _auth.USM_PRIV_CBC168_3DES,
+    "aes": _auth.USM_PRIV_CFB128_AES,
+    "aes128": _auth.USM_PRIV_CFB128_AES,
+    "aes192": _auth.USM_PRIV_CFB192_AES_BLUMENTHAL,
+    "aes256": _auth.USM_PRIV_CFB256_AES_BLUMENTHAL,
+    "aes192c": _auth.USM_PRIV_CFB192_AES,
+    "aes256c": _auth.USM_PRIV_CFB256_AES,
+}
+
+Oid = tuple[int, ...]
+
+
+class SnmpError(ProbeError):
+    reason = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{self.reason}: {message}")
+
+
+class SnmpAuthError(SnmpError):
+    reason = "authentication"
+
+
+class SnmpTimeout(SnmpError):
+    reason = "timeout"
+
+
+class Missing:
+    """An OID the agent does not have (noSuchObject/noSuchInstance/endOfMibView)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = Missing()
+Raw = int | float | str | bytes | Oid | Missing
+
+
+_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SnmpEngine] = (
+    weakref.WeakKeyDictionary())
+
+
+def engine() -> SnmpEngine:
+    """The SnmpEngine of the running loop (one UDP socket shared by every check)."""
+    loop = asyncio.get_running_loop()
+    eng = _ENGINES.get(loop)
+    if eng is None:
+        eng = _ENGINES[loop] = SnmpEngine()
+    return eng
+
+
+async def close_engine() -> None:
+    """Close the running loop's engine and its socket (the registry's close hook:
+    daemon stop; test teardown)."""
+    eng = _ENGINES.pop(asyncio.get_running_loop(), None)
+    if eng is not None:
+        eng.close_dispatcher()
+
+
+@functools.lru_cache(maxsize=65536)  # profile OIDs are parsed on every run
+def parse_oid(text: str) -> Oid:
+    try:
+        return tuple(int(p) for p in text.strip().lstrip(".").split("."))
+    except ValueError:
+        raise ProbeConfigError("snmp", f"bad OID {text!r}") from None
+
+
+def auth_data(version: str, credential: Credential | None,
+              community: str | None = None) -> CommunityData | UsmUserData:
+    """pysnmp auth data from a named credential (secrets stay inside pysnmp)."""
+    if version in ("1", "2c"):
+        secret = credential.secrets.get("community") if credential else None
+        name = community or (secret.value if secret else None) or (
+            credential.password.value if credential and credential.password else None)
+        if not name:
+            raise ProbeConfigError("snmp", "v1/v2c needs a community (credential secret "
+                                   "'community')")
+        return CommunityData(name, mpModel=0 if version == "1" else 1)
+    if credential is None or not credential.username:
+        raise ProbeConfigError("snmp", "v3 needs a credential with a username")
+    settings = credential.settings
+    auth_key = credential.secrets.get("auth_key")
+    priv_key = credential.secrets.get("priv_key")
+    auth_name = settings.get("auth_protocol", "sha" if auth_key else "none").lower()
+    priv_name = settings.get("priv_protocol", "aes128" if priv_key else "none").lower()
+    if auth_name not in AUTH_PROTOCOLS or priv_name not in PRIV_PROTOCOLS:
+        raise ProbeConfigError("snmp", f"unknown auth/priv protocol {auth_name}/{priv_name} "
+                               f"(auth: {', '.join(AUTH_PROTOCOLS)}; priv: "
+                               f"{', '.join(PRIV_PROTOCOLS)})")
+    if (auth_name != "none") != (auth_key is not None) or (
+            (priv_name != "none") != (priv_key is not None)):
+        raise ProbeConfigError("snmp", "v3 auth/priv protocol and auth_key/priv_key secrets "
+                               "must be given together")
+    return UsmUserData(credential.username,
+                       authKey=auth_key.value if auth_key else None,
+                       privKey=priv_key.value if priv_key else None,
+                       authProtocol=AUTH_PROTOCOLS[auth_name],
+                       privProtocol=PRIV_PROTOCOLS[priv_name])
+
+
+@dataclass(slots=True)
+class Session:
+    """One agent, one set of credentials; every request bounded by ``deadline``."""
+
+    auth: CommunityData | UsmUserData
+    transport: UdpTransportTarget
+    version: str
+    deadline: float  # time.monotonic() after which no new request is sent
+    max_repetitions: int = 25
+    requests: int = 0
+    diagnosis_deadline: float = 0.0  # budget kept for diagnose_timeout
+
+    @classmethod
+    async def open(cls, host: str, port: int, auth: CommunityData | UsmUserData,
+                   version: str, budget_seconds: float, retries: int,
+                   max_repetitions: int = 25) -> Session:
+        now = time.monotonic()
+        # v3 authPriv keeps a third of the budget to tell a wrong priv key from a dead
+        # agent (see diagnose_timeout).
+        encrypted = isinstance(auth, UsmUserData) and auth.security_level == "authPriv"
+        budget = budget_seconds * (2 / 3) if encrypted else budget_seconds
+        # The per-request timeout leaves room for the retries inside the budget.
+        per_request = max(0.2, budget / (retries + 1))
+        transport = await UdpTransportTarget.create((host, port), timeout=per_request,
+                                                    retries=retries)
+        return cls(auth, transport, version, now + budget, max_repetitions,
+                   diagnosis_deadline=now + budget_seconds)
+
+    def _check_time(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise SnmpTimeout("check time used up before the walk ended")
+
+    def _raise_for(self, reply: Reply) -> None:
+        indication = reply.indication
+        if indication:
+            if isinstance(indication, _AUTH_ERRORS):
+                raise SnmpAuthError(str(indication))
+            if isinstance(indication, errind.RequestTimedOut):
+                raise SnmpTimeout(self._no_response())
+            raise SnmpError(str(indication))
+        if reply.status and reply.status != NO_SUCH_NAME:  # callers handle noSuchName
+            raise SnmpError(f"agent error-status {reply.status} at varbind {reply.index}")
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Raw]:
+        """GET ``oids``; absent ones map to MISSING.  v1 agents fail the whole PDU for
+        one absent OID (noSuchName), so those are dropped one by one and re-asked."""
+        wanted = list(oids)
+        out: dict[Oid, Raw] = {}
+        while wanted:
+            self._check_time()
+            self.requests += 1
+            reply = await self._send(_GET, wanted)
+            if (not reply.indication and reply.status == NO_SUCH_NAME
+                    and 0 < reply.index <= len(wanted)):
+                out[wanted.pop(reply.index - 1)] = MISSING
+                continue
+            self._raise_for(reply)
+            for oid, value in reply.binds:
+                out[oid] = convert(value)
+            for oid in wanted:
+                out.setdefault(oid, MISSING)
+            break
+        return out
+
+    async def walk(self, columns: Sequence[Oid], max_rows: int) -> dict[Oid, dict[Oid, Raw]]:
+        """Walk table ``columns`` side by side: {column: {index suffix: value}}.
+
+        Bounded three ways: rows (``max_rows`` per column), time (``deadline``) and
+        order (an agent returning a non-increasing OID ends the walk with an error
+        instead of looping)."""
+        result: dict[Oid, dict[Oid, Raw]] = {c: {} for c in columns}
+        cursor = {c: c for c in columns}
+        active = list(columns)
+        while active:
+            self._check_time()
+            self.requests += 1
+            binds = await self._next_rows([cursor[c] for c in active], max_rows)
+            width = len(active)
+            finished: set[Oid] = set()
+            for pos, (oid, value) in enumerate(binds):
+                column = active[pos % width]
+                if column in finished:
+                    continue
+                if isinstance(value, EndOfMibView) or oid[:len(column)] != column:
+                    finished.add(column)
+                    continue
+                if oid <= cursor[column]:
+                    raise SnmpError(f"agent returned a non-increasing OID after "
+                                    f"{'.'.join(map(str, cursor[column]))}")
+                cursor[column] = oid
+                rows = result[column]
+                rows[oid[len(column):]] = convert(value)
+                if len(rows) >= max_rows:
+                    finished.add(column)
+            if not binds:
+                break
+            active = [c for c in active if c not in finished]
+        return result
+
+    async def _next_rows(self, oids: list[Oid], max_rows: int) -> list[tuple[Oid, object]]:
+        if self.version == "1":
+            reply = await self._send(_NEXT, oids)
+            if not reply.indication and reply.status == NO_SUCH_NAME:
+                return []  # v1 end of MIB
+        else:
+            reps = max(1, min(self.max_repetitions, max_rows))
+            reply = await self._send(_BULK, oids, reps)
+        self._raise_for(reply)
+        return reply.binds
+
+    async def _send(self, generator: Any, oids: Sequence[Oid],
+                    repetitions: int = 0) -> Reply:
+        """One request through pysnmp's command generators with raw OIDs: the hlapi
+        helpers resolve every OID against MIBs first, which costs milliseconds per
+        OID (and, with pysmi installed, tries to attach a MIB compiler)."""
+        eng = engine()
+        addr_name, _ = LCD.configure(eng, self.auth, self.transport, b"")
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+        def done(_engine: object, _handle: object, indication: object, status: Any,
+                 index: Any, binds: Any, _ctx: object) -> None:
+            if not future.done():
+                future.set_result(Reply(indication, int(status or 0), int(index or 0),
+                                        [(tuple(b[0]), b[1]) for b in binds or ()]))
+
+        binds = [(ObjectName(o), Null("")) for o in oids]
+        if generator is _BULK:
+            _BULK.send_varbinds(eng, addr_name, None, b"", 0, repetitions, binds, done)
+        else:
+            generator.send_varbinds(eng, addr_name, None, b"", binds, done)
+        # pysnmp's own timer covers one request; v3 discovery adds requests of its own,
+        # so the check's deadline is enforced here too.
+        try:
+            async with asyncio.timeout(max(0.0, self.deadline - time.monotonic())):
+                return await future
+        except TimeoutError:
+            raise SnmpTimeout(self._no_response()) from None
+
+    def _no_response(self) -> str:
+        hint = " (wrong community, or no agent)" if self.version != "3" else ""
+        return f"no response{hint}"
+
+    async def diagnose_timeout(self) -> None:
+        """After a v3 authPriv timeout: ask once without privacy.  An agent that
+        answers that (data, or a report refusing the level) is alive and knows the
+        user — so the encrypted requests it ignored carry a wrong priv key/protocol."""
+        auth = self.auth
+        if not isinstance(auth, UsmUserData) or auth.security_level != "authPriv":
+            return
+        # Same user without privacy: pysnmp re-keys its USM entry for it, and back
+        # on the next normal run (only on this failure path).
+        plain = UsmUserData(auth.userName, authKey=auth.authentication_key,
+                            authProtocol=auth.authentication_protocol)
+        probe = Session(plain, self.transport, self.version, self.diagnosis_deadline)
+        try:
+            await probe.get([(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+        except SnmpTimeout:
+            return  # silent either way: nothing more to learn
+        except SnmpError:
+            pass  # an error *answer* (authorizationError, a report): alive, knows us
+        raise SnmpAuthError("the agent answers authenticated requests but not encrypted "
+                            "ones: wrong priv key or priv protocol")
+
+
+_GET = cmdgen.GetCommandGenerator()
+_NEXT = cmdgen.NextCommandGenerator()
+_BULK = cmdgen.BulkCommandGenerator()
+NO_SUCH_NAME = 2  # SNMPv1 error-status
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    indication: object  # a pysnmp ErrorIndication, or None
+    status: int
+    index: int
+    binds: list[tuple[Oid, object]]
+
+
+def convert(value: object) -> Raw:
+    """A pysnmp value as a plain Python value (MISSING for the exception values)."""
+    if isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView):
+        return MISSING
+    tag = type(value).__name__
+    pysnmp_value = cast(Any, value)
+    if tag == "ObjectIdentifier":
+        return tuple(int(p) for p in pysnmp_value)
+    if tag in ("OctetString", "DisplayString", "Opaque", "IpAddress", "Bits"):
+        return bytes(pysnmp_value.asOctets())
+    if tag == "Null":
+        return MISSING
+    try:
+        return int(pysnmp_value)
+    except (TypeError, ValueError):
+        return str(value)

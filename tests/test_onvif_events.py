@@ -1,0 +1,80 @@
+"""ONVIF event parsing: recorded Axis frames, and the simulator's PullPoint over sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from lab.onvif import OnvifSimulator
+from probes.onvif import EVENTS_NS
+from probes.onvif_client import close_camera, new_camera
+from probes.onvif_events import (
+    WSNT,
+    classify,
+    is_problem,
+    notification_from_zeep,
+    parse_notification,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onvif"
+
+
+def _notification(name: str) -> Any:
+    root = etree.fromstring((FIXTURES / name).read_bytes())
+    return root.find(f".//{{{WSNT}}}NotificationMessage")
+
+
+@pytest.mark.parametrize(("fixture", "kind", "problem"), [
+    ("axis-event-globalscenechange-tamper-init.xml", "tamper", False),
+    ("axis-event-storage-alert-init.xml", "storage_failure", False),
+    ("axis-event-pir-change.xml", "motion", True),
+    ("axis-event-pir-init.xml", "motion", False),
+    ("axis-event-vmd4-camera1profile1-change.xml", "motion", True),
+    ("axis-event-motionregiondetector-init.xml", "motion", False),
+    ("axis-event-io-port1-init.xml", None, None),
+    ("axis-event-relay-init.xml", None, None),
+])
+def test_recorded_axis_events_are_classified(fixture: str, kind: str | None,
+                                             problem: bool | None) -> None:
+    note = parse_notification(_notification(fixture))
+    assert note.operation in ("Initialized", "Changed")
+    assert classify(note) == kind
+    if kind is not None:
+        assert is_problem(kind, note) is problem
+
+
+def test_storage_alert_fields_are_read() -> None:
+    note = parse_notification(_notification("axis-event-storage-alert-init.xml"))
+    assert note.topic == "tnsaxis:Storage/Alert"
+    assert note.source == {"disk_id": "NetworkShare"}
+    assert note.data["alert"] == "0" and len(note.data) == 4
+
+
+async def test_simulated_tamper_arrives_through_a_pullpoint_subscription() -> None:
+    async with OnvifSimulator() as sim:
+        camera = new_camera(sim.host, sim.port, "admin", "secret")
+        try:
+            await camera.update_xaddrs()
+            events = await camera.create_events_service()
+            created = await events.CreatePullPointSubscription(
+                {"InitialTerminationTime": "PT60S"})
+            address = created.SubscriptionReference.Address._value_1
+            camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(address)
+            assert sim.subscriptions == 1
+            sim.tamper(True)
+            pullpoint = await camera.create_pullpoint_service()
+            async with asyncio.timeout(10):
+                answer = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=2),
+                                                       "MessageLimit": 10})
+            [message] = answer.NotificationMessage
+            note = notification_from_zeep(message)
+            assert classify(note) == "tamper"
+            assert is_problem("tamper", note) is True
+        finally:
+            await close_camera(camera)
+

@@ -1,0 +1,132 @@
+"""Every built-in rule fires and clears on observations carrying its documented values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from probes.base import Status
+from rules.faults import FaultState, fingerprint
+from rules.model import build_rules, load_builtin_configs
+from tests.rulekit import device, engine, ob
+
+DOWN, OK = Status.DOWN, Status.OK
+
+
+class Case(NamedTuple):
+    kind: str
+    system: str
+    check: str          # check name; its type is the same
+    bad: dict[str, float | str]
+    good: dict[str, float | str]
+    status_bad: Status = OK
+    state_bad: str = "up"
+    info_bad: dict[str, str] | None = None
+    info_good: dict[str, str] | None = None
+    error: str | None = None
+
+
+CASES: dict[str, Case] = {
+    "device_unreachable": Case("camera", "cctv", "icmp", {}, {}, DOWN, "down"),
+    "device_rebooted": Case("switch", "network", "snmp", {"snmp.rebooted": 1},
+                            {"snmp.rebooted": 0}),
+    "mqtt_stale": Case("access_panel", "access_control", "mqtt", {"mqtt.age_seconds": 900},
+                       {"mqtt.age_seconds": 4}, DOWN, error="stale: no message for 900s"),
+    "onvif_auth_failed": Case("camera", "cctv", "onvif", {"onvif.auth_hold_seconds": 60},
+                              {"onvif.clock_offset_seconds": 0.1}, DOWN,
+                              error="authentication: the camera rejected the credentials"),
+    "stream_down": Case("camera", "cctv", "rtsp", {}, {}, DOWN),
+    "clock_drift": Case("camera", "cctv", "onvif", {"onvif.clock_offset_seconds": -125.0},
+                        {"onvif.clock_offset_seconds": 0.4}),
+    "camera_tamper": Case("camera", "cctv", "onvif", {"onvif.tamper": 1}, {"onvif.tamper": 0}),
+    "video_loss": Case("camera", "cctv", "onvif", {"onvif.signal_loss": 1},
+                       {"onvif.signal_loss": 0}),
+    "recording_stopped": Case("nvr", "cctv", "onvif", {"onvif.recordings_stopped": 3},
+                              {"onvif.recordings_stopped": 0}),
+    "nvr_disk_failed": Case("nvr", "cctv", "snmp",
+                            {'snmp.disk.failed{index="1",name="sda"}': 0,
+                             'snmp.disk.failed{index="2",name="sdb"}': 1},
+                            {'snmp.disk.failed{index="1",name="sda"}': 0,
+                             'snmp.disk.failed{index="2",name="sdb"}': 0}),
+    "camera_replaced": Case("camera", "cctv", "onvif", {}, {}, info_bad={"serial": "SN-NEW"},
+                            info_good={"serial": "SN-ARCHIVE"}),
+    "switch_port_down": Case("switch", "network", "snmp",
+                             {'snmp.poe.lost{port_index="1.7"}': 1,
+                              'snmp.poe.lost{port_index="1.8"}': 0},
+                             {'snmp.poe.lost{port_index="1.7"}': 0,
+                              'snmp.poe.lost{port_index="1.8"}': 0}),
+    "switch_poe_fault": Case("switch", "network", "snmp", {'snmp.poe.fault{port_index="1.3"}': 1},
+                             {'snmp.poe.fault{port_index="1.3"}': 0}),
+    "ups_on_battery": Case("ups", "power", "snmp", {"snmp.ups.on_battery": 1},
+                           {"snmp.ups.on_battery": 0}),
+    "ups_battery_low": Case("ups", "power", "snmp", {"snmp.ups.battery_low": 1},
+                            {"snmp.ups.battery_low": 0}),
+    "alarm_ac_fail": Case("alarm_panel", "alarm", "modbus", {"modbus.ac_fail": 1},
+                          {"modbus.ac_fail": 0}),
+    "alarm_battery_low": Case("alarm_panel", "alarm", "modbus", {"modbus.battery_low": 1},
+                              {"modbus.battery_low": 0}),
+    "alarm_tamper": Case("alarm_panel", "alarm", "modbus", {"modbus.tamper": 1},
+                         {"modbus.tamper": 0}),
+    "alarm_comm_fault": Case("alarm_panel", "alarm", "modbus",
+                             {"modbus.communicator_fault": 1},
+                             {"modbus.communicator_fault": 0}),
+    "door_forced": Case("access_panel", "access_control", "mqtt", {"mqtt.forced": 1},
+                        {"mqtt.forced": 0}),
+    "door_held_open": Case("access_panel", "access_control", "mqtt", {"mqtt.held_open": 1},
+                           {"mqtt.held_open": 0}),
+    "intercom_unregistered": Case("door_station", "intercom", "sip", {"sip.registered": 0},
+                                  {"sip.registered": 1}),
+}
+
+
+def test_every_builtin_rule_has_a_case() -> None:
+    assert sorted(CASES) == sorted(r.id for r in load_builtin_configs())
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_builtin_rule_fires_after_its_confirm_count_and_clears_after_its_clear_count(
+        rule_id: str) -> None:
+    case = CASES[rule_id]
+    rule = next(r for r in build_rules() if r.id == rule_id)
+    assert rule.for_polls is not None and rule.clear_polls is not None
+    spec = device("dev-1", case.kind, case.system, {case.check: case.check},
+                  serial="SN-ARCHIVE")
+    eng, clock = engine([spec])
+    seen = []
+
+    def feed(bad: bool) -> list[tuple[str, FaultState, FaultState]]:
+        clock.advance(60)
+        obs = ob("dev-1", case.check, case.status_bad if bad else OK,
+                 case.bad if bad else case.good, case.info_bad if bad else case.info_good,
+                 error=case.error if bad else None)
+        out = eng.observe(obs, case.state_bad if bad else "up")
+        seen.extend(out)
+        return [(t.rule, t.previous, t.state) for t in out]
+
+    assert feed(False) == [] and feed(False) == []
+    for poll in range(1, rule.for_polls + 1):
+        got = feed(True)
+        if poll < rule.for_polls:
+            assert all(state is FaultState.PENDING for _, _, state in got), got
+        else:
+            assert (rule_id, FaultState.FIRING) in [(r, s) for r, _, s in got], got
+    fired = [t for t in seen if t.state is FaultState.FIRING]
+    assert [t.rule for t in fired] == [rule_id]  # no other built-in rule reacted
+    assert fired[0].fingerprint == fingerprint("s1", "dev-1", rule_id)
+    assert fired[0].severity == rule.severity.value and fired[0].name_zh and fired[0].name_en
+    for poll in range(1, rule.clear_polls + 1):
+        got = feed(False)
+        if poll < rule.clear_polls:
+            assert got == []
+        else:
+            assert got == [(rule_id, FaultState.FIRING, FaultState.CLEARED)]
+
+
+def test_every_value_name_a_builtin_rule_reads_is_documented() -> None:
+    readme = (Path(__file__).parent.parent / "rules" / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+|status|state|error)`", readme))
+    read = {name for rule in build_rules() for name in rule.condition.names}
+    assert read - documented == set()

@@ -1,0 +1,199 @@
+"""Tables of the ticket stage: tickets, their audit trail and records, silences.
+
+They share ``tickets.store.Base`` (one metadata, one Alembic history); migration 0002
+creates them.  Times are UTC datetimes (``UTCDateTime``); the manager speaks epoch seconds.
+
+Why some columns exist:
+
+* ``tickets.open_key`` holds the fault fingerprint while the ticket is not closed and
+  NULL once it is.  Its unique constraint makes a second live ticket for one fault
+  episode impossible at the database level, whatever a crash interleaves.
+* ``tickets.dedup_key`` does the same for preventive work orders (site, system, period).
+* ``ticket_events.event_id`` is the stable id a notifier keys its log on (``notify_log``,
+  migration 0003); the event is written in the same transaction as the change it
+  reports, so it exists exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tickets.store import _ROW_ID, Base, UTCDateTime
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_state_site", "state", "site"),)
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # fault | preventive
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    rule: Mapped[str | None] = mapped_column(String(128))
+    site: Mapped[str] = mapped_column(String(128))
+    site_name: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    system: Mapped[str | None] = mapped_column(String(32))
+    device: Mapped[str | None] = mapped_column(String(128), index=True)
+    location: Mapped[str | None] = mapped_column(Text)
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # NULL resolve_due with resolve_to_agree: the contract leaves the repair deadline
+    # to be agreed with the site representative (major faults).
+    resolve_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolve_to_agree: Mapped[bool] = mapped_column(Boolean)
+    response_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolve_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fault_active: Mapped[bool] = mapped_column(Boolean)
+    fault_cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    healthy_polls: Mapped[int] = mapped_column(Integer)
+    recurrences: Mapped[int] = mapped_column(Integer)
+    recovered_without_intervention: Mapped[bool] = mapped_column(Boolean)
+    period: Mapped[str | None] = mapped_column(String(16))  # preventive: 2026-03, 2026-Q1
+    checklist: Mapped[list[str]] = mapped_column(JSON)
+    event_seq: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TicketDeviceRow(Base):
+    """Devices a ticket covers: its own (``primary``) and those behind it (``affected``)."""
+
+    __tablename__ = "ticket_devices"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TicketEventRow(Base):
+    """The audit trail: every transition and notable fact, with actor and time."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_id_seq", "ticket_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+
+
+class ServiceRecordRow(Base):
+    """服务记录: what an engineer did to resolve a ticket."""
+
+    __tablename__ = "service_records"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    engineer: Mapped[str] = mapped_column(Text)
+    work_done: Mapped[str] = mapped_column(Text)
+
+
+class ServicePartRow(Base):
+    """A replaced part: claimed under the maker's warranty or charged at cost."""
+
+    __tablename__ = "service_parts"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("service_records.id"), index=True)
+    device: Mapped[str | None] = mapped_column(String(128))
+    part: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(Integer)
+    coverage: Mapped[str] = mapped_column(String(16))  # warranty | at_cost | unknown
+    warranty_until: Mapped[date | None] = mapped_column(Date)
+
+
+class SignOffRow(Base):
+    """The site representative's verification of the result (服务回执单)."""
+
+    __tablename__ = "sign_offs"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text)
+
+
+class FeedbackRow(Base):
+    """Return-visit feedback (用户回访反馈信息表)."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rating: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(Text)
+
+
+class ChecklistResultRow(Base):
+    __tablename__ = "checklist_results"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    item: Mapped[str] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FaultLogRow(Base):
+    """Every fault transition the ticket stage received, ticketed or not (suppressed,
+    behind a root cause, pending): nothing the rule engine says is lost."""
+
+    __tablename__ = "fault_log"
+    __table_args__ = (Index("ix_fault_log_fingerprint_at", "fingerprint", "at"),)
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(128))
+    site: Mapped[str] = mapped_column(String(128))
+    device: Mapped[str] = mapped_column(String(128))
+    previous: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    severity: Mapped[str] = mapped_column(String(16))
+    root_cause: Mapped[str | None] = mapped_column(String(128))
+    suppressed_by: Mapped[str | None] = mapped_column(String(128))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class SilenceRow(Base):
+    """A silence or maintenance window created through the API/CLI (config ones are
+    not stored).  ``matchers`` is {label: value}."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    matchers: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,260 @@
+"""Reading and writing ticket rows inside one transaction, and the views handed out.
+
+Everything here takes the caller's ``AsyncSession``: the manager decides what belongs to
+one transaction (a whole batch of fault transitions does), so a crash leaves either all
+of a change and its audit events or none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tickets.events import TicketEvent, TicketEventKind
+from tickets.lifecycle import UnknownTicket
+from tickets.schema import (
+    ChecklistResultRow,
+    FeedbackRow,
+    ServicePartRow,
+    ServiceRecordRow,
+    SignOffRow,
+    TicketDeviceRow,
+    TicketEventRow,
+    TicketRow,
+)
+from tickets.store import _from_epoch, _to_epoch
+
+
+def epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else _to_epoch(moment)
+
+
+def moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else _from_epoch(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    kind: str
+    at: float
+    actor: str
+    note: str
+    from_state: str | None
+    to_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket as the API, CLI and reports see it (times in epoch seconds)."""
+
+    number: str
+    kind: str
+    state: str
+    site: str
+    site_name: str
+    system: str | None
+    device: str | None
+    location: str | None
+    rule: str | None
+    fingerprint: str | None
+    severity: str
+    title_zh: str
+    title_en: str
+    summary: str
+    opened_at: float
+    acknowledged_at: float | None
+    resolved_at: float | None
+    verified_at: float | None
+    closed_at: float | None
+    response_due: float | None
+    resolve_due: float | None
+    resolve_to_agree: bool
+    response_breached: bool
+    resolve_breached: bool
+    fault_active: bool
+    recurrences: int
+    recovered_without_intervention: bool
+    period: str | None
+    checklist: tuple[str, ...]
+    affected: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDetail:
+    ticket: Ticket
+    events: tuple[AuditEntry, ...]
+    service_records: tuple[dict[str, object], ...] = field(default=())
+    sign_offs: tuple[dict[str, object], ...] = field(default=())
+    feedback: tuple[dict[str, object], ...] = field(default=())
+    checklist_results: tuple[dict[str, object], ...] = field(default=())
+
+
+async def by_number(session: AsyncSession, number: str) -> TicketRow:
+    row = await session.scalar(select(TicketRow).where(TicketRow.number == number))
+    if row is None:
+        raise UnknownTicket(f"no ticket {number!r}")
+    return row
+
+
+async def live_ticket(session: AsyncSession, fingerprint: str) -> TicketRow | None:
+    """The ticket of the fault's current episode: any not yet closed."""
+    return await session.scalar(select(TicketRow).where(TicketRow.open_key == fingerprint))
+
+
+async def recent_closed(session: AsyncSession, fingerprint: str,
+                        resolved_since: float) -> TicketRow | None:
+    """The newest closed ticket of the fault resolved after ``resolved_since``."""
+    return await session.scalar(
+        select(TicketRow)
+        .where(TicketRow.fingerprint == fingerprint, TicketRow.state == "closed",
+               TicketRow.resolved_at >= _from_epoch(resolved_since))
+        .order_by(TicketRow.resolved_at.desc()).limit(1))
+
+
+async def tickets_of_devices(session: AsyncSession, devices: Iterable[str],
+                             states: tuple[str, ...]) -> list[TicketRow]:
+    rows = await session.scalars(select(TicketRow).where(
+        TicketRow.device.in_(list(devices)), TicketRow.state.in_(states),
+        TicketRow.kind == "fault").order_by(TicketRow.id))
+    return list(rows)
+
+
+async def live_tickets(session: AsyncSession) -> list[TicketRow]:
+    rows = await session.scalars(select(TicketRow).where(TicketRow.state != "closed")
+                                 .order_by(TicketRow.id))
+    return list(rows)
+
+
+async def next_number(session: AsyncSession, year: int) -> str:
+    # Numbers count per year; the unique constraint on number backs this up.
+    prefix = f"T-{year}-"
+    count = await session.scalar(select(func.count()).select_from(TicketRow)
+                                 .where(TicketRow.number.like(prefix + "%")))
+    return f"{prefix}{(count or 0) + 1:06d}"
+
+
+async def affected(session: AsyncSession, ticket_id: int) -> tuple[str, ...]:
+    rows = await session.scalars(select(TicketDeviceRow.device).where(
+        TicketDeviceRow.ticket_id == ticket_id, TicketDeviceRow.role == "affected")
+        .order_by(TicketDeviceRow.device))
+    return tuple(rows)
+
+
+async def attach(session: AsyncSession, row: TicketRow, device: str, role: str,
+                 at: float) -> bool:
+    """List ``device`` on the ticket; False if it already was (and is not cleared)."""
+    existing = await session.get(TicketDeviceRow, (row.id, device))
+    if existing is None:
+        session.add(TicketDeviceRow(ticket_id=row.id, device=device, role=role,
+                                    added_at=_from_epoch(at), cleared_at=None))
+        return True
+    if existing.cleared_at is not None:
+        existing.cleared_at = None
+        return True
+    return False
+
+
+async def mark_cleared(session: AsyncSession, ticket_id: int, device: str, at: float) -> None:
+    existing = await session.get(TicketDeviceRow, (ticket_id, device))
+    if existing is not None and existing.cleared_at is None:
+        existing.cleared_at = _from_epoch(at)
+
+
+async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind, at: float,
+                    *, actor: str = "system", note: str = "",
+                    from_state: str | None = None) -> TicketEvent:
+    """Write one audit event of ``row`` (after its change) and return it as a TicketEvent."""
+    row.event_seq += 1
+    row.updated_at = _from_epoch(at)
+    event_id = f"{row.number}#{row.event_seq}"
+    session.add(TicketEventRow(event_id=event_id, ticket_id=row.id, seq=row.event_seq,
+                               kind=kind.value, at=_from_epoch(at), actor=actor[:128],
+                               note=note, from_state=from_state, to_state=row.state))
+    return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id))
+
+
+def ticket_event(row: TicketRow, event_id: str, kind: TicketEventKind, at: float, actor: str,
+                 note: str, affected_devices: tuple[str, ...]) -> TicketEvent:
+    return TicketEvent(
+        id=event_id, kind=kind, ticket=row.number, at=at, site=row.site,
+        site_name=row.site_name, language=row.language, severity=row.severity,
+        title_zh=row.title_zh, title_en=row.title_en, device=row.device, system=row.system,
+        location=row.location, state=row.state, response_due=epoch(row.response_due),
+        resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note)
+
+
+async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
+                       since: float | None = None) -> list[tuple[int, TicketEvent]]:
+    """Stored events with row id > ``after_id`` (and at >= ``since``), oldest first: at
+    start the daemon hands recent ones to the notifiers again, whose log skips those
+    already known — an event committed just before a crash is still notified."""
+    query = (select(TicketEventRow, TicketRow)
+             .join(TicketRow, TicketEventRow.ticket_id == TicketRow.id)
+             .where(TicketEventRow.id > after_id).order_by(TicketEventRow.id).limit(limit))
+    if since is not None:
+        query = query.where(TicketEventRow.at >= _from_epoch(since))
+    result = await session.execute(query)
+    out = []
+    for ev, row in result:
+        out.append((ev.id, ticket_event(row, ev.event_id, TicketEventKind(ev.kind),
+                                        _to_epoch(ev.at), ev.actor, ev.note,
+                                        await affected(session, row.id))))
+    return out
+
+
+async def view(session: AsyncSession, row: TicketRow) -> Ticket:
+    return Ticket(
+        number=row.number, kind=row.kind, state=row.state, site=row.site,
+        site_name=row.site_name, system=row.system, device=row.device, location=row.location,
+        rule=row.rule, fingerprint=row.fingerprint, severity=row.severity,
+        title_zh=row.title_zh, title_en=row.title_en, summary=row.summary,
+        opened_at=_to_epoch(row.opened_at), acknowledged_at=epoch(row.acknowledged_at),
+        resolved_at=epoch(row.resolved_at), verified_at=epoch(row.verified_at),
+        closed_at=epoch(row.closed_at), response_due=epoch(row.response_due),
+        resolve_due=epoch(row.resolve_due), resolve_to_agree=row.resolve_to_agree,
+        response_breached=row.response_breached_at is not None,
+        resolve_breached=row.resolve_breached_at is not None, fault_active=row.fault_active,
+        recurrences=row.recurrences,
+        recovered_without_intervention=row.recovered_without_intervention,
+        period=row.period, checklist=tuple(row.checklist),
+        affected=await affected(session, row.id))
+
+
+async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
+    events = await session.scalars(select(TicketEventRow).where(
+        TicketEventRow.ticket_id == row.id).order_by(TicketEventRow.seq))
+    records = []
+    for rec in await session.scalars(select(ServiceRecordRow).where(
+            ServiceRecordRow.ticket_id == row.id).order_by(ServiceRecordRow.id)):
+        parts = await session.scalars(select(ServicePartRow).where(
+            ServicePartRow.record_id == rec.id).order_by(ServicePartRow.id))
+        records.append({"at": _to_epoch(rec.at), "engineer": rec.engineer,
+                        "work_done": rec.work_done,
+                        "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
+                                   "coverage": p.coverage,
+                                   "warranty_until": _iso(p.warranty_until)} for p in parts]})
+    signs = [{"name": s.name, "at": _to_epoch(s.at), "comment": s.comment}
+             for s in await session.scalars(select(SignOffRow).where(
+                 SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
+    feedback = [{"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
+                 "recorded_by": f.recorded_by}
+                for f in await session.scalars(select(FeedbackRow).where(
+                    FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
+    results = [{"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at)}
+               for c in await session.scalars(select(ChecklistResultRow).where(
+                   ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
+    return TicketDetail(
+        ticket=await view(session, row),
+        events=tuple(AuditEntry(e.event_id, e.kind, _to_epoch(e.at), e.actor, e.note,
+                                e.from_state, e.to_state) for e in events),
+        service_records=tuple(records), sign_offs=tuple(signs), feedback=tuple(feedback),
+        checklist_results=tuple(results))
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
