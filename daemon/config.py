@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
+from exporters.notify.config import NotifyConfig
 from probes.base import Check, Credential, Secret, Target
 from probes.registry import PUSH, known_types, options_model
 from rules.faults import Severity
@@ -228,6 +229,8 @@ class ConfigModel(Strict):
     rules: SiteRules = Field(default_factory=list)
     # Silences and maintenance windows known from the config (more come from the API).
     silences: list[SilenceConfig] = Field(default_factory=list)
+    # Who is told about ticket events, and how (exporters/notify).
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +442,11 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
     for cycle in _cycles({d.id: d.config.depends_on for d in devices.values()}):
         err(["devices", ids[cycle[0]], "depends_on"],
             "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
+
+    for name, receiver in model.notify.receivers.items():
+        if receiver.credentials is not None and receiver.credentials not in credentials:
+            err(["notify", "receivers", name, "credentials"],
+                f"unknown credentials {receiver.credentials!r}")
 
     sources: dict[str, BaseModel | None] = {}
     for name, section in model.sources.items():

@@ -20,6 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from daemon import api
 from daemon.adhoc import UsageError, parse_target, probe_all
+from daemon.http_tickets import add_ticket_routes
 from exporters.exposition import CONTENT_TYPE, Family, render
 from exporters.metrics import families, metric_name
 
@@ -155,6 +156,7 @@ async def probe(request: web.Request) -> web.Response:
 def build_web_app(app: App) -> web.Application:
     web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
     web_app[APP] = app
+    add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
     process = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=process)
     web_app[PROCESS] = process

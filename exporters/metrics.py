@@ -17,7 +17,10 @@ from typing import Protocol
 from exporters.exposition import Family, label_text
 from probes import labelled
 from probes.base import Status
+from probes.mqtt import BrokerStats
+from rules.faults import FaultTransition
 from rules.state import DeviceState, DeviceStatus
+from tickets.stats import TicketStats
 
 DEVICE_LABELS = ("site", "system", "device", "kind")
 INFO_LIMIT = 64
@@ -61,6 +64,13 @@ class Snapshot:
     reload_time: float
     store_pending: int
     store_errors: int
+    now: float = 0.0
+    faults: Sequence[FaultTransition] = ()
+    tickets: TicketStats | None = None
+    mqtt: Sequence[BrokerStats] = ()
+    trap_unknown_sources: int | None = None
+    # site → the systems it has devices of (to start ticket counters at zero)
+    sites: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def metric_name(value_name: str) -> str:
@@ -82,8 +92,22 @@ def _bounded(text: str) -> str:
 
 
 def families(snap: Snapshot) -> Iterator[Family]:
+    from exporters.fleet_metrics import (
+        fault_families,
+        mqtt_families,
+        ticket_families,
+        trap_families,
+    )
+
     yield from device_families(snap.devices)
     yield from scheduler_families(snap)
+    yield from fault_families(snap.faults)
+    if snap.tickets is not None:
+        yield from ticket_families(snap.tickets, snap.now, snap.sites)
+    if snap.mqtt:
+        yield from mqtt_families(snap.mqtt)
+    if snap.trap_unknown_sources is not None:
+        yield from trap_families(snap.trap_unknown_sources)
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:

@@ -43,8 +43,6 @@ DATA_TIMEOUT = 40.0  # seconds for Prometheus to start and hold every family we 
 # Metric families that do not exist yet (or that the lab below does not produce): an
 # expression using one must evaluate without error and, for now, return nothing.
 FEATURES = {
-    "tickets": ("elvwatch_tickets_", "elvwatch_ticket_"),
-    "faults": ("elvwatch_faults_",),
     "snmp": ("elvwatch_snmp_",),
     "onvif": ("elvwatch_onvif_", "elvwatch_rtsp_"),
     "mqtt": ("elvwatch_mqtt_",),
@@ -53,19 +51,12 @@ FEATURES = {
 # feature lands (its family appears), the test fails naming the panel: move it out of
 # this table, and give the lab that feature's devices if the lab lacks them.
 WAITING: dict[tuple[str, str], set[str]] = {
-    ("elvwatch-fleet", "Faults firing"): {"faults"},
-    ("elvwatch-fleet", "Sites"): {"faults"},
-    ("elvwatch-fleet", "Faults firing by severity"): {"faults"},
-    ("elvwatch-fleet", "Faults now"): {"faults"},
-    ("elvwatch-site", "Faults firing"): {"faults"},
-    ("elvwatch-site", "Open tickets"): {"tickets"},
     ("elvwatch-cameras", "Streams down"): {"onvif"},
     ("elvwatch-cameras", "Snapshots failing"): {"onvif"},
     ("elvwatch-cameras", "Camera clock offset"): {"onvif"},
     ("elvwatch-cameras", "Largest clock offsets"): {"onvif"},
     ("elvwatch-cameras", "Streams and snapshots"): {"onvif"},
     ("elvwatch-cameras", "RTSP DESCRIBE time"): {"onvif"},
-    ("elvwatch-cameras", "Camera events and faults now"): {"faults"},
     ("elvwatch-infra", "Ports down (admin up)"): {"snmp"},
     ("elvwatch-infra", "PoE ports"): {"snmp"},
     ("elvwatch-infra", "PoE budget used"): {"snmp"},
@@ -80,11 +71,6 @@ WAITING: dict[tuple[str, str], set[str]] = {
     ("elvwatch-infra", "Uptime and reboots"): {"snmp"},
     ("elvwatch-infra", "MQTT devices offline"): {"mqtt"},
     ("elvwatch-infra", "MQTT data age"): {"mqtt"},
-    **{("elvwatch-tickets", title): {"tickets"} for title in (
-        "Open tickets", "Open by severity", "Due within 1 h", "Breached now",
-        "Breaches in range", "Deadlines, soonest first", "Open tickets by site",
-        "Open tickets by state", "Open tickets by system", "Open tickets over time",
-        "SLA breaches per hour", "Opened and verified per day")},
 }
 # How each alert rule behaves against the lab below (one camera down, one bad reload).
 ALERT_STATES = {

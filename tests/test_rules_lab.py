@@ -1,7 +1,7 @@
 """The rule engine fed by the real daemon polling lab devices over loopback TCP.
 
-The engine is not wired into daemon/app.py yet (the lead integrates rules and tickets);
-this test hooks it behind App's observation callback the way the wiring will."""
+The daemon's own engine is used, as wired in daemon/app.py; the test records what it
+emits."""
 
 from __future__ import annotations
 
@@ -17,28 +17,31 @@ from daemon.app import App
 from daemon.config import Config, load_config
 from lab.devices import Fault, LabFleet, tcp_check
 from probes.base import Observation
-from rules.engine import Engine
 from rules.faults import FaultState, FaultTransition, fingerprint
-from rules.model import DeviceSpec, build_rules
 
 PORT = 18556
 
 
 class RulesApp(App):
+    """The daemon as wired, recording every fault transition its rule engine emits."""
+
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.engine = Engine(build_rules(), [
-            DeviceSpec(id=d.id, site=d.config.site, system=d.system.value, kind=d.config.kind,
-                       tags=frozenset(d.config.tags), checks={c.name: c.type for c in d.checks},
-                       depends_on=tuple(d.config.depends_on), serial=d.config.serial)
-            for d in config.devices.values()])
         self.transitions: list[FaultTransition] = []
+        observe, tick = self.engine.observe, self.engine.tick
 
-    def _on_observation(self, obs: Observation) -> None:
-        super()._on_observation(obs)
-        status = self.tracker.devices.get(obs.device)
-        if status is not None:
-            self.transitions += self.engine.observe(obs, status.state)
+        def recording_observe(obs: Observation, state: Any) -> list[FaultTransition]:
+            out = observe(obs, state)
+            self.transitions += out
+            return out
+
+        def recording_tick(now: float | None = None) -> list[FaultTransition]:
+            out = tick(now)
+            self.transitions += out
+            return out
+
+        self.engine.observe = recording_observe  # type: ignore[method-assign]
+        self.engine.tick = recording_tick  # type: ignore[method-assign]
 
 
 def open_faults(transitions: list[FaultTransition]) -> dict[str, FaultTransition]:

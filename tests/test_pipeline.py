@@ -1,0 +1,118 @@
+"""The whole pipeline in one daemon: a lab device fails → a fault → one ticket with the
+contract's deadlines → a signed webhook → the device returns → resolved, verified and
+closed by the system; the ticket figures in /metrics follow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.app import App
+from daemon.config import load_config
+from lab.devices import Fault, LabFleet, tcp_check
+from tests.notify_peers import WEBHOOK_SECRET, http_receiver
+from tests.test_daemon import PORT, aget, first_address, free_port, wait_for
+
+
+def pipeline_config(path: Path, fleet: LabFleet, listen: str, hook: str) -> Path:
+    switch, *cameras = fleet.devices
+    devices: list[dict[str, Any]] = [
+        {"id": switch.id, "site": "garden", "kind": "switch", "host": switch.host,
+         "checks": [tcp_check(PORT)]}]
+    devices += [{"id": cam.id, "site": "garden", "kind": "camera", "host": cam.host,
+                 "depends_on": [switch.id], "checks": [tcp_check(PORT)]} for cam in cameras]
+    path.write_text(yaml.safe_dump({
+        "http": {"listen": listen},
+        "interval": 0.2, "timeout": 0.2,
+        "scheduler": {"down_after": 2, "jitter": 0.0},
+        "credentials": {"hook": {"password_env": "ELVWATCH_TEST_HOOK_SECRET"}},
+        "sites": [{"id": "garden", "name": "阳光花园", "language": "zh-CN",
+                   "contract": {"start": "2026-01-01", "response_hours": 12,
+                                "resolve_hours": {"general": 12}}}],
+        "notify": {"receivers": {"noc": {"type": "webhook", "credentials": "hook",
+                                         "options": {"url": hook}}},
+                   "routes": [{"receivers": ["noc"]}]},
+        "devices": devices}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def test_device_failure_opens_one_ticket_notifies_and_closes_after_recovery(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("ELVWATCH_TEST_HOOK_SECRET", WEBHOOK_SECRET)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with http_receiver() as receiver, LabFleet(4, first_address(), [PORT]) as fleet:
+        config = load_config(pipeline_config(tmp_path / "c.yaml", fleet,
+                                             f"127.0.0.1:{port}", f"{receiver.url}/hook"))
+        app = App(config)
+        await app.start()
+        assert app.tickets is not None
+        try:
+            camera = fleet.devices[2].id
+            await wait_for(lambda: all(s.state.value == "up"
+                                       for s in app.tracker.devices.values()), what="all up")
+            await fleet.set_fault(camera, Fault.DOWN)
+
+            async def live() -> list[Any]:
+                assert app.tickets is not None
+                return await app.tickets.list_tickets(state="live", kind="fault")
+
+            tickets: list[Any] = []
+            for _ in range(100):
+                tickets = await live()
+                if tickets:
+                    break
+                await asyncio.sleep(0.1)
+            assert len(tickets) == 1
+            ticket = tickets[0]
+            assert ticket.device == camera and ticket.rule == "device_unreachable"
+            assert ticket.severity == "general"
+            assert ticket.response_due is not None and ticket.resolve_due is not None
+
+            await wait_for(lambda: any(r.path == "/hook" for r in receiver.received),
+                           what="webhook")
+            sent = receiver.accepted("/hook")
+            assert sent and sent[0].verified  # the receiver checked the HMAC signature
+            (event,) = sent[0].json()["events"]
+            assert event["kind"] == "opened" and event["device"] == camera
+            assert WEBHOOK_SECRET not in sent[0].body.decode()
+
+            # Still exactly one ticket after more failing polls.
+            await asyncio.sleep(1.0)
+            assert len(await live()) == 1
+
+            await fleet.set_fault(camera, Fault.NONE)
+            for _ in range(200):
+                final = (await app.tickets.get(ticket.number)).ticket
+                if final.state == "closed":
+                    break
+                await asyncio.sleep(0.1)
+            assert final.state == "closed"
+            assert final.recovered_without_intervention
+
+            samples: list[tuple[str, dict[str, str], float]] = []
+            for _ in range(100):
+                code, text = await aget(f"{base}/metrics")
+                assert code == 200
+                samples = [(s.name, s.labels, s.value)
+                           for f in text_string_to_metric_families(text) for s in f.samples]
+                if sum(v for n, _, v in samples if n == "elvwatch_tickets_verified_total"):
+                    break
+                await asyncio.sleep(0.2)
+            opened = [v for n, lab, v in samples if n == "elvwatch_tickets_opened_total"
+                      and lab["site"] == "garden"]
+            verified = [v for n, lab, v in samples
+                        if n == "elvwatch_tickets_verified_total"]
+            # One fault ticket, plus the preventive work orders the contract is due.
+            preventive = await app.tickets.list_tickets(kind="preventive")
+            assert sum(opened) == 1 + len(preventive) and sum(verified) == 1
+            kinds = [e["kind"] for r in receiver.accepted("/hook")
+                     for e in json.loads(r.body)["events"]]
+            assert kinds.count("opened") == 1 and "verified" in kinds
+        finally:
+            await app.stop()
