@@ -280,12 +280,12 @@ class Store:
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
             raise StoreError(f"unsupported database URL {redact(parsed)}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            configure_sqlite(engine)
         store = cls(engine, parsed)
         try:
             with store._errors("open"):
                 async with engine.begin() as conn:
-                    await conn.run_sync(_upgrade)
+                    await conn.run_sync(upgrade_schema)
         except BaseException:
             await engine.dispose()
             raise
@@ -456,21 +456,28 @@ def _check_sqlite_directory(url: URL) -> None:
             f"store {redact(url)}: cannot open: directory {directory} does not exist", redact(url))
 
 
-def _upgrade(connection: Connection) -> None:
+def upgrade_schema(connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    # The driver's own transaction handling skips BEGIN before DDL; emitting BEGIN
-    # ourselves makes migrations atomic (SQLAlchemy's documented recipe for SQLite).
+def configure_sqlite(engine: AsyncEngine, *, immediate: bool = False) -> None:
+    """WAL so readers (HTTP pages, CLI) do not block the daemon's writes; foreign keys
+    on; and BEGIN emitted by us, because the driver's own transaction handling skips
+    it before DDL (SQLAlchemy's documented recipe) — so migrations are atomic.
+
+    ``immediate``: take the write lock at BEGIN.  A deferred transaction that reads,
+    then writes after another connection committed fails at once with "database is
+    locked" (SQLITE_BUSY_SNAPSHOT) instead of waiting; writers sharing a file with
+    another engine want IMMEDIATE."""
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            # WAL: readers (HTTP pages, CLI) do not block the daemon's writes.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
@@ -478,7 +485,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql(begin)
 
 
 def _utc(moment: datetime) -> datetime:

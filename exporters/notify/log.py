@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from alembic import command
-from sqlalchemy import event, insert, select, tuple_, update
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from exporters.notify.messages import event_from_json, event_json
 from tickets.events import TicketEvent
 from tickets.notify_log import notify_log
-from tickets.store import alembic_config, redact
+from tickets.store import configure_sqlite, redact, upgrade_schema
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +134,11 @@ class SqlNotificationLog:
         engine = create_async_engine(parsed, pool_pre_ping=True,
                                      connect_args={"timeout": connect_timeout})
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            # Its own engine on the store's file: writes take the lock at BEGIN.
+            configure_sqlite(engine, immediate=True)
         try:
             async with engine.begin() as conn:
-                await conn.run_sync(_upgrade)
+                await conn.run_sync(upgrade_schema)
         except BaseException:
             await engine.dispose()
             raise
@@ -212,26 +212,3 @@ class SqlNotificationLog:
             await self._engine.dispose()
 
 
-def _upgrade(connection: Connection) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")
-
-
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    # As tickets.store does: WAL so readers do not block the writer, and BEGIN emitted
-    # by us so migrations and multi-statement writes are atomic on pysqlite.  IMMEDIATE:
-    # a deferred transaction that reads, then writes after another connection committed
-    # fails at once with "database is locked" (SQLITE_BUSY_SNAPSHOT) instead of waiting.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
