@@ -159,4 +159,7 @@ def openapi_document() -> dict[str, Any]:
     ticket_paths, ticket_schemas = openapi_paths()
     document["paths"].update(ticket_paths)
     document["components"]["schemas"].update(ticket_schemas)
+    from daemon.http_alertmanager import openapi_paths as alertmanager_paths
+
+    document["paths"].update(alertmanager_paths())
     return document

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from daemon.config import Config, ConfigInvalid, Device, load_config
 from daemon.scheduler import LAG_BUCKETS, Scheduler
 from daemon.terms import site_terms
@@ -25,7 +26,10 @@ from exporters.notify.dispatcher import Dispatcher
 from exporters.notify.log import SqlNotificationLog
 from exporters.notify.receivers import build_notifiers
 from probes.base import Check, Observation, Status, Target
+from probes.onvif_event_source import OnvifEventSource
 from probes.registry import PULL, PUSH, PushManager
+from probes.snmp import forget as snmp_forget
+from probes.snmp_uplink import Uplink, UplinkMap
 from rules.engine import Engine
 from rules.faults import FaultTransition
 from rules.model import DeviceSpec, build_rules
@@ -87,6 +91,7 @@ class App:
         self._labels: list[tuple[DeviceLabels, Device]] = []
         self._http_runner: object | None = None
         self.push: dict[str, PushManager] = {}
+        self.uplinks = UplinkMap()  # camera ← switch port (config ``uplink``)
         # The rule and ticket stages.
         self.silencer = Silencer()
         self.engine = Engine([], silencer=self.silencer, hold_seconds=self._hold_seconds(config))
@@ -113,8 +118,11 @@ class App:
 
     async def start(self, *, http: bool = True) -> None:
         self.store = await Store.open(self.config.storage_url)
+        settings = self.config.model.tickets
         self.tickets = TicketManager(self.store, lambda: self._terms,
-                                     on_events=self._on_ticket_events)
+                                     on_events=self._on_ticket_events,
+                                     verify_after_polls=settings.verify_after_polls,
+                                     reopen_window=settings.reopen_window)
         await self._apply(self.config)
         for device, (state, since, cause) in (await self.store.current_states()).items():
             self.tracker.restore(device, state, since, cause)
@@ -136,6 +144,9 @@ class App:
         self.tracker.configure((d.id, [c.name for c in d.checks])
                                for d in config.devices.values())
         self._terms = site_terms(config)
+        if self.tickets is not None:
+            self.tickets.verify_after_polls = config.model.tickets.verify_after_polls
+            self.tickets.reopen_window = config.model.tickets.reopen_window
         specs = [DeviceSpec(id=d.id, site=d.config.site, system=d.system.value,
                             kind=d.config.kind, tags=frozenset(d.config.tags),
                             checks={c.name: c.type for c in d.checks},
@@ -153,6 +164,16 @@ class App:
                           d.config.vendor or "", d.config.model or "",
                           d.config.firmware or ""), d)
             for d in config.devices.values()]
+        self.uplinks.configure(
+            (Uplink(d.id, d.config.uplink.device, d.config.uplink.port,
+                    d.config.uplink.poe_port)
+             for d in config.devices.values() if d.config.uplink is not None),
+            ((d.id, c.name) for d in config.devices.values() for c in d.checks
+             if c.type == "snmp"))
+        # SNMP remembers uptimes and table rows per device; a removed device's would
+        # otherwise stay forever (and greet a new device of the same id as a reboot).
+        for gone in self.config.devices.keys() - config.devices.keys():
+            snmp_forget(gone)
         self.config = config
 
     async def _apply_push(self, config: Config) -> None:
@@ -305,6 +326,9 @@ class App:
                 self._facts_seen[obs.device] = facts
                 self._pending_facts[obs.device] = facts
                 self._flush.set()
+        # A switch's ports seen from the cameras behind them (config ``uplink``).
+        for derived in self.uplinks.derive(obs):
+            self._on_observation(derived)
 
     async def _writer(self) -> None:
         retry = 1.0
@@ -403,8 +427,10 @@ class App:
             try:
                 if not self._resynced and now - self.started > self._hold_seconds(
                         self.config) + RULE_TICK_SECONDS * 5:
+                    # Alertmanager's faults are not the engine's to vouch for: they end
+                    # when Alertmanager says resolved.
                     await self.tickets.resync({t.fingerprint for t in self.engine.firing()},
-                                              now)
+                                              now, keep_rules=(ALERTMANAGER_RULES,))
                     self._resynced = True
                 if now - last_ticket_tick >= TICKET_TICK_SECONDS:
                     last_ticket_tick = now
@@ -428,6 +454,7 @@ class App:
     def snapshot(self) -> Snapshot:
         mqtt = self.push.get("mqtt")
         traps = self.push.get("snmp_trap")
+        onvif = self.push.get("onvif_events")
         unknown = getattr(traps, "unknown_sources", None)
         return Snapshot(
             devices=self.device_views(), scheduler=self.scheduler.stats,
@@ -438,6 +465,7 @@ class App:
             mqtt=mqtt.broker_stats() if mqtt is not None and hasattr(mqtt, "broker_stats")
             else (),
             trap_unknown_sources=sum(unknown.values()) if unknown is not None else None,
+            onvif_events=onvif.stats() if isinstance(onvif, OnvifEventSource) else (),
             sites={site: terms.systems for site, terms in self._terms.items()})
 
 

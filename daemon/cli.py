@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     from daemon.cli_tickets import add_ticket_commands
 
     add_ticket_commands(sub)
+
+    from daemon.cli_reports import add_report_commands
+
+    add_report_commands(sub)
     return p
 
 

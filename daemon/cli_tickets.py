@@ -66,6 +66,36 @@ def add_ticket_commands(sub: Any) -> None:
     ver.add_argument("--sign-off", dest="sign_off", help="name of the representative")
     ver.add_argument("--comment", default="")
     ver.set_defaults(func=cmd_verify)
+    link = action("signoff-link", "a signed link for the site representative's sign-off page")
+    link.add_argument("number")
+    link.add_argument("--hours", type=float, default=72.0, help="valid this long (72)")
+    link.add_argument("--base", help="URL the phone reaches the daemon at "
+                                     "(default: http://<http.listen>)")
+    link.set_defaults(func=cmd_signoff_link)
+    due = action("resolve-due", "set the repair deadline agreed with the site "
+                                "(a major fault's is 'to agree' until then)")
+    due.add_argument("number")
+    due.add_argument("--by", required=True)
+    when = due.add_mutually_exclusive_group(required=True)
+    when.add_argument("--hours", type=float,
+                      help="hours after the ticket was opened, like the contract's deadlines")
+    when.add_argument("--at", help="ISO time with zone, e.g. 2026-03-05T18:00+08:00")
+    due.add_argument("--note", default="")
+    due.set_defaults(func=cmd_resolve_due)
+    fb = action("feedback", "record return-visit feedback (用户回访)")
+    fb.add_argument("number")
+    fb.add_argument("--by", required=True)
+    fb.add_argument("--rating", type=int, required=True, help="1 to 5")
+    fb.add_argument("--comment", default="")
+    fb.set_defaults(func=cmd_feedback)
+    done = action("complete", "complete a preventive work order with its checklist")
+    done.add_argument("number")
+    done.add_argument("--by", required=True)
+    done.add_argument("--engineer", required=True)
+    done.add_argument("--item", action="append", default=[], metavar="KEY=ok|fail[:NOTE]",
+                      help="one checklist result (repeat for each item)")
+    done.add_argument("--work", default="", help="work done (default: checklist done)")
+    done.set_defaults(func=cmd_complete)
     tickets.set_defaults(func=lambda _a: _usage(tickets))
 
     silence = sub.add_parser("silence", help="silences and maintenance windows")
@@ -112,7 +142,10 @@ def _with_manager(args: argparse.Namespace,
     async def run() -> T:
         async with await Store.open(config.storage_url) as store:
             terms = site_terms(config)
-            return await work(TicketManager(store, lambda: terms))
+            settings = config.model.tickets
+            return await work(TicketManager(
+                store, lambda: terms, verify_after_polls=settings.verify_after_polls,
+                reopen_window=settings.reopen_window))
 
     try:
         return EXIT_OK, asyncio.run(run())
@@ -195,6 +228,87 @@ def cmd_verify(args: argparse.Namespace) -> int:
     sign = SignOff(args.sign_off, args.comment) if args.sign_off else None
     code, events = _with_manager(args, lambda m: m.verify(args.number, args.by, sign))
     return _printed(code, events)
+
+
+def cmd_resolve_due(args: argparse.Namespace) -> int:
+    if args.hours is not None and not args.hours > 0:
+        print("elvwatch: --hours must be more than 0", file=sys.stderr)
+        return EXIT_USAGE
+    if args.at is not None:
+        try:
+            moment = datetime.fromisoformat(args.at)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            print("elvwatch: --at needs an ISO time with zone, e.g. 2026-03-05T18:00+08:00",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        fixed = moment.timestamp()
+
+    async def work(manager: Any) -> Any:
+        due = fixed if args.at is not None else \
+            (await manager.get(args.number)).ticket.opened_at + args.hours * 3600.0
+        return await manager.set_resolve_due(args.number, args.by, due, args.note)
+
+    code, events = _with_manager(args, work)
+    for event in events or []:
+        print(f"{event.ticket}: {event.note}")
+    return code
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    code, events = _with_manager(args, lambda m: m.add_feedback(
+        args.number, args.by, args.rating, args.comment))
+    return _printed(code, events)
+
+
+def parse_item(spec: str) -> tuple[str, tuple[bool, str]]:
+    """``KEY=ok``, ``KEY=fail``, ``KEY=fail:NOTE`` → (key, (ok, note))."""
+    key, sep, rest = spec.partition("=")
+    result, _, note = rest.partition(":")
+    if not sep or not key.strip() or result.strip().lower() not in ("ok", "fail"):
+        raise ValueError(f"--item {spec!r} is not KEY=ok or KEY=fail[:NOTE]")
+    return key.strip(), (result.strip().lower() == "ok", note.strip())
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    try:
+        results = dict(parse_item(spec) for spec in args.item)
+    except ValueError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if len(results) != len(args.item):
+        print("elvwatch: a checklist item is given twice", file=sys.stderr)
+        return EXIT_USAGE
+    code, events = _with_manager(args, lambda m: m.complete_preventive(
+        args.number, args.by, args.engineer, results, args.work))
+    return _printed(code, events)
+
+
+def cmd_signoff_link(args: argparse.Namespace) -> int:
+    """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (daemon/links.py)."""
+    from daemon import links
+
+    code, detail = _with_manager(args, lambda m: m.get(args.number))
+    if detail is None:
+        return code
+    config = load_config(args.config)
+    token = links.read_token(config.model.http.token_file)
+    if token is None:
+        print("elvwatch: sign-off links are signed with the bearer token: set a readable, "
+              "non-empty http.token_file", file=sys.stderr)
+        return EXIT_FAIL
+    try:
+        signed = links.sign(token, args.number, args.hours)
+    except ValueError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    base = (args.base or f"http://{config.model.http.listen}").rstrip("/")
+    print(f"{base}/tickets/{args.number}?link={signed}")
+    if detail.ticket.state != "resolved":
+        print(f"note: {args.number} is {detail.ticket.state}; the form accepts a sign-off "
+              "once it is resolved", file=sys.stderr)
+    return EXIT_OK
 
 
 def _printed(code: int, events: list[Any] | None) -> int:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,12 +27,14 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.alertmanager import AlertmanagerConfig
 from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
 from exporters.notify.config import NotifyConfig
 from probes.base import Check, Credential, Secret, Target
+from probes.mqtt_settings import MqttSettings
 from probes.registry import PUSH, known_types, options_model
 from rules.faults import Severity
-from rules.model import SiteRules
+from rules.model import SiteRules, parse_duration
 from rules.silence import SilenceConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
@@ -87,6 +90,22 @@ class SchedulerConfig(Strict):
     up_after: int = Field(1, ge=1, le=100)
     # Checks of an unreachable device other than its first back off up to this.
     backoff_max: float = Field(600.0, ge=1.0)
+
+
+def _seconds(value: object) -> object:
+    # A number of seconds or a duration such as "7d", "36h".
+    if isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
+        return parse_duration(value)
+    return value
+
+
+class TicketsConfig(Strict):
+    # Healthy polls of a device's first check in a row before its resolved ticket is
+    # verified (and closed) by the system.
+    verify_after_polls: int = Field(3, ge=1, le=10_000)
+    # A fault recurring within this long after its ticket was resolved reopens that
+    # ticket (counting the recurrence) instead of opening a new one.
+    reopen_window: Annotated[float, BeforeValidator(_seconds)] = Field(7 * 86400.0, ge=0)
 
 
 class SecretRef(Strict):
@@ -182,6 +201,15 @@ class Location(Strict):
         return " / ".join(p for p in (self.building, self.floor, self.place) if p)
 
 
+class UplinkConfig(Strict):
+    """The switch port a device (a camera) hangs off: the switch's SNMP port and PoE
+    values are attributed to the device as check ``uplink`` (probes/snmp_uplink.py)."""
+
+    device: Identifier  # the switch; must exist and have an snmp check
+    port: str = Field(min_length=1, max_length=64)  # ifName ("ge1/0/3") or ifIndex
+    poe_port: str | None = Field(None, pattern=r"^\d+\.\d+$")  # group.port, if not 1.ifIndex
+
+
 class DeviceConfig(Strict):
     id: Identifier
     site: Identifier
@@ -199,6 +227,7 @@ class DeviceConfig(Strict):
     installed: date | None = None
     warranty_until: date | None = None
     depends_on: list[Identifier] = Field(default_factory=list)
+    uplink: UplinkConfig | None = None
     tags: list[str] = Field(default_factory=list)
     checks: list[CheckConfig] | None = None
     interval: float | None = Field(None, gt=0)
@@ -231,6 +260,10 @@ class ConfigModel(Strict):
     silences: list[SilenceConfig] = Field(default_factory=list)
     # Who is told about ticket events, and how (exporters/notify).
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    # Ticket lifecycle settings (tickets/manager.py).
+    tickets: TicketsConfig = TicketsConfig()
+    # How alerts posted to /api/v1/alertmanager map to devices and severities.
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +475,7 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
     for cycle in _cycles({d.id: d.config.depends_on for d in devices.values()}):
         err(["devices", ids[cycle[0]], "depends_on"],
             "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
+    _check_uplinks(devices, ids, err)
 
     for name, receiver in model.notify.receivers.items():
         if receiver.credentials is not None and receiver.credentials not in credentials:
@@ -464,10 +498,57 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
                     err(["sources", name, *[p for p in e["loc"] if isinstance(p, int | str)]],
                         _message(e))
 
+    _check_mqtt_references(model, sources.get("mqtt"), credentials, err)
+
     storage_url = model.storage.url or f"sqlite+aiosqlite:///{path.parent.resolve()}/elvwatch.db"
     config = Config(path=path, model=model, devices=devices, sites=sites,
                     storage_url=storage_url, credentials=credentials, sources=sources)
     return config, errors
+
+
+def _check_uplinks(devices: Mapping[str, Device], ids: Mapping[str, int], err: Any) -> None:
+    for device in devices.values():
+        uplink = device.config.uplink
+        if uplink is None:
+            continue
+        where = ["devices", ids[device.id], "uplink", "device"]
+        switch = devices.get(uplink.device)
+        if uplink.device == device.id:
+            err(where, "a device cannot be its own uplink")
+        elif switch is None:
+            err(where, f"unknown device {uplink.device!r}")
+        elif not any(c.type == "snmp" for c in switch.checks):
+            err(where, f"device {uplink.device!r} has no snmp check: its port values "
+                       "cannot be attributed")
+
+
+def _check_mqtt_references(model: ConfigModel, settings: BaseModel | None,
+                           credentials: Mapping[str, Credential], err: Any) -> None:
+    """A broker naming unknown credentials, and an mqtt check naming an unknown broker
+    (or none when there are several), would only show up at run time as an ``unknown``
+    device; they are config errors."""
+    brokers = settings.brokers if isinstance(settings, MqttSettings) else {}
+    for name, broker in brokers.items():
+        if broker.credentials is not None and broker.credentials not in credentials:
+            err(["sources", "mqtt", "brokers", name, "credentials"],
+                f"unknown credentials {broker.credentials!r}")
+    known = ", ".join(sorted(brokers)) or "none"
+    places: list[tuple[list[int | str], CheckConfig]] = []
+    for kind_name, kind_spec in model.kinds.items():
+        places += [(["kinds", kind_name, "checks", j], c) for j, c in enumerate(kind_spec.checks)]
+    for i, dev in enumerate(model.devices):
+        places += [(["devices", i, "checks", j], c) for j, c in enumerate(dev.checks or [])]
+    for loc, spec in places:
+        if spec.type != "mqtt":
+            continue
+        broker_name = spec.params.get("broker")
+        if broker_name is None:
+            if len(brokers) != 1:
+                err([*loc, "params"], f"name the MQTT broker in params.broker "
+                                      f"(sources.mqtt.brokers: {known})")
+        elif broker_name not in brokers:
+            err([*loc, "params", "broker"],
+                f"unknown MQTT broker {broker_name!r} (sources.mqtt.brokers: {known})")
 
 
 def _message(error: Any) -> str:

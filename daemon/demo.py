@@ -1,9 +1,20 @@
 """``elvwatch demo``: a small simulated community on loopback, monitored by the daemon.
 
-Every demo device is a lab device on its own loopback address.  Checks run every few
-seconds and a device goes down after two failed runs, so the first injected fault
-shows within a minute; the injector takes one device down now and then and brings it
-back later, so a newcomer sees both transitions.
+The devices speak their real protocols (``lab.community``): ONVIF + RTSP cameras, SNMP
+switches/NVR/UPS (snmpsim), a Modbus alarm panel, a SIP door station registered at a
+SIP server, an MQTT access panel (Mosquitto).  snmpsim comes with the ``demo`` (or
+``test``) extra and mosquitto from the system; without them those devices fall back to
+plain TCP listeners and the banner says so.
+
+The demo's credentials are random per run and reach the daemon the way real ones do,
+through environment variables named in the config; the demo sets them in its own
+process only and never prints them.
+
+Checks run every few seconds and a device goes down after two failed runs.  The
+injector alternates: one device goes down and comes back (the first about 20 s after
+start), then a fault the device reports while still answering (UPS on battery, alarm
+panel AC failure, door station unregistered, door forced open), which a built-in rule
+turns into a ticket within a minute or two.  Each injection is printed.
 """
 
 from __future__ import annotations
@@ -11,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -21,76 +35,97 @@ import yaml
 
 from daemon.app import App
 from daemon.config import load_config
-from lab.devices import Fault, LabDevice, tcp_check
+from lab.community import Community, Secrets, snmp_available
+from lab.devices import LabError
+from lab.mosquitto import MosquittoServer
 
 log = logging.getLogger(__name__)
 
 SITE = "demo-garden"
-# Loopback block of the demo's devices; nothing else of ours uses 127.77/16.
-BASE = "127.77.0."
+# Loopback blocks the demo may use, tried in turn: another demo (or anything else on
+# the same addresses and ports) only moves this one to the next block.
+BASES = tuple(f"127.42.{n}." for n in range(10))
 INTERVAL = 5.0
 TIMEOUT = 2.0
+# ONVIF parses its WSDLs on the first call (about a second): a longer budget there.
+ONVIF_TIMEOUT = 4.5
 FIRST_FAULT_AFTER = 20.0    # seconds: the first device goes down early
-FAULT_LASTS = (30.0, 60.0)  # seconds a device stays down
-FAULT_GAP = (30.0, 60.0)    # seconds between the end of one fault and the next
-
-# (id, kind, name, ports, depends_on, location)
-DEVICES: list[tuple[str, str, str, list[int], list[str], dict[str, str]]] = [
-    ("core-sw", "switch", "核心交换机", [8022], [], {"building": "物业中心", "place": "弱电机房"}),
-    ("poe-sw-1", "switch", "1号楼 PoE 交换机", [8022], ["core-sw"],
-     {"building": "1号楼", "floor": "B1", "place": "弱电井"}),
-    ("nvr-1", "nvr", "监控中心 NVR", [8080, 8554], ["core-sw"],
-     {"building": "物业中心", "place": "监控室"}),
-    ("cam-gate-01", "camera", "南门入口枪机", [8080, 8554], ["poe-sw-1"],
-     {"building": "南门", "place": "入口岗亭上方"}),
-    ("cam-gate-02", "camera", "南门出口枪机", [8080, 8554], ["poe-sw-1"],
-     {"building": "南门", "place": "出口道闸"}),
-    ("cam-b1-lobby", "camera", "1号楼大堂半球", [8080, 8554], ["poe-sw-1"],
-     {"building": "1号楼", "floor": "1", "place": "大堂"}),
-    ("cam-b1-lift", "camera", "1号楼电梯厅", [8080, 8554], ["poe-sw-1"],
-     {"building": "1号楼", "floor": "1", "place": "电梯厅"}),
-    ("door-b1", "door_station", "1号楼单元门口机", [5060], ["poe-sw-1"],
-     {"building": "1号楼", "floor": "1", "place": "单元门"}),
-    ("acp-gate", "access_panel", "南门门禁控制器", [8080], ["core-sw"],
-     {"building": "南门", "place": "门卫室"}),
-    ("alarm-1", "alarm_panel", "周界报警主机", [1502], ["core-sw"],
-     {"building": "物业中心", "place": "监控室"}),
-]
+FAULT_LASTS = (30.0, 50.0)  # seconds a fault lasts
+FAULT_GAP = (15.0, 30.0)    # seconds between the end of one fault and the next
+ENV_PREFIX = "ELVWATCH_DEMO_"
 
 
-def demo_config(listen: str) -> dict[str, Any]:
-    devices = []
-    for index, (dev_id, kind, name, ports, parents, location) in enumerate(DEVICES, start=1):
-        devices.append({
-            "id": dev_id, "site": SITE, "kind": kind, "name": name,
-            "host": f"{BASE}{index}", "location": location, "depends_on": parents,
-            # TCP only: every loopback address answers ping, so ICMP could not fail here.
-            "checks": [{**tcp_check(port), "name": f"tcp_{port}"} for port in ports],
-        })
-    return {
+def demo_secrets() -> Secrets:
+    """Fresh random credentials, put into this process's environment for the config."""
+    devices = ("core-sw", "poe-sw-1", "nvr-1", "ups-1")
+    made = Secrets(camera_user="admin", camera_password=secrets.token_urlsafe(12),
+                   snmp_communities={d: secrets.token_hex(8) for d in devices},
+                   mqtt_user="elvwatch-demo", mqtt_password=secrets.token_urlsafe(12))
+    os.environ[f"{ENV_PREFIX}CAMERA_PASSWORD"] = made.camera_password
+    os.environ[f"{ENV_PREFIX}MQTT_PASSWORD"] = made.mqtt_password
+    for device, community in made.snmp_communities.items():
+        os.environ[_snmp_env(device)] = community
+    return made
+
+
+def _snmp_env(device: str) -> str:
+    return f"{ENV_PREFIX}SNMP_{device.upper().replace('-', '_')}"
+
+
+def demo_config(listen: str, community: Community) -> dict[str, Any]:
+    s = community.secrets
+    credentials: dict[str, Any] = {
+        "demo-camera": {"username": s.camera_user,
+                        "password_env": f"{ENV_PREFIX}CAMERA_PASSWORD"},
+        "demo-mqtt": {"username": s.mqtt_user, "password_env": f"{ENV_PREFIX}MQTT_PASSWORD"},
+    }
+    for device in s.snmp_communities:
+        credentials[f"demo-snmp-{device}"] = {
+            "secrets": {"community": {"env": _snmp_env(device)}}}
+    devices = community.config_devices(SITE)
+    for entry in devices:
+        for check in entry["checks"]:
+            if check["type"] == "onvif":
+                check["timeout"] = ONVIF_TIMEOUT
+    config: dict[str, Any] = {
         "http": {"listen": listen},
         "interval": INTERVAL,
         "timeout": TIMEOUT,
         "scheduler": {"down_after": 2, "jitter": 0.5},
+        "credentials": credentials,
         "sites": [{"id": SITE, "name": "阳光花园（演示）", "language": "zh-CN",
                    "contract": {"start": time.strftime("%Y-%m-01"), "months": 12},
                    "contacts": [{"name": "演示 物业代表", "role": "site representative"}]}],
         "devices": devices,
     }
+    sources = community.config_sources()
+    if sources:
+        config["sources"] = sources
+    return config
 
 
-async def _inject_faults(lab: dict[str, LabDevice], rng: random.Random) -> None:
+async def _inject_faults(community: Community, rng: random.Random) -> None:
     await asyncio.sleep(FIRST_FAULT_AFTER)
-    # Leaf devices only: a switch going down would take its cameras with it, which the
-    # rule engine handles, but a first-time viewer should see one clear fault.
-    leaves = [d for d in lab.values() if not d.id.endswith("-sw") and "sw-" not in d.id]
+    leaves = community.can_go_down()
+    protocol = community.protocol_faults()
+    turn = 0
     while True:
-        device = rng.choice(leaves)
-        print(f"demo: taking {device.id} down", flush=True)
-        await device.set_fault(Fault.DOWN)
-        await asyncio.sleep(rng.uniform(*FAULT_LASTS))
-        print(f"demo: bringing {device.id} back", flush=True)
-        await device.set_fault(Fault.NONE)
+        if turn % 2 == 0 or not protocol:
+            device = rng.choice(leaves)
+            print(f"demo: taking {device} down (its servers stop answering)", flush=True)
+            await community.take_down(device)
+            await asyncio.sleep(rng.uniform(*FAULT_LASTS))
+            print(f"demo: bringing {device} back", flush=True)
+            await community.bring_back(device)
+        else:
+            fault = protocol[(turn // 2) % len(protocol)]
+            print(f"demo: injecting on {fault.device}: {fault.description} "
+                  f"(rule {fault.rule} opens a ticket)", flush=True)
+            await fault.inject()
+            await asyncio.sleep(rng.uniform(*FAULT_LASTS))
+            print(f"demo: clearing on {fault.device}: {fault.description}", flush=True)
+            await fault.clear()
+        turn += 1
         await asyncio.sleep(rng.uniform(*FAULT_GAP))
 
 
@@ -98,28 +133,31 @@ async def run_demo(listen: str = "127.0.0.1:9780", directory: Path | None = None
                    duration: float = 0.0) -> int:
     workdir = directory or Path(tempfile.mkdtemp(prefix="elvwatch-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(demo_config(listen), allow_unicode=True,
-                                          sort_keys=False), encoding="utf-8")
-    config = load_config(config_path)
-    lab = {dev.id: LabDevice(dev.id, dev.config.host, [c.port for c in dev.checks if c.port])
-           for dev in config.devices.values()}
-    for device in lab.values():
-        await device.start()
-    app = App(config)
+    # A signal while the simulators and the daemon start must still stop them cleanly:
+    # snmpsim and Mosquitto are child processes that would outlive us.  App.run_forever
+    # installs its own handlers once it runs.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    started = time.monotonic()
+    community: Community | None = None
+    app: App | None = None
     injector: asyncio.Task[None] | None = None
     try:
+        community = await _start_community(demo_secrets())
+        config_path = workdir / "config.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(listen, community),
+                                              allow_unicode=True, sort_keys=False),
+                               encoding="utf-8")
+        app = App(load_config(config_path))
         await app.start()
-        base = f"http://{listen}"
-        print(f"elvwatch demo: {len(lab)} simulated devices of site {SITE} on {BASE}0/24\n"
-              f"  config     {config_path}\n"
-              f"  devices    {base}/api/v1/devices\n"
-              f"  metrics    {base}/metrics\n"
-              f"  health     {base}/healthz\n"
-              f"  status     elvwatch status -c {config_path}\n"
-              f"A device is taken down about {FIRST_FAULT_AFTER:.0f}s from now and brought "
-              f"back later; Ctrl-C stops.", flush=True)
-        injector = asyncio.create_task(_inject_faults(lab, random.Random()))
+        if stopping.is_set():
+            return 0
+        _banner(listen, config_path, community, time.monotonic() - started)
+        injector = asyncio.create_task(_inject_faults(community, random.Random()))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         if duration > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(duration):
@@ -127,11 +165,55 @@ async def run_demo(listen: str = "127.0.0.1:9780", directory: Path | None = None
         else:
             await app.run_forever()
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         if injector is not None:
             injector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await injector
-        await app.stop()
-        for device in lab.values():
-            await device.stop()
+        if app is not None:
+            await app.stop()
+        if community is not None:
+            await community.stop()
     return 0
+
+
+async def _start_community(made: Secrets) -> Community:
+    snmp, mqtt = snmp_available(), MosquittoServer.available()
+    failure: Exception | None = None
+    for base in BASES:
+        community = Community(base, made, snmp=snmp, mqtt=mqtt)
+        try:
+            await community.start()  # stops what it started when it fails
+        except (OSError, LabError, RuntimeError) as exc:
+            log.warning("demo: cannot serve the community on %s0/24 (%s); trying the next "
+                        "block", base, exc)
+            failure = exc
+            continue
+        if not snmp:
+            community.notes.append("snmpsim is not installed (pip install -e '.[demo]'): the "
+                                   "switches, NVR and UPS are watched over TCP, not SNMP")
+        if not mqtt:
+            community.notes.append("mosquitto is not installed (apt-get install mosquitto): "
+                                   "the access panel is watched over TCP, not MQTT")
+        return community
+    raise RuntimeError(f"demo: no free loopback block among {BASES[0]}0 … {BASES[-1]}0 "
+                       f"(last error: {failure})")
+
+
+def _banner(listen: str, config_path: Path, community: Community, took: float) -> None:
+    base = f"http://{listen}"
+    protocols = sorted({c["type"] for d in community.config_devices(SITE)
+                        for c in d["checks"]})
+    lines = [f"elvwatch demo: {len(community.members)} simulated devices of site {SITE} "
+             f"on {community.base}0/24 (up in {took:.1f}s; checks: {', '.join(protocols)})",
+             f"  config     {config_path}  (credentials: random, in this process's "
+             f"{ENV_PREFIX}* environment only)",
+             f"  devices    {base}/api/v1/devices",
+             f"  tickets    {base}/api/v1/tickets",
+             f"  metrics    {base}/metrics",
+             f"  health     {base}/healthz",
+             *(f"  note       {note}" for note in community.notes),
+             f"A device is taken down about {FIRST_FAULT_AFTER:.0f}s from now and brought "
+             f"back later, then a device reports a fault that opens a ticket; Ctrl-C stops."]
+    print("\n".join(lines), flush=True)

@@ -20,7 +20,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from daemon import api
 from daemon.adhoc import UsageError, parse_target, probe_all
+from daemon.http_alertmanager import add_alertmanager_route
 from daemon.http_tickets import add_ticket_routes
+from daemon.pages import add_page_routes, signed_link_ok
 from exporters.exposition import CONTENT_TYPE, Family, render
 from exporters.metrics import families, metric_name
 
@@ -67,7 +69,8 @@ def _token_ok(request: web.Request) -> bool:
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     write = request.method not in ("GET", "HEAD", "OPTIONS")
-    if (write or not _is_loopback(request.remote)) and not _token_ok(request):
+    if ((write or not _is_loopback(request.remote)) and not _token_ok(request)
+            and not signed_link_ok(request)):  # a site representative's sign-off link
         return _json({"error": "a bearer token is required"}, status=401)
     return await handler(request)
 
@@ -157,6 +160,8 @@ def build_web_app(app: App) -> web.Application:
     web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
     web_app[APP] = app
     add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
+    add_page_routes(web_app, app)
+    add_alertmanager_route(web_app)
     process = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=process)
     web_app[PROCESS] = process

@@ -8,7 +8,6 @@ string joins: a few hundred milliseconds for the same fleet.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 
@@ -24,12 +23,12 @@ def label_text(names: Sequence[str], values: Sequence[str]) -> str:
     return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
+_SPECIAL = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
+
+
 def number(value: float) -> str:
-    if value != value:  # NaN
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    text = repr(float(value))
+    return _SPECIAL.get(text, text)
 
 
 class Family:

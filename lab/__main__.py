@@ -1,5 +1,8 @@
 """``python -m lab serve`` — a lab fleet plus its control API until SIGINT/SIGTERM.
 
+``python -m lab camera|snmp`` serve one protocol simulator (``lab.servers``);
+``python -m lab modbus|sip|mqtt ARGS`` run ``python -m lab.modbus|lab.sip|lab.mqtt ARGS``.
+
 Once everything listens it prints one line (flushed), which tests and benchmarks wait
 for::
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from lab import servers
 from lab.control import ControlServer, require_loopback
 from lab.devices import DEFAULT_FIRST, LabError, LabFleet, lab_checks
 
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--check", choices=("tcp", "icmp", "both"), default="tcp",
                        help="checks in the written config (tcp: the first port, "
                             "expecting the ELVLAB banner)")
+    servers.add_commands(commands)
     return parser
 
 
@@ -102,9 +107,13 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("modbus", "sip", "mqtt"):
+        return servers.delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
+    run = {"camera": servers.serve_camera, "snmp": servers.serve_snmp}.get(args.command, serve)
     try:
-        return asyncio.run(serve(args))
+        return asyncio.run(run(args))
     except (LabError, OSError, ValueError) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # A device that sends nothing for 1.5 x keepalive is cut off by the broker; pings go
 # out at half of it so a silenced (but connected) device stays connected.
@@ -219,7 +219,7 @@ async def _demo(host: str | None, port: int | None, doors: int, seconds: float,
             await server.stop()
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description="Simulated MQTT door controllers.")
@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--doors", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--crash-after", type=float, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     host, port = None, None
     if args.broker:
         host, _, port_text = args.broker.rpartition(":")

@@ -2,17 +2,20 @@
 
 Answers GetDeviceInformation, GetSystemDateAndTime (camera clock = real clock +
 ``clock_offset``), GetServices, GetCapabilities, GetProfiles, GetStreamUri,
-GetSnapshotUri, and PullPoint events (CreatePullPointSubscription, PullMessages,
-Renew, Unsubscribe), from our templates (``lab.onvif_xml``) or from recorded responses
-given per operation (``responses={"GetStreamUri": b"<...>"}``).  Every operation but
+GetSnapshotUri, PullPoint events (CreatePullPointSubscription, PullMessages, Renew,
+Unsubscribe) and, with ``recording_jobs``, the Recording service (GetRecordingJobs,
+GetRecordingJobState: an NVR or a camera with an SD card), from our templates
+(``lab.onvif_xml``) or from recorded responses given per operation
+(``responses={"GetStreamUri": b"<...>"}``).  Every operation but
 GetSystemDateAndTime (pre-auth per the ONVIF core spec) needs a WS-UsernameToken whose
 Created time is within ``AUTH_WINDOW`` of the camera's clock, as real cameras check;
 the snapshot URL needs HTTP digest.
 
 Faults (``OnvifFault``), switched at runtime: auth failure, no stream, garbage,
-truncated and huge bodies, and a hang.  ``raise_event`` queues a notification on every
-live subscription (``tamper()`` is the usual one); ``stop()``/``start()`` is a reboot:
-subscriptions are forgotten, as on a real camera.
+truncated and huge bodies, a hang, and recording stopped (recording job 1 reports
+``Error``; ``recording(False)`` also raises the JobState event).  ``raise_event``
+queues a notification on every live subscription (``tamper()`` is the usual one);
+``stop()``/``start()`` is a reboot: subscriptions are forgotten, as on a real camera.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class OnvifFault(StrEnum):
     TRUNCATED = "truncated"    # Content-Length of the full answer, half sent, closed
     HUGE = "huge"              # a 200 answer of HUGE_BYTES
     HANG = "hang"              # accept, never answer (until MAX_HANG or stop)
+    RECORDING_STOPPED = "recording_stopped"  # recording job 1 in state Error
 
 
 @dataclass(slots=True)
@@ -91,7 +95,7 @@ class OnvifSimulator:
                  tz_hours: float = 8.0, rtsp_port: int = 554,
                  profiles: list[tuple[str, str, int, int]] | None = None,
                  responses: dict[str, bytes] | None = None,
-                 snapshot: bytes | None = None) -> None:
+                 snapshot: bytes | None = None, recording_jobs: int = 0) -> None:
         if ipaddress.ip_address(host) not in LOOPBACK:
             raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
         self.host, self.port = host, port
@@ -103,6 +107,7 @@ class OnvifSimulator:
         self.profiles = profiles or [("Profile_1", "H264", 1920, 1080),
                                      ("Profile_2", "H264", 640, 360)]
         self.responses = dict(responses or {})
+        self.recording_jobs = recording_jobs
         self.snapshot = snapshot if snapshot is not None else scene_jpeg(1920, 1080)
         self.fault = OnvifFault.NONE
         self.calls: list[str] = []          # operations received, in order
@@ -164,6 +169,13 @@ class OnvifSimulator:
     def tamper(self, active: bool = True) -> None:
         self.raise_event("tns1:VideoSource/GlobalSceneChange/ImagingService",
                          {"Source": "VideoSource_1"}, {"State": str(active).lower()})
+
+    def recording(self, active: bool) -> None:
+        """Stop (or restart) recording job 1, raising the JobState event as NVRs do."""
+        self.fault = OnvifFault.NONE if active else OnvifFault.RECORDING_STOPPED
+        self.raise_event("tns1:RecordingConfig/JobState",
+                         {"RecordingJobToken": "RecordingJob_1"},
+                         {"State": "Active" if active else "Error"})
 
     @property
     def subscriptions(self) -> int:
@@ -233,11 +245,13 @@ class OnvifSimulator:
         if operation == "GetSystemDateAndTime":
             return X.system_date_and_time(now, self.tz, self.tz_hours, self.utc_field), 200
         if operation == "GetServices":
-            return X.services(self.base), 200
+            return X.services(self.base, recording=self.recording_jobs > 0), 200
         if operation == "GetCapabilities":
             return X.capabilities(self.base), 200
         if operation == "GetProfiles":
             return X.profiles(self.profiles), 200
+        if operation in ("GetRecordingJobs", "GetRecordingJobState") and self.recording_jobs:
+            return self._recording(operation, _text(payload, "JobToken"))
         token = _text(payload, "ProfileToken")
         if operation in ("GetStreamUri", "GetSnapshotUri"):
             index = next((n for n, p in enumerate(self.profiles, 1) if p[0] == token), 0)
@@ -251,6 +265,17 @@ class OnvifSimulator:
             uri = f"rtsp://{self.host}:{self.rtsp_port}/Streaming/Channels/{index}01"
             return X.media_uri(operation, uri), 200
         return await self._events(operation, payload, request, now)
+
+    def _recording(self, operation: str, job: str) -> tuple[bytes, int]:
+        jobs = [(f"RecordingJob_{n}", f"Recording_{n}", "Active")
+                for n in range(1, self.recording_jobs + 1)]
+        if operation == "GetRecordingJobs":
+            return X.recording_jobs(jobs), 200
+        found = next((j for j in jobs if j[0] == job), None)
+        if found is None:
+            return X.fault("ter:InvalidArgVal", "no such recording job"), 400
+        stopped = self.fault is OnvifFault.RECORDING_STOPPED and found is jobs[0]
+        return X.recording_job_state(found[1], "Error" if stopped else "Active"), 200
 
     async def _events(self, operation: str, payload: ET.Element | None,
                       request: web.Request, now: dt.datetime) -> tuple[bytes, int]:

@@ -16,6 +16,7 @@ NS = {
     "trt": "http://www.onvif.org/ver10/media/wsdl",
     "tt": "http://www.onvif.org/ver10/schema",
     "tev": "http://www.onvif.org/ver10/events/wsdl",
+    "trc": "http://www.onvif.org/ver10/recording/wsdl",
     "wsnt": "http://docs.oasis-open.org/wsn/b-2",
     "wsa": "http://www.w3.org/2005/08/addressing",
     "tns1": "http://www.onvif.org/ver10/topics",
@@ -72,9 +73,11 @@ def system_date_and_time(utc: dt.datetime, tz: str, tz_hours: float,
         "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>")
 
 
-def services(base: str) -> bytes:
+def services(base: str, recording: bool = False) -> bytes:
     items = [(NS["tds"], "device_service"), (NS["trt"], "media_service"),
              (NS["tev"], "event_service")]
+    if recording:
+        items.append((NS["trc"], "recording_service"))
     body = "".join(
         f"<tds:Service><tds:Namespace>{ns}</tds:Namespace>"
         f"<tds:XAddr>{base}/onvif/{path}</tds:XAddr><tds:Version><tt:Major>2</tt:Major>"
@@ -163,3 +166,21 @@ def renewed(now: dt.datetime, until: dt.datetime) -> bytes:
 
 def unsubscribed() -> bytes:
     return envelope("<wsnt:UnsubscribeResponse/>")
+
+
+def recording_jobs(jobs: list[tuple[str, str, str]]) -> bytes:
+    """``jobs``: (job token, recording token, mode Active|Idle)."""
+    body = "".join(
+        f"<trc:JobItem><tt:JobToken>{escape(job)}</tt:JobToken><tt:JobConfiguration>"
+        f"<tt:RecordingToken>{escape(recording)}</tt:RecordingToken>"
+        f"<tt:Mode>{mode}</tt:Mode><tt:Priority>1</tt:Priority>"
+        "</tt:JobConfiguration></trc:JobItem>" for job, recording, mode in jobs)
+    return envelope(f"<trc:GetRecordingJobsResponse>{body}</trc:GetRecordingJobsResponse>")
+
+
+def recording_job_state(recording: str, state: str) -> bytes:
+    """``state``: Idle, Active, PartiallyActive or Error (ONVIF RecordingJobState)."""
+    return envelope(
+        "<trc:GetRecordingJobStateResponse><trc:State>"
+        f"<tt:RecordingToken>{escape(recording)}</tt:RecordingToken>"
+        f"<tt:State>{state}</tt:State></trc:State></trc:GetRecordingJobStateResponse>")

@@ -137,13 +137,17 @@ class SnmpLab:
 
     def __init__(self, devices: Mapping[str, str] | None = None,
                  recordings: Iterable[Path] = (), host: str = "127.0.0.1",
-                 port: int | None = None) -> None:
+                 port: int | None = None,
+                 extra_endpoints: Iterable[tuple[str, int]] = ()) -> None:
         self.devices = dict(devices if devices is not None else
                             {"lab-switch": "switch", "lab-nvr": "nvr", "lab-ups": "ups"})
         self.state = {name: DeviceState() for name in self.devices}
         self.recordings = list(recordings)
         self.host = host
         self.port = port or free_udp_port(host)
+        # Further UDP endpoints of the same agent (the demo gives each device its own
+        # address); every endpoint serves every recording, chosen by community.
+        self.extra_endpoints = list(extra_endpoints)
         self._dir = Path(tempfile.mkdtemp(prefix="elvwatch-snmplab-"))
         self.data_dir = self._dir / "data"
         self.data_dir.mkdir()
@@ -193,7 +197,8 @@ class SnmpLab:
         with log:
             self._proc = subprocess.Popen(
                 [exe, f"--data-dir={self.data_dir}", f"--cache-dir={self._dir / 'cache'}",
-                 f"--agent-udpv4-endpoint={self.host}:{self.port}"],
+                 f"--agent-udpv4-endpoint={self.host}:{self.port}",
+                 *(f"--agent-udpv4-endpoint={h}:{p}" for h, p in self.extra_endpoints)],
                 stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait_ready()
 

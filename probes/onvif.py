@@ -4,7 +4,8 @@ One poll: GetSystemDateAndTime (pre-auth; gives ``onvif.clock_offset_seconds``, 
 minus daemon, and the skew WS-UsernameToken timestamps are adjusted by), then with
 the credentials GetDeviceInformation (→ ``info``), GetServices (GetCapabilities on old
 firmware), GetProfiles, GetStreamUri per profile, an RTSP DESCRIBE of the first
-profile's stream and, when configured, the snapshot (``probes.snapshot``).
+profile's stream, when configured the snapshot (``probes.snapshot``), and on devices
+with the Recording service the recording jobs' state (``probes.onvif_recording``).
 
 Why a client per poll rather than per camera: a kept client costs ~86 KB and three
 aiohttp sessions per camera, and must be closed on stop and reload; a per-poll one costs
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from probes.base import Check, Observation, Status, Target, Value, bounded, down
 from probes.onvif_client import (
     OnvifFailure,
+    call,
     classify,
     close_camera,
     new_camera,
@@ -46,6 +48,7 @@ from probes.onvif_client import (
     serialize,
 )
 from probes.onvif_clock import camera_utc, clock_offset
+from probes.onvif_recording import recording_values
 from probes.rtsp import RtspError, describe, split_rtsp_uri, stream_values
 from probes.snapshot import judge_jpeg
 
@@ -70,6 +73,9 @@ class OnvifOptions(BaseModel):
     snapshot_width: int | None = Field(None, ge=1)
     snapshot_height: int | None = Field(None, ge=1)
     max_snapshot_bytes: int = Field(8_000_000, ge=1024, le=64_000_000)
+    recording: bool = Field(
+        True, description="read recording job states when the device has the Recording "
+                          "service (onvif.recordings_stopped)")
 
 
 _HELD: dict[str, float] = {}       # credential key -> monotonic time the hold-off ends
@@ -89,6 +95,13 @@ def held_for(host: str, port: int, username: str | None, password: str | None) -
         _HELD.pop(key, None)
         return 0.0
     return remaining
+
+
+def hold_off(host: str, port: int, username: str | None, password: str | None,
+             seconds: float) -> None:
+    """Keep these credentials away from the camera for ``seconds`` (shared by the pull
+    probe and the events source: either one failing to log in protects both)."""
+    _HELD[_hold_key(host, port, username, password)] = time.monotonic() + seconds
 
 
 def clear_hold_offs() -> None:
@@ -120,10 +133,11 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
                 await reset_devicemgmt(camera)
             await _identify(camera, info, values)
             await _media(target, camera, options, user, password, values, problems)
+            if options.recording and RECORDING_NS in camera.xaddrs:
+                await recording_values(camera, values, problems)
     except OnvifFailure as exc:
         if exc.reason == "authentication" and user and options.hold_off_seconds:
-            key = _hold_key(target.host, port, user, password)
-            _HELD[key] = time.monotonic() + options.hold_off_seconds
+            hold_off(target.host, port, user, password, options.hold_off_seconds)
         return _with_info(down(target, check, str(exc), time.perf_counter() - started,
                                values), info)
     finally:
@@ -312,15 +326,4 @@ def redact(uri: str) -> str:
     return bounded(urlunsplit((split.scheme, netloc, split.path, split.query, "")), 200)
 
 
-async def _call(awaitable: Any) -> Any:
-    """Await a library call, turning its many exception types into OnvifFailure."""
-    try:
-        return await awaitable
-    except OnvifFailure:
-        raise
-    except Exception as exc:
-        # The library fails in its own ways (AttributeError, KeyError…) on some
-        # device answers; device data never crashes a probe.
-        failure = classify(exc) or OnvifFailure(
-            "malformed", f"the ONVIF client failed on the answer ({type(exc).__name__})")
-        raise failure from exc
+_call = call       # shared with the events source (probes.onvif_client)

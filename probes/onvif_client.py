@@ -135,6 +135,20 @@ def _os_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+async def call(awaitable: Any) -> Any:
+    """Await a library call, turning its many exception types into OnvifFailure."""
+    try:
+        return await awaitable
+    except OnvifFailure:
+        raise
+    except Exception as exc:
+        # The library fails in its own ways (AttributeError, KeyError…) on some
+        # device answers; device data never crashes a probe.
+        failure = classify(exc) or OnvifFailure(
+            "malformed", f"the ONVIF client failed on the answer ({type(exc).__name__})")
+        raise failure from exc
+
+
 def first_text(mapping: Mapping[str, Any], *keys: str) -> str:
     for key in keys:
         value = mapping.get(key)

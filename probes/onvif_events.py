@@ -37,8 +37,9 @@ _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "/vmd/", "sensor/pir", "videoanalytics/motion")),
 )
 # Data item names whose value says whether the condition holds, by vendor.
+# ONVIF Device/HardwareFailure/* carry ``Failed`` (core spec, "Device Topics").
 _STATE_ITEMS = ("state", "istamper", "ismotion", "active", "alert", "signallost",
-                "value", "logicalstate")
+                "failed", "value", "logicalstate")
 _TRUE = {"true", "1", "active", "on", "failed", "lost"}
 # Recording job states meaning "not recording" (ONVIF RecordingJobState: Idle/Active/…).
 _NOT_RECORDING = {"idle", "error", "stopped", "false", "0"}

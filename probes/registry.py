@@ -24,8 +24,11 @@ from probes.icmp import probe_icmp
 from probes.modbus import ModbusOptions, close_connections, probe_modbus
 from probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
 from probes.onvif import OnvifOptions, probe_onvif
+from probes.onvif_event_options import OnvifEventsOptions
+from probes.onvif_event_source import onvif_events_source
 from probes.rtsp import RtspOptions, probe_rtsp
 from probes.sip import SipOptions, probe_sip
+from probes.sip_registration import SipRegistrationOptions, probe_sip_registration
 from probes.snmp import SnmpOptions, probe_snmp
 from probes.snmp_session import close_engine as close_snmp_engine
 from probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
@@ -68,6 +71,7 @@ PULL: dict[str, PullProbe] = {
     "tcp": PullProbe(probe_tcp),
     "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
     "sip": PullProbe(probe_sip, SipOptions),
+    "sip_registration": PullProbe(probe_sip_registration, SipRegistrationOptions),
     "snmp": PullProbe(probe_snmp, SnmpOptions, close_snmp_engine),
     "onvif": PullProbe(probe_onvif, OnvifOptions),
     "rtsp": PullProbe(probe_rtsp, RtspOptions),
@@ -76,6 +80,7 @@ PULL: dict[str, PullProbe] = {
 PUSH: dict[str, PushSource] = {
     "mqtt": PushSource(mqtt_source, MqttSettings, MqttCheckOptions),
     "snmp_trap": PushSource(snmp_trap_source, SnmpTrapSettings, SnmpTrapOptions),
+    "onvif_events": PushSource(onvif_events_source, None, OnvifEventsOptions),
 }
 
 

@@ -183,6 +183,14 @@ async def probe_sip(target: Target, check: Check) -> Observation:
     return Observation(target.device, check.name, Status.OK, values=values, latency=rtt)
 
 
+async def exchange(host: str, port: int, options: SipOptions) -> SipResponse:
+    """One OPTIONS transaction with ``host:port`` for ``sip:[user@]host:port``; the
+    final response, or OSError/TimeoutError (the caller bounds it)/MalformedSip."""
+    if options.transport == "udp":
+        return await _udp_exchange(host, port, options)
+    return await _tcp_exchange(host, port, options)
+
+
 def _ids() -> tuple[str, str, str]:
     return (secrets.token_hex(12), "z9hG4bK" + secrets.token_hex(8), secrets.token_hex(6))
 

@@ -22,13 +22,13 @@ from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pysnmp.error import PySnmpError
 
 from probes.base import Check, Observation, ProbeConfigError, Status, Target, bounded, down
 from probes.snmp_profiles import (
     IdentSpec,
     Profile,
     Reading,
+    TableMemory,
     apply_scalar,
     apply_table,
     profiles,
@@ -41,6 +41,7 @@ from probes.snmp_session import (
     Oid,
     Raw,
     Session,
+    SnmpAddressError,
     SnmpError,
     SnmpTimeout,
     auth_data,
@@ -95,7 +96,7 @@ class SnmpOptions(BaseModel):
 
 # Last uptime and table rows per (device, check), to see reboots and vanished disks.
 _LAST_UPTIME: dict[tuple[str, str], float] = {}
-_LAST_ROWS: dict[tuple[str, str, str], set[str]] = {}
+_LAST_ROWS: dict[tuple[str, str, str], TableMemory] = {}
 
 
 def forget(device: str) -> None:
@@ -123,8 +124,8 @@ async def probe_snmp(target: Target, check: Check) -> Observation:
                                      budget_seconds=check.timeout * 0.9,
                                      retries=options.retries,
                                      max_repetitions=options.max_repetitions)
-    except PySnmpError as exc:  # the host name does not resolve
-        return down(target, check, f"address: {exc}", latency=time.monotonic() - started)
+    except SnmpAddressError as exc:  # the host name does not resolve
+        return down(target, check, str(exc), latency=time.monotonic() - started)
     try:
         try:
             reading, info = await _read(session, chosen, options, target, check)
@@ -159,9 +160,11 @@ async def _read(session: Session, chosen: list[Profile], options: SnmpOptions,
             rows = min(options.max_rows, table.max_rows or options.max_rows)
             walked = await session.walk(table.walk_oids(), rows)
             key = (target.device, check.name, table.name)
-            present = apply_table(table, walked, reading, _LAST_ROWS.get(key))
-            if table.track_presence:
-                _LAST_ROWS[key] = present | _LAST_ROWS.get(key, set())
+            memory = apply_table(table, walked, reading, _LAST_ROWS.get(key))
+            if memory.present or memory.on:
+                _LAST_ROWS[key] = memory
+            else:
+                _LAST_ROWS.pop(key, None)
         if len(reading.values) == before[0] and len(reading.missing) > before[1]:
             # Nothing of this profile answered: the device does not speak that MIB
             # (a vendor MIB on another vendor's UPS).  Say so once, not per OID.

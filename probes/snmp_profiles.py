@@ -62,6 +62,13 @@ class TableSpec(_Strict):
     columns: tuple[ValueSpec, ...]
     only_rows: RowFilter | None = None  # e.g. hrDevice rows that are disks
     track_presence: bool = False  # a row seen before and gone now is "missing"
+    # A 1/0 column whose 1 → 0 is a loss: ``snmp.<table>.lost{index}`` is 1 while a
+    # row that was 1 on an earlier poll is not (any more, or no longer there), else 0
+    # (PoE: a port that powered a camera stopped).  A row whose ``loss_unless``
+    # column is 0 (PoE switched off by the admin) was turned off on purpose: not lost.
+    track_loss: str | None = None
+    loss_unless: str | None = None
+    loss_reason: str = "lost"
     max_rows: int | None = Field(None, ge=1)
 
     def walk_oids(self) -> list[Oid]:
@@ -197,9 +204,18 @@ def _index_text(suffix: Oid) -> str:
     return ".".join(map(str, suffix))
 
 
+@dataclass(slots=True)
+class TableMemory:
+    """What a table looked like on earlier polls (per device and check)."""
+
+    present: set[str] = field(default_factory=set)  # row keys ever seen
+    on: set[str] = field(default_factory=set)  # rows whose track_loss column was 1
+
+
 def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
-                reading: Reading, seen_before: set[str] | None) -> set[str]:
-    """Fill ``reading`` from a walked table; returns the row keys present now."""
+                reading: Reading, before: TableMemory | None) -> TableMemory:
+    """Fill ``reading`` from a walked table; returns the memory to keep for the next
+    poll (rows present now or before, rows on now or before and not switched off)."""
     label_cols = {k: walked.get(parse_oid(v), {}) for k, v in table.labels.items()}
     rows: set[Oid] = set()
     for column in table.columns:
@@ -208,6 +224,7 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
         keep = walked.get(parse_oid(table.only_rows.oid), {})
         rows = {r for r in rows if text_of(keep.get(r, MISSING)) == table.only_rows.equals}
     present: set[str] = set()
+    values_of: dict[str, dict[str, Value]] = {}
     for row in sorted(rows):
         labels = {table.index_label: _index_text(row)}
         for label, cells in label_cols.items():
@@ -215,8 +232,10 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
             if text:
                 labels[label] = text
         present.add(labels[table.index_label])
+        row_values = values_of[labels[table.index_label]] = {}
+        suffix = labelled.join("", labels)  # escaped once per row, not per column
         for column in table.columns:
-            name = labelled.join(f"snmp.{table.name}.{column.name}", labels)
+            name = f"snmp.{table.name}.{column.name}{suffix}"
             raw = walked.get(column.oid_tuple, {}).get(row, MISSING)
             value = _number(column, raw)
             if column.times and isinstance(value, float):
@@ -225,17 +244,44 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
             if value is None:
                 reading.missing.append(name)
                 continue
-            reading.values[name] = value
+            reading.values[name] = row_values[column.name] = value
             if isinstance(raw, int) and raw in column.degraded_when:
                 where = labels.get("port") or labels.get("name") or (
                     f"{table.index_label} {labels[table.index_label]}")
                 reading.degraded.append(f"{column.reason or column.name} ({where})")
+    seen_before = before.present if before else set()
     if table.track_presence:
         for key in sorted(present):
             reading.values[labelled.join(f"snmp.{table.name}.present",
                                          {table.index_label: key})] = 1.0
-        for key in sorted((seen_before or set()) - present):
+        for key in sorted(seen_before - present):
             reading.values[labelled.join(f"snmp.{table.name}.present",
                                          {table.index_label: key})] = 0.0
             reading.degraded.append(f"{table.name} {key} missing")
-    return present
+    on = _losses(table, values_of, reading, before.on if before else set())
+    return TableMemory(present | seen_before if table.track_presence else set(), on)
+
+
+def _losses(table: TableSpec, values_of: Mapping[str, Mapping[str, Value]],
+            reading: Reading, on_before: set[str]) -> set[str]:
+    if table.track_loss is None:
+        return set()
+    on: set[str] = set()
+    for key in sorted(set(values_of) | on_before):
+        row = values_of.get(key, {})
+        if table.loss_unless and row.get(table.loss_unless) == 0:
+            lost = 0.0  # switched off on purpose: forgotten
+        elif row.get(table.track_loss) == 1:
+            on.add(key)
+            lost = 0.0
+        elif table.track_loss not in row and key in values_of:
+            on.update({key} & on_before)
+            continue  # unknown now: neither lost nor restored
+        else:
+            lost = 1.0 if key in on_before else 0.0
+            if lost:
+                on.add(key)
+                reading.degraded.append(f"{table.loss_reason} ({table.index_label} {key})")
+        reading.values[labelled.join(f"snmp.{table.name}.lost",
+                                     {table.index_label: key})] = lost
+    return on

@@ -1,9 +1,12 @@
-"""SNMP requests on pysnmp 7's asyncio API: one engine per event loop, GET and
-bounded GETBULK/GETNEXT table walks, library errors translated at the boundary.
+"""SNMP requests: GET and bounded GETBULK/GETNEXT table walks, errors translated at
+the boundary.  v1/v2c go through our own BER codec and UDP client (probes.snmp_ber,
+probes.snmp_udp: pyasn1 cost ~70 % of a check's CPU); v3 (USM, crypto) through
+pysnmp 7's asyncio API, one engine per event loop.
 
 Errors (all ``SnmpError``, a ``ProbeError``)::
 
     SnmpError                 the agent could not be read; ``reason`` is one word
+    ├── SnmpAddressError      reason "address": the host name does not resolve
     ├── SnmpAuthError         reason "authentication": unknown user, wrong key …
     └── SnmpTimeout           reason "timeout": no answer (v1/v2c: also a wrong
                               community, agents drop those silently)
@@ -17,7 +20,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 # pysnmp 7.1 imports pysmi names that pysmi >= 1.6 marks deprecated; the warning is
@@ -25,8 +28,8 @@ from typing import Any, cast
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from pysnmp.entity.rfc3413 import cmdgen
+    from pysnmp.error import PySnmpError
     from pysnmp.hlapi.v3arch.asyncio import (
-        CommunityData,
         SnmpEngine,
         UdpTransportTarget,
         UsmUserData,
@@ -37,6 +40,8 @@ with warnings.catch_warnings():
     from pysnmp.proto.rfc1902 import Null, ObjectName
     from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
+from probes import snmp_ber as ber
+from probes import snmp_udp
 from probes.base import Credential, ProbeConfigError, ProbeError
 
 # Every agent-side USM failure the engine reports; they all mean "the credentials
@@ -90,6 +95,18 @@ class SnmpTimeout(SnmpError):
     reason = "timeout"
 
 
+class SnmpAddressError(SnmpError):
+    reason = "address"
+
+
+@dataclass(frozen=True, slots=True)
+class Community:
+    """v1/v2c credentials; the community stays out of reprs and errors."""
+
+    version: int  # snmp_ber.VERSION_1 / VERSION_2C
+    name: bytes = field(repr=False)
+
+
 class Missing:
     """An OID the agent does not have (noSuchObject/noSuchInstance/endOfMibView)."""
 
@@ -100,6 +117,8 @@ class Missing:
 
 
 MISSING = Missing()
+# endOfMibView in a walk's answers: ends that column (never stored as a value).
+END_OF_MIB = Missing()
 Raw = int | float | str | bytes | Oid | Missing
 
 
@@ -117,11 +136,12 @@ def engine() -> SnmpEngine:
 
 
 async def close_engine() -> None:
-    """Close the running loop's engine and its socket (the registry's close hook:
+    """Close the running loop's engine and sockets (the registry's close hook:
     daemon stop; test teardown)."""
     eng = _ENGINES.pop(asyncio.get_running_loop(), None)
     if eng is not None:
         eng.close_dispatcher()
+    await snmp_udp.close_endpoints()
 
 
 @functools.lru_cache(maxsize=65536)  # profile OIDs are parsed on every run
@@ -133,8 +153,8 @@ def parse_oid(text: str) -> Oid:
 
 
 def auth_data(version: str, credential: Credential | None,
-              community: str | None = None) -> CommunityData | UsmUserData:
-    """pysnmp auth data from a named credential (secrets stay inside pysnmp)."""
+              community: str | None = None) -> Community | UsmUserData:
+    """Auth data from a named credential (v3: pysnmp's, the secrets stay inside it)."""
     if version in ("1", "2c"):
         secret = credential.secrets.get("community") if credential else None
         name = community or (secret.value if secret else None) or (
@@ -142,7 +162,8 @@ def auth_data(version: str, credential: Credential | None,
         if not name:
             raise ProbeConfigError("snmp", "v1/v2c needs a community (credential secret "
                                    "'community')")
-        return CommunityData(name, mpModel=0 if version == "1" else 1)
+        return Community(ber.VERSION_1 if version == "1" else ber.VERSION_2C,
+                         name.encode("utf-8"))
     if credential is None or not credential.username:
         raise ProbeConfigError("snmp", "v3 needs a credential with a username")
     settings = credential.settings
@@ -169,16 +190,20 @@ def auth_data(version: str, credential: Credential | None,
 class Session:
     """One agent, one set of credentials; every request bounded by ``deadline``."""
 
-    auth: CommunityData | UsmUserData
-    transport: UdpTransportTarget
+    auth: Community | UsmUserData
+    # v3: pysnmp's transport target; v1/v2c: (address family, (address, port)).
+    transport: UdpTransportTarget | tuple[int, snmp_udp.Address]
     version: str
     deadline: float  # time.monotonic() after which no new request is sent
     max_repetitions: int = 25
     requests: int = 0
     diagnosis_deadline: float = 0.0  # budget kept for diagnose_timeout
+    per_request: float = 1.0
+    retries: int = 0
+    rejected: str | None = None  # why the agent's last datagram was dropped (v1/v2c)
 
     @classmethod
-    async def open(cls, host: str, port: int, auth: CommunityData | UsmUserData,
+    async def open(cls, host: str, port: int, auth: Community | UsmUserData,
                    version: str, budget_seconds: float, retries: int,
                    max_repetitions: int = 25) -> Session:
         now = time.monotonic()
@@ -188,10 +213,18 @@ class Session:
         budget = budget_seconds * (2 / 3) if encrypted else budget_seconds
         # The per-request timeout leaves room for the retries inside the budget.
         per_request = max(0.2, budget / (retries + 1))
-        transport = await UdpTransportTarget.create((host, port), timeout=per_request,
-                                                    retries=retries)
+        transport: UdpTransportTarget | tuple[int, snmp_udp.Address]
+        try:
+            if isinstance(auth, Community):
+                transport = await snmp_udp.resolve(host, port)
+            else:
+                transport = await UdpTransportTarget.create(
+                    (host, port), timeout=per_request, retries=retries)
+        except (PySnmpError, snmp_udp.UdpAddressError) as exc:
+            raise SnmpAddressError(str(exc)) from None
         return cls(auth, transport, version, now + budget, max_repetitions,
-                   diagnosis_deadline=now + budget_seconds)
+                   diagnosis_deadline=now + budget_seconds, per_request=per_request,
+                   retries=retries)
 
     def _check_time(self) -> None:
         if time.monotonic() >= self.deadline:
@@ -223,7 +256,7 @@ class Session:
                 continue
             self._raise_for(reply)
             for oid, value in reply.binds:
-                out[oid] = convert(value)
+                out[oid] = MISSING if value is END_OF_MIB else value
             for oid in wanted:
                 out.setdefault(oid, MISSING)
             break
@@ -248,7 +281,7 @@ class Session:
                 column = active[pos % width]
                 if column in finished:
                     continue
-                if isinstance(value, EndOfMibView) or oid[:len(column)] != column:
+                if value is END_OF_MIB or oid[:len(column)] != column:
                     finished.add(column)
                     continue
                 if oid <= cursor[column]:
@@ -256,7 +289,7 @@ class Session:
                                     f"{'.'.join(map(str, cursor[column]))}")
                 cursor[column] = oid
                 rows = result[column]
-                rows[oid[len(column):]] = convert(value)
+                rows[oid[len(column):]] = value
                 if len(rows) >= max_rows:
                     finished.add(column)
             if not binds:
@@ -264,7 +297,7 @@ class Session:
             active = [c for c in active if c not in finished]
         return result
 
-    async def _next_rows(self, oids: list[Oid], max_rows: int) -> list[tuple[Oid, object]]:
+    async def _next_rows(self, oids: list[Oid], max_rows: int) -> list[tuple[Oid, Raw]]:
         if self.version == "1":
             reply = await self._send(_NEXT, oids)
             if not reply.indication and reply.status == NO_SUCH_NAME:
@@ -277,10 +310,37 @@ class Session:
 
     async def _send(self, generator: Any, oids: Sequence[Oid],
                     repetitions: int = 0) -> Reply:
+        if isinstance(self.auth, Community):
+            return await self._send_community(self.auth, generator, oids, repetitions)
+        return await self._send_usm(generator, oids, repetitions)
+
+    async def _send_community(self, auth: Community, generator: Any, oids: Sequence[Oid],
+                              repetitions: int) -> Reply:
+        assert isinstance(self.transport, tuple)
+        family, address = self.transport
+        pdu = ber.GET if generator is _GET else ber.GET_NEXT if generator is _NEXT else (
+            ber.GET_BULK)
+        # Never wait past the check's deadline, whatever the retries say.
+        left = self.deadline - time.monotonic()
+        tries = max(1, min(self.retries + 1, int(left / self.per_request + 0.999)))
+        per_try = min(self.per_request, left / tries) if left > 0 else 0.0
+        outcome = await snmp_udp.exchange(family, address, auth.version, auth.name, pdu,
+                                          list(oids), per_try, tries - 1, repetitions)
+        message = outcome.message
+        if message is None:
+            self.rejected = outcome.rejected
+            return Reply(_TIMED_OUT, 0, 0, [])
+        return Reply(None, message.error_status, message.error_index,
+                     [(oid, _plain(tag, value)) for oid, tag, value in message.varbinds])
+
+    async def _send_usm(self, generator: Any, oids: Sequence[Oid],
+                        repetitions: int = 0) -> Reply:
         """One request through pysnmp's command generators with raw OIDs: the hlapi
         helpers resolve every OID against MIBs first, which costs milliseconds per
         OID (and, with pysmi installed, tries to attach a MIB compiler)."""
         eng = engine()
+        assert isinstance(self.auth, UsmUserData)
+        assert isinstance(self.transport, UdpTransportTarget)
         addr_name, _ = LCD.configure(eng, self.auth, self.transport, b"")
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 
@@ -288,7 +348,7 @@ class Session:
                  index: Any, binds: Any, _ctx: object) -> None:
             if not future.done():
                 future.set_result(Reply(indication, int(status or 0), int(index or 0),
-                                        [(tuple(b[0]), b[1]) for b in binds or ()]))
+                                        [(tuple(b[0]), convert(b[1])) for b in binds or ()]))
 
         binds = [(ObjectName(o), Null("")) for o in oids]
         if generator is _BULK:
@@ -304,6 +364,8 @@ class Session:
             raise SnmpTimeout(self._no_response()) from None
 
     def _no_response(self) -> str:
+        if self.rejected:
+            return f"no valid response (the agent's last datagram: {self.rejected})"
         hint = " (wrong community, or no agent)" if self.version != "3" else ""
         return f"no response{hint}"
 
@@ -340,12 +402,23 @@ class Reply:
     indication: object  # a pysnmp ErrorIndication, or None
     status: int
     index: int
-    binds: list[tuple[Oid, object]]
+    binds: list[tuple[Oid, Raw]]  # END_OF_MIB marks endOfMibView
+
+
+_TIMED_OUT = errind.RequestTimedOut()
+
+
+def _plain(tag: int, value: ber.BerValue) -> Raw:
+    if value is None:
+        return END_OF_MIB if tag == ber.END_OF_MIB_VIEW else MISSING
+    return value
 
 
 def convert(value: object) -> Raw:
     """A pysnmp value as a plain Python value (MISSING for the exception values)."""
-    if isinstance(value, NoSuchObject | NoSuchInstance | EndOfMibView):
+    if isinstance(value, EndOfMibView):
+        return END_OF_MIB
+    if isinstance(value, NoSuchObject | NoSuchInstance):
         return MISSING
     tag = type(value).__name__
     pysnmp_value = cast(Any, value)

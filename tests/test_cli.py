@@ -186,10 +186,11 @@ def test_demo_serves_a_simulated_community_and_stops_by_itself(tmp_path: Path) -
             if devices and all(d["state"] == "up" for d in devices):
                 break
             time.sleep(0.5)
-        assert len(devices) == 10
+        assert len(devices) == 12
         assert all(d["state"] == "up" for d in devices), devices
         assert {d["kind"] for d in devices} >= {"camera", "nvr", "switch", "access_panel",
-                                                "alarm_panel", "door_station"}
+                                                "alarm_panel", "door_station", "ups",
+                                                "intercom_server"}
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out
     finally:

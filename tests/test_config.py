@@ -102,6 +102,14 @@ INVALID = {
         "invalid-silence-matcher.yaml:4: silences[0].matchers.colour: Input should be "
         "'site', 'device', 'system', 'kind' or 'rule'",
     ],
+    "invalid-mqtt-references.yaml": [
+        "invalid-mqtt-references.yaml:6: sources.mqtt.brokers.site_a.credentials: "
+        "unknown credentials 'brokr-login'",
+        "invalid-mqtt-references.yaml:16: devices[0].checks[0].params.broker: "
+        "unknown MQTT broker 'site_c' (sources.mqtt.brokers: site_a, site_b)",
+        "invalid-mqtt-references.yaml:17: devices[0].checks[1].params: "
+        "name the MQTT broker in params.broker (sources.mqtt.brokers: site_a, site_b)",
+    ],
 }
 
 

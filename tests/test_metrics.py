@@ -68,3 +68,10 @@ def test_series_of_a_removed_device_disappear() -> None:
     parsed = parse(render(families(snapshot(tracker, both[:1]))))
     assert {s[1]["device"] for s in parsed["elvwatch_icmp_rtt_seconds"]} == {"a"}
     assert {s[1]["device"] for s in parsed["elvwatch_device_up"]} == {"a"}
+
+
+def test_special_float_values_use_the_exposition_spelling() -> None:
+    from exporters.exposition import number
+
+    assert [number(v) for v in (float("nan"), float("inf"), float("-inf"), 2, 0.25)] == [
+        "NaN", "+Inf", "-Inf", "2.0", "0.25"]

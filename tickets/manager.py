@@ -67,6 +67,7 @@ class TicketManager(TicketActions):
                 log_row.ticket_id = parent.id
                 if t.state is FaultState.FIRING:
                     await ts.attach(session, parent, t.device, "affected", t.at)
+                    events += await self._adopted(session, t, parent)
                 elif t.state in (FaultState.CLEARED, FaultState.INACTIVE):
                     await ts.mark_cleared(session, parent.id, t.device, t.at)
             return events
@@ -81,6 +82,21 @@ class TicketManager(TicketActions):
                 log_row.ticket_id = live.id
                 events = await self._cleared(session, live, t.at)
         return events
+
+    async def _adopted(self, session: AsyncSession, t: FaultTransition,
+                       parent: TicketRow) -> list[TicketEvent]:
+        """A fault with a ticket of its own is now explained by a parent's fault: the
+        parent's ticket carries it, so its own is resolved (not left open twice).  Its
+        fault is then followed on the parent's ticket; should it outlast the parent's,
+        the engine reports it firing alone again and :meth:`_firing` reopens it."""
+        own = await ts.live_ticket(session, t.fingerprint)
+        if own is None or own.id == parent.id or not own.fault_active:
+            return []
+        own.fault_active, own.fault_cleared_at = False, None
+        if own.state not in ("open", "acknowledged"):
+            return []
+        return [await self._move(session, own, TicketState.RESOLVED, K.RESOLVED, t.at,
+                                 "system", f"attached to {parent.number}")]
 
     async def _parent_ticket(self, session: AsyncSession, root_cause: str) -> TicketRow | None:
         # root_cause names the parent's fault fingerprint or, failing that, its device.
@@ -108,11 +124,15 @@ class TicketManager(TicketActions):
                 events.append(await ts.add_event(
                     session, row, K.ESCALATED, t.at, note="emergency: contacts paged at once"))
         elif row.state in ("resolved", "verified", "closed") and not row.fault_active:
-            row.recurrences += 1
             row.fault_active, row.fault_cleared_at = True, None
-            events.append(await self._move(
-                session, row, TicketState.OPEN, K.REOPENED, t.at, "system",
-                f"fault recurred (recurrence {row.recurrences})"))
+            if t.previous is FaultState.FIRING:
+                # Never stopped: it was on a parent's ticket, and that parent recovered.
+                note = "still failing after the parent fault cleared"
+            else:
+                row.recurrences += 1
+                note = f"fault recurred (recurrence {row.recurrences})"
+            events.append(await self._move(session, row, TicketState.OPEN, K.REOPENED, t.at,
+                                           "system", note))
         else:
             row.fault_active, row.fault_cleared_at = True, None
         for device in t.affected:
@@ -152,13 +172,18 @@ class TicketManager(TicketActions):
                                      "system", RECOVERED_NOTE)]
         return []
 
-    async def resync(self, firing: Collection[str], at: float) -> list[TicketEvent]:
+    async def resync(self, firing: Collection[str], at: float, *,
+                     keep_rules: tuple[str, ...] = ()) -> list[TicketEvent]:
         """After a restart the rule engine starts blank and never says CLEARED for a
         fault that ended while the daemon was down: once it has warmed up it hands the
-        fingerprints firing now, and live tickets of any other fault count as cleared."""
+        fingerprints firing now, and live tickets of any other fault count as cleared.
+        Tickets of rules starting with one of ``keep_rules`` come from elsewhere (the
+        Alertmanager webhook) and are left alone."""
         async with self._lock, self.store.transaction("resync tickets") as session:
             events: list[TicketEvent] = []
             for row in await ts.live_tickets(session):
+                if keep_rules and (row.rule or "").startswith(keep_rules):
+                    continue
                 if row.kind == "fault" and row.fault_active and row.fingerprint not in firing:
                     events += await self._cleared(session, row, at)
         return self._emit(events)

@@ -280,7 +280,10 @@ class Store:
         except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
             raise StoreError(f"unsupported database URL {redact(parsed)}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            configure_sqlite(engine)
+            # The daemon writes from several tasks (state writer, ticket housekeeping,
+            # CLI): each transaction takes the write lock at BEGIN and waits its turn,
+            # instead of failing with "database is locked" on a read→write upgrade.
+            configure_sqlite(engine, immediate=True)
         store = cls(engine, parsed)
         try:
             with store._errors("open"):

@@ -1,0 +1,173 @@
+"""The words of the web pages in Chinese and English, and how a page picks its language.
+
+The language of a page: ``?lang=`` (remembered in a cookie) if given; otherwise the
+site's configured language, unless the browser's Accept-Language rules it out and
+accepts the other one — a community's pages are Chinese for everyone who reads Chinese,
+and English for a browser that asks for English only.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("zh-CN", "en")
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "overview": "总览", "silences": "屏蔽", "sites": "小区", "site": "小区",
+        "devices": "设备", "device": "设备", "tickets": "工单", "ticket": "工单",
+        "open_tickets": "未关闭工单", "breached": "已超时", "attention": "需要处理的设备",
+        "no_attention": "所有设备正常。", "no_tickets": "没有未关闭的工单。",
+        "state_up": "正常", "state_degraded": "部分故障", "state_down": "故障",
+        "state_unknown": "未知", "since": "自", "cause": "原因", "location": "位置",
+        "depends_on": "上联设备", "dependents": "下联设备", "kind": "类型",
+        "system": "系统", "host": "地址", "name": "名称", "vendor": "厂商",
+        "model": "型号", "firmware": "固件", "serial": "序列号", "reported": "设备上报",
+        "configured": "档案", "installed": "安装日期", "warranty": "保修",
+        "warranty_until": "保修至 {date}，剩余 {days} 天", "warranty_expired":
+        "保修已于 {date} 到期：更换部件按成本收费", "warranty_unknown": "无保修记录",
+        "tags": "标签", "archive": "设备档案", "checks": "检测项", "check": "检测",
+        "status": "状态", "last_seen": "最近检测", "latency": "耗时", "error": "错误",
+        "values": "数值", "history": "状态变化", "no_history": "暂无状态变化记录。",
+        "from_to": "变化", "at": "时间", "contacts": "联系人", "address": "地址",
+        "contract": "维保合同", "contract_from": "自 {start} 起 {months} 个月",
+        "respond_by": "响应期限", "resolve_by": "修复期限", "to_agree": "与甲方商定",
+        "left": "剩余 {span}", "overdue": "已超时 {span}", "met": "已于 {when} 完成",
+        "severity": "级别", "sev_general": "一般", "sev_major": "重大",
+        "sev_emergency": "紧急", "ts_open": "待处理", "ts_acknowledged": "已受理",
+        "ts_resolved": "已修复", "ts_verified": "已验收", "ts_closed": "已关闭",
+        "timeline": "处理记录", "actor": "操作人", "note": "说明", "affected": "受影响设备",
+        "service_records": "服务记录", "engineer": "工程师", "work_done": "处理内容",
+        "parts": "更换部件", "cov_warranty": "保修索赔", "cov_at_cost": "按成本收费",
+        "cov_unknown": "保修未知", "sign_offs": "甲方验收签字", "feedback": "回访反馈",
+        "rating": "评分", "checklist": "巡检项目", "ok": "合格", "not_ok": "不合格",
+        "sign_off": "验收签字", "sign_off_intro":
+        "请确认故障已排除、设备运行正常后签字验收。",
+        "your_name": "您的姓名", "comment": "意见（可选）", "submit_sign_off": "确认验收",
+        "signed": "已验收，谢谢。", "sign_off_not_now": "此工单当前为「{state}」，修复后才能验收。",
+        "sign_off_failing": "设备仍在故障中，恢复正常后才能验收。",
+        "sign_off_done": "此工单已验收。", "name_required": "请填写姓名。",
+        "sign_off_refused": "未能验收：工单状态已变化，请查看下方记录。", "sign_off_hint":
+        "甲方验收：用 elvwatch tickets signoff-link {number} 生成签字链接。",
+        "recurrences": "复发次数", "recovered": "设备自行恢复", "fault_active": "故障持续中",
+        "fault_cleared": "故障已消除", "period": "周期", "who": "创建人", "why": "原因",
+        "matchers": "匹配", "starts": "开始", "until": "结束", "active": "生效中",
+        "pending": "未开始", "expired": "已结束", "no_silences": "当前没有屏蔽。",
+        "show_expired": "显示已结束的屏蔽", "hide_expired": "只看当前屏蔽",
+        "updated": "更新于", "not_found": "未找到", "unavailable": "服务暂不可用",
+        "all_devices": "全部设备", "none": "无", "opened": "开单",
+        "minutes": "{n} 分", "hours": "{n} 小时", "days": "{n} 天", "ago": "{span}前",
+        "just_now": "刚刚",
+        "language": "English", "behind": "上联故障：{device}", "summary": "摘要",
+        "ek_opened": "开单", "ek_acknowledged": "受理", "ek_escalated": "升级",
+        "ek_breached": "超时", "ek_resolved": "修复", "ek_verified": "验收",
+        "ek_closed": "关闭", "ek_reopened": "重新打开", "ek_preventive_due": "巡检到期",
+        "ek_deadline_set": "商定期限", "ek_feedback": "回访",
+        "sys_cctv": "视频监控", "sys_access_control": "门禁", "sys_intercom": "楼宇对讲",
+        "sys_alarm": "防盗报警", "sys_network": "网络", "sys_power": "供电",
+    },
+    "en": {
+        "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
+        "devices": "Devices", "device": "Device", "tickets": "Tickets", "ticket": "Ticket",
+        "open_tickets": "Open tickets", "breached": "breached",
+        "attention": "Devices needing attention", "no_attention": "Every device is up.",
+        "no_tickets": "No open tickets.", "state_up": "up", "state_degraded": "degraded",
+        "state_down": "down", "state_unknown": "unknown", "since": "since",
+        "cause": "cause", "location": "Location", "depends_on": "Depends on",
+        "dependents": "Feeds", "kind": "Kind", "system": "System", "host": "Host",
+        "name": "Name", "vendor": "Vendor", "model": "Model", "firmware": "Firmware",
+        "serial": "Serial", "reported": "reported", "configured": "archive",
+        "installed": "Installed", "warranty": "Warranty",
+        "warranty_until": "until {date}, {days} days left",
+        "warranty_expired": "expired {date}: replaced parts are charged at cost",
+        "warranty_unknown": "no warranty on record", "tags": "Tags",
+        "archive": "Equipment archive", "checks": "Checks", "check": "Check",
+        "status": "Status", "last_seen": "Last run", "latency": "Latency",
+        "error": "Error", "values": "Values", "history": "State history",
+        "no_history": "No state changes recorded.", "from_to": "Change", "at": "Time",
+        "contacts": "Contacts", "address": "Address", "contract": "Contract",
+        "contract_from": "{months} months from {start}", "respond_by": "Respond by",
+        "resolve_by": "Resolve by", "to_agree": "to agree with the site",
+        "left": "{span} left", "overdue": "overdue by {span}", "met": "met {when}",
+        "severity": "Severity", "sev_general": "general", "sev_major": "major",
+        "sev_emergency": "emergency", "ts_open": "open", "ts_acknowledged": "acknowledged",
+        "ts_resolved": "resolved", "ts_verified": "verified", "ts_closed": "closed",
+        "timeline": "Timeline", "actor": "By", "note": "Note",
+        "affected": "Affected devices", "service_records": "Service records",
+        "engineer": "Engineer", "work_done": "Work done", "parts": "Parts",
+        "cov_warranty": "warranty claim", "cov_at_cost": "at cost",
+        "cov_unknown": "warranty unknown", "sign_offs": "Sign-offs",
+        "feedback": "Return-visit feedback", "rating": "Rating", "checklist": "Checklist",
+        "ok": "ok", "not_ok": "not ok", "sign_off": "Sign off",
+        "sign_off_intro": "Please confirm the fault is fixed and the equipment works, "
+                          "then sign off.",
+        "your_name": "Your name", "comment": "Comment (optional)",
+        "submit_sign_off": "Sign off", "signed": "Signed off, thank you.",
+        "sign_off_not_now": "This ticket is {state}; it can be signed off once resolved.",
+        "sign_off_failing": "The device is still failing; it can be signed off once "
+                            "it is healthy again.",
+        "sign_off_done": "This ticket has been signed off.",
+        "name_required": "Please give your name.",
+        "sign_off_refused": "Not signed off: the ticket changed meanwhile, see below.",
+        "sign_off_hint": "Site sign-off: make a link with "
+                         "elvwatch tickets signoff-link {number}.",
+        "recurrences": "Recurrences", "recovered": "recovered without intervention",
+        "fault_active": "fault active", "fault_cleared": "fault cleared",
+        "period": "Period", "who": "By", "why": "Why", "matchers": "Matches",
+        "starts": "Starts", "until": "Until", "active": "active", "pending": "pending",
+        "expired": "ended", "no_silences": "No silences now.",
+        "show_expired": "Show ended silences", "hide_expired": "Current silences only",
+        "updated": "updated", "not_found": "Not found",
+        "unavailable": "Temporarily unavailable", "all_devices": "All devices",
+        "none": "none", "opened": "Opened", "minutes": "{n} min", "hours": "{n} h",
+        "days": "{n} d", "ago": "{span} ago", "just_now": "just now", "language": "中文",
+        "behind": "behind {device}", "summary": "Summary",
+        "ek_opened": "opened", "ek_acknowledged": "acknowledged", "ek_escalated": "escalated",
+        "ek_breached": "breached", "ek_resolved": "resolved", "ek_verified": "verified",
+        "ek_closed": "closed", "ek_reopened": "reopened",
+        "ek_preventive_due": "preventive due", "ek_deadline_set": "deadline agreed",
+        "ek_feedback": "feedback",
+        "sys_cctv": "CCTV", "sys_access_control": "Access control",
+        "sys_intercom": "Intercom", "sys_alarm": "Alarm", "sys_network": "Network",
+        "sys_power": "Power",
+    },
+}
+
+
+def text(language: str, key: str, **values: object) -> str:
+    """The message ``key`` in ``language``; an unknown key shows itself (never fails)."""
+    message = MESSAGES.get(language, MESSAGES["en"]).get(key) or MESSAGES["en"].get(key, key)
+    return message.format(**values) if values else message
+
+
+def accepted(header: str) -> dict[str, float]:
+    """Accept-Language as primary language → best q (``zh-CN;q=0.8`` → ``zh``)."""
+    out: dict[str, float] = {}
+    for item in header.split(",")[:32]:
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if not primary:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = max(0.0, min(1.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        out[primary] = max(out.get(primary, 0.0), q)
+    return out
+
+
+def choose(site_language: str, accept_language: str | None, explicit: str | None) -> str:
+    if explicit in LANGUAGES:
+        return explicit
+    default = site_language if site_language in LANGUAGES else "zh-CN"
+    if not accept_language:
+        return default
+    prefs = accepted(accept_language)
+    if "*" in prefs:
+        return default
+    other = "en" if default == "zh-CN" else "zh-CN"
+    if prefs.get(default[:2], 0.0) == 0.0 and prefs.get(other[:2], 0.0) > 0.0:
+        return other
+    return default

@@ -1,0 +1,241 @@
+"""What each web page shows, gathered from the running App into plain values.
+
+The templates only lay these out; every decision (what counts as a fault, in which
+order devices are listed, how long is left until a deadline) is made here, where it
+can be read and tested without a browser.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from daemon.page_text import text
+from rules.state import DeviceState, DeviceStatus
+from tickets.preventive import CHECKLISTS
+from tickets.ticket_store import Ticket
+
+if TYPE_CHECKING:
+    from daemon.app import App
+    from daemon.config import Device
+
+# Faults first: the order devices and sites are listed in.
+STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN: 2,
+              DeviceState.UP: 3}
+HISTORY_DAYS = 90
+HISTORY_ROWS = 50
+LIVE_TICKET_LIMIT = 5000
+# Values and errors come from devices: shown in full up to this, cut beyond.
+VALUE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Fmt:
+    """Words, times and spans in the page's language and the site's time zone."""
+
+    lang: str
+    tz: ZoneInfo
+    now: float = field(default_factory=time.time)
+
+    def t(self, key: str, **values: object) -> str:
+        return text(self.lang, key, **values)
+
+    def iso(self, seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, self.tz).isoformat(timespec="seconds")
+
+    def when(self, seconds: float | None) -> str:
+        if seconds is None:
+            return "–"
+        return datetime.fromtimestamp(seconds, self.tz).strftime("%Y-%m-%d %H:%M")
+
+    def clock(self, seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, self.tz).strftime("%H:%M:%S")
+
+    def span(self, seconds: float) -> str:
+        minutes = int(abs(seconds) // 60)
+        days, rest = divmod(minutes, 1440)
+        hours, mins = divmod(rest, 60)
+        parts = ([self.t("days", n=days)] if days else []) + (
+            [self.t("hours", n=hours)] if hours else [])
+        if not days:
+            parts.append(self.t("minutes", n=mins))
+        return " ".join(parts)
+
+    def ago(self, seconds: float | None) -> str:
+        if seconds is None:
+            return ""
+        if self.now - seconds < 60:
+            return self.t("just_now")
+        return self.t("ago", span=self.span(self.now - seconds))
+
+    def deadline(self, due: float | None, done: float | None,
+                 to_agree: bool = False) -> tuple[str, str]:
+        """(text, css class) of a deadline: met, time left, overdue, or none."""
+        if due is None:
+            return (self.t("to_agree"), "agree") if to_agree else ("–", "none")
+        if done is not None:
+            return self.t("met", when=self.when(done)), "late" if done > due else "met"
+        left = due - self.now
+        if left < 0:
+            return self.t("overdue", span=self.span(left)), "late"
+        return self.t("left", span=self.span(left)), "soon" if left < 3600 else "left"
+
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.now, self.tz).date()
+
+
+def tz_of(app: App, site: str | None) -> ZoneInfo:
+    terms = app._terms.get(site or "") if site else None
+    return ZoneInfo(terms.timezone if terms is not None else "Asia/Shanghai")
+
+
+def short(value: object) -> str:
+    out = str(value)
+    return out if len(out) <= VALUE_CHARS else out[:VALUE_CHARS] + "…"
+
+
+async def live_tickets(app: App) -> list[Ticket]:
+    if app.tickets is None:
+        return []
+    return await app.tickets.list_tickets(state="live", limit=LIVE_TICKET_LIMIT)
+
+
+def by_urgency(tickets: list[Ticket]) -> list[Ticket]:
+    """Open ones by their next deadline, the rest (resolved, verified) after them."""
+    def key(t: Ticket) -> tuple[int, float]:
+        if t.state in ("open", "acknowledged"):
+            due = t.response_due if t.acknowledged_at is None else t.resolve_due
+            return 0, due if due is not None else float("inf")
+        return 1, -t.opened_at
+    return sorted(tickets, key=key)
+
+
+def _status(app: App, device_id: str) -> DeviceStatus:
+    return app.tracker.devices.get(device_id) or DeviceStatus(device_id)
+
+
+def device_row(app: App, device: Device, tickets: dict[str, list[str]]) -> dict[str, Any]:
+    cfg, status = device.config, _status(app, device.id)
+    parents = []
+    for parent in cfg.depends_on:
+        parents.append({"id": parent, "state": _status(app, parent).state.value})
+    return {"id": cfg.id, "name": cfg.name, "kind": cfg.kind, "system": device.system.value,
+            "site": cfg.site, "state": status.state.value, "since": status.since,
+            "cause": short(status.cause), "location": str(cfg.location) if cfg.location else "",
+            "depends_on": parents, "tickets": tickets.get(cfg.id, []),
+            "vendor": cfg.vendor or status.info.get("vendor"), "model": cfg.model,
+            "rank": STATE_RANK[status.state]}
+
+
+def tickets_by_device(tickets: list[Ticket]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for t in tickets:
+        for device in ({t.device} if t.device else set()) | set(t.affected):
+            out.setdefault(device, []).append(t.number)
+    return out
+
+
+async def overview(app: App) -> dict[str, Any]:
+    tickets = await live_tickets(app)
+    per_device = tickets_by_device(tickets)
+    sites: list[dict[str, Any]] = []
+    for site_id, site in app.config.sites.items():
+        counts = dict.fromkeys(("down", "degraded", "unknown", "up"), 0)
+        for device in app.config.devices.values():
+            if device.config.site == site_id:
+                counts[_status(app, device.id).state.value] += 1
+        open_here = [t for t in tickets if t.site == site_id and t.state != "verified"]
+        sites.append({"id": site_id, "name": site.name, "counts": counts,
+                      "total": sum(counts.values()), "open": len(open_here),
+                      "breached": sum(t.response_breached or t.resolve_breached
+                                      for t in open_here)})
+    sites.sort(key=lambda s: (-s["counts"]["down"], -s["counts"]["degraded"], s["id"]))
+    attention = [device_row(app, d, per_device) for d in app.config.devices.values()
+                 if _status(app, d.id).state is not DeviceState.UP]
+    attention.sort(key=lambda r: (r["rank"], r["site"], r["id"]))
+    return {"sites": sites, "attention": attention[:100],
+            "tickets": by_urgency([t for t in tickets if t.state != "verified"])[:30]}
+
+
+async def site(app: App, site_id: str) -> dict[str, Any] | None:
+    cfg = app.config.sites.get(site_id)
+    if cfg is None:
+        return None
+    tickets = [t for t in await live_tickets(app) if t.site == site_id]
+    per_device = tickets_by_device(tickets)
+    systems: dict[str, list[dict[str, Any]]] = {}
+    for device in app.config.devices.values():
+        if device.config.site == site_id:
+            systems.setdefault(device.system.value, []).append(
+                device_row(app, device, per_device))
+    groups = []
+    for system, rows in systems.items():
+        rows.sort(key=lambda r: (r["rank"], r["location"], r["id"]))
+        groups.append({"system": system, "devices": rows,
+                       "faults": sum(r["rank"] < 2 for r in rows)})
+    groups.sort(key=lambda g: (-g["faults"], g["system"]))
+    return {"site": cfg, "systems": groups, "tickets": by_urgency(tickets),
+            "total": sum(len(g["devices"]) for g in groups)}
+
+
+async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
+    dev = app.config.devices.get(device_id)
+    if dev is None:
+        return None
+    cfg, status = dev.config, _status(app, device_id)
+    checks = []
+    for check in dev.checks:
+        state = status.checks.get(check.name)
+        last = state.last if state else None
+        checks.append({
+            "name": check.name, "type": check.type, "interval": check.interval,
+            "status": last.status.value if last else "unknown",
+            "confirmed": state.confirmed.value if state else "unknown",
+            "time": last.time if last else None,
+            "latency": last.latency if last else None,
+            "error": short(last.error) if last and last.error else "",
+            "readings": [(short(k), short(v)) for k, v in sorted(last.values.items())][:60]
+            if last else []})
+    history: list[Any] = []
+    if app.store is not None:
+        start = datetime.fromtimestamp(fmt.now, UTC) - timedelta(days=HISTORY_DAYS)
+        history = (await app.store.transitions(device_id, start=start))[-HISTORY_ROWS:][::-1]
+    tickets: list[Ticket] = []
+    if app.tickets is not None:
+        own = await app.tickets.list_tickets(device=device_id, limit=50)
+        numbers = {t.number for t in own}
+        tickets = own + [t for t in await live_tickets(app)
+                         if device_id in t.affected and t.number not in numbers]
+    facts = [(key, getattr(cfg, key), short(status.info.get(key, "")))
+             for key in ("vendor", "model", "firmware", "serial")]
+    warranty = None
+    if cfg.warranty_until is not None:
+        days = (cfg.warranty_until - fmt.today()).days
+        warranty = (fmt.t("warranty_until", date=cfg.warranty_until.isoformat(), days=days)
+                    if days >= 0 else
+                    fmt.t("warranty_expired", date=cfg.warranty_until.isoformat()))
+    dependents = [d.id for d in app.config.devices.values() if device_id in d.config.depends_on]
+    return {"row": device_row(app, dev, tickets_by_device(tickets)), "cfg": cfg,
+            "site": app.config.sites.get(cfg.site), "facts": facts, "checks": checks,
+            "history": history, "tickets": tickets, "warranty": warranty,
+            "warranty_ok": warranty is not None and cfg.warranty_until is not None
+            and cfg.warranty_until >= fmt.today(), "dependents": dependents}
+
+
+def checklist_names(lang: str) -> dict[str, str]:
+    """Checklist item id → its words in ``lang`` (ids are what the store keeps)."""
+    return {item.id: item.zh if lang == "zh-CN" else item.en
+            for items in CHECKLISTS.values() for item in items}
+
+
+def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]]:
+    out = []
+    for s in app.silencer.list(include_expired=include_expired):
+        state = "active" if s.active(now) else ("pending" if now < s.starts else "expired")
+        out.append({"id": s.id, "matchers": sorted((k, sorted(v)) for k, v in s.matchers.items()),
+                    "who": s.who, "why": s.why, "starts": s.starts or None, "until": s.until,
+                    "state": state})
+    return out

@@ -1,0 +1,156 @@
+"""SLA report per site and period: response and repair times, breaches with reasons.
+
+Fault tickets opened in the period count.  Times:
+
+* response time = first of acknowledged / resolved minus opened (tickets/sla.py: the
+  response deadline is met by acknowledging or by resolving);
+* repair time = resolved minus opened, for tickets resolved (a reopened ticket's
+  resolution is its latest one).
+
+A deadline is breached when the daemon recorded a breach (``*_breached_at``), or it
+was met late, or it is still unmet at ``as_of`` (the moment the report is made) — so a
+breach the daemon missed while it was stopped still shows.  A repair deadline "to
+agree" (major faults) cannot be breached and is shown as such.  Preventive work orders
+are counted separately: done by the end of their period or not.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from exporters.reports.periods import Period
+from tickets.schema import TicketRow
+from tickets.store import Store
+
+SEVERITIES = ("emergency", "major", "general")
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    number: str
+    severity: str
+    which: str              # response | resolve
+    due: float
+    met_at: float | None    # None: not met by as_of
+    late_s: float           # met_at (or as_of) minus due
+    recorded_at: float | None   # when the daemon escalated it, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTimes:
+    number: str
+    severity: str
+    state: str
+    device: str | None
+    location: str | None
+    title_zh: str
+    title_en: str
+    opened_at: float
+    response_due: float | None
+    resolve_due: float | None
+    resolve_to_agree: bool
+    response_s: float | None
+    repair_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityStats:
+    severity: str
+    tickets: int
+    responded: int
+    resolved: int
+    response_median_s: float | None
+    response_worst_s: float | None
+    repair_median_s: float | None
+    repair_worst_s: float | None
+    response_breaches: int
+    resolve_breaches: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlaReport:
+    site: str
+    period: Period
+    as_of: float
+    tickets: tuple[TicketTimes, ...]
+    by_severity: tuple[SeverityStats, ...]
+    breaches: tuple[Breach, ...]
+    preventive_due: int
+    preventive_done_in_time: int
+
+
+def ticket_times(row: TicketRow) -> TicketTimes:
+    opened = row.opened_at.timestamp()
+    met = _first(row.acknowledged_at, row.resolved_at)
+    return TicketTimes(
+        row.number, row.severity, row.state, row.device, row.location, row.title_zh,
+        row.title_en, opened, _ts(row.response_due), _ts(row.resolve_due),
+        row.resolve_to_agree, None if met is None else met - opened,
+        None if row.resolved_at is None else row.resolved_at.timestamp() - opened)
+
+
+def ticket_breaches(row: TicketRow, as_of: float) -> list[Breach]:
+    out: list[Breach] = []
+    checks = (("response", row.response_due, _first(row.acknowledged_at, row.resolved_at),
+               row.response_breached_at),
+              ("resolve", row.resolve_due, _ts(row.resolved_at), row.resolve_breached_at))
+    for which, due_dt, met_at, recorded in checks:
+        if due_dt is None:
+            continue
+        due = due_dt.timestamp()
+        until = as_of if met_at is None else met_at
+        if until > due or recorded is not None:
+            out.append(Breach(row.number, row.severity, which, due, met_at,
+                              max(0.0, until - due), _ts(recorded)))
+    return out
+
+
+def summarise(severity: str, times: Sequence[TicketTimes],
+              breaches: Sequence[Breach]) -> SeverityStats:
+    responses = [t.response_s for t in times if t.response_s is not None]
+    repairs = [t.repair_s for t in times if t.repair_s is not None]
+    return SeverityStats(
+        severity, len(times), len(responses), len(repairs),
+        statistics.median(responses) if responses else None, max(responses, default=None),
+        statistics.median(repairs) if repairs else None, max(repairs, default=None),
+        sum(1 for b in breaches if b.which == "response"),
+        sum(1 for b in breaches if b.which == "resolve"))
+
+
+async def sla_report(store: Store, site: str, period: Period, as_of: float) -> SlaReport:
+    async with store.transaction("read tickets") as session:
+        rows = list(await session.scalars(
+            select(TicketRow).where(TicketRow.site == site,
+                                    TicketRow.opened_at >= _dt(period.start),
+                                    TicketRow.opened_at < _dt(period.end))
+            .order_by(TicketRow.opened_at, TicketRow.id)))
+    faults = [r for r in rows if r.kind == "fault"]
+    preventive = [r for r in rows if r.kind == "preventive"]
+    times = [ticket_times(r) for r in faults]
+    breaches = [b for r in faults for b in ticket_breaches(r, as_of)]
+    present = [s for s in SEVERITIES if any(t.severity == s for t in times)]
+    present += sorted({t.severity for t in times} - set(SEVERITIES))
+    stats = tuple(summarise(s, [t for t in times if t.severity == s],
+                            [b for b in breaches if b.severity == s]) for s in present)
+    done = sum(1 for r in preventive if r.resolved_at is not None and
+               (r.resolve_due is None or r.resolved_at <= r.resolve_due))
+    return SlaReport(site, period, as_of, tuple(times), stats, tuple(breaches),
+                     len(preventive), done)
+
+
+def _first(*moments: datetime | None) -> float | None:
+    known = [m.timestamp() for m in moments if m is not None]
+    return min(known) if known else None
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)

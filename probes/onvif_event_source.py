@@ -1,0 +1,235 @@
+"""ONVIF events push source: one PullPoint subscription per camera → Observations.
+
+Config::
+
+    devices:
+      - id: cam-gate
+        kind: camera
+        host: 10.0.0.21
+        credentials: cameras
+        checks:
+          - {type: onvif, interval: 60}
+          - {type: onvif_events, interval: 60, params: {motion: false}}
+
+Each ``onvif_events`` check gets a :class:`~probes.onvif_pullpoint.PullPoint`.  Its
+notifications are classified (:mod:`probes.onvif_events`) and kept as conditions per
+event source (a video source, a disk, a recording job), giving the values the built-in
+rules read:
+
+* ``onvif.tamper``, ``onvif.signal_loss``, ``onvif.storage_failure``: 1 while any
+  source of that kind reports the condition, 0 when it ended (0 too before any event:
+  cameras send each property's current state, ``Initialized``, on subscribe);
+* ``onvif.recordings_stopped``: recording jobs whose last JobState event says they are
+  not recording — only once such an event arrived, so it never contradicts the onvif
+  check's own job count with a made-up 0;
+* ``onvif.motion`` only with ``motion: true``;
+* ``onvif.events_subscribed``: 1 while the subscription works.
+
+An observation is emitted when an event arrives, when the subscription changes state,
+and every ``interval`` otherwise.  While the subscription is not working the check
+is ``down`` (error from the failure: unreachable…, authentication…) and carries no
+condition values: a fault stays as it was until the camera can tell us again.  A
+condition active makes the check ``degraded``.
+
+Counters per event type (:meth:`OnvifEventSource.stats`) become
+``elvwatch_onvif_events_received_total``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pydantic import BaseModel
+
+from probes.base import Check, Credential, Observation, Status, Target, Value, bounded
+from probes.onvif_event_options import OnvifEventsOptions
+from probes.onvif_events import Notification, classify, is_problem
+from probes.onvif_pullpoint import PullPoint, PullPointState
+
+Emit = Callable[[Observation], None]
+CONDITIONS = ("tamper", "signal_loss", "storage_failure")
+# Sources remembered per condition kind: a camera has a handful of video sources and
+# an NVR a few dozen channels/disks; the cap bounds what a misbehaving device costs.
+MAX_SOURCES = 128
+# How often heartbeats are checked; an observation's interval is met within this.
+SWEEP_SECONDS = 1.0
+# A daemon start with 1,000 cameras subscribes this many at a time: each subscribe
+# is ~6 SOAP exchanges, and all at once would stall the event loop and the cameras'
+# small web servers on a shared uplink.
+SUBSCRIBE_CONCURRENCY = 32
+
+
+class OnvifEventStats(NamedTuple):
+    """One camera's subscription, for ``elvwatch_onvif_*`` metrics."""
+
+    device: str
+    site: str
+    system: str
+    kind: str
+    check: str
+    state: str
+    received: Mapping[str, int]     # events by type (tamper, …, motion, other)
+    subscribes: int
+    renewals: int
+    lost: int
+
+
+@dataclass(slots=True)
+class _Watch:
+    target: Target
+    check: Check
+    options: OnvifEventsOptions
+    port: int
+    pullpoint: PullPoint | None = None
+    active: dict[str, dict[str, bool]] = field(default_factory=dict)  # kind → source → on
+    received: Counter[str] = field(default_factory=Counter)
+    next_emit: float = 0.0
+
+
+class OnvifEventSource:
+    def __init__(self, credentials: Mapping[str, Credential], emit: Emit, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._emit = emit
+        self._clock = clock
+        self._watches: dict[tuple[str, str], _Watch] = {}
+        self._gate = asyncio.Semaphore(SUBSCRIBE_CONCURRENCY)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- PushManager -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="onvif events")
+
+    async def update(self, targets: Sequence[tuple[Target, Check]]) -> None:
+        fresh: dict[tuple[str, str], _Watch] = {}
+        for target, check in targets:
+            options = _options(check)
+            port = check.port or options.port or target.ports.get("onvif") or 80
+            key = (target.device, check.name)
+            old = self._watches.pop(key, None)
+            if old is not None and (old.target, old.options, old.port) == \
+                    (target, options, port):
+                old.check = check
+                fresh[key] = old
+                continue
+            if old is not None and old.pullpoint is not None:
+                await old.pullpoint.stop()
+            watch = _Watch(target, check, options, port,
+                           next_emit=self._clock() + check.interval)
+            watch.pullpoint = PullPoint(target, port, options,
+                                        functools.partial(self._changed, watch),
+                                        functools.partial(self._received, watch),
+                                        gate=self._gate)
+            fresh[key] = watch
+        gone, self._watches = self._watches, fresh
+        await asyncio.gather(*(w.pullpoint.stop() for w in gone.values() if w.pullpoint))
+        for watch in fresh.values():
+            if watch.pullpoint is not None:
+                watch.pullpoint.start()
+
+    async def stop(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        watches, self._watches = self._watches, {}
+        await asyncio.gather(*(w.pullpoint.stop() for w in watches.values() if w.pullpoint))
+
+    # -- counters ----------------------------------------------------------------------
+    def stats(self) -> list[OnvifEventStats]:
+        out = []
+        for (device, check), w in sorted(self._watches.items()):
+            p = w.pullpoint
+            assert p is not None
+            t = w.target
+            out.append(OnvifEventStats(device, t.site, t.system, t.kind, check,
+                                       p.state.value, dict(w.received), p.subscribes,
+                                       p.renewals, p.lost))
+        return out
+
+    def pullpoint(self, device: str, check: str) -> PullPoint | None:
+        watch = self._watches.get((device, check))
+        return watch.pullpoint if watch is not None else None
+
+    # -- events ------------------------------------------------------------------------
+    def _received(self, watch: _Watch, _pullpoint: PullPoint, note: Notification) -> None:
+        kind = classify(note)
+        watch.received[kind or "other"] += 1
+        if kind is None or (kind == "motion" and not watch.options.motion):
+            return
+        problem = is_problem(kind, note)
+        if note.operation.lower() == "deleted":
+            problem = False       # the property is gone, and its condition with it
+        if problem is None:
+            return
+        sources = watch.active.setdefault(kind, {})
+        key = bounded(",".join(f"{k}={v}" for k, v in sorted(note.source.items())), 200)
+        if key in sources or len(sources) < MAX_SOURCES:
+            sources[key] = problem
+        self._send(watch)
+
+    def _changed(self, watch: _Watch, _pullpoint: PullPoint) -> None:
+        self._send(watch)
+
+    def _send(self, watch: _Watch) -> None:
+        watch.next_emit = self._clock() + watch.check.interval
+        self._emit(observe(watch.target, watch.check, watch.pullpoint, watch.active,
+                           watch.options.motion))
+
+    def sweep(self) -> int:
+        """Emit every check whose interval has passed; returns how many."""
+        now = self._clock()
+        due = [w for w in self._watches.values() if now >= w.next_emit and
+               w.pullpoint is not None and w.pullpoint.state is not PullPointState.STOPPED]
+        for watch in due:
+            self._send(watch)
+        return len(due)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            self.sweep()
+
+
+def observe(target: Target, check: Check, pullpoint: PullPoint | None,
+            active: Mapping[str, Mapping[str, bool]], motion: bool) -> Observation:
+    state = pullpoint.state if pullpoint is not None else PullPointState.STOPPED
+    if state is not PullPointState.STARTED:
+        error = (pullpoint.error if pullpoint is not None else None) or "not subscribed"
+        return Observation(target.device, check.name, Status.DOWN,
+                           values={"onvif.events_subscribed": 0.0}, error=bounded(error))
+    values: dict[str, Value] = {"onvif.events_subscribed": 1.0}
+    problems: list[str] = []
+    kinds = [*CONDITIONS, *(["motion"] if motion else [])]
+    for kind in kinds:
+        on = [source for source, flag in active.get(kind, {}).items() if flag]
+        values[f"onvif.{kind}"] = 1.0 if on else 0.0
+        if on and kind != "motion":
+            problems.append(f"{kind.replace('_', ' ')} ({', '.join(on[:4])})")
+    if "recording" in active:
+        stopped = [source for source, flag in active["recording"].items() if flag]
+        values["onvif.recordings_stopped"] = float(len(stopped))
+        if stopped:
+            problems.append(f"recording stopped ({', '.join(stopped[:4])})")
+    status = Status.DEGRADED if problems else Status.OK
+    return Observation(target.device, check.name, status, values,
+                       error=bounded("; ".join(problems)) if problems else None)
+
+
+def _options(check: Check) -> OnvifEventsOptions:
+    if isinstance(check.options, OnvifEventsOptions):
+        return check.options
+    return OnvifEventsOptions.model_validate(dict(check.params))
+
+
+def onvif_events_source(settings: BaseModel | None, credentials: Mapping[str, Credential],
+                        emit: Emit) -> OnvifEventSource:
+    """The registry's factory for ``type: onvif_events`` (no ``sources`` settings)."""
+    return OnvifEventSource(credentials, emit)

@@ -1,0 +1,126 @@
+"""A camera's uplink: the switch port it hangs off, seen from the camera.
+
+A device's ``uplink: {device: SWITCH, port: "ge1/0/3"}`` names a port of a switch the
+daemon polls over SNMP.  Every SNMP observation of that switch is turned here into
+one observation for the camera, check ``uplink``, with the port's values under
+camera-side names the rules can read:
+
+===============================  =========================================================
+``snmp.uplink.oper_up``          IF-MIB ifOperStatus of the port, 1/0
+``snmp.uplink.admin_up``         ifAdminStatus, 1/0
+``snmp.uplink.poe_delivering``   PoE detection status is deliveringPower, 1/0
+``snmp.uplink.poe_fault``        PoE detection status is fault/otherFault, 1/0
+``snmp.uplink.poe_lost``         the port delivered power before and does not now, 1/0
+                                 (the switch's ``snmp.poe.lost`` row of that port)
+===============================  =========================================================
+
+Status: ``degraded`` (with the reason) when the port is down or its PoE is lost or in
+fault, ``ok`` otherwise, ``unknown`` when the switch's answer has no such port.  A
+switch that could not be read gives the camera nothing (its uplink faults stay as
+they are; the switch's own faults say why).
+
+The port is matched by ifName (label ``port``) or, if ``port`` is all digits, by
+ifIndex.  The PoE row (``port_index`` = group.port, RFC 3621) is ``poe_port`` when
+given, else the one row whose port number equals the ifIndex (true on most
+single-unit switches; stacks need ``poe_port``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from probes import labelled
+from probes.base import Observation, Status, Value
+
+CHECK = "uplink"
+_IF_NAMES = {"snmp.if.oper_up": "oper_up", "snmp.if.admin_up": "admin_up"}
+_POE_NAMES = {"snmp.poe.delivering": "poe_delivering", "snmp.poe.fault": "poe_fault",
+              "snmp.poe.lost": "poe_lost"}
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    device: str  # the camera
+    switch: str
+    port: str  # ifName, or ifIndex digits
+    poe_port: str | None = None  # pethPsePortGroupIndex.pethPsePortIndex
+
+
+@dataclass(slots=True)
+class _Port:
+    ifindex: str
+    values: dict[str, Value]
+
+
+class UplinkMap:
+    """Which cameras hang off which switch ports; ``derive`` turns a switch's SNMP
+    observation into its cameras' ``uplink`` observations."""
+
+    def __init__(self) -> None:
+        self._by_switch: dict[str, list[Uplink]] = {}
+        self._checks: set[tuple[str, str]] = set()
+
+    def configure(self, links: Iterable[Uplink],
+                  snmp_checks: Iterable[tuple[str, str]]) -> None:
+        """``snmp_checks``: (switch, check name) of the switches' SNMP checks."""
+        by_switch: dict[str, list[Uplink]] = {}
+        for link in links:
+            by_switch.setdefault(link.switch, []).append(link)
+        self._by_switch = by_switch
+        self._checks = {c for c in snmp_checks if c[0] in by_switch}
+
+    def derive(self, obs: Observation) -> list[Observation]:
+        # Never from a derived observation: chained uplinks must not recurse.
+        if obs.check == CHECK or (obs.device, obs.check) not in self._checks:
+            return []
+        links = self._by_switch.get(obs.device, [])
+        if not links or not obs.values:
+            return []
+        ports, poe = _index(obs.values)
+        return [_for_camera(link, obs, ports, poe) for link in links]
+
+
+def _index(values: Mapping[str, Value]) -> tuple[dict[str, _Port], dict[str, dict[str, Value]]]:
+    """Interface rows by ifName and ifIndex; PoE rows by port_index."""
+    ports: dict[str, _Port] = {}
+    poe: dict[str, dict[str, Value]] = {}
+    for key, value in values.items():
+        if not key.startswith(("snmp.if.", "snmp.poe.")):
+            continue
+        name, labels = labelled.split(key)
+        if name in _IF_NAMES and "ifindex" in labels:
+            port = ports.setdefault(f"#{labels['ifindex']}", _Port(labels["ifindex"], {}))
+            port.values[_IF_NAMES[name]] = value
+            if labels.get("port"):
+                ports[labels["port"]] = port
+        elif name in _POE_NAMES and "port_index" in labels:
+            poe.setdefault(labels["port_index"], {})[_POE_NAMES[name]] = value
+    return ports, poe
+
+
+def _poe_row(link: Uplink, port: _Port,
+             poe: dict[str, dict[str, Value]]) -> dict[str, Value]:
+    if link.poe_port is not None:
+        return poe.get(link.poe_port, {})
+    matches = [row for index, row in poe.items() if index.rsplit(".", 1)[-1] == port.ifindex]
+    return matches[0] if len(matches) == 1 else {}
+
+
+def _for_camera(link: Uplink, obs: Observation, ports: dict[str, _Port],
+                poe: dict[str, dict[str, Value]]) -> Observation:
+    where = f"{link.switch} port {link.port}"
+    port = ports.get(f"#{link.port}" if link.port.isdigit() else link.port)
+    if port is None:
+        return Observation(link.device, CHECK, Status.UNKNOWN, time=obs.time,
+                           error=f"uplink {where}: the switch reports no such port")
+    values: dict[str, Value] = {f"snmp.uplink.{k}": v for k, v in port.values.items()}
+    values.update({f"snmp.uplink.{k}": v for k, v in _poe_row(link, port, poe).items()})
+    problems = [text for name, bad, text in (
+        ("snmp.uplink.oper_up", 0, "port down"), ("snmp.uplink.poe_lost", 1, "PoE lost"),
+        ("snmp.uplink.poe_fault", 1, "PoE fault")) if values.get(name) == bad]
+    status = Status.DEGRADED if problems else Status.OK
+    error = f"uplink {where}: {', '.join(problems)}" if problems else None
+    return Observation(link.device, CHECK, status, values=values, error=error,
+                       time=obs.time)
+

@@ -1,0 +1,84 @@
+"""``python -m lab camera|snmp|sip``: each serves its protocol until SIGTERM, and the
+daemon's own probes get answers from it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from probes.base import Check, Credential, Secret, Status, Target
+from probes.onvif import OnvifOptions, probe_onvif
+from probes.sip_registration import SipRegistrationOptions, probe_sip_registration
+from probes.snmp import SnmpOptions, probe_snmp
+from tests.test_sip import _free_port
+
+ROOT = Path(__file__).parents[1]
+READY_WAIT = 30.0  # seconds; snmpsim indexes first, and CI machines are slow
+
+
+@contextmanager
+def lab(*args: str, ready: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "lab", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + READY_WAIT
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.startswith(ready):
+                break
+        assert line.startswith(ready), line
+        yield line
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+async def test_lab_camera_answers_onvif_and_its_stream_with_the_env_password() -> None:
+    port, rtsp = _free_port(), _free_port()
+    with lab("camera", "--onvif-port", str(port), "--rtsp-port", str(rtsp),
+             ready="camera lab ready:", env={"ELVWATCH_LAB_CAMERA_PASSWORD": "pw-42"}) as line:
+        assert "pw-42" not in line
+        cred = Credential("cam", "admin", Secret("pw-42"))
+        target = Target("cam", "127.0.0.1", credential=cred)
+        obs = await probe_onvif(target, Check("onvif", "onvif", timeout=8, port=port,
+                                              options=OnvifOptions()))
+        assert (obs.status, obs.error) == (Status.OK, None)
+        assert obs.info.get("vendor") == "HIKVISION"
+
+
+async def test_lab_snmp_serves_the_synthetic_ups() -> None:
+    port = _free_port()
+    with lab("snmp", "--port", str(port), ready="snmp lab ready:"):
+        cred = Credential("ups", secrets={"community": Secret("lab-ups")})
+        target = Target("ups", "127.0.0.1", kind="ups", credential=cred)
+        obs = await probe_snmp(target, Check("snmp", "snmp", timeout=5, port=port,
+                                             options=SnmpOptions()))
+        assert obs.status is Status.OK, obs
+        assert obs.values["snmp.ups.on_battery"] == 0.0
+
+
+async def test_lab_sip_registrar_knows_the_users_given_on_the_command_line() -> None:
+    port = _free_port()
+    with lab("sip", "--listen", f"127.0.0.1:{port}", "--register", "8101",
+             ready="sip lab ready:") as line:
+        assert "registrar users=8101" in line
+        for user, registered in (("8101", 1.0), ("8102", 0.0)):
+            params = {"server": "127.0.0.1", "server_port": port, "user": user}
+            obs = await probe_sip_registration(
+                Target("door", "127.0.0.1"),
+                Check("reg", "sip_registration", timeout=2, params=params,
+                      options=SipRegistrationOptions.model_validate(params)))
+            assert obs.values["sip.registered"] == registered

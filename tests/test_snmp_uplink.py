@@ -1,0 +1,245 @@
+"""A camera's switch port: the switch's ``snmp.poe.lost`` rows, their attribution to
+the camera (``uplink`` → ``snmp.uplink.*``), the config that names it, the built-in
+rule reading it and the daemon wiring — against snmpsim serving the lab switch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.app import App
+from daemon.config import ConfigInvalid, load_config
+from lab.snmp import SnmpLab
+from probes import labelled
+from probes import snmp as snmp_probe
+from probes.base import Check, Credential, Observation, Secret, Status, Target
+from probes.snmp import SnmpOptions, probe_snmp
+from probes.snmp_profiles import Reading, TableMemory, apply_table, profiles
+from probes.snmp_session import close_engine
+from probes.snmp_uplink import Uplink, UplinkMap
+from rules.faults import FaultState
+from rules.model import RuleConfig, build_rules
+from tests.rulekit import device, engine, states
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[SnmpLab]:
+    with SnmpLab() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+async def _sockets() -> AsyncIterator[None]:
+    yield
+    await close_engine()
+
+
+async def poll(lab: SnmpLab, device_id: str) -> Observation:
+    target = Target(device=device_id, host=lab.host, kind="switch",
+                    credential=Credential("c", secrets={"community": Secret("lab-switch")}))
+    check = Check("snmp", "snmp", timeout=5.0, port=lab.port, options=SnmpOptions())
+    return await probe_snmp(target, check)
+
+
+def lost(port: int) -> str:
+    return labelled.join("snmp.poe.lost", {"port_index": f"1.{port}"})
+
+
+async def test_port_that_stops_delivering_poe_is_lost_until_it_delivers_again(
+        lab: SnmpLab) -> None:
+    first = await poll(lab, "sw-lost")
+    assert first.status is Status.OK, first.error
+    assert first.values[lost(3)] == 0.0
+    lab.inject("lab-switch", "port_down", 3)
+    try:
+        during = await poll(lab, "sw-lost")
+        still = await poll(lab, "sw-lost")
+    finally:
+        lab.clear("lab-switch")
+    after = await poll(lab, "sw-lost")
+    assert during.values[lost(3)] == 1.0 and still.values[lost(3)] == 1.0
+    assert during.values[lost(2)] == 0.0
+    assert during.status is Status.DEGRADED
+    assert during.error is not None and "PoE power lost (port_index 1.3)" in during.error
+    assert after.values[lost(3)] == 0.0 and after.status is Status.OK
+
+
+def _poe_walk(status: int, admin: int) -> dict[tuple[int, ...], dict[tuple[int, ...], Any]]:
+    return {(1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 6): {(1, 3): status},
+            (1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 3): {(1, 3): admin}}
+
+
+def test_poe_switched_off_by_the_admin_is_not_lost() -> None:
+    table = profiles()["poe"].tables[0]
+    memory = apply_table(table, _poe_walk(3, 1), Reading(), None)  # delivering
+    reading = Reading()
+    memory = apply_table(table, _poe_walk(1, 2), reading, memory)  # disabled on purpose
+    assert reading.values[lost(3)] == 0.0 and not reading.degraded
+    reading = Reading()
+    apply_table(table, _poe_walk(2, 1), reading, memory)  # re-enabled, nothing attached
+    assert reading.values[lost(3)] == 0.0
+
+
+def test_port_row_vanishing_after_delivering_is_lost() -> None:
+    table = profiles()["poe"].tables[0]
+    memory = apply_table(table, _poe_walk(3, 1), Reading(), TableMemory())
+    reading = Reading()
+    apply_table(table, {}, reading, memory)
+    assert reading.values[lost(3)] == 1.0
+
+
+async def test_camera_uplink_follows_its_switch_port(lab: SnmpLab) -> None:
+    links = UplinkMap()
+    links.configure([Uplink("cam3", "sw-up", "ge1/0/3"), Uplink("cam2", "sw-up", "2")],
+                    [("sw-up", "snmp")])
+    [cam3, cam2] = links.derive(await poll(lab, "sw-up"))
+    assert (cam3.device, cam3.check, cam3.status) == ("cam3", "uplink", Status.OK)
+    assert cam3.values == {"snmp.uplink.oper_up": 1.0, "snmp.uplink.admin_up": 1.0,
+                           "snmp.uplink.poe_delivering": 1.0, "snmp.uplink.poe_fault": 0.0,
+                           "snmp.uplink.poe_lost": 0.0}
+    lab.inject("lab-switch", "port_down", 3)
+    try:
+        [cam3, cam2] = links.derive(await poll(lab, "sw-up"))
+    finally:
+        lab.clear("lab-switch")
+    assert cam3.status is Status.DEGRADED
+    assert cam3.error == "uplink sw-up port ge1/0/3: port down, PoE lost"
+    assert cam3.values["snmp.uplink.oper_up"] == 0.0
+    assert cam3.values["snmp.uplink.poe_delivering"] == 0.0
+    assert cam3.values["snmp.uplink.poe_lost"] == 1.0
+    assert cam2.status is Status.OK and cam2.values["snmp.uplink.oper_up"] == 1.0
+
+
+async def test_uplink_to_a_port_the_switch_lacks_is_unknown_not_ok(lab: SnmpLab) -> None:
+    links = UplinkMap()
+    links.configure([Uplink("cam9", "sw-x", "ge9/9/9")], [("sw-x", "snmp")])
+    [cam9] = links.derive(await poll(lab, "sw-x"))
+    assert cam9.status is Status.UNKNOWN and not cam9.values
+    assert cam9.error == "uplink sw-x port ge9/9/9: the switch reports no such port"
+    # Observations of other checks, of unreadable switches and derived ones give nothing.
+    assert links.derive(Observation("sw-x", "icmp", Status.OK, values={"x": 1.0})) == []
+    assert links.derive(Observation("sw-x", "snmp", Status.DOWN, error="timeout")) == []
+
+
+def test_builtin_switch_port_down_rule_reads_poe_lost() -> None:
+    eng, _ = engine([device("sw1", "switch", "network", checks={"snmp": "snmp"})])
+    values = {lost(3): 1.0, lost(2): 0.0}
+    fired = [t for _ in range(2)
+             for t in eng.observe(Observation("sw1", "snmp", Status.DEGRADED,
+                                              values=values), "degraded")]
+    assert ("switch_port_down", FaultState.PENDING, FaultState.FIRING) in states(fired)
+
+
+async def test_site_rule_on_the_camera_fires_from_its_uplink(lab: SnmpLab) -> None:
+    rule = RuleConfig.model_validate({
+        "id": "camera_uplink_down", "name_zh": "摄像机上联端口断开",
+        "name_en": "Camera uplink down", "match": {"kind": "camera"},
+        "condition": "snmp.uplink.oper_up == 0 or snmp.uplink.poe_lost == 1", "for": 2})
+    eng, _ = engine([device("cam3", "camera", "cctv"),
+                     device("sw-rule", "switch", "network", checks={"snmp": "snmp"})],
+                    rules=build_rules([rule], builtin=[]))
+    links = UplinkMap()
+    links.configure([Uplink("cam3", "sw-rule", "ge1/0/3")], [("sw-rule", "snmp")])
+    await poll(lab, "sw-rule")  # the switch's first poll: port 3 delivering
+    lab.inject("lab-switch", "port_down", 3)
+    try:
+        fired = [t for _ in range(2) for obs in links.derive(await poll(lab, "sw-rule"))
+                 for t in eng.observe(obs, "up")]
+    finally:
+        lab.clear("lab-switch")
+    assert states(fired) == [("camera_uplink_down", FaultState.INACTIVE, FaultState.PENDING),
+                             ("camera_uplink_down", FaultState.PENDING, FaultState.FIRING)]
+    assert fired[-1].device == "cam3"
+
+
+CONFIG = """\
+sites:
+  - {{id: s1, name: Lab}}
+credentials:
+  lab: {{secrets: {{community: {{env: ELV_TEST_COMMUNITY}}}}}}
+devices:
+  - id: sw1
+    site: s1
+    kind: switch
+    host: {host}
+    credentials: lab
+    checks:
+      - {{type: snmp, name: snmp, port: {port}, interval: 0.5, timeout: 0.4}}
+  - id: cam3
+    site: s1
+    kind: camera
+    host: 127.0.0.1
+    uplink: {{device: {uplink}, port: ge1/0/3}}
+    credentials: lab
+    checks:
+      - {{type: snmp, port: {port}, interval: 60, timeout: 2, params: {{profiles: system}}}}
+"""
+
+
+def write(path: Path, uplink: str = "sw1", host: str = "127.0.0.1", port: int = 161,
+          camera: bool = True) -> Path:
+    text = CONFIG.format(uplink=uplink, host=host, port=port)
+    if not camera:
+        text = text[:text.index("  - id: cam3")]
+    path.write_text(text, "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("uplink", "message"), [
+    ("sw9", "devices[1].uplink.device: unknown device 'sw9'"),
+    ("cam3", "devices[1].uplink.device: a device cannot be its own uplink"),
+])
+def test_uplink_must_name_an_existing_switch(tmp_path: Path, uplink: str,
+                                             message: str) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(write(tmp_path / "c.yaml", uplink=uplink),
+                    environ={"ELV_TEST_COMMUNITY": "x"})
+    assert [str(e) for e in info.value.errors] == [f"{tmp_path}/c.yaml:17: {message}"]
+
+
+def test_uplink_switch_needs_an_snmp_check(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml")
+    path.write_text(path.read_text().replace("type: snmp, name: snmp, port: 161,",
+                                             "type: tcp, port: 22,"))
+    with pytest.raises(ConfigInvalid, match="has no snmp check"):
+        load_config(path, environ={"ELV_TEST_COMMUNITY": "x"})
+
+
+async def test_daemon_attributes_the_port_to_the_camera_and_forgets_removed_devices(
+        tmp_path: Path, lab: SnmpLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ELV_TEST_COMMUNITY", "lab-switch")
+    path = write(tmp_path / "c.yaml", host=lab.host, port=lab.port)
+    app = App(load_config(path))
+    seen: list[Observation] = []
+    original = app.engine.observe
+
+    def spy(obs: Observation, state: str) -> Any:
+        if obs.device == "cam3":
+            seen.append(obs)
+        return original(obs, state)
+
+    app.engine.observe = spy  # type: ignore[method-assign]
+    await app.start(http=False)
+    try:
+        deadline = time.monotonic() + 10
+        while not any(o.check == "uplink" for o in seen) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        uplink = [o for o in seen if o.check == "uplink"]
+        assert uplink and uplink[-1].values["snmp.uplink.oper_up"] == 1.0
+        assert ("sw1", "snmp") in snmp_probe._LAST_UPTIME
+        # A reload without the camera keeps the switch's SNMP memory …
+        write(path, host=lab.host, port=lab.port, camera=False)
+        assert await app.reload()
+        assert ("sw1", "snmp") in snmp_probe._LAST_UPTIME
+        # … one without the switch drops it.
+        path.write_text("sites:\n  - {id: s1, name: Lab}\n", "utf-8")
+        assert await app.reload()
+        assert not [k for k in snmp_probe._LAST_UPTIME if k[0] == "sw1"]
+        assert not [k for k in snmp_probe._LAST_ROWS if k[0] == "sw1"]
+    finally:
+        await app.stop()
