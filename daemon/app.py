@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from daemon.config import Config, ConfigInvalid, Device, load_config
 from daemon.scheduler import LAG_BUCKETS, Scheduler
 from daemon.terms import site_terms
+from daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
 from exporters.metrics import DeviceLabels, Snapshot
 from exporters.notify.dispatcher import Dispatcher
 from exporters.notify.log import SqlNotificationLog
-from exporters.notify.receivers import build_notifiers
 from probes.base import Check, Observation, Status, Target
 from probes.onvif_event_source import OnvifEventSource
 from probes.registry import PULL, PUSH, PushManager
@@ -35,11 +34,10 @@ from rules.faults import FaultTransition
 from rules.model import DeviceSpec, build_rules
 from rules.silence import Silencer
 from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
-from tickets import silence_store
 from tickets.events import TicketEvent
 from tickets.manager import TicketManager
 from tickets.sla import SiteTerms
-from tickets.stats import TicketStats, ticket_stats
+from tickets.stats import TicketStats
 from tickets.store import ArchiveEntry, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -48,12 +46,7 @@ log = logging.getLogger(__name__)
 # (doubling up to this), so a database that goes away loses nothing.
 STORE_FLUSH_SECONDS = 0.5
 STORE_RETRY_MAX_SECONDS = 30.0
-# Rule durations and silences are checked every second; deadlines, preventive work
-# orders, CLI-made silences and the ticket figures of /metrics every 15 s.
-RULE_TICK_SECONDS = 1.0
-TICKET_TICK_SECONDS = 15.0
-# Notifications owed from before a restart are looked up this far back.
-REPLAY_SECONDS = 86400.0
+TRANSITIONS_PER_WRITE = 1000
 FACT_KEYS = ("vendor", "model", "firmware", "serial")
 
 
@@ -67,7 +60,7 @@ def archive_entry(device: Device) -> ArchiveEntry:
         depends_on=tuple(cfg.depends_on), tags=tuple(cfg.tags))
 
 
-class App:
+class App(TicketWiring):
     def __init__(self, config: Config) -> None:
         self.config = config
         sched = config.model.scheduler
@@ -103,19 +96,13 @@ class App:
         self._unhealthy: set[str] = set()
         self._resynced = False
         self._tickets_changed = False
+        self._visits: list[TicketEvent] = []
+        self._last_ticket_tick = 0.0
         self.ticket_stats: TicketStats | None = None
         self.dispatcher: Dispatcher | None = None
         self._notify_log: SqlNotificationLog | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    @staticmethod
-    def _hold_seconds(config: Config) -> float:
-        # How long a child's fault waits for its parent's to be confirmed: a camera
-        # behind a dead switch must not get a ticket of its own just by being faster.
-        longest = max((c.interval for d in config.devices.values() for c in d.checks),
-                      default=0.0)
-        return longest * config.model.scheduler.down_after
-
     async def start(self, *, http: bool = True) -> None:
         self.store = await Store.open(self.config.storage_url)
         settings = self.config.model.tickets
@@ -199,35 +186,6 @@ class App:
                 await manager.start()
                 self.push[name] = manager
             await manager.update(targets)
-
-    async def _refresh_silences(self, config: Config) -> None:
-        # Silences come from the config and from the store (made by CLI/API).
-        assert self.store is not None
-        self.silencer.replace_all([c.to_silence() for c in config.model.silences]
-                                  + await silence_store.load(self.store))
-
-    async def _start_notify(self, config: Config) -> None:
-        """Build the new dispatcher before the old one stops, so a bad receiver leaves
-        the running one in place; the log is shared by both."""
-        if not config.model.notify.receivers:
-            if self.dispatcher is not None:
-                await self.dispatcher.stop()
-                self.dispatcher = None
-            return
-        notifiers = build_notifiers(config.model.notify, config.credentials)
-        if self._notify_log is None:
-            self._notify_log = await SqlNotificationLog.open(config.storage_url)
-        dispatcher = Dispatcher(config.model.notify, notifiers, self._notify_log)
-        await dispatcher.start()
-        old, self.dispatcher = self.dispatcher, dispatcher
-        if old is not None:
-            await old.stop()
-        if old is None and self.tickets is not None:
-            # Events stored just before a crash may not have been handed over yet; the
-            # log skips what it already has.
-            since = time.time() - REPLAY_SECONDS
-            self._pending_events += [e for _, e in
-                                     await self.tickets.events_after(0, since=since)]
 
     async def reload(self) -> bool:
         """Load the config file again; a bad one is reported and the old one kept."""
@@ -348,13 +306,18 @@ class App:
 
     async def _write_pending(self) -> None:
         assert self.store is not None
-        batch, self._pending = self._pending, []
-        try:
-            if batch:
+        # In slices: 20,000 devices' first states in one SQLite transaction would hold
+        # the write lock for seconds and starve ticket housekeeping.
+        while self._pending:
+            batch, self._pending = (self._pending[:TRANSITIONS_PER_WRITE],
+                                    self._pending[TRANSITIONS_PER_WRITE:])
+            try:
                 await self.store.record_transitions(batch)
-        except BaseException:
-            self._pending[:0] = batch
-            raise
+            except BaseException:
+                self._pending[:0] = batch
+                raise
+            if self._pending:
+                await asyncio.sleep(0.05)  # let the ticket stage's transactions in
         facts, self._pending_facts = self._pending_facts, {}
         try:
             for device, values in facts.items():
@@ -364,83 +327,15 @@ class App:
             raise
         await self._write_tickets()
 
-    async def _write_tickets(self) -> None:
-        """Faults to tickets, poll health to auto-verification, events to notifiers.
-        Each batch is taken back on a store error: handing it over again is safe."""
-        assert self.tickets is not None
-        faults, self._pending_faults = self._pending_faults, []
-        try:
-            if faults:
-                await self.tickets.handle(faults)
-        except BaseException:
-            self._pending_faults[:0] = faults
-            raise
-        if self._tickets_changed:
-            # New, resolved or closed tickets: the figures and the devices waiting for
-            # healthy polls change now, not at the next housekeeping round.
-            self._tickets_changed = False
-            assert self.store is not None
-            self.ticket_stats = await ticket_stats(self.store)
-        unhealthy, self._unhealthy = self._unhealthy, set()
-        healthy, self._healthy = self._healthy, {}
-        if self.ticket_stats is not None:
-            # Only devices with a resolved ticket wait for healthy polls.
-            waiting = {t.device for t in self.ticket_stats.live if t.state == "resolved"}
-            unhealthy &= waiting
-            healthy = {d: n for d, n in healthy.items() if d in waiting}
-        for device in unhealthy:
-            await self.tickets.device_unhealthy(device)
-        by_polls: dict[int, list[str]] = {}
-        for device, polls in healthy.items():
-            by_polls.setdefault(polls, []).append(device)
-        for polls, devices in by_polls.items():
-            await self.tickets.devices_healthy(devices, polls)
-        events, self._pending_events = self._pending_events, []
-        if events and self.dispatcher is not None:
-            try:
-                await self.dispatcher.submit(events)
-            except BaseException:
-                self._pending_events[:0] = events
-                raise
-
-    def _on_ticket_events(self, events: Sequence[TicketEvent]) -> None:
-        for event in events:
-            log.info("ticket %s %s: %s %s", event.ticket, event.kind.value, event.title_en,
-                     event.note)
-        self._pending_events += events
-        self._tickets_changed = True
-        self._flush.set()
-
     async def _ticker(self) -> None:
-        """Rule durations every second; deadlines, work orders and figures every 15 s;
-        once the rules have warmed up, settle tickets of faults that ended while the
-        daemon was not running."""
-        assert self.tickets is not None and self.store is not None
-        last_ticket_tick = 0.0
+        """Rule durations every second, then the ticket stage's housekeeping."""
         while True:
             await asyncio.sleep(RULE_TICK_SECONDS)
             faults = self.engine.tick()
             if faults:
                 self._pending_faults += faults
                 self._flush.set()
-            now = time.time()
-            try:
-                if not self._resynced and now - self.started > self._hold_seconds(
-                        self.config) + RULE_TICK_SECONDS * 5:
-                    # Alertmanager's faults are not the engine's to vouch for: they end
-                    # when Alertmanager says resolved.
-                    await self.tickets.resync({t.fingerprint for t in self.engine.firing()},
-                                              now, keep_rules=(ALERTMANAGER_RULES,))
-                    self._resynced = True
-                if now - last_ticket_tick >= TICKET_TICK_SECONDS:
-                    last_ticket_tick = now
-                    await self.tickets.tick(now)
-                    await self._refresh_silences(self.config)
-                    self.ticket_stats = await ticket_stats(self.store)
-                    self._flush.set()
-            except StoreError as exc:
-                self.store_errors += 1
-                log.error("ticket housekeeping failed, will retry: %s", exc)
+            await self._ticket_housekeeping(time.time())
 
     # -- views -----------------------------------------------------------------------
     @property

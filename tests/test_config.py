@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from daemon.config import ConfigInvalid, load_config
 from probes.registry import known_types
@@ -48,7 +49,9 @@ INVALID = {
         f"unknown check type 'telnet' (known: {', '.join(known_types())})",
     ],
     "invalid-yaml-syntax.yaml": [
-        "invalid-yaml-syntax.yaml:3: YAML syntax: expected ',' or '}', but got ':'",
+        "invalid-yaml-syntax.yaml:3: YAML syntax: " + (
+            "did not find expected ',' or '}'" if yaml.__with_libyaml__  # libyaml's words
+            else "expected ',' or '}', but got ':'"),
     ],
     "invalid-duplicate-key.yaml": [
         "invalid-duplicate-key.yaml:8: host: duplicate key (first given on line 7)",
@@ -125,6 +128,12 @@ def test_invalid_config_reports_file_line_and_key(name: str) -> None:
     assert got == INVALID[name]
 
 
+# The secrets config.example.yaml names (values made up for the test).
+EXAMPLE_ENV = {"ELVWATCH_CAMERA_PASSWORD": "pw", "ELVWATCH_SNMP_COMMUNITY": "sw-community",
+               "ELVWATCH_UPS_AUTH_KEY": "auth-key-1", "ELVWATCH_UPS_PRIV_KEY": "priv-key-1",
+               "ELVWATCH_MQTT_PASSWORD": "mq-pw", "ELVWATCH_HOOK_SECRET": "hook-key"}
+
+
 def _example(tmp_path: Path) -> Path:
     config = tmp_path / "config.yaml"
     shutil.copy(ROOT / "config.example.yaml", config)
@@ -134,7 +143,7 @@ def _example(tmp_path: Path) -> Path:
 
 
 def test_example_config_loads_with_defaults_applied(tmp_path: Path) -> None:
-    config = load_config(_example(tmp_path), environ={"ELVWATCH_CAMERA_PASSWORD": "pw"})
+    config = load_config(_example(tmp_path), environ=EXAMPLE_ENV)
     assert set(config.sites) == {"sunshine-garden"}
     core = config.devices["core-sw"]
     assert core.system.value == "network"
@@ -152,7 +161,7 @@ def test_example_config_loads_with_defaults_applied(tmp_path: Path) -> None:
 
 
 def test_password_file_is_read_and_never_printed(tmp_path: Path) -> None:
-    config = load_config(_example(tmp_path), environ={"ELVWATCH_CAMERA_PASSWORD": "pw"})
+    config = load_config(_example(tmp_path), environ=EXAMPLE_ENV)
     raw = config.model.credentials["nvr-admin"]
     assert raw.password_file is not None
     assert "nvr-secret" not in repr(config.model)
@@ -197,8 +206,8 @@ def test_check_command_prints_every_error_and_exits_1() -> None:
 def test_check_command_prints_one_line_summary_and_exits_0(tmp_path: Path) -> None:
     import os
 
-    env = {**os.environ, "ELVWATCH_CAMERA_PASSWORD": "pw"}
+    env = {**os.environ, **EXAMPLE_ENV}
     result = _cli("check", "-c", str(_example(tmp_path)), env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("OK — 1 sites, 2 devices, 4 checks")
+    assert result.stdout.strip().endswith("OK — 1 sites, 8 devices, 15 checks")
     assert len(result.stdout.strip().splitlines()) == 1

@@ -116,3 +116,47 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_after_recover
             assert kinds.count("opened") == 1 and "verified" in kinds
         finally:
             await app.stop()
+
+
+async def test_preventive_visit_mutes_its_system_until_the_work_order_is_completed(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("ELVWATCH_TEST_HOOK_SECRET", WEBHOOK_SECRET)
+    async with http_receiver() as receiver, LabFleet(3, first_address(), [PORT]) as fleet:
+        config = load_config(pipeline_config(tmp_path / "c.yaml", fleet,
+                                             f"127.0.0.1:{free_port()}",
+                                             f"{receiver.url}/hook"))
+        app = App(config)
+        await app.start(http=False)
+        assert app.tickets is not None
+        try:
+            orders: list[Any] = []
+            for _ in range(100):  # the contract's quarterly work order opens at start
+                orders = await app.tickets.list_tickets(kind="preventive", state="live")
+                if orders:
+                    break
+                await asyncio.sleep(0.1)
+            (order,) = [o for o in orders if o.system == "cctv"]
+            await app.tickets.acknowledge(order.number, "王工", "on site")
+            await wait_for(lambda: any(s.id == f"visit-{order.number}"
+                                       for s in app.silencer.list()), what="visit silence")
+
+            camera = fleet.devices[1].id
+            await fleet.set_fault(camera, Fault.DOWN)
+            await wait_for(lambda: app.tracker.devices[camera].state.value == "down")
+            await asyncio.sleep(1.0)
+            assert await app.tickets.list_tickets(kind="fault", state="live") == []
+            muted = [f for f in app.engine.firing() if f.device == camera]
+            assert muted and muted[0].suppressed_by == f"visit-{order.number}"
+
+            checklist = {item: (True, "") for item in order.checklist}
+            await app.tickets.complete_preventive(order.number, "王工", "王工", checklist)
+            # The visit is over: the camera still failing now gets its ticket.
+            tickets: list[Any] = []
+            for _ in range(100):
+                tickets = await app.tickets.list_tickets(kind="fault", state="live")
+                if tickets:
+                    break
+                await asyncio.sleep(0.1)
+            assert [t.device for t in tickets] == [camera]
+        finally:
+            await app.stop()

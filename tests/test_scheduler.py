@@ -174,3 +174,30 @@ async def test_reload_keeps_phase_and_drops_removed_checks() -> None:
             await asyncio.sleep(0.6)
     assert {o.device for o in seen} == {"a"}
     assert sched.job_count == 1
+
+
+async def test_limiter_hands_slots_on_in_order_and_survives_cancelled_waiters() -> None:
+    from daemon.scheduler import Limiter
+
+    limiter = Limiter(2)
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        async with limiter:
+            order.append(name)
+            await gate.wait()
+
+    first = [asyncio.create_task(hold(n)) for n in ("a", "b")]
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(hold(n)) for n in ("c", "d", "e")]
+    await asyncio.sleep(0)
+    assert order == ["a", "b"]          # the cap holds
+    waiting[0].cancel()                 # a waiter that gives up keeps no slot
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*first, *waiting[1:])
+    assert order == ["a", "b", "d", "e"]
+    # Every slot came back: two can enter at once again.
+    async with limiter, limiter:
+        pass

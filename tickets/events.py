@@ -47,3 +47,4 @@ class TicketEvent:
     actor: str = "system"
     note: str = ""
     url: str | None = None      # the ticket page, where the daemon knows its address
+    ticket_kind: str = "fault"  # fault | preventive

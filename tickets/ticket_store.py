@@ -185,7 +185,8 @@ def ticket_event(row: TicketRow, event_id: str, kind: TicketEventKind, at: float
         site_name=row.site_name, language=row.language, severity=row.severity,
         title_zh=row.title_zh, title_en=row.title_en, device=row.device, system=row.system,
         location=row.location, state=row.state, response_due=epoch(row.response_due),
-        resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note)
+        resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note,
+        ticket_kind=row.kind)
 
 
 async def events_after(session: AsyncSession, after_id: int, limit: int = 500,

@@ -1,0 +1,202 @@
+"""The ticket stage of the running daemon: faults and poll health into the ticket
+manager, ticket events to the notifiers, preventive-visit silences, housekeeping.
+
+A part of :class:`daemon.app.App` kept in its own module; it works on the App's state
+(declared below) and is not used on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
+from daemon.config import Config
+from exporters.notify.dispatcher import Dispatcher
+from exporters.notify.log import SqlNotificationLog
+from exporters.notify.receivers import build_notifiers
+from rules.engine import Engine
+from rules.faults import FaultTransition
+from rules.silence import Silencer, new_silence
+from tickets import silence_store
+from tickets.events import TicketEvent, TicketEventKind
+from tickets.manager import TicketManager
+from tickets.stats import TicketStats, ticket_stats
+from tickets.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+VISIT_EVENTS = (TicketEventKind.ACKNOWLEDGED, TicketEventKind.RESOLVED,
+                TicketEventKind.CLOSED)
+# Rule durations and silences are checked every second; deadlines, preventive work
+# orders, CLI-made silences and the ticket figures of /metrics every 15 s.
+RULE_TICK_SECONDS = 1.0
+TICKET_TICK_SECONDS = 15.0
+# A preventive visit mutes its site's system from the moment the engineer acknowledges
+# the work order (on site) until it is resolved — at most this long, in case nobody
+# closes it: lens cleaning and walk tests must not open fault tickets.
+VISIT_SILENCE_SECONDS = 8 * 3600.0
+# Notifications owed from before a restart are looked up this far back.
+REPLAY_SECONDS = 86400.0
+
+
+class TicketWiring:
+    config: Config
+    store: Store | None
+    engine: Engine
+    silencer: Silencer
+    tickets: TicketManager | None
+    dispatcher: Dispatcher | None
+    ticket_stats: TicketStats | None
+    started: float
+    store_errors: int
+    _notify_log: SqlNotificationLog | None
+    _pending_faults: list[FaultTransition]
+    _pending_events: list[TicketEvent]
+    _visits: list[TicketEvent]
+    _healthy: dict[str, int]
+    _unhealthy: set[str]
+    _tickets_changed: bool
+    _resynced: bool
+    _last_ticket_tick: float
+    _flush: asyncio.Event
+
+    @staticmethod
+    def _hold_seconds(config: Config) -> float:
+        # How long a child's fault waits for its parent's to be confirmed: a camera
+        # behind a dead switch must not get a ticket of its own just by being faster.
+        longest = max((c.interval for d in config.devices.values() for c in d.checks),
+                      default=0.0)
+        return longest * config.model.scheduler.down_after
+
+    async def _refresh_silences(self, config: Config) -> None:
+        # Silences come from the config and from the store (made by CLI/API).
+        assert self.store is not None
+        silences = sorted([c.to_silence() for c in config.model.silences]
+                          + await silence_store.load(self.store), key=lambda s: s.id)
+        # Only a real change: a new set makes the engine re-publish every firing fault.
+        if silences != sorted(self.silencer.list(include_expired=True), key=lambda s: s.id):
+            self.silencer.replace_all(silences)
+
+    async def _start_notify(self, config: Config) -> None:
+        """Build the new dispatcher before the old one stops, so a bad receiver leaves
+        the running one in place; the log is shared by both."""
+        if not config.model.notify.receivers:
+            if self.dispatcher is not None:
+                await self.dispatcher.stop()
+                self.dispatcher = None
+            return
+        notifiers = build_notifiers(config.model.notify, config.credentials)
+        if self._notify_log is None:
+            self._notify_log = await SqlNotificationLog.open(config.storage_url)
+        dispatcher = Dispatcher(config.model.notify, notifiers, self._notify_log)
+        await dispatcher.start()
+        old, self.dispatcher = self.dispatcher, dispatcher
+        if old is not None:
+            await old.stop()
+        if old is None and self.tickets is not None:
+            # Events stored just before a crash may not have been handed over yet; the
+            # log skips what it already has.
+            since = time.time() - REPLAY_SECONDS
+            self._pending_events += [e for _, e in
+                                     await self.tickets.events_after(0, since=since)]
+
+    async def _write_tickets(self) -> None:
+        """Faults to tickets, poll health to auto-verification, events to notifiers.
+        Each batch is taken back on a store error: handing it over again is safe."""
+        assert self.tickets is not None
+        faults, self._pending_faults = self._pending_faults, []
+        try:
+            if faults:
+                await self.tickets.handle(faults)
+        except BaseException:
+            self._pending_faults[:0] = faults
+            raise
+        if self._tickets_changed:
+            # New, resolved or closed tickets: the figures and the devices waiting for
+            # healthy polls change now, not at the next housekeeping round.
+            self._tickets_changed = False
+            assert self.store is not None
+            self.ticket_stats = await ticket_stats(self.store)
+        unhealthy, self._unhealthy = self._unhealthy, set()
+        healthy, self._healthy = self._healthy, {}
+        # Only devices with a resolved ticket wait for healthy polls; until the figures
+        # are first read nobody is known to wait (asking about every device of a large
+        # fleet would hold the store's write lock for seconds).
+        waiting = {t.device for t in self.ticket_stats.live if t.state == "resolved"} \
+            if self.ticket_stats is not None else set()
+        unhealthy &= waiting
+        healthy = {d: n for d, n in healthy.items() if d in waiting}
+        for device in unhealthy:
+            await self.tickets.device_unhealthy(device)
+        by_polls: dict[int, list[str]] = {}
+        for device, polls in healthy.items():
+            by_polls.setdefault(polls, []).append(device)
+        for polls, devices in by_polls.items():
+            await self.tickets.devices_healthy(devices, polls)
+        visits, self._visits = self._visits, []
+        try:
+            for event in visits:
+                await self._visit_silence(event)
+        except BaseException:
+            self._visits[:0] = visits
+            raise
+        events, self._pending_events = self._pending_events, []
+        if events and self.dispatcher is not None:
+            try:
+                await self.dispatcher.submit(events)
+            except BaseException:
+                self._pending_events[:0] = events
+                raise
+
+    def _on_ticket_events(self, events: Sequence[TicketEvent]) -> None:
+        for event in events:
+            log.info("ticket %s %s: %s %s", event.ticket, event.kind.value, event.title_en,
+                     event.note)
+            if event.ticket_kind == "preventive" and event.kind in VISIT_EVENTS:
+                self._visits.append(event)
+        self._pending_events += events
+        self._tickets_changed = True
+        self._flush.set()
+
+    async def _visit_silence(self, event: TicketEvent) -> None:
+        """Open or end the silence of a preventive visit (id ``visit-<ticket>``)."""
+        assert self.store is not None
+        silence_id = f"visit-{event.ticket}"
+        if event.kind is TicketEventKind.ACKNOWLEDGED:
+            matchers: dict[str, str] = {"site": event.site}
+            if event.system:
+                matchers["system"] = event.system
+            silence = new_silence(matchers, who=event.actor,
+                                  why=f"preventive visit {event.ticket}",
+                                  until=event.at + VISIT_SILENCE_SECONDS, starts=event.at,
+                                  id=silence_id, now=event.at)
+            await silence_store.save(self.store, silence)
+            self.silencer.add(silence)
+        elif await silence_store.expire(self.store, silence_id, event.at):
+            self.silencer.expire(silence_id)
+
+    async def _ticket_housekeeping(self, now: float) -> None:
+        """Once the rules have warmed up, settle tickets of faults that ended while the
+        daemon was not running; every 15 s deadlines, work orders, CLI-made silences and
+        the ticket figures."""
+        assert self.tickets is not None and self.store is not None
+        try:
+            if not self._resynced and now - self.started > self._hold_seconds(
+                    self.config) + RULE_TICK_SECONDS * 5:
+                # Alertmanager's faults are not the engine's to vouch for: they end
+                # when Alertmanager says resolved.
+                await self.tickets.resync({t.fingerprint for t in self.engine.firing()},
+                                          now, keep_rules=(ALERTMANAGER_RULES,))
+                self._resynced = True
+            if now - self._last_ticket_tick >= TICKET_TICK_SECONDS:
+                self._last_ticket_tick = now
+                await self.tickets.tick(now)
+                await self._refresh_silences(self.config)
+                self.ticket_stats = await ticket_stats(self.store)
+                self._flush.set()
+        except StoreError as exc:
+            self.store_errors += 1
+            log.error("ticket housekeeping failed, will retry: %s", exc)
