@@ -43,6 +43,7 @@ from probes.onvif_client import (
     call,
     classify,
     close_camera,
+    discover_services,
     new_camera,
     reset_devicemgmt,
     serialize,
@@ -185,19 +186,7 @@ async def _identify(camera: Any, info: dict[str, str], values: dict[str, Value])
         text = device.get(field)
         if isinstance(text, str) and text.strip():
             info[key] = bounded(text, 128)
-    try:
-        found = await _call(devicemgmt.GetServices({"IncludeCapability": False}))
-        for service in found or []:
-            entry = serialize(service)
-            namespace, xaddr = entry.get("Namespace"), entry.get("XAddr")
-            if isinstance(namespace, str) and isinstance(xaddr, str):
-                camera.xaddrs[namespace] = camera.rewrite_url(xaddr.strip())
-    except OnvifFailure as exc:
-        if exc.reason in ("authentication", "unreachable"):
-            raise
-    if not camera.xaddrs:     # old firmware: GetServices unsupported
-        # The library maps each capability's XAddr (re-pointed at our host).
-        await _call(camera.get_capabilities())
+    await discover_services(camera, devicemgmt)
     values["onvif.events_supported"] = float(EVENTS_NS in camera.xaddrs)
     values["onvif.recording_supported"] = float(RECORDING_NS in camera.xaddrs)
 

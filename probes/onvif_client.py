@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -155,3 +155,24 @@ def first_text(mapping: Mapping[str, Any], *keys: str) -> str:
         if isinstance(value, str) and value.strip():
             return value.strip()
     return ""
+
+
+async def discover_services(camera: Any, devicemgmt: Any,
+                            call_with: Callable[[Awaitable[Any]], Awaitable[Any]] = call
+                            ) -> None:
+    """Fill ``camera.xaddrs`` from GetServices (each address re-pointed at the host we
+    were told to use), falling back to GetCapabilities on firmware without it.
+    ``call_with`` wraps each library call (a time bound, for the events source)."""
+    try:
+        found = await call_with(devicemgmt.GetServices({"IncludeCapability": False}))
+        for service in found or []:
+            entry = serialize(service)
+            namespace, xaddr = entry.get("Namespace"), entry.get("XAddr")
+            if isinstance(namespace, str) and isinstance(xaddr, str):
+                camera.xaddrs[namespace] = camera.rewrite_url(xaddr.strip())
+    except OnvifFailure as exc:
+        if exc.reason in ("authentication", "unreachable"):
+            raise
+    if not camera.xaddrs:     # old firmware: GetServices unsupported
+        # The library maps each capability's XAddr (re-pointed at our host).
+        await call_with(camera.get_capabilities())

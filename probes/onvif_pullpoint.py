@@ -43,6 +43,7 @@ from probes.onvif_client import (
     OnvifFailure,
     call,
     close_camera,
+    discover_services,
     new_camera,
     reset_devicemgmt,
     serialize,
@@ -200,19 +201,8 @@ class PullPoint:
 
     async def _discover(self, devicemgmt: Any) -> None:
         camera = self._camera
-        try:
-            found = await _timed(devicemgmt.GetServices({"IncludeCapability": False}),
-                                 self.options.call_timeout_seconds)
-            for service in found or []:
-                entry = serialize(service)
-                namespace, xaddr = entry.get("Namespace"), entry.get("XAddr")
-                if isinstance(namespace, str) and isinstance(xaddr, str):
-                    camera.xaddrs[namespace] = camera.rewrite_url(xaddr.strip())
-        except OnvifFailure as exc:
-            if exc.reason in ("authentication", "unreachable"):
-                raise
-        if not camera.xaddrs:     # old firmware: GetServices unsupported
-            await _timed(camera.get_capabilities(), self.options.call_timeout_seconds)
+        seconds = self.options.call_timeout_seconds
+        await discover_services(camera, devicemgmt, lambda aw: _timed(aw, seconds))
 
     def _schedule_renewal(self, answer: dict[str, Any]) -> None:
         requested = self.options.subscription_seconds
