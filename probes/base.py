@@ -22,6 +22,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 Value = float | str
 
@@ -171,3 +174,19 @@ def down(target: Target, check: Check, error: str, latency: float | None = None,
     """Shorthand for a failed check."""
     return Observation(target.device, check.name, Status.DOWN,
                        values=values or {}, latency=latency, error=bounded(error))
+
+
+OptionsModel = TypeVar("OptionsModel", bound=BaseModel)
+
+
+def check_options(check: Check, model: type[OptionsModel]) -> OptionsModel:
+    """The check's params as its probe's options model: validated at config load, and
+    here for checks built in code (ad-hoc URLs, tests); a bad one names the param."""
+    if isinstance(check.options, model):
+        return check.options
+    try:
+        return model.model_validate(dict(check.params))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ProbeConfigError(check.type, f"params.{'.'.join(map(str, first['loc']))}: "
+                                           f"{first['msg']}") from None

@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
@@ -40,6 +40,7 @@ from probes.base import (
     Status,
     Target,
     bounded,
+    check_options,
     down,
     worst,
 )
@@ -175,19 +176,10 @@ async def close_connections() -> None:
         await found.close()
 
 
-def options_of(check: Check) -> ModbusOptions:
-    if isinstance(check.options, ModbusOptions):
-        return check.options
-    try:
-        return ModbusOptions.model_validate(dict(check.params))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ProbeConfigError("modbus", f"params.{'.'.join(map(str, first['loc']))}: "
-                                         f"{first['msg']}") from None
 
 
 async def probe_modbus(target: Target, check: Check) -> Observation:
-    options = options_of(check)
+    options = check_options(check, ModbusOptions)
     try:
         profile = load_profile(options.profile)
     except ProfileError as exc:

@@ -38,7 +38,16 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from probes.base import Check, Credential, Observation, Status, Target, Value, bounded
+from probes.base import (
+    Check,
+    Credential,
+    Observation,
+    Status,
+    Target,
+    Value,
+    bounded,
+    check_options,
+)
 from probes.mqtt_broker import BrokerConnection, SourceState
 from probes.mqtt_profiles import (
     Path,
@@ -136,7 +145,7 @@ class MqttManager:
         tries: dict[str, TopicTrie[_Route]] = {}
         filters: dict[str, dict[str, int]] = {}
         for target, check in targets:
-            options = _options(check)
+            options = check_options(check, MqttCheckOptions)
             broker = self._broker_for(options)
             key = (target.device, check.name)
             old = self._watches.get(key)
@@ -323,10 +332,6 @@ class _Payload:
         return self._scalar
 
 
-def _options(check: Check) -> MqttCheckOptions:
-    if isinstance(check.options, MqttCheckOptions):
-        return check.options
-    return MqttCheckOptions.model_validate(dict(check.params))
 
 
 def _fields(watch: _Watch) -> dict[str, str]:

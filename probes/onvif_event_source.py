@@ -48,7 +48,16 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from probes.base import Check, Credential, Observation, Status, Target, Value, bounded
+from probes.base import (
+    Check,
+    Credential,
+    Observation,
+    Status,
+    Target,
+    Value,
+    bounded,
+    check_options,
+)
 from probes.onvif_event_options import OnvifEventsOptions
 from probes.onvif_events import Notification, classify, is_problem
 from probes.onvif_pullpoint import PullPoint, PullPointState
@@ -109,7 +118,7 @@ class OnvifEventSource:
     async def update(self, targets: Sequence[tuple[Target, Check]]) -> None:
         fresh: dict[tuple[str, str], _Watch] = {}
         for target, check in targets:
-            options = _options(check)
+            options = check_options(check, OnvifEventsOptions)
             port = check.port or options.port or target.ports.get("onvif") or 80
             key = (target.device, check.name)
             old = self._watches.pop(key, None)
@@ -223,10 +232,6 @@ def observe(target: Target, check: Check, pullpoint: PullPoint | None,
                        error=bounded("; ".join(problems)) if problems else None)
 
 
-def _options(check: Check) -> OnvifEventsOptions:
-    if isinstance(check.options, OnvifEventsOptions):
-        return check.options
-    return OnvifEventsOptions.model_validate(dict(check.params))
 
 
 def onvif_events_source(settings: BaseModel | None, credentials: Mapping[str, Credential],

@@ -22,16 +22,16 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from probes.base import (
     Check,
     Observation,
-    ProbeConfigError,
     ProbeProtocolError,
     Status,
     Target,
     bounded,
+    check_options,
     down,
 )
 
@@ -140,19 +140,10 @@ def build_options(host: str, port: int, transport: str, local: tuple[str, int],
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def options_of(check: Check) -> SipOptions:
-    if isinstance(check.options, SipOptions):
-        return check.options
-    try:
-        return SipOptions.model_validate(dict(check.params))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ProbeConfigError("sip", f"params.{'.'.join(map(str, first['loc']))}: "
-                                      f"{first['msg']}") from None
 
 
 async def probe_sip(target: Target, check: Check) -> Observation:
-    options = options_of(check)
+    options = check_options(check, SipOptions)
     port = check.port or DEFAULT_PORT
     deadline = check.timeout * DEADLINE_SHARE
     started = time.perf_counter()

@@ -30,9 +30,9 @@ import re
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import Check, Observation, ProbeConfigError, Status, Target, bounded
+from probes.base import Check, Observation, Status, Target, bounded, check_options
 from probes.sip import DEADLINE_SHARE, DEFAULT_PORT, MalformedSip, SipOptions, exchange
 
 # 404: no such user in the location table; 480: known user with no registered contact.
@@ -81,20 +81,10 @@ class SipRegistrationOptions(BaseModel):
         return frozenset(int(p) for p in self.unregistered.split(",") if p.strip())
 
 
-def _options(check: Check) -> SipRegistrationOptions:
-    if isinstance(check.options, SipRegistrationOptions):
-        return check.options
-    try:
-        return SipRegistrationOptions.model_validate(dict(check.params))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ProbeConfigError("sip_registration",
-                               f"params.{'.'.join(map(str, first['loc']))}: "
-                               f"{first['msg']}") from None
 
 
 async def probe_sip_registration(target: Target, check: Check) -> Observation:
-    options = _options(check)
+    options = check_options(check, SipRegistrationOptions)
     where = f"SIP server {options.server}:{options.server_port}"
     deadline = check.timeout * DEADLINE_SHARE
     started = time.perf_counter()

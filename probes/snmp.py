@@ -23,7 +23,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import Check, Observation, ProbeConfigError, Status, Target, bounded, down
+from probes.base import (
+    Check,
+    Observation,
+    ProbeConfigError,
+    Status,
+    Target,
+    bounded,
+    check_options,
+    down,
+)
 from probes.snmp_profiles import (
     IdentSpec,
     Profile,
@@ -108,8 +117,7 @@ def forget(device: str) -> None:
 
 
 async def probe_snmp(target: Target, check: Check) -> Observation:
-    options = check.options if isinstance(check.options, SnmpOptions) else (
-        SnmpOptions.model_validate(dict(check.params)))
+    options = check_options(check, SnmpOptions)
     try:
         chosen = resolve(options.profiles, target.kind)
     except KeyError as exc:
