@@ -1,5 +1,7 @@
-"""ICMP echo probe on icmplib: raw sockets as root, unprivileged datagram sockets
-where ``net.ipv4.ping_group_range`` allows our group.
+"""ICMP echo probe: raw sockets as root (or with CAP_NET_RAW), unprivileged datagram
+sockets where ``net.ipv4.ping_group_range`` allows our group.  IPv4 addresses are pinged
+through one shared socket per event loop (probes/icmp_echo.py); host names and IPv6
+through icmplib.
 
 Values: ``icmp.rtt_seconds`` (average), ``icmp.packet_loss_ratio``.
 Some replies lost → ``degraded``; all lost → ``down``.
@@ -7,13 +9,18 @@ Some replies lost → ``degraded``; all lost → ``down``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
 import os
 
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
 from probes.base import Check, Observation, ProbeConfigError, Status, Target, down
+from probes.icmp_echo import echo_socket
+
+INTERVAL = 0.05  # seconds between the echo requests of one check
 
 
 @functools.cache
@@ -35,9 +42,13 @@ async def probe_icmp(target: Target, check: Check) -> Observation:
     # Leave the scheduler's timeout room to cancel us first if the host hangs DNS.
     per_reply = max(0.05, check.timeout / max(count, 1) * 0.9)
     try:
-        host = await async_ping(target.host, count=count, interval=0.05, timeout=per_reply,
-                                privileged=privileged())
-    except SocketPermissionError as exc:
+        if _is_ipv4(target.host):
+            rtts = await _ping_shared(target.host, count, per_reply)
+        else:  # host names and IPv6: icmplib resolves and pings
+            host = await async_ping(target.host, count=count, interval=INTERVAL,
+                                    timeout=per_reply, privileged=privileged())
+            rtts = [rtt / 1000.0 for rtt in host.rtts]
+    except (PermissionError, SocketPermissionError) as exc:
         raise ProbeConfigError(
             "icmp", "needs root, CAP_NET_RAW, or net.ipv4.ping_group_range covering this "
             "user's group") from exc
@@ -45,12 +56,31 @@ async def probe_icmp(target: Target, check: Check) -> Observation:
         return down(target, check, f"icmp: {exc}")
     except OSError as exc:
         return down(target, check, f"icmp: {exc.strerror or exc}")
-    values = {"icmp.packet_loss_ratio": float(host.packet_loss)}
-    if host.packets_received == 0:
+    values = {"icmp.packet_loss_ratio": 1.0 - len(rtts) / count}
+    if not rtts:
         return down(target, check, f"no echo reply in {count} tries", values=values)
-    rtt = host.avg_rtt / 1000.0
+    rtt = sum(rtts) / len(rtts)
     values["icmp.rtt_seconds"] = rtt
-    status = Status.OK if host.packets_received == count else Status.DEGRADED
-    error = None if status is Status.OK else f"{count - host.packets_received} of {count} lost"
+    status = Status.OK if len(rtts) == count else Status.DEGRADED
+    error = None if status is Status.OK else f"{count - len(rtts)} of {count} lost"
     return Observation(target.device, check.name, status, values=values, latency=rtt,
                        error=error)
+
+
+async def _ping_shared(address: str, count: int, wait: float) -> list[float]:
+    sock = echo_socket(raw=privileged())
+    rtts: list[float] = []
+    for attempt in range(count):
+        if attempt:
+            await asyncio.sleep(INTERVAL)
+        rtt = await sock.ping(address, wait)
+        if rtt is not None:
+            rtts.append(rtt)
+    return rtts
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from probes.base import Check, Credential, Observation, Prober, Target
 from probes.icmp import probe_icmp
+from probes.icmp_echo import close_echo_sockets
 from probes.modbus import ModbusOptions, close_connections, probe_modbus
 from probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
 from probes.onvif import OnvifOptions, probe_onvif
@@ -67,7 +68,7 @@ class PushSource:
 
 
 PULL: dict[str, PullProbe] = {
-    "icmp": PullProbe(probe_icmp),
+    "icmp": PullProbe(probe_icmp, close=close_echo_sockets),
     "tcp": PullProbe(probe_tcp),
     "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
     "sip": PullProbe(probe_sip, SipOptions),
