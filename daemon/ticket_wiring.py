@@ -184,8 +184,8 @@ class TicketWiring:
         the ticket figures."""
         assert self.tickets is not None and self.store is not None
         try:
-            if not self._resynced and now - self.started > self._hold_seconds(
-                    self.config) + RULE_TICK_SECONDS * 5:
+            if not self._resynced and \
+                    now - self.started > self.engine.hold_seconds + RULE_TICK_SECONDS * 5:
                 # Alertmanager's faults are not the engine's to vouch for: they end
                 # when Alertmanager says resolved.
                 await self.tickets.resync({t.fingerprint for t in self.engine.firing()},

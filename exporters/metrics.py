@@ -242,12 +242,3 @@ def scheduler_families(snap: Snapshot) -> Iterator[Family]:
     errors = Family("elvwatch_store_errors", "Failed writes to the store.", "counter")
     errors.add("", snap.store_errors, "_total")
     yield from (in_flight, jobs, runs, overruns, lag, reload_ok, reload_time, pending, errors)
-
-
-def site_counts(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]
-                ) -> Mapping[tuple[str, str], Counter[str]]:
-    """Devices per (site, system) by state — the summary ``elvwatch status`` prints."""
-    out: dict[tuple[str, str], Counter[str]] = {}
-    for labels, status in devices:
-        out.setdefault((labels.site, labels.system), Counter())[status.state.value] += 1
-    return out

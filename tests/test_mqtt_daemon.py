@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from lab.mosquitto import MosquittoServer
 from lab.mqtt import access_door
 from probes.mqtt import MqttManager
 from rules.state import DeviceState
+from tests.test_daemon import wait_for
 from tickets.store import Store
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
@@ -45,12 +45,6 @@ def write_config(path: Path, port: int, *, extra_params: dict[str, Any] | None =
     return path
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_daemon_turns_mqtt_messages_into_device_states_and_transitions(
