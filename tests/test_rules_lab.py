@@ -5,59 +5,17 @@ emits."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from daemon.app import App
-from daemon.config import Config, load_config
+from daemon.config import load_config
 from lab.devices import Fault, LabFleet, tcp_check
-from probes.base import Observation
-from rules.faults import FaultState, FaultTransition, fingerprint
+from rules.faults import fingerprint
+from tests.rules_daemon import RulesApp, open_faults, wait_for
 
 PORT = 18556
-
-
-class RulesApp(App):
-    """The daemon as wired, recording every fault transition its rule engine emits."""
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.transitions: list[FaultTransition] = []
-        observe, tick = self.engine.observe, self.engine.tick
-
-        def recording_observe(obs: Observation, state: Any) -> list[FaultTransition]:
-            out = observe(obs, state)
-            self.transitions += out
-            return out
-
-        def recording_tick(now: float | None = None) -> list[FaultTransition]:
-            out = tick(now)
-            self.transitions += out
-            return out
-
-        self.engine.observe = recording_observe  # type: ignore[method-assign]
-        self.engine.tick = recording_tick  # type: ignore[method-assign]
-
-
-def open_faults(transitions: list[FaultTransition]) -> dict[str, FaultTransition]:
-    last: dict[str, FaultTransition] = {}
-    for t in transitions:
-        last[t.fingerprint] = t
-    return {fp: t for fp, t in last.items()
-            if t.state is FaultState.FIRING and t.root_cause is None}
-
-
-async def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def test_failed_lab_switch_gives_one_fault_for_its_cameras_then_one_each(
