@@ -3,8 +3,6 @@ drive lab devices into faults and watch the built-in rules fire and clear."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from daemon.app import App
@@ -41,11 +39,3 @@ def open_faults(transitions: list[FaultTransition]) -> dict[str, FaultTransition
         last[t.fingerprint] = t
     return {fp: t for fp, t in last.items()
             if t.state is FaultState.FIRING and t.root_cause is None}
-
-
-async def wait_for(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)

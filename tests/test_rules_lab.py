@@ -13,7 +13,8 @@ import yaml
 from daemon.config import load_config
 from lab.devices import Fault, LabFleet, tcp_check
 from rules.faults import fingerprint
-from tests.rules_daemon import RulesApp, open_faults, wait_for
+from tests.rules_daemon import RulesApp, open_faults
+from tests.test_daemon import wait_for
 
 PORT = 18556
 
@@ -37,7 +38,7 @@ async def test_failed_lab_switch_gives_one_fault_for_its_cameras_then_one_each(
         await app.start(http=False)
         try:
             await wait_for(lambda: all(s.state == "up" for s in app.tracker.devices.values()),
-                           "every device up")
+                           what="every device up")
             assert open_faults(app.transitions) == {}
             for device in [switch, *cameras]:
                 await fleet.set_fault(device, Fault.DOWN)
@@ -46,14 +47,14 @@ async def test_failed_lab_switch_gives_one_fault_for_its_cameras_then_one_each(
             def parent_lists_all() -> bool:
                 faults = open_faults(app.transitions)
                 return list(faults) == [parent] and faults[parent].affected == tuple(cameras)
-            await wait_for(parent_lists_all, "one fault listing every camera")
+            await wait_for(parent_lists_all, what="one fault listing every camera")
             # The switch comes back, one camera stays dead: it gets its own fault.
             for device in [switch, *cameras[:-1]]:
                 await fleet.set_fault(device, Fault.NONE)
             alone = fingerprint("lab", cameras[-1], "device_unreachable")
             await wait_for(lambda: list(open_faults(app.transitions)) == [alone],
-                           "the dead camera's own fault")
+                           what="the dead camera's own fault")
             await fleet.set_fault(cameras[-1], Fault.NONE)
-            await wait_for(lambda: open_faults(app.transitions) == {}, "everything clear")
+            await wait_for(lambda: open_faults(app.transitions) == {}, what="everything clear")
         finally:
             await app.stop()
