@@ -12,6 +12,11 @@ Reports:
   until every camera has its first successful poll;
 - CPU per poll (process CPU over the steady window / polls), polls per second, and
   the one-core capacity that implies at a 60 s interval;
+- where a poll's time goes, steady window: queue wait (due until the scheduler's
+  per-host and global slots are held) apart from service time (the probe itself),
+  and, for each process (probe, simulators), event-loop lag (how late a 20 ms sleep
+  wakes: the loop busy with other work) and garbage-collector pauses — a poll's
+  service time includes waiting on either loop;
 - memory per camera: RSS growth over the warmed baseline / N, after the steady window;
 - with ``--events``: time until all N subscriptions are started, memory per held
   subscription, CPU per subscription-minute of long-polling.
@@ -20,6 +25,10 @@ Bounded: at most 1,000 cameras, a steady window of at most 600 s.
 
     python bench/onvif_bench.py                       # 200 cameras, 15 s interval
     python bench/onvif_bench.py --cameras 1000 --interval 60 --seconds 60 --events
+    python bench/onvif_bench.py --no-settle          # WSDL heap left to the collector
+
+The probe process starts as the daemon does: WSDLs parsed (``probes.onvif_wsdl``), then
+the long-lived heap frozen (``daemon.app.settle_heap``).
 """
 
 from __future__ import annotations
@@ -42,6 +51,58 @@ from probes.base import Check, Credential, Observation, Secret, Status, Target  
 MAX_CAMERAS = 1000
 MAX_SECONDS = 600.0
 BASE_PORT = 8080
+TICK = 0.02           # the loop-lag probe's sleep
+
+
+class LoopWatch:
+    """Event-loop lag and GC pauses of this process, timestamped on CLOCK_MONOTONIC
+    (shared by all processes, so another process's window can select samples)."""
+
+    def __init__(self) -> None:
+        # (when, seconds late, CPU seconds, seconds spent runnable but not running)
+        self.lags: list[tuple[float, float, float, float]] = []
+        self.pauses: list[tuple[float, int, float]] = []  # (when, generation, seconds)
+        self._gc_started = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.monotonic()
+        else:
+            now = time.monotonic()
+            self.pauses.append((now, info["generation"], now - self._gc_started))
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(TICK)
+            after = time.monotonic()
+            self.lags.append((after, after - before - TICK, time.process_time(),
+                              run_queue_seconds()))
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.create_task(self._tick())
+
+    async def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def summary(self, start: float, end: float) -> dict[str, float]:
+        inside = [(lag, cpu, queued) for when, lag, cpu, queued in self.lags
+                  if start <= when <= end]
+        lags = [lag for lag, _, _ in inside]
+        cpu = inside[-1][1] - inside[0][1] if len(inside) > 1 else 0.0
+        starved = inside[-1][2] - inside[0][2] if len(inside) > 1 else 0.0
+        full = [s for when, gen, s in self.pauses if start <= when <= end and gen == 2]
+        young = [s for when, gen, s in self.pauses if start <= when <= end and gen < 2]
+        return {"lag_p50": percentile(lags, 0.5), "lag_p95": percentile(lags, 0.95),
+                "lag_max": max(lags, default=0.0), "gc_full": len(full),
+                "gc_full_seconds": sum(full), "gc_full_max": max(full, default=0.0),
+                "gc_young_seconds": sum(young), "cpu": cpu, "starved": starved}
 
 
 def address(index: int) -> str:
@@ -50,17 +111,36 @@ def address(index: int) -> str:
 
 async def serve(cameras: int) -> None:
     """The child: N cameras, each with its RTSP server, until stdin closes."""
-    from lab.onvif import OnvifSimulator
+    from lab.onvif import OnvifSimulator, scene_jpeg
     from lab.rtsp import RtspResponder
 
     rtsps = [RtspResponder(address(i), 8554) for i in range(cameras)]
-    sims = [OnvifSimulator(address(i), BASE_PORT, rtsp_port=8554) for i in range(cameras)]
+    snapshot = scene_jpeg(640, 360)     # one shared picture, not one encoded per camera
+    sims = [OnvifSimulator(address(i), BASE_PORT, rtsp_port=8554, snapshot=snapshot)
+            for i in range(cameras)]
     for server in (*rtsps, *sims):
         await server.start()
+    watch = LoopWatch()
+    watch.start()
     print(json.dumps({"ready": cameras}), flush=True)
-    await asyncio.to_thread(sys.stdin.read)
+    # Commands on stdin: "window START END" answers the loop figures of that window
+    # (CLOCK_MONOTONIC); end of input stops.
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        words = line.split()
+        if words[:1] == ["window"]:
+            print(json.dumps(watch.summary(float(words[1]), float(words[2]))), flush=True)
+    await watch.stop()
     for server in (*sims, *rtsps):
         await server.stop()
+
+
+def run_queue_seconds() -> float:
+    """How long this thread (the event loop's) has waited for a CPU while runnable:
+    other processes on a shared machine, not our own work."""
+    try:
+        return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_bytes() -> int:
@@ -89,20 +169,28 @@ async def wait_until(predicate: object, limit: float) -> float:
     return time.perf_counter() - started
 
 
-async def bench_polls(cameras: int, interval: float, seconds: float) -> dict[str, float]:
+async def bench_polls(cameras: int, interval: float, seconds: float,
+                      settle: bool = True) -> dict[str, float]:
+    from daemon.app import settle_heap
     from daemon.scheduler import Scheduler
     from probes.onvif import OnvifOptions, probe_onvif
+    from probes.onvif_wsdl import load_wsdls
 
     options = OnvifOptions()
     checks = [Check("onvif", "onvif", interval=interval, timeout=min(interval, 10.0),
                     port=BASE_PORT, options=options) for _ in range(cameras)]
-    # Warm-up: one poll parses the WSDLs the probe uses (once per process).
+    # Warm-up as the daemon starts: the WSDLs the probe uses are parsed (once per
+    # process), then what is long-lived is frozen out of the collector's reach
+    # (daemon.app.settle_heap; --no-settle leaves it in, as before that existed).
     rss_cold = rss_bytes()
     started = time.perf_counter()
+    await load_wsdls()
+    warm_seconds = time.perf_counter() - started
     first = await probe_onvif(target(0), checks[0])
     assert first.status is Status.OK, first.error
-    warm_seconds = time.perf_counter() - started
     gc.collect()
+    if settle:
+        settle_heap(collect=True)
     rss_base = rss_bytes()
 
     results: dict[str, int] = {}
@@ -135,19 +223,27 @@ async def bench_polls(cameras: int, interval: float, seconds: float) -> dict[str
     scheduler = Scheduler(on_observation, jitter=1.0)
     scheduler.set_targets((target(i), (checks[i],)) for i in range(cameras))
     runner = asyncio.create_task(scheduler.run())
+    watch = LoopWatch()
+    watch.start()
     try:
         await asyncio.sleep(interval)          # ramp: every phase has come round once
         latencies.clear()
         scheduler.stats.runs.clear()
+        scheduler.stats.lag_recent.clear()
+        window_start = time.monotonic()
         polls_before, cpu_before, wall_before = sum(results.values()), time.process_time(), \
             time.perf_counter()
         await asyncio.sleep(seconds)
         polls = sum(results.values()) - polls_before
         cpu = time.process_time() - cpu_before
         wall = time.perf_counter() - wall_before
+        window_end = time.monotonic()
+        # Queue wait: from due until both of the scheduler's slots are held.
+        waits = list(scheduler.stats.lag_recent)
         gc.collect()
         rss_end = rss_bytes()
     finally:
+        await watch.stop()
         await scheduler.stop(drain_timeout=15.0)
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
@@ -160,7 +256,15 @@ async def bench_polls(cameras: int, interval: float, seconds: float) -> dict[str
             "overruns": scheduler.stats.overruns,
             "first_latency_max": max(first_latency, default=0.0),
             "latency_p50": percentile(latencies, 0.5), "latency_p95": percentile(latencies, 0.95),
-            "latency_max": max(latencies, default=0.0)}
+            "latency_max": max(latencies, default=0.0),
+            "wait_p50": percentile(waits, 0.5), "wait_p95": percentile(waits, 0.95),
+            "wait_max": max(waits, default=0.0), "window_start": window_start,
+            "window_end": window_end,
+            **{f"loop_{k}": v for k, v in watch.summary(window_start, window_end).items()}}
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -214,7 +318,8 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, float]:
     """One measurement in its own process: a fresh interpreter gives a clean RSS."""
     out = subprocess.run(
         [sys.executable, __file__, "--phase", phase, "--cameras", str(args.cameras),
-         "--interval", str(args.interval), "--seconds", str(args.seconds)],
+         "--interval", str(args.interval), "--seconds", str(args.seconds),
+         *(["--no-settle"] if args.no_settle else [])],
         capture_output=True, text=True, timeout=MAX_SECONDS * 2 + 120, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{phase} phase failed:\n{out.stderr[-2000:]}")
@@ -227,7 +332,8 @@ def run_phase(phase: str, args: argparse.Namespace) -> dict[str, float]:
 
 async def phase(name: str, args: argparse.Namespace) -> None:
     if name == "polls":
-        result = await bench_polls(args.cameras, args.interval, args.seconds)
+        result = await bench_polls(args.cameras, args.interval, args.seconds,
+                                   settle=not args.no_settle)
     else:
         result = await bench_events(args.cameras, args.seconds)
     print(json.dumps(result))
@@ -248,16 +354,31 @@ def main(args: argparse.Namespace) -> int:
         n = args.cameras
         cpu_per_poll = polls["cpu"] / max(polls["polls"], 1)
         print(f"ONVIF probe, {n} simulated cameras, interval {args.interval:g}s, "
-              f"steady window {polls['wall']:.1f}s")
+              f"steady window {polls['wall']:.1f}s"
+              f"{'; WSDL heap NOT frozen (--no-settle)' if args.no_settle else ''}")
         print(f"  WSDL warm-up (once per process): {polls['warm_seconds']:.2f}s, "
               f"{polls['warm_rss'] / 2**20:.1f} MiB")
         print(f"  time to start (all {n} due at once, until every camera polled once): "
               f"{polls['start_seconds']:.2f}s (slowest first poll "
               f"{polls['first_latency_max']:.2f}s)")
+        child.stdin.write(f"window {polls['window_start']} {polls['window_end']}\n")
+        child.stdin.flush()
+        sim_loop = json.loads(child.stdout.readline())
         print(f"  polls: {polls['polls']:.0f} ({polls['polls'] / polls['wall']:.1f}/s), "
-              f"not ok: {polls['not_ok']:.0f}, overruns: {polls['overruns']:.0f}; latency "
-              f"p50 {polls['latency_p50'] * 1000:.0f} ms, p95 {polls['latency_p95'] * 1000:.0f}"
-              f" ms, max {polls['latency_max'] * 1000:.0f} ms")
+              f"not ok: {polls['not_ok']:.0f}, overruns: {polls['overruns']:.0f}")
+        print(f"  queue wait (due → scheduler slots held): p50 {ms(polls['wait_p50'])}, "
+              f"p95 {ms(polls['wait_p95'])}, max {ms(polls['wait_max'])}")
+        print(f"  service time (the probe, slots held): p50 {ms(polls['latency_p50'])}, "
+              f"p95 {ms(polls['latency_p95'])}, max {ms(polls['latency_max'])}")
+        for name, loop in (("probe", {k[5:]: v for k, v in polls.items()
+                                      if k.startswith("loop_")}), ("simulators", sim_loop)):
+            print(f"  {name} process: CPU {loop['cpu']:.1f}s "
+                  f"({loop['cpu'] / max(polls['polls'], 1) * 1000:.1f} ms per poll), "
+                  f"waited {loop['starved']:.1f}s for a CPU (machine busy), "
+                  f"event-loop lag p50 {ms(loop['lag_p50'])}, p95 "
+                  f"{ms(loop['lag_p95'])}, max {ms(loop['lag_max'])}; full GCs "
+                  f"{loop['gc_full']:.0f} ({ms(loop['gc_full_seconds'])} in all, longest "
+                  f"{ms(loop['gc_full_max'])}), young GCs {ms(loop['gc_young_seconds'])}")
         print(f"  CPU per poll: {cpu_per_poll * 1000:.1f} ms "
               f"(one core at a 60 s interval: ~{60 / cpu_per_poll:.0f} cameras)")
         print(f"  memory per camera (RSS growth over the warmed baseline / N): "
@@ -293,6 +414,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30.0, help="steady window")
     parser.add_argument("--events", action="store_true",
                         help="also hold one PullPoint subscription per camera")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="leave the parsed WSDLs in the collector's reach (no freeze)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--phase", choices=("polls", "events"), help=argparse.SUPPRESS)
     parsed = parser.parse_args()

@@ -162,4 +162,7 @@ def openapi_document() -> dict[str, Any]:
     from daemon.http_alertmanager import openapi_paths as alertmanager_paths
 
     document["paths"].update(alertmanager_paths())
+    from daemon.http_reports import openapi_paths as report_paths
+
+    document["paths"].update(report_paths())
     return document

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -26,6 +27,7 @@ from exporters.notify.dispatcher import Dispatcher
 from exporters.notify.log import SqlNotificationLog
 from probes.base import Check, Observation, Status, Target
 from probes.onvif_event_source import OnvifEventSource
+from probes.onvif_wsdl import ONVIF_CHECK_TYPES, load_wsdls
 from probes.registry import PULL, PUSH, PushManager
 from probes.snmp import forget as snmp_forget
 from probes.snmp_uplink import Uplink, UplinkMap
@@ -122,6 +124,7 @@ class App(TicketWiring):
 
             self._http_runner = await start_http(self, self.config.model.http.host,
                                                  self.config.model.http.port)
+        settle_heap(collect=False)
         log.info("elvwatch started: %s", self.config.summary())
 
     async def _apply(self, config: Config) -> None:
@@ -130,6 +133,8 @@ class App(TicketWiring):
                                       datetime.now(UTC))
         self.tracker.configure((d.id, [c.name for c in d.checks])
                                for d in config.devices.values())
+        if any(c.type in ONVIF_CHECK_TYPES for d in config.devices.values() for c in d.checks):
+            await load_wsdls()  # before settle_heap freezes them (probes/onvif_wsdl.py)
         self._terms = site_terms(config)
         if self.tickets is not None:
             self.tickets.verify_after_polls = config.model.tickets.verify_after_polls
@@ -137,7 +142,7 @@ class App(TicketWiring):
         specs = [DeviceSpec(id=d.id, site=d.config.site, system=d.system.value,
                             kind=d.config.kind, tags=frozenset(d.config.tags),
                             checks={c.name: c.type for c in d.checks},
-                            depends_on=tuple(d.config.depends_on), serial=d.config.serial)
+                            depends_on=d.parents, serial=d.config.serial)
                  for d in config.devices.values()]
         self.engine.hold_seconds = self._hold_seconds(config)
         self._pending_faults += self.engine.configure(specs, build_rules(config.model.rules))
@@ -200,6 +205,7 @@ class App(TicketWiring):
             log.warning("http and storage settings change only on restart")
         await self._apply(new)
         await self._start_notify(new)
+        settle_heap(collect=True)  # the old config's cycles are garbage now
         self.reload_ok, self.reload_time, self.reload_errors = True, time.time(), []
         log.info("config reloaded: %s", new.summary())
         return True
@@ -225,6 +231,7 @@ class App(TicketWiring):
 
     async def stop(self) -> None:
         """Drain: stop scheduling, let running checks finish, write what is pending."""
+        gc.unfreeze()  # what this App holds may be collected once it is gone
         await self.scheduler.stop(drain_timeout=max(
             (c.timeout for d in self.config.devices.values() for c in d.checks), default=1.0))
         for manager in self.push.values():
@@ -378,3 +385,16 @@ async def run_daemon(config_path: Path) -> int:
     finally:
         await app.stop()
     return 0
+
+
+def settle_heap(*, collect: bool) -> None:
+    """Move what the configured fleet keeps alive out of the collector's reach.
+
+    Config, targets, device state and rule state live as long as the config; left in
+    the collector's generations, every full collection walks all of it (about 1.6
+    million objects and 1.4 s of CPU at 20,000 devices).  Frozen, the collections walk
+    only what the checks allocate.  ``collect`` first frees what a reload left behind."""
+    gc.unfreeze()
+    if collect:
+        gc.collect()
+    gc.freeze()

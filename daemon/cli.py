@@ -154,26 +154,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"source": source, "devices": devices}, ensure_ascii=False, indent=2))
         return EXIT_OK
+    from exporters import terminal
+
     if source != "daemon":
-        print(f"(daemon not reachable; states as last stored in {source})")
+        terminal.lines([terminal.Styled(
+            f"(daemon not reachable; states as last stored in {source})", "yellow")])
     bad = sorted((d for d in devices if d["state"] != "up"),
                  key=lambda d: (STATE_ORDER.get(d["state"], 9), d["site"], d["id"]))
     now = time.time()
-    rows = [[d["id"], d["site"], d["system"], d["kind"], d["state"],
+    rows = [[d["id"], d["site"], d["system"], d["kind"], terminal.state(d["state"]),
              _ago(d.get("since"), now), d.get("location") or "", (d.get("cause") or "")[:60]]
             for d in bad]
-    if rows:
-        _table(["DEVICE", "SITE", "SYSTEM", "KIND", "STATE", "SINCE", "LOCATION", "CAUSE"],
-               rows)
-    else:
-        print("every device is up")
-    print()
     per_site: dict[str, Counter[str]] = {}
     for d in devices:
         per_site.setdefault(d["site"], Counter())[d["state"]] += 1
-    _table(["SITE", "UP", "DEGRADED", "DOWN", "UNKNOWN", "TOTAL"],
-           [[site, *(str(c[s]) for s in ("up", "degraded", "down", "unknown")),
-             str(sum(c.values()))] for site, c in sorted(per_site.items())])
+    summary = terminal.table(
+        ["SITE", "UP", "DEGRADED", "DOWN", "UNKNOWN", "TOTAL"],
+        [[site, *(str(c[s]) for s in ("up", "degraded", "down", "unknown")),
+          str(sum(c.values()))] for site, c in sorted(per_site.items())],
+        right=range(1, 6))
+    if rows:
+        terminal.write([terminal.table(["DEVICE", "SITE", "SYSTEM", "KIND", "STATE", "SINCE",
+                                        "LOCATION", "CAUSE"], rows), summary])
+    else:
+        terminal.lines([terminal.Styled("every device is up", "green"), ""])
+        terminal.write([summary])
     return EXIT_OK
 
 
@@ -228,18 +233,6 @@ def _ago(since: float | None, now: float) -> str:
     return f"{seconds // 86400}d"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    from unicodedata import east_asian_width
-
-    def width(text: str) -> int:
-        return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in text)
-
-    widths = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(header)]
-    for row in [header, *rows]:
-        print("  ".join(cell + " " * (w - width(cell)) for cell, w in zip(row, widths,
-                                                                           strict=True)).rstrip())
-
-
 # -- probe -------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
     from daemon.adhoc import UsageError, parse_target, probe_all, probe_result
@@ -272,23 +265,30 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        print(f"{name}  ({kind})  {result['status']}")
-        rows = []
+        from exporters import terminal
+
+        rows: list[list[terminal.Cell]] = []
         for obs in observations:
             values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in obs.values.items())
             latency = f"{obs.latency * 1000:.1f}ms" if obs.latency is not None else "-"
-            rows.append([obs.check, obs.status.value, latency, values, obs.error or ""])
-        _table(["CHECK", "STATUS", "LATENCY", "VALUES", "ERROR"], rows)
+            rows.append([obs.check, terminal.state(obs.status.value), latency, values,
+                         obs.error or ""])
+        terminal.lines([terminal.Styled(f"{name}  ({kind})  {result['status']}", "bold")])
+        terminal.write([terminal.table(["CHECK", "STATUS", "LATENCY", "VALUES", "ERROR"],
+                                       rows, right=[2])])
     return EXIT_OK if result["status"] == "ok" else EXIT_FAIL
 
 
 # -- devices -----------------------------------------------------------------------
 def cmd_devices_import(args: argparse.Namespace) -> int:
     from daemon.inventory import InventoryError, devices_yaml, import_devices
+    from exporters import terminal
 
     try:
-        result = import_devices(args.file, site=args.site)
+        with terminal.Progress() as bars:   # a bar on a terminal's stderr, else silent
+            result = import_devices(args.file, site=args.site,
+                                    progress=bars.counter(args.file.name))
     except InventoryError as exc:
         print(f"elvwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE

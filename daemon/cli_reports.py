@@ -2,28 +2,33 @@
 
 ``--from``/``--to`` are local dates of the site's time zone, both included.  Reports go
 to ``-o FILE`` or stdout (bytes for CSV/PDF); a handover package needs ``-o`` or is
-written to ``handover-SITE-FROM-TO.zip``.  Progress goes to stderr, so stdout stays
-clean for a pipe.
+written to ``handover-SITE-FROM-TO.zip``.  Without ``--format`` a report printed to a
+terminal is a table (``text``), anything else HTML; ``--json`` prints the document of
+exporters/reports/documents.py (for ``handover``: the package's manifest).  Progress
+bars go to stderr and only when it is a terminal, so a pipe or a log stays clean.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import json
 import sys
 import time
+import zipfile
 from datetime import date
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 from daemon.config import Config, ConfigInvalid, load_config
 
 if TYPE_CHECKING:  # the report modules load on use: other commands start faster
     from exporters.reports.render import SiteInfo
+    from exporters.terminal import Progress, Table
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-KINDS = ("availability", "sla", "service", "handover")
+KINDS = ("availability", "sla", "service", "handover")  # catalog.KINDS and the package
 
 
 def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,33 +49,15 @@ def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                         metavar="YYYY-MM-DD")
     report.add_argument("--to", dest="last", type=date.fromisoformat, required=True,
                         metavar="YYYY-MM-DD", help="last day included")
-    report.add_argument("--format", choices=["html", "csv", "pdf"], default="html")
+    shape = report.add_mutually_exclusive_group()
+    shape.add_argument("--format", choices=["html", "csv", "pdf", "text"],
+                       help="default: text on a terminal, html otherwise")
+    shape.add_argument("--json", action="store_true",
+                       help="the report as one JSON document (handover: its manifest)")
     report.add_argument("-o", "--output", type=Path)
     report.add_argument("--no-pdf", action="store_true",
                         help="handover: leave the PDF copies out")
     report.set_defaults(func=cmd_report)
-
-
-class Progress:
-    """``label done/total`` on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self._last = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        # Off a terminal only every tenth of the way, not one line per device.
-        step = max(1, total // 10)
-        if not self.tty and done != total and done - self._last < step:
-            return
-        self._last = done
-        end = "\r" if self.tty and done != total else "\n"
-        print(f"{self.label}: {done}/{total} devices", end=end, file=self.stream, flush=True)
-
-    def note(self, text: str) -> None:
-        print(f"{self.label}: {text}", file=self.stream, flush=True)
 
 
 def _site(config: Config, site_id: str) -> SiteInfo:
@@ -129,6 +116,7 @@ def cmd_brief(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from exporters import terminal
     from exporters.reports.render import PdfUnavailable
     from tickets.store import StoreError
 
@@ -139,8 +127,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.last < args.first:
         print(f"elvwatch: --to {args.last} is before --from {args.first}", file=sys.stderr)
         return EXIT_USAGE
+    fmt = "json" if args.json else args.format or (
+        "text" if args.output is None and terminal.is_terminal(sys.stdout) else "html")
     try:
-        data = asyncio.run(_report(args, info, config.storage_url))
+        with terminal.Progress() as bars:
+            data = asyncio.run(_report(args, info, config.storage_url, fmt, bars))
     except (StoreError, PdfUnavailable) as exc:
         print(f"elvwatch: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -148,7 +139,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if output is None and args.kind == "handover":
         output = Path(f"handover-{info.site}-{args.first}-{args.last}.zip")
     try:
-        if output is None:
+        if isinstance(data, list):      # --format text
+            if output is None:
+                terminal.write(data)
+            else:
+                with output.open("w", encoding="utf-8") as out:
+                    terminal.write(data, out, rich=False)
+        elif output is None:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
         else:
@@ -157,46 +154,44 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"elvwatch: {exc}", file=sys.stderr)
         return EXIT_FAIL
+    if args.kind == "handover" and isinstance(data, bytes) and (
+            fmt in ("json", "text") or terminal.is_terminal(sys.stdout)):
+        _print_manifest(data, as_json=fmt == "json")
     return EXIT_OK
 
 
-async def _report(args: argparse.Namespace, info: SiteInfo, url: str) -> bytes:
-    from exporters.reports import handover, render, tables
-    from exporters.reports.availability import availability_report
-    from exporters.reports.periods import months, whole_range
-    from exporters.reports.service import service_report
-    from exporters.reports.sla import sla_report
+def _print_manifest(package: bytes, *, as_json: bool) -> None:
+    """The handover package's manifest: as JSON, or as a table of its files."""
+    from exporters import terminal
+
+    with zipfile.ZipFile(io.BytesIO(package)) as z:
+        manifest = json.loads(z.read("manifest.json"))
+    if as_json:
+        print(json.dumps(manifest, ensure_ascii=False, indent=2))
+        return
+    terminal.write([terminal.table(
+        ["FILE", "TITLE", "BYTES", "SHA-256"],
+        [[f["name"], f["title"], str(f["bytes"]), f["sha256"][:16]] for f in manifest["files"]],
+        title=f"{manifest['site_name']} · {manifest['period']['label']}", right=(2,))])
+
+
+async def _report(args: argparse.Namespace, info: SiteInfo, url: str, fmt: str,
+                  bars: Progress) -> bytes | list[Table]:
+    """The report as the bytes of a file, or as tables for ``--format text``."""
+    from exporters.reports import catalog, handover
     from tickets.store import Store
 
-    zone, now = ZoneInfo(info.timezone), time.time()
-    progress = Progress(args.kind)
-    lang, tz = info.language, info.timezone
+    now = time.time()
     async with await Store.open(url) as store:
         if args.kind == "handover":
             contents = await handover.collect(store, info, args.first, args.last, now,
-                                              progress=progress)
-            pdf = not args.no_pdf
-            return handover.handover_zip(contents, info, now, pdf=pdf,
-                                         on_file=lambda name: progress.note(f"rendering {name}"))
-        period = whole_range(args.first, args.last, zone)
-        if args.kind == "availability":
-            report = await availability_report(store, info.site,
-                                               months(args.first, args.last, zone),
-                                               progress=progress)
-            if args.format == "csv":
-                return tables.availability_csv(report, lang)
-            html = render.availability_html(report, info, now)
-        elif args.kind == "sla":
-            sla = await sla_report(store, info.site, period, as_of=now)
-            if args.format == "csv":
-                return tables.sla_csv(sla, lang, tz)
-            html = render.sla_html(sla, info, now)
+                                              counter=bars.counter)
         else:
-            service = await service_report(store, info.site, period)
-            if args.format == "csv":
-                return tables.service_csv(service, lang, tz)
-            html = render.service_html(service, info, now)
-    if args.format == "pdf":
-        progress.note("rendering PDF")
-        return render.to_pdf(html)
-    return html.encode("utf-8")
+            report = await catalog.compute(store, args.kind, info, args.first, args.last, now,
+                                           counter=bars.counter)
+    if args.kind == "handover":
+        return handover.handover_zip(contents, info, now, pdf=not args.no_pdf,
+                                     progress=bars.counter("PDF"))
+    if fmt == "text":
+        return catalog.screen_tables(report, info)
+    return catalog.encode(report, fmt, info, now)

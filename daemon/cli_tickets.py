@@ -16,9 +16,12 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.config import load_config
+
+if TYPE_CHECKING:  # rich loads only for the commands that print tables
+    from exporters.terminal import Styled
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -172,14 +175,28 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(t) for t in tickets], ensure_ascii=False,
                          indent=2))
         return EXIT_OK
-    from daemon.cli import _table
+    from exporters import terminal
 
-    _table(["TICKET", "STATE", "SEVERITY", "SITE", "DEVICE", "TITLE", "RESPOND BY",
-            "RESOLVE BY"],
-           [[t.number, t.state, t.severity, t.site, t.device or t.system or "",
-             t.title_zh if t.title_zh else t.title_en, _when(t.response_due),
-             "to agree" if t.resolve_to_agree else _when(t.resolve_due)] for t in tickets])
+    terminal.write([terminal.table(
+        ["TICKET", "STATE", "SEVERITY", "SITE", "DEVICE", "TITLE", "RESPOND BY", "RESOLVE BY"],
+        [[t.number, terminal.state(t.state), _severity(t.severity), t.site,
+          t.device or t.system or "", t.title_zh if t.title_zh else t.title_en,
+          _due(_when(t.response_due), t.response_breached),
+          "to agree" if t.resolve_to_agree else _due(_when(t.resolve_due), t.resolve_breached)]
+         for t in tickets])])
     return EXIT_OK
+
+
+def _severity(severity: str) -> Styled:
+    from exporters import terminal
+
+    return terminal.Styled(severity, {"emergency": "bold red", "major": "red"}.get(severity, ""))
+
+
+def _due(text: str, breached: bool) -> Styled:
+    from exporters import terminal
+
+    return terminal.Styled(text, "bold red" if breached else "")
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -189,17 +206,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(detail), ensure_ascii=False, indent=2))
         return EXIT_OK
+    from exporters import terminal
+
     t = detail.ticket
-    print(f"{t.number}  {t.state}  {t.severity}  {t.title_zh} / {t.title_en}")
-    print(f"site {t.site_name} ({t.site})  device {t.device or '-'}  "
-          f"location {t.location or '-'}")
-    print(f"respond by {_when(t.response_due)}{' (breached)' if t.response_breached else ''}"
-          f"  resolve by {'to agree' if t.resolve_to_agree else _when(t.resolve_due)}"
-          f"{' (breached)' if t.resolve_breached else ''}  recurrences {t.recurrences}")
+    breached = " (breached)"
+    head: list[terminal.Cell] = [
+        terminal.Styled(f"{t.number}  {t.state}  {t.severity}  {t.title_zh} / {t.title_en}",
+                        "bold"),
+        f"site {t.site_name} ({t.site})  device {t.device or '-'}  location {t.location or '-'}",
+        terminal.Styled(
+            f"respond by {_when(t.response_due)}{breached if t.response_breached else ''}"
+            f"  resolve by {'to agree' if t.resolve_to_agree else _when(t.resolve_due)}"
+            f"{breached if t.resolve_breached else ''}  recurrences {t.recurrences}",
+            "bold red" if t.response_breached or t.resolve_breached else ""),
+    ]
     if t.affected:
-        print(f"affected: {', '.join(t.affected)}")
-    for e in detail.events:
-        print(f"  {_when(e.at)}  {e.kind:<14} {e.actor:<12} {e.note}")
+        head.append(f"affected: {', '.join(t.affected)}")
+    events = [[_when(e.at), e.kind, e.actor, e.note] for e in detail.events]
+    if not terminal.is_terminal(sys.stdout):
+        # Plain: the heading lines, then one indented line per audit event.
+        terminal.lines(head + [f"  {w}  {terminal.pad(k, 14)} {terminal.pad(a, 12)} {n}"
+                               for w, k, a, n in events])
+        return EXIT_OK
+    terminal.lines(head)
+    terminal.lines([""])
+    terminal.write([terminal.table(["WHEN", "EVENT", "BY", "NOTE"], events)])
     return EXIT_OK
 
 
@@ -358,13 +389,14 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
     code, silences = _with_manager(args, lambda m: silence_store.load(m.store))
     if silences is None:
         return code
-    from daemon.cli import _table
+    from exporters import terminal
 
     now = time.time()
-    _table(["ID", "UNTIL", "BY", "WHY", "MATCHERS"],
-           [[s.id, _when(s.until), s.who, s.why,
-             " ".join(f"{k}={v}" for k, vs in s.matchers.items() for v in sorted(vs))]
-            for s in silences if args.expired or now < s.until])
+    terminal.write([terminal.table(
+        ["ID", "UNTIL", "BY", "WHY", "MATCHERS"],
+        [[s.id, _when(s.until), s.who, s.why,
+          " ".join(f"{k}={v}" for k, vs in s.matchers.items() for v in sorted(vs))]
+         for s in silences if args.expired or now < s.until])])
     return EXIT_OK
 
 

@@ -279,6 +279,13 @@ class Device:
     def id(self) -> str:
         return self.config.id
 
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """What the device depends on (topology): ``depends_on`` and its uplink switch."""
+        uplink = self.config.uplink
+        extra = (uplink.device,) if uplink is not None and uplink.device != self.id else ()
+        return tuple(dict.fromkeys((*self.config.depends_on, *extra)))
+
 
 @dataclass(frozen=True)
 class Config:
@@ -472,7 +479,7 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
                         kind=dev.kind, credential=cred, ports=dict(dev.ports))
         devices.setdefault(dev.id, Device(dev, system, target, checks))
 
-    for cycle in _cycles({d.id: d.config.depends_on for d in devices.values()}):
+    for cycle in _cycles({d.id: d.parents for d in devices.values()}):
         err(["devices", ids[cycle[0]], "depends_on"],
             "dependency cycle: " + " → ".join([*cycle, cycle[0]]))
     _check_uplinks(devices, ids, err)

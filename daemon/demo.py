@@ -12,9 +12,10 @@ process only and never prints them.
 
 Checks run every few seconds and a device goes down after two failed runs.  The
 injector alternates: one device goes down and comes back (the first about 20 s after
-start), then a fault the device reports while still answering (UPS on battery, alarm
-panel AC failure, door station unregistered, door forced open), which a built-in rule
-turns into a ticket within a minute or two.  Each injection is printed.
+start), then a fault the device reports while still answering (the lobby camera's
+ONVIF tamper event, UPS on battery, alarm panel AC failure, door station unregistered,
+door forced open), which a built-in rule turns into a ticket within a minute or two
+and clears when the fault ends.  Each injection is printed.
 """
 
 from __future__ import annotations

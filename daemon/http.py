@@ -21,6 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from daemon import api
 from daemon.adhoc import UsageError, parse_target, probe_all
 from daemon.http_alertmanager import add_alertmanager_route
+from daemon.http_reports import add_report_routes
 from daemon.http_tickets import add_ticket_routes
 from daemon.pages import add_page_routes, signed_link_ok
 from exporters.exposition import CONTENT_TYPE, Family, render
@@ -161,6 +162,7 @@ def build_web_app(app: App) -> web.Application:
     web_app[APP] = app
     add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
     add_page_routes(web_app, app)
+    add_report_routes(web_app, app)
     add_alertmanager_route(web_app)
     process = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=process)

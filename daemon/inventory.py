@@ -19,7 +19,8 @@ import ipaddress
 import re
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -129,27 +130,38 @@ class ImportResult:
     warnings: list[str]
 
 
-def import_devices(path: Path, site: str | None = None) -> ImportResult:
-    """Read the archive in ``path`` (.csv or .xlsx); ``site`` fills in empty site cells."""
-    rows = _read_rows(Path(path))
-    header_at = next((i for i, (_, cells) in enumerate(rows) if not _blank(cells)), None)
-    if header_at is None:
-        raise InventoryError(f"{path}: the file is empty (no header row)")
-    columns, labels, warns = _map_header(rows[header_at][1])
-    if "host" not in columns and "name" not in columns:
-        raise InventoryError(f"{path}: row {rows[header_at][0]} is not a header naming the "
-                             "archive fields (e.g. 设备名称, IP地址, 设备类型)")
+def import_devices(path: Path, site: str | None = None, *,
+                   progress: Callable[[int, int], None] | None = None) -> ImportResult:
+    """Read the archive in ``path`` (.csv or .xlsx); ``site`` fills in empty site cells.
+    ``progress(rows read, rows in the file)`` is called as the rows are read and parsed
+    (most of the time, for an .xlsx above all) and ends with both equal."""
+    with _open_rows(Path(path)) as (rows, total):
+        header = next(((n, cells) for n, cells in rows if not _blank(cells)), None)
+        if header is None:
+            raise InventoryError(f"{path}: the file is empty (no header row)")
+        columns, labels, warns = _map_header(header[1])
+        if "host" not in columns and "name" not in columns:
+            raise InventoryError(f"{path}: row {header[0]} is not a header naming the "
+                                 "archive fields (e.g. 设备名称, IP地址, 设备类型)")
 
-    def label(field: str) -> str:
-        return labels.get({"place": "location"}.get(field, field), field)
+        def label(field: str) -> str:
+            return labels.get({"place": "location"}.get(field, field), field)
 
-    parsed: list[tuple[int, dict[str, object], list[RowError]]] = []
-    for number, cells in rows[header_at + 1:]:
-        if _blank(cells):
-            continue
-        values = {f: cells[i] if i < len(cells) else None for f, i in columns.items()}
-        device, errors = _parse_row(number, values, site, label)
-        parsed.append((number, device, errors))
+        parsed: list[tuple[int, dict[str, object], list[RowError]]] = []
+        last = header[0]
+        for number, cells in rows:
+            last = number
+            if progress is not None:
+                # An .xlsx's stored dimension can be short of its real last row.
+                total = max(total or 0, number)
+                progress(number, total)
+            if _blank(cells):
+                continue
+            values = {f: cells[i] if i < len(cells) else None for f, i in columns.items()}
+            device, errors = _parse_row(number, values, site, label)
+            parsed.append((number, device, errors))
+        if progress is not None:
+            progress(last, last)
 
     first_row_of: dict[str, int] = {}
     for number, device, errors in parsed:
@@ -232,13 +244,20 @@ class _IndentedDumper(yaml.SafeDumper):
 
 # ---------------------------------------------------------------------------- reading
 
-def _read_rows(path: Path) -> list[tuple[int, list[object]]]:
+@contextmanager
+def _open_rows(path: Path) -> Iterator[tuple[Iterator[tuple[int, list[object]]], int | None]]:
+    """(row number, cells) of the file as read, and how many rows it says it has (None
+    when an .xlsx does not say)."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return _read_csv(path.read_bytes(), path)
+            rows = _read_csv(path.read_bytes(), path)
+            yield iter(rows), len(rows)
+            return
         if suffix in (".xlsx", ".xlsm"):
-            return _read_xlsx(path)
+            with _xlsx_rows(path) as opened:
+                yield opened
+            return
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     raise InventoryError(f"{path}: unsupported file type {suffix or '(none)'!r}; "
@@ -260,7 +279,8 @@ def _read_csv(data: bytes, path: Path) -> list[tuple[int, list[object]]]:
         raise InventoryError(f"{path}: line {reader.line_num}: {exc}") from exc
 
 
-def _read_xlsx(path: Path) -> list[tuple[int, list[object]]]:
+@contextmanager
+def _xlsx_rows(path: Path) -> Iterator[tuple[Iterator[tuple[int, list[object]]], int | None]]:
     try:
         with warnings.catch_warnings():
             # openpyxl warns about styles and extensions it does not need for values.
@@ -271,8 +291,8 @@ def _read_xlsx(path: Path) -> list[tuple[int, list[object]]]:
     try:
         sheet = book.worksheets[0]
         # Read-only sheets yield empty tuples for empty rows, so the count is Excel's.
-        return [(number, list(cells)) for number, cells in
-                enumerate(sheet.iter_rows(values_only=True), start=1)]
+        yield ((number, list(cells)) for number, cells in
+               enumerate(sheet.iter_rows(values_only=True), start=1)), sheet.max_row
     finally:
         book.close()
 

@@ -63,6 +63,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ek_deadline_set": "商定期限", "ek_feedback": "回访",
         "sys_cctv": "视频监控", "sys_access_control": "门禁", "sys_intercom": "楼宇对讲",
         "sys_alarm": "防盗报警", "sys_network": "网络", "sys_power": "供电",
+        "reports": "报表", "this_month": "本月", "contract_period": "合同期",
+        "report_availability": "设备运行情况记录", "report_sla": "服务水平报告",
+        "report_service": "服务记录及回访",
     },
     "en": {
         "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
@@ -128,6 +131,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sys_cctv": "CCTV", "sys_access_control": "Access control",
         "sys_intercom": "Intercom", "sys_alarm": "Alarm", "sys_network": "Network",
         "sys_power": "Power",
+        "reports": "Reports", "this_month": "This month", "contract_period": "Contract period",
+        "report_availability": "Equipment operation record", "report_sla": "SLA report",
+        "report_service": "Service records and feedback",
     },
 }
 

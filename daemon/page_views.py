@@ -7,6 +7,8 @@ can be read and tested without a browser.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -179,6 +181,30 @@ async def site(app: App, site_id: str) -> dict[str, Any] | None:
     groups.sort(key=lambda g: (-g["faults"], g["system"]))
     return {"site": cfg, "systems": groups, "tickets": by_urgency(tickets),
             "total": sum(len(g["devices"]) for g in groups)}
+
+
+@functools.cache
+def _pdf_available() -> bool:
+    return importlib.util.find_spec("weasyprint") is not None
+
+
+def report_links(app: App, site_id: str, fmt: Fmt) -> list[dict[str, Any]]:
+    """Links to the site's reports (daemon/http_reports.py) for this month so far and the
+    contract period, in the page's language; PDF only where weasyprint is installed."""
+    from daemon.http_reports import contract_period, report_url, this_month
+    from exporters.reports.catalog import KINDS
+
+    cfg = app.config.sites[site_id]
+    spans = [("this_month", *this_month(datetime.fromtimestamp(fmt.now, fmt.tz).date()))]
+    if cfg.contract is not None:
+        spans.append(("contract_period", *contract_period(cfg.contract.start,
+                                                          cfg.contract.months)))
+    formats = ("html", "csv", "pdf") if _pdf_available() else ("html", "csv")
+    return [{"label": fmt.t(key), "first": first, "last": last, "kinds": [
+        {"kind": kind, "name": fmt.t(f"report_{kind}"),
+         "links": [(f.upper(), report_url(site_id, kind, first, last, f, fmt.lang))
+                   for f in formats]} for kind in KINDS]}
+        for key, first, last in spans]
 
 
 async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:

@@ -124,7 +124,8 @@ async def site_page(request: web.Request) -> web.Response:
     view = await page_views.site(request.app[PAGES_APP], site_id)
     if view is None:
         return _missing(request, fmt, site_id)
-    return _render(request, "site.html", fmt, view["site"].name, **view)
+    return _render(request, "site.html", fmt, view["site"].name, **view,
+                   reports=page_views.report_links(request.app[PAGES_APP], site_id, fmt))
 
 
 async def device_page(request: web.Request) -> web.Response:

@@ -6,8 +6,10 @@ as its own task, so a dead or slow device never delays another one.  Each run:
 1. waits for its host's slot (``per_host_concurrency``), *then* for a global slot
    (``max_concurrency``) — in that order so a slow host queues on its own semaphore
    instead of holding global slots others could use;
-2. runs the prober under ``asyncio.timeout(check.timeout)`` — the scheduler owns the
-   timeout, a probe that overruns is cancelled and recorded as ``down``;
+2. runs the prober with the check's timeout owned by the scheduler: the dispatcher keeps
+   the running probes' deadlines in a heap and cancels a probe that overruns, which is
+   recorded as ``down`` (one heap entry per run instead of a timer per run — at 20,000
+   devices the timers were a measurable share of the CPU);
 3. hands the Observation to ``on_observation``.
 
 Runs keep a fixed cadence (``due += interval``), so lag never accumulates; a run that
@@ -29,6 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from probes.base import Check, Observation, ProbeError, Status, Target, bounded
 from probes.registry import prober_for
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_SAMPLES = 100_000
+# Checks due within this much of now start together: at 1,000+ checks a second the
+# dispatcher then wakes once per batch instead of once per check.
+DISPATCH_QUANTUM = 0.005
 
 
 class Limiter:
@@ -52,9 +58,15 @@ class Limiter:
         self._free = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def __aenter__(self) -> None:
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits; never blocks."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -62,19 +74,22 @@ class Limiter:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self._release()  # handed a slot, then cancelled: pass it on
+                self.release()  # handed a slot, then cancelled: pass it on
             raise
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
+    def release(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
         self._free += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(slots=True)
@@ -86,6 +101,9 @@ class _Job:
     generation: int
     running: bool = False
     backoff: float = 0.0  # extra seconds added to the interval while the device is down
+    run: int = 0  # counts runs, so a stale deadline never cancels a later run
+    probing: asyncio.Task[Any] | None = None  # set while the prober runs
+    expired: bool = False  # the dispatcher cancelled the probe for its timeout
 
 
 @dataclass(slots=True)
@@ -134,6 +152,9 @@ class Scheduler:
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._by_device: dict[str, list[_Job]] = {}
         self._heap: list[tuple[float, int, tuple[str, str]]] = []
+        # Deadlines of running probes: (deadline, seq, job, its run number).
+        self._deadlines: list[tuple[float, int, _Job, int]] = []
+        self._sleep_until = 0.0  # when the dispatcher wakes next unless woken
         self._seq = 0
         self._generation = 0
         self._wakeup = asyncio.Event()
@@ -180,26 +201,43 @@ class Scheduler:
         """Dispatch until :meth:`stop`."""
         while not self._stopping:
             now = self._clock()
-            while self._heap and self._heap[0][0] <= now:
+            horizon = now + DISPATCH_QUANTUM
+            started: list[_Job] = []
+            while self._heap and self._heap[0][0] <= horizon:
                 due, _, key = heapq.heappop(self._heap)
                 job = self._jobs.get(key)
                 if job is None or job.due != due:
                     continue  # removed by a reload, or rescheduled
                 self._start(job, now)
-            delay = self._heap[0][0] - now if self._heap else 3600.0
+                started.append(job)
+            for job in started:  # after the loop: a tiny interval must not spin it
+                self._push(job)
+            self._expire(now)
+            wake = self._heap[0][0] if self._heap else now + 3600.0
+            if self._deadlines:
+                wake = min(wake, self._deadlines[0][0])
+            self._sleep_until = wake
             self._wakeup.clear()
             try:
-                async with asyncio.timeout(max(delay, 0.0)):
+                async with asyncio.timeout(max(wake - now, 0.0)):
                     await self._wakeup.wait()
             except TimeoutError:
                 pass
+
+    def _expire(self, now: float) -> None:
+        """Cancel the probes that overran their timeout."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, job, run = heapq.heappop(deadlines)
+            if job.run == run and job.probing is not None and not job.expired:
+                job.expired = True
+                job.probing.cancel()
 
     def _start(self, job: _Job, now: float) -> None:
         due = job.due
         job.due = due + job.check.interval + (0.0 if job.primary else job.backoff)
         if job.due <= now:  # far behind (suspended machine): realign instead of bursting
             job.due = now + job.check.interval
-        self._push(job)
         if job.running:
             self.stats.overruns += 1
             return
@@ -212,20 +250,53 @@ class Scheduler:
         host = self._hosts.get(job.target.host)
         if host is None:
             host = self._hosts[job.target.host] = Limiter(self._per_host_limit)
+        cap = self._global
+        # Slots taken without a coroutine when free: this path runs for every check.
         try:
-            async with host, self._global:
+            if not host.try_acquire():
+                await host.acquire()
+            try:
+                if not cap.try_acquire():
+                    await cap.acquire()
                 self.stats.observe_lag(max(0.0, self._clock() - due))
                 self.stats.in_flight += 1
                 try:
-                    obs = await run_check(job.target, job.check)
+                    obs = await self._probe(job)
                 finally:
                     self.stats.in_flight -= 1
+                    cap.release()
+            finally:
+                host.release()
         finally:
             job.running = False
         self.stats.runs[obs.status.value] += 1
         if job.primary:
             self._after_primary(job, obs)
         self._on_observation(obs)
+
+    async def _probe(self, job: _Job) -> Observation:
+        target, check = job.target, job.check
+        job.run += 1
+        job.expired = False
+        job.probing = asyncio.current_task()
+        deadline = self._clock() + check.timeout
+        self._seq += 1
+        heapq.heappush(self._deadlines, (deadline, self._seq, job, job.run))
+        if deadline < self._sleep_until:
+            self._wakeup.set()
+        started = time.perf_counter()
+        try:
+            return await prober_for(check.type)(target, check)
+        except asyncio.CancelledError:
+            task = job.probing
+            if not job.expired or task is None:
+                raise  # stopped, not timed out
+            task.uncancel()
+            return timed_out(target, check, time.perf_counter() - started)
+        except Exception as exc:
+            return failed(target, check, exc)
+        finally:
+            job.probing = None
 
     def _after_primary(self, job: _Job, obs: Observation) -> None:
         siblings = [j for j in self._by_device.get(job.target.device, ()) if not j.primary]
@@ -262,12 +333,21 @@ async def run_check(target: Target, check: Check) -> Observation:
         async with asyncio.timeout(check.timeout):
             return await prober(target, check)
     except TimeoutError:
-        return Observation(target.device, check.name, Status.DOWN,
-                           latency=time.perf_counter() - started,
-                           error=f"timeout after {check.timeout:g}s")
-    except ProbeError as exc:
+        return timed_out(target, check, time.perf_counter() - started)
+    except Exception as exc:
+        return failed(target, check, exc)
+
+
+def timed_out(target: Target, check: Check, latency: float) -> Observation:
+    return Observation(target.device, check.name, Status.DOWN, latency=latency,
+                       error=f"timeout after {check.timeout:g}s")
+
+
+def failed(target: Target, check: Check, exc: Exception) -> Observation:
+    """What a probe that raised reports: its own error, or a crash, never the daemon's."""
+    if isinstance(exc, ProbeError):
         return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)))
-    except Exception as exc:  # a bug in a probe must not stop the others
-        log.exception("probe %s of %s crashed", check.type, target.device)
-        return Observation(target.device, check.name, Status.UNKNOWN,
-                           error=bounded(f"probe error: {type(exc).__name__}: {exc}"))
+    # A bug in a probe must not stop the others.
+    log.error("probe %s of %s crashed", check.type, target.device, exc_info=exc)
+    return Observation(target.device, check.name, Status.UNKNOWN,
+                       error=bounded(f"probe error: {type(exc).__name__}: {exc}"))

@@ -10,8 +10,10 @@ back to a plain lab TCP listener, and :attr:`Community.notes` says so.
 
 :meth:`Community.take_down` / :meth:`Community.bring_back` stop and restart a device's
 servers; :meth:`Community.protocol_faults` lists the faults a device shows while it
-still answers (UPS on battery, alarm panel AC failure, door station unregistered, door
-forced open), each with its inject and clear actions.
+still answers (camera tamper, UPS on battery, alarm panel AC failure, door station
+unregistered, door forced open), each with its inject and clear actions.  The cameras
+also serve ONVIF PullPoint events, which the daemon subscribes to (``onvif_events``):
+the tamper fault is an event the lobby camera sends, not a value it is polled for.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ DOOR_USER = "8101"
 # The door controller beats every 2 s; 15 s of silence is "stale", as a few missed
 # beats on a real controller would be.
 HEARTBEAT_SECONDS, MQTT_MAX_AGE = 2.0, 15.0
+# The camera whose tamper event the demo injects.  It is never taken down: an event
+# sent while the daemon is still resubscribing after a reboot would be lost (the lab
+# camera, unlike a real one, does not replay its state to a new subscription).
+TAMPER_CAMERA = "cam-b1-lobby"
+# The events check of the demo's cameras: resubscribe soon after a camera comes back.
+EVENTS_PARAMS = {"retry_min_seconds": 2.0, "retry_max_seconds": 10.0}
 
 # (id, kind, name, depends_on, location, protocol)
 LAYOUT: list[tuple[str, str, str, list[str], dict[str, str], str]] = [
@@ -129,6 +137,7 @@ class Community:
         self._modbus: ModbusLab | None = None
         self._registrar: SipResponder | None = None
         self._door: SimDevice | None = None
+        self._cameras: dict[str, OnvifSimulator] = {}
         self._running: list[Callable[[], Awaitable[None]]] = []
         for member in self.members.values():
             self._plan(member)
@@ -185,6 +194,7 @@ class Community:
                                rtsp_port=RTSP_PORT,
                                info=DeviceInfo(serial=f"DS-2CD2143G2-I20220301AAWRJ{number:08d}"))
         rtsp = RtspResponder(m.host, RTSP_PORT, s.camera_user, s.camera_password)
+        self._cameras[m.id] = onvif
 
         async def start() -> None:
             await rtsp.start()
@@ -198,7 +208,9 @@ class Community:
         m.ports = {"onvif": ONVIF_PORT, "rtsp": RTSP_PORT}
         m.credentials = "demo-camera"
         m.checks = [{"type": "onvif", "port": ONVIF_PORT},
-                    {"type": "rtsp", "port": RTSP_PORT, "params": {"path": STREAM_PATH}}]
+                    {"type": "rtsp", "port": RTSP_PORT, "params": {"path": STREAM_PATH}},
+                    {"type": "onvif_events", "port": ONVIF_PORT,
+                     "params": dict(EVENTS_PARAMS)}]
 
     @property
     def _door_topic(self) -> str:
@@ -302,7 +314,7 @@ class Community:
     def can_go_down(self) -> list[str]:
         """Leaf devices whose every server the demo controls (so 'down' is really down)."""
         return [m.id for m in self.members.values()
-                if m.protocol in ("onvif", "sip", "modbus", "mqtt")
+                if (m.protocol in ("onvif", "sip", "modbus", "mqtt") and m.id != TAMPER_CAMERA)
                 or (m.protocol == "snmp" and not self.use_snmp and m.kind == "nvr")]
 
     async def take_down(self, device: str) -> None:
@@ -319,6 +331,18 @@ class Community:
 
     def protocol_faults(self) -> list[ProtocolFault]:
         faults = []
+        if TAMPER_CAMERA in self._cameras:
+            camera = self._cameras[TAMPER_CAMERA]
+
+            async def covered() -> None:
+                camera.tamper(True)
+
+            async def uncovered() -> None:
+                camera.tamper(False)
+
+            faults.append(ProtocolFault(TAMPER_CAMERA, "camera_tamper",
+                                        "lobby camera covered (ONVIF tamper event "
+                                        "GlobalSceneChange)", covered, uncovered))
         if self._modbus is not None:
             modbus = self._modbus
 

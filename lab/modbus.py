@@ -9,7 +9,8 @@ answer "illegal data address", as a real device does.
 Values are set by point (or bit) name in engineering units and encoded with the map's
 type, word order and scale.  Faults (:class:`Fault`) per unit:
 
-- ``ac_fail``, ``battery_low``, ``tamper``, ``zone_alarm``: the values a real device shows;
+- ``ac_fail``, ``battery_low``, ``tamper``, ``comm_fault``, ``zone_alarm``: the values a real
+  device shows;
 - ``exception``: every read answers exception ``exception_code`` (default 2);
 - ``short_read``: register answers carry one register less than asked;
 - ``drop``: every request closes the connection without an answer;
@@ -71,6 +72,7 @@ FAULT_VALUES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
     "battery_low": {"generic_alarm_panel": {"battery_low": 1, "battery_voltage_volts": 10.6},
                     "generic_ups": {"battery_low": 1, "battery_charge_ratio": 0.12}},
     "tamper": {"generic_alarm_panel": {"tamper": 1, "box_door_open": 1}},
+    "comm_fault": {"generic_alarm_panel": {"communicator_fault": 1}},
     "zone_alarm": {"generic_alarm_panel": {"zones_in_alarm": 2, "armed_state": 3,
                                            "zone_01_alarm": 1, "zone_17_alarm": 1}},
 }
@@ -81,6 +83,7 @@ class Fault(StrEnum):
     AC_FAIL = "ac_fail"
     BATTERY_LOW = "battery_low"
     TAMPER = "tamper"
+    COMM_FAULT = "comm_fault"
     ZONE_ALARM = "zone_alarm"
     EXCEPTION = "exception"
     SHORT_READ = "short_read"

@@ -12,9 +12,12 @@ Created time is within ``AUTH_WINDOW`` of the camera's clock, as real cameras ch
 the snapshot URL needs HTTP digest.
 
 Faults (``OnvifFault``), switched at runtime: auth failure, no stream, garbage,
-truncated and huge bodies, a hang, and recording stopped (recording job 1 reports
-``Error``; ``recording(False)`` also raises the JobState event).  ``raise_event``
-queues a notification on every live subscription (``tamper()`` is the usual one);
+truncated and huge bodies (chunked, or announced in Content-Length; ``huge_sent`` counts
+the bytes each one got onto the socket before the client hung up), a hang, and
+recording stopped (recording job 1 reports ``Error``; ``recording(False)`` also raises
+the JobState event).  ``raise_event``
+queues a notification on every live subscription (``tamper()``, ``signal_loss()``,
+``storage_failure()`` raise the usual ones; ``info.serial`` may be changed at runtime);
 ``stop()``/``start()`` is a reboot: subscriptions are forgotten, as on a real camera.
 """
 
@@ -45,7 +48,7 @@ AUTH_WINDOW = 30.0
 # client asked: tests stay fast and a stopped simulator never waits on it.
 MAX_PULL_WAIT = 10.0
 MAX_HANG = 60.0
-HUGE_BYTES = 32 * 1024 * 1024
+HUGE_BYTES = 64 * 1024 * 1024
 MAX_QUEUED = 256
 SUBSCRIPTION_SECONDS = 60
 
@@ -56,7 +59,8 @@ class OnvifFault(StrEnum):
     NO_STREAM = "no_stream"    # GetStreamUri answers a fault
     GARBAGE = "garbage"        # 200 with a body that is not XML
     TRUNCATED = "truncated"    # Content-Length of the full answer, half sent, closed
-    HUGE = "huge"              # a 200 answer of HUGE_BYTES
+    HUGE = "huge"              # a 200 answer of HUGE_BYTES, chunked (no Content-Length)
+    HUGE_SIZED = "huge_sized"  # the same, announced in Content-Length
     HANG = "hang"              # accept, never answer (until MAX_HANG or stop)
     RECORDING_STOPPED = "recording_stopped"  # recording job 1 in state Error
 
@@ -112,6 +116,8 @@ class OnvifSimulator:
         self.fault = OnvifFault.NONE
         self.calls: list[str] = []          # operations received, in order
         self.auth_failures = 0
+        # Per huge answer, once it ended: (operation, bytes the socket took).
+        self.huge_sent: list[tuple[str, int]] = []
         self._subscriptions: dict[str, _Subscription] = {}
         self._digest = DigestRealm("IP Camera", username, password)
         self._runner: web.AppRunner | None = None
@@ -170,6 +176,16 @@ class OnvifSimulator:
         self.raise_event("tns1:VideoSource/GlobalSceneChange/ImagingService",
                          {"Source": "VideoSource_1"}, {"State": str(active).lower()})
 
+    def signal_loss(self, active: bool = True) -> None:
+        """Video source 1 loses (or regains) its input: the ONVIF SignalLoss event."""
+        self.raise_event("tns1:VideoSource/SignalLoss", {"VideoSource": "VideoSource_1"},
+                         {"State": str(active).lower()})
+
+    def storage_failure(self, active: bool = True) -> None:
+        """Disk 1 fails (or is back): the ONVIF Device/HardwareFailure/StorageFailure event."""
+        self.raise_event("tns1:Device/HardwareFailure/StorageFailure", {"Token": "Storage_1"},
+                         {"Failed": str(active).lower()})
+
     def recording(self, active: bool) -> None:
         """Stop (or restart) recording job 1, raising the JobState event as NVRs do."""
         self.fault = OnvifFault.NONE if active else OnvifFault.RECORDING_STOPPED
@@ -204,7 +220,7 @@ class OnvifSimulator:
             self.auth_failures += 1
             return _xml(X.fault("ter:NotAuthorized", "Sender not Authorized"), 400)
         answer, status = await self._answer(operation, payload, request)
-        return await self._send(request, answer, status)
+        return await self._send(request, operation, answer, status)
 
     def _authorized(self, root: ET.Element) -> bool:
         if self.fault is OnvifFault.AUTH_FAIL:
@@ -310,7 +326,7 @@ class OnvifSimulator:
             return X.unsubscribed(), 200
         return X.fault("ter:ActionNotSupported", f"{operation} not supported"), 400
 
-    async def _send(self, request: web.Request, answer: bytes,
+    async def _send(self, request: web.Request, operation: str, answer: bytes,
                     status: int) -> web.StreamResponse:
         if self.fault is OnvifFault.GARBAGE:
             return web.Response(body=b"<<<\x00 this is not SOAP", content_type="text/xml")
@@ -323,16 +339,33 @@ class OnvifSimulator:
             if request.transport is not None:
                 request.transport.close()
             return response
-        if self.fault is OnvifFault.HUGE:
-            response = web.StreamResponse(headers={"Content-Type": "application/soap+xml"})
-            await response.prepare(request)
-            await response.write(answer[:60])
-            chunk = b" " * 65536
-            for _ in range(HUGE_BYTES // len(chunk)):
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        if self.fault in (OnvifFault.HUGE, OnvifFault.HUGE_SIZED):
+            return await self._send_huge(request, operation, answer)
         return _xml(answer, status)
+
+    async def _send_huge(self, request: web.Request, operation: str,
+                         answer: bytes) -> web.StreamResponse:
+        """HUGE_BYTES: the answer's first bytes, then blanks; written in chunks, each
+        counted once the socket took it, until done or the client hangs up."""
+        response = web.StreamResponse(headers={"Content-Type": "application/soap+xml"})
+        if self.fault is OnvifFault.HUGE_SIZED:
+            response.content_length = HUGE_BYTES
+        head = answer[:60]
+        chunk = b" " * 65536
+        pieces = [head, *[chunk] * ((HUGE_BYTES - len(head)) // len(chunk))]
+        pieces.append(b" " * (HUGE_BYTES - len(head) - len(chunk) * (len(pieces) - 1)))
+        sent = 0
+        try:
+            await response.prepare(request)
+            for piece in pieces:
+                await response.write(piece)
+                sent += len(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass        # the client stopped reading and closed: what we wanted to see
+        finally:
+            self.huge_sent.append((operation, sent))
+        return response
 
 
 def _xml(body: bytes, status: int) -> web.Response:

@@ -2,7 +2,9 @@
 
 Paths map to streams (``/Streaming/Channels/101`` → H.264 1920x1080, …); DESCRIBE of
 an unknown path answers 404, ``no_stream=True`` makes every path 404, ``silent=True``
-accepts connections and never answers (a hung encoder).  The SDP is what cameras
+accepts connections and never answers (a hung encoder), ``huge_sdp=True`` answers
+DESCRIBE with a body of ``HUGE_SDP_BYTES`` (announced, then written until the client
+hangs up; ``huge_sent`` counts what the socket took).  The SDP is what cameras
 send: H.264 with ``sprop-parameter-sets`` (an SPS encoding the resolution) and
 ``a=framesize``, or H.265 with ``a=framesize`` only.
 """
@@ -19,6 +21,7 @@ from lab.devices import LOOPBACK
 from lab.digest import DigestRealm
 
 MAX_REQUEST = 16384
+HUGE_SDP_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,8 @@ class RtspResponder:
         self.realm = DigestRealm("IP Camera", username, password)
         self.no_stream = False
         self.silent = False
+        self.huge_sdp = False
+        self.huge_sent: list[int] = []      # per huge DESCRIBE body, once ended
         self.requests: list[str] = []
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
@@ -149,8 +154,11 @@ class RtspResponder:
                 head = await reader.readuntil(b"\r\n\r\n")
                 if self.silent:
                     continue
-                writer.write(self._answer(head.decode("latin-1")))
+                answer, owed = self._answer(head.decode("latin-1"))
+                writer.write(answer)
                 await writer.drain()
+                if owed:
+                    await self._send_blanks(writer, owed)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass
         finally:
@@ -159,7 +167,19 @@ class RtspResponder:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    def _answer(self, head: str) -> bytes:
+    async def _send_blanks(self, writer: asyncio.StreamWriter, count: int) -> None:
+        sent, chunk = 0, b" " * 65536
+        try:
+            while sent < count:
+                piece = chunk[: count - sent]
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+        finally:
+            self.huge_sent.append(sent)
+
+    def _answer(self, head: str) -> tuple[bytes, int]:
+        """The reply, and how many body bytes are still owed after it (huge_sdp)."""
         request, *lines = head.split("\r\n")
         headers = {}
         for line in lines:
@@ -170,24 +190,27 @@ class RtspResponder:
         cseq = headers.get("cseq", "0")
         if method == "OPTIONS":
             return _reply(cseq, 200, "OK", {"Public": "OPTIONS, DESCRIBE, SETUP, PLAY, "
-                                                     "TEARDOWN, GET_PARAMETER"})
+                                                     "TEARDOWN, GET_PARAMETER"}), 0
         if method != "DESCRIBE":
-            return _reply(cseq, 405, "Method Not Allowed")
+            return _reply(cseq, 405, "Method Not Allowed"), 0
         if not self.realm.verify(headers.get("authorization"), "DESCRIBE"):
             return _reply(cseq, 401, "Unauthorized",
-                          {"WWW-Authenticate": self.realm.challenge()})
+                          {"WWW-Authenticate": self.realm.challenge()}), 0
         path = "/" + url.split("://", 1)[-1].split("/", 1)[-1] if "://" in url else url
         stream = None if self.no_stream else self.streams.get(path.split("?")[0])
         if stream is None:
-            return _reply(cseq, 404, "Not Found")
+            return _reply(cseq, 404, "Not Found"), 0
         body = sdp_for(self.host, path, stream).encode()
-        return _reply(cseq, 200, "OK", {"Content-Type": "application/sdp",
-                                        "Content-Base": url + "/"}, body)
+        headers = {"Content-Type": "application/sdp", "Content-Base": url + "/"}
+        if self.huge_sdp:
+            reply = _reply(cseq, 200, "OK", {**headers, "Content-Length": str(HUGE_SDP_BYTES)})
+            return reply + body, HUGE_SDP_BYTES - len(body)
+        return _reply(cseq, 200, "OK", headers, body), 0
 
 
 def _reply(cseq: str, status: int, reason: str, headers: dict[str, str] | None = None,
            body: bytes = b"") -> bytes:
     lines = [f"RTSP/1.0 {status} {reason}", f"CSeq: {cseq}", "Server: elvwatch-lab"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    lines.append(f"Content-Length: {len(body)}")
+    headers = {"Content-Length": str(len(body)), **(headers or {})}
+    lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

@@ -9,9 +9,12 @@ Faults are injected by rewriting a device's recording (snmpsim re-indexes a file
 whose modification time changed, so the next request sees the fault):
 
 * ``port_down``   — a switch port's ifOperStatus becomes down(2), its PoE searching;
+* ``poe_fault``   — a switch port's PoE detection status becomes fault(4) (the link stays
+  up; a port that was delivering power has lost it, too);
 * ``disk_failed`` — an NVR disk's hrDeviceStatus becomes down(5);
 * ``disk_removed``— an NVR disk's row disappears (a "missing" disk);
 * ``on_battery``  — the UPS output source becomes battery(5), charge falls;
+* ``battery_low`` — the UPS battery status becomes batteryLow(3), charge and runtime low;
 * ``reboot``      — sysUpTime restarts small.
 
 snmpsim 1.2 runs as a subprocess (``snmpsim-command-responder``); run as root it
@@ -49,9 +52,11 @@ class DeviceState:
 
     uptime_ticks: int = 8_640_000  # one day
     ports_down: set[int] = field(default_factory=set)
+    poe_faults: set[int] = field(default_factory=set)
     disks_failed: set[int] = field(default_factory=set)
     disks_removed: set[int] = field(default_factory=set)
     on_battery: bool = False
+    battery_low: bool = False
 
 
 def _system(descr: str, name: str, state: DeviceState) -> list[Record]:
@@ -63,6 +68,8 @@ def switch_records(state: DeviceState, ports: int = 8) -> list[Record]:
     recs = _system("ELV lab PoE switch (synthetic recording)", "lab-switch", state)
     for n in range(1, ports + 1):
         down = n in state.ports_down
+        # pethPsePortDetectionStatus: searching(2), deliveringPower(3), fault(4)
+        detection = "4" if n in state.poe_faults else "2" if down else "3"
         recs += [(f"{IF}.1.{n}", 2, str(n)), (f"{IF}.2.{n}", 4, f"GigabitEthernet1/0/{n}"),
                  (f"{IF}.7.{n}", 2, "1"), (f"{IF}.8.{n}", 2, "2" if down else "1"),
                  (f"{IF}.14.{n}", 65, str(n * 3)), (f"{IF}.20.{n}", 65, "0"),
@@ -70,9 +77,11 @@ def switch_records(state: DeviceState, ports: int = 8) -> list[Record]:
                  (f"{IFX}.10.{n}", 70, str(n * 2 * 10**9)),
                  (f"{IFX}.15.{n}", 66, "0" if down else "1000"),
                  (f"{PETH_PORT}.3.1.{n}", 2, "1"),
-                 (f"{PETH_PORT}.6.1.{n}", 2, "2" if down else "3")]
+                 (f"{PETH_PORT}.6.1.{n}", 2, detection)]
+    powered = [n for n in range(1, ports + 1)
+               if n not in state.ports_down and n not in state.poe_faults]
     recs += [(f"{PETH_MAIN}.2.1", 66, "370"), (f"{PETH_MAIN}.3.1", 2, "1"),
-             (f"{PETH_MAIN}.4.1", 66, str(6 * (ports - len(state.ports_down))))]
+             (f"{PETH_MAIN}.4.1", 66, str(6 * len(powered)))]
     return recs
 
 
@@ -96,12 +105,14 @@ def nvr_records(state: DeviceState, bays: int = 4, disks: int = 3) -> list[Recor
 
 def ups_records(state: DeviceState) -> list[Record]:
     recs = _system("ELV lab UPS (synthetic recording)", "lab-ups", state)
-    batt = state.on_battery
+    batt, low = state.on_battery, state.battery_low
+    # upsBatteryStatus: batteryNormal(2), batteryLow(3); runtime in minutes, charge in %.
+    runtime, charge = ("4", "12") if low else ("38", "87") if batt else ("45", "100")
     recs += [(f"{UPS}.1.1.0", 4, "ELV Lab Power"), (f"{UPS}.1.2.0", 4, "LabUPS 3000"),
              (f"{UPS}.1.3.0", 4, "1.0.4"),
-             (f"{UPS}.2.1.0", 2, "2"), (f"{UPS}.2.2.0", 2, "120" if batt else "0"),
-             (f"{UPS}.2.3.0", 2, "38" if batt else "45"), (f"{UPS}.2.4.0", 2,
-                                                          "87" if batt else "100"),
+             (f"{UPS}.2.1.0", 2, "3" if low else "2"),
+             (f"{UPS}.2.2.0", 2, "120" if batt else "0"),
+             (f"{UPS}.2.3.0", 2, runtime), (f"{UPS}.2.4.0", 2, charge),
              (f"{UPS}.2.5.0", 2, "545"), (f"{UPS}.2.7.0", 2, "31"),
              (f"{UPS}.3.3.1.2.1", 2, "0" if batt else "500"),
              (f"{UPS}.3.3.1.3.1", 2, "0" if batt else "230"),
@@ -173,8 +184,12 @@ class SnmpLab:
             state.disks_failed.add(item)
         elif fault == "disk_removed":
             state.disks_removed.add(item)
+        elif fault == "poe_fault":
+            state.poe_faults.add(item)
         elif fault == "on_battery":
             state.on_battery = True
+        elif fault == "battery_low":
+            state.battery_low = True
         elif fault == "reboot":
             state.uptime_ticks = 1500
         else:

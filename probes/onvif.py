@@ -22,7 +22,7 @@ check reports ``down`` with an error starting "authentication", and meanwhile on
 pre-auth clock call is made.  A changed password (reload) is tried at once.
 
 Errors start with a reason word: unreachable, authentication, malformed, truncated,
-no stream, protocol.
+too large (an answer over ``max_answer_bytes``), no stream, protocol.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from probes.base import Check, Observation, Status, Target, Value, bounded, down
 from probes.onvif_client import (
+    MAX_ANSWER_BYTES,
     OnvifFailure,
     call,
     classify,
@@ -74,6 +75,9 @@ class OnvifOptions(BaseModel):
     snapshot_width: int | None = Field(None, ge=1)
     snapshot_height: int | None = Field(None, ge=1)
     max_snapshot_bytes: int = Field(8_000_000, ge=1024, le=64_000_000)
+    max_answer_bytes: int = Field(
+        MAX_ANSWER_BYTES, ge=65536, le=64 * 1024 * 1024,
+        description="a SOAP answer larger than this ends the check (read stops there)")
     recording: bool = Field(
         True, description="read recording job states when the device has the Recording "
                           "service (onvif.recordings_stopped)")
@@ -119,7 +123,8 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
     values: dict[str, Value] = {}
     info: dict[str, str] = {}
     problems: list[str] = []
-    camera = new_camera(target.host, port, user, password)
+    camera = new_camera(target.host, port, user, password, device=target.device,
+                        max_answer_bytes=options.max_answer_bytes)
     try:
         offset = await _clock(camera, values)
         held = held_for(target.host, port, user, password) if user else 0.0

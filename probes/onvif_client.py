@@ -9,7 +9,11 @@ Library behaviours worked around here:
   daemon configured logging (then basicConfig is a no-op), and quieten its loggers;
 * its constructor pops ``http_proxy``/``https_proxy`` from ``os.environ`` (harmless
   for us: cameras are on the LAN and we never use a proxy) — we restore them;
-* zeep's on-disk SQLite cache is not used (``no_cache``): the WSDLs are bundled.
+* zeep's on-disk SQLite cache is not used (``no_cache``): the WSDLs are bundled;
+* its transport reads a whole answer into memory (``response.read()``) before anyone
+  can look at its size: every service's transport gets a :class:`CappedSession` in
+  place of its aiohttp session, which reads the answer itself, in chunks, and stops
+  at ``max_answer_bytes`` (a ``Content-Length`` above it is refused before the body).
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ from probes.base import ProbeError, bounded
 
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "authority failure",
                "authentication")
+# The largest SOAP answers real devices send are a 64-channel NVR's GetProfiles or
+# GetCapabilities, a few hundred KB; 4 MiB leaves room for those and bounds what one
+# misbehaving device can make us hold (its answer, then zeep's tree of it).
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+_READ_CHUNK = 65536
+# close_camera waits this long for a service build a timed-out poll left running (it
+# parses WSDLs, no network): long enough for a loaded machine, bounded for a stop.
+BUILD_WAIT_SECONDS = 10.0
 
 
 class OnvifFailure(ProbeError):
@@ -45,20 +57,126 @@ def _library() -> Any:
     return onvif
 
 
-def new_camera(host: str, port: int, user: str | None, password: str | None) -> Any:
+def new_camera(host: str, port: int, user: str | None, password: str | None, *,
+               device: str | None = None, max_answer_bytes: int = MAX_ANSWER_BYTES) -> Any:
+    """A library client whose every service reads at most ``max_answer_bytes`` per
+    answer; ``device`` (else host:port) names the camera in that error."""
     onvif = _library()
     proxies = {k: os.environ[k] for k in ("http_proxy", "https_proxy") if k in os.environ}
     try:
-        return onvif.ONVIFCamera(host, port, user, password, no_cache=True,
-                                 adjust_time=False, nat_override=True)
+        camera = onvif.ONVIFCamera(host, port, user, password, no_cache=True,
+                                   adjust_time=False, nat_override=True)
     finally:
         os.environ.update(proxies)
+    label = device or (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    create = camera.create_onvif_service
+    building: set[asyncio.Future[Any]] = set()
+
+    # Every create_*_service of the library goes through create_onvif_service; the
+    # instance attribute wraps it so each service it builds (or reuses) is capped.
+    # The library opens a service's aiohttp session before its (slow, WSDL-parsing)
+    # setup and lists the service in ``camera.services`` only after it: a poll that
+    # timed out in between would orphan the session.  So the build runs on in a task
+    # of its own, and close_camera waits for it before closing what it built.
+    async def create_capped(*args: Any, **kwargs: Any) -> Any:
+        task = asyncio.ensure_future(create(*args, **kwargs))
+        building.add(task)
+        task.add_done_callback(_forget_build)
+        task.add_done_callback(building.discard)
+        service = await asyncio.shield(task)
+        cap_answers(service.transport, label, max_answer_bytes)
+        return service
+
+    camera.create_onvif_service = create_capped
+    camera.elvwatch_building = building
+    return camera
+
+
+def _forget_build(task: asyncio.Future[Any]) -> None:
+    # Its failure was raised to the poll that asked, unless that poll was cancelled.
+    if not task.cancelled():
+        task.exception()
+
+
+def cap_answers(transport: Any, device: str, limit: int) -> None:
+    """Put a :class:`CappedSession` in place of the transport's aiohttp session (the
+    session the library's transport is built around and posts every request with)."""
+    session = getattr(transport, "session", None)
+    if isinstance(session, CappedSession):
+        return
+    if not isinstance(session, aiohttp.ClientSession):
+        # A library update moved its HTTP session: fail loudly (the tests see it)
+        # rather than read unbounded answers.
+        raise RuntimeError("onvif-zeep-async's transport has no aiohttp session to cap")
+    transport.session = CappedSession(session, device, limit)
+
+
+class CappedSession:
+    """The aiohttp session of one service's transport, with every answer read here:
+    in chunks, counting, and no further than ``limit`` bytes.  Requests, timeouts and
+    the connection pool are the wrapped session's."""
+
+    def __init__(self, session: aiohttp.ClientSession, device: str, limit: int) -> None:
+        self.wrapped, self.device, self.limit = session, device, limit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    async def post(self, *args: Any, **kwargs: Any) -> ReadAnswer:
+        return await self._read(await self.wrapped.post(*args, **kwargs))
+
+    async def get(self, *args: Any, **kwargs: Any) -> ReadAnswer:
+        return await self._read(await self.wrapped.get(*args, **kwargs))
+
+    async def _read(self, response: aiohttp.ClientResponse) -> ReadAnswer:
+        try:
+            announced = response.content_length
+            if announced is not None and announced > self.limit:
+                raise self._too_large(f"it announced {announced} bytes")
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(_READ_CHUNK):
+                body += chunk
+                if len(body) > self.limit:
+                    raise self._too_large(f"stopped reading after {len(body)} bytes")
+        except BaseException:
+            response.close()       # drops the connection: the rest is never read
+            raise
+        response.release()
+        return ReadAnswer(response, bytes(body))
+
+    def _too_large(self, detail: str) -> OnvifFailure:
+        return OnvifFailure("too large", f"{self.device} sent an answer over the "
+                                         f"{self.limit}-byte limit (max_answer_bytes); "
+                                         f"{detail}")
+
+
+class ReadAnswer:
+    """An aiohttp response whose body was read by :class:`CappedSession`: ``read()``
+    returns it, everything else (status, headers, charset …) is the response's."""
+
+    def __init__(self, response: aiohttp.ClientResponse, body: bytes) -> None:
+        self.response, self.body = response, body
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.response, name)
+
+    async def read(self) -> bytes:
+        return self.body
 
 
 async def close_camera(camera: Any) -> None:
-    """Close every HTTP session of the client; never raises (it runs in finally)."""
+    """Close every HTTP session of the client, services still being built included;
+    never raises (it runs in finally).  Shielded: a second cancellation of the caller
+    does not stop the closing."""
     with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError):
-        await asyncio.shield(camera.close())
+        await asyncio.shield(_close(camera))
+
+
+async def _close(camera: Any) -> None:
+    building = list(getattr(camera, "elvwatch_building", ()))
+    if building:
+        await asyncio.wait(building, timeout=BUILD_WAIT_SECONDS)
+    await camera.close()
 
 
 async def reset_devicemgmt(camera: Any) -> None:
@@ -89,6 +207,8 @@ def classify(exc: BaseException) -> OnvifFailure | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, OnvifFailure):     # ours, raised inside the library
+            return current
         found = _one(current, zeep.exceptions, ONVIFAuthError)
         if found is not None:
             return found

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.onvif_client import MAX_ANSWER_BYTES
+
 
 class OnvifEventsOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -27,6 +29,10 @@ class OnvifEventsOptions(BaseModel):
         description="after a failed login, keep the credentials away this long "
                     "(shared with the onvif check)")
     adjust_time: bool = Field(True, description="sign WS-Security with the camera's clock")
+    max_answer_bytes: int = Field(
+        MAX_ANSWER_BYTES, ge=65536, le=64 * 1024 * 1024,
+        description="a SOAP answer (PullMessages …) larger than this fails the "
+                    "subscription; reading stops there")
 
     @model_validator(mode="after")
     def _retry_order(self) -> OnvifEventsOptions:

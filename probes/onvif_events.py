@@ -5,7 +5,7 @@ PropertyOperation, Source and Data SimpleItems); ``classify`` maps its topic to 
 the kinds elvwatch watches, across the topic names major vendors use:
 
 * tamper — ``VideoSource/GlobalSceneChange/*`` (ONVIF), ``ImageTooDark|Blurry|Bright``,
-  Hikvision ``RuleEngine/TamperDetector``;
+  Hikvision ``RuleEngine/TamperDetector``, ``UserAlarm/VideoCover`` (OEM firmware);
 * signal_loss — ``VideoSource/SignalLoss``, ``Device/…/VideoLoss``;
 * storage_failure — ``Device/HardwareFailure/StorageFailure``, Axis ``Storage/Alert``;
 * recording — ``RecordingConfig/JobState``, ``RecordingHistory/Recording/State``;
@@ -28,7 +28,7 @@ MAX_ITEMS = 16
 _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tamper", ("videosource/globalscenechange", "videosource/imagetoodark",
                 "videosource/imagetooblurry", "videosource/imagetoobright",
-                "ruleengine/tamperdetector")),
+                "ruleengine/tamperdetector", "useralarm/videocover")),
     ("signal_loss", ("videosource/signalloss", "videoloss")),
     ("storage_failure", ("hardwarefailure/storagefailure", "storage/alert",
                          "storage/failure")),
@@ -90,6 +90,8 @@ def is_problem(kind: str, note: Notification) -> bool | None:
     """Whether the condition is active now (a problem); None when the data says nothing."""
     values = {k.lower(): v.strip().lower() for k, v in note.data.items()}
     if kind == "recording":
+        if "isrecording" in values:       # RecordingHistory/Recording/State (boolean)
+            return values["isrecording"] not in _TRUE
         state = values.get("state")
         return None if state is None else state in _NOT_RECORDING
     if kind == "storage_failure" and "alert" in values:

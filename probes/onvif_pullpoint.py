@@ -170,8 +170,9 @@ class PullPoint:
     async def _subscribe(self) -> None:
         await self._close()
         options = self.options
-        self._camera = camera = new_camera(self.target.host, self.port, self._user,
-                                           self._password)
+        self._camera = camera = new_camera(
+            self.target.host, self.port, self._user, self._password,
+            device=self.target.device, max_answer_bytes=options.max_answer_bytes)
         timeout = options.call_timeout_seconds
         devicemgmt = await _timed(camera.create_devicemgmt_service(), timeout)
         sent = time.time()

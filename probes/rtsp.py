@@ -61,7 +61,8 @@ async def describe(host: str, port: int, url: str, username: str | None = None,
     except OSError as exc:
         raise RtspError("unreachable", f"connect to {port}: {_describe(exc)}") from exc
     try:
-        session = _Session(reader, writer, url)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        session = _Session(reader, writer, url, where)
         status, _, _ = await session.request("OPTIONS", {})
         headers = {"Accept": "application/sdp"}
         status, answer, body = await session.request("DESCRIBE", headers)
@@ -89,8 +90,9 @@ async def describe(host: str, port: int, url: str, username: str | None = None,
 
 class _Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 url: str) -> None:
+                 url: str, where: str) -> None:
         self.reader, self.writer, self.url, self.cseq = reader, writer, url, 0
+        self.where = where
 
     async def request(self, method: str,
                       headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -110,8 +112,12 @@ class _Session:
             if sep:
                 answer[name.strip().lower()] = value.strip()
         length = int(answer.get("content-length", "0") or 0)
-        if length < 0 or length > MAX_SDP:
-            raise ValueError(f"body of {length} bytes is out of bounds")
+        if length < 0:
+            raise ValueError(f"negative Content-Length {length}")
+        if length > MAX_SDP:
+            # Refused from the header: the body is never read.
+            raise RtspError("too large", f"{self.where} announced a {method} answer of "
+                                         f"{length} bytes, over the {MAX_SDP}-byte limit")
         body = await self.reader.readexactly(length) if length else b""
         return int(parts[1]), answer, body
 

@@ -13,8 +13,9 @@ A transition is emitted whenever what the ticket stage sees changes: the state, 
 A transition with ``previous == state`` is such an update.  ``root_cause`` is the
 fingerprint of the explaining parent fault.
 
-A fault that fires while a device that could explain it is failing unconfirmed is
-held back up to ``hold_seconds`` (see :meth:`Engine._fire`).
+A fault that fires while a fault that could explain it may be about to fire (a check
+feeding it failed, unconfirmed) is held back up to ``hold_seconds`` (see
+:meth:`Engine._fire`).
 
 More than ``flap_transitions`` firing/cleared changes of one fault within
 ``flap_window`` seconds make it *flapping*: one ``<rule>.unstable`` fault fires and the
@@ -88,9 +89,13 @@ class Engine:
             previous = old.pop(spec.id, None)
             if previous is not None:
                 dev.env, dev.keys_by_check = previous.env, previous.keys_by_check
-                dev.env.pop("archive.serial", None)
-                if spec.serial:
-                    dev.env["archive.serial"] = spec.serial
+                # Only an archive serial that changed replaces the one in force: with
+                # none in the archive, the first serial reported keeps counting across
+                # reloads (else any reload would accept a swapped camera silently).
+                if spec.serial != previous.spec.serial:
+                    dev.env.pop("archive.serial", None)
+                    if spec.serial:
+                        dev.env["archive.serial"] = spec.serial
             candidates = by_kind.get(spec.kind, []) + by_kind.get("", [])
             for rule in sorted(candidates, key=lambda r: order[r.id]):
                 if not rule.matches_device(spec):
@@ -159,7 +164,8 @@ class Engine:
                 env.pop(key, None)
             else:
                 env[key] = total
-        env["status"] = obs.status
+        env["status"] = dev.statuses[check] = obs.status
+        env["check"] = dev.spec.checks.get(check, check)
         env["state"] = state
         env["error"] = obs.error or ""
         faults = binding.faults
@@ -233,12 +239,15 @@ class Engine:
             elif fault.state is FIRING and self._clear_confirmed(fault, now):
                 self._timed.discard(fault)
                 self._change(fault, CLEARED, now, out)
-        for fault in sorted(self._held, key=lambda f: f.fp):
-            if fault.held_until is not None and now >= fault.held_until:
-                self._held.discard(fault)
-                fault.held_until = None
-                if fault.state is FIRING and not fault.flapping:
-                    self._fire(fault, now, out, hold=False)
+        # All due ones leave the hold first, so they may explain each other as they fire.
+        due = sorted((f for f in self._held if f.held_until is not None and now >= f.held_until),
+                     key=lambda f: f.fp)
+        for fault in due:
+            self._held.discard(fault)
+            fault.held_until = None
+        for fault in due:
+            if fault.state is FIRING and not fault.flapping:
+                self._fire(fault, now, out, hold=False)
         for fault in list(self._flapping):
             if not fault.flips or now - fault.flips[-1] >= self.flap_window:
                 self._flapping.discard(fault)
@@ -264,8 +273,11 @@ class Engine:
         fault.state, fault.active = state, state is FIRING
         flips = fault.flips
         flips.append(now)
-        while flips and now - flips[0] > self.flap_window:
-            flips.popleft()
+        stale = 0
+        while now - flips[stale] > self.flap_window:
+            stale += 1
+        if stale:
+            del flips[:stale]
         if not fault.flapping and len(flips) > self.flap_transitions:
             fault.flapping = True
             self._flapping.add(fault)
@@ -276,7 +288,7 @@ class Engine:
             return
         if state is FIRING:
             self._fire(fault, now, out)
-        elif fault in self._held:
+        elif fault in self._held and fault.rep_state is not FIRING:
             self._held.discard(fault)  # cleared before anyone was told it fired
             fault.held_until = None
         else:
@@ -303,16 +315,20 @@ class Engine:
         return None
 
     def _parent_failing(self, fault: FaultRecord) -> bool:
-        """Whether a device that could explain ``fault`` failed its last check."""
+        """Whether a fault that could explain ``fault`` may be about to fire: a check
+        that feeds it failed its last run, or it reads the device state and that state
+        is failing.  A fault its device's observations never reach (an uplink rule on a
+        device without ``uplink``) cannot be about to fire."""
         cause = fault.rule.cause
         if cause is None or self.hold_seconds <= 0:
             return False
         for device in self.topology.explainers(fault.device):
             dev = self._devices.get(device)
-            if dev is None or not any(p is not fault for p in dev.explaining.get(cause, ())):
+            if dev is None:
                 continue
-            if dev.env.get("status") in FAILING or dev.env.get("state") in FAILING:
-                return True
+            for parent in dev.explaining.get(cause, ()):
+                if parent is not fault and _may_fire(dev, parent):
+                    return True
         return False
 
     @staticmethod
@@ -320,11 +336,11 @@ class Engine:
         if child.root is root:
             return
         if child.root is not None:
-            child.root.affected.discard(child)
+            child.root.affected.pop(child, None)
             touched.add(child.root)
         child.root = root
         if root is not None:
-            root.affected.add(child)
+            root.affected[child] = None
             touched.add(root)
 
     def _fire(self, fault: FaultRecord, now: float, out: list[FaultTransition],
@@ -366,13 +382,25 @@ class Engine:
         children = sorted(fault.affected, key=lambda f: f.fp)
         for child in children:
             self._attach(child, None, touched)
+        if fault.state is not FIRING and self.hold_seconds > 0:
+            # Its root recovered; the child may be recovering too, a clear count behind
+            # (a camera's stream after the camera).  What nothing else explains is held
+            # and stands alone only if it still fires after the hold.
+            orphans = set(children)
+            for child in children:
+                root = self._find_root(child)
+                if child.state is FIRING and (root is None or root in orphans):
+                    child.held_until = now + self.hold_seconds
+                    self._held.add(child)
         for child in children:
-            self._attach(child, self._find_root(child), touched)
+            if child not in self._held:
+                self._attach(child, self._find_root(child), touched)
         touched.discard(fault)
-        for root in sorted(touched, key=lambda f: f.fp):
+        for root in sorted(touched - self._held, key=lambda f: f.fp):
             self._publish(root, now, out)
         for child in children:
-            self._publish(child, now, out)
+            if child not in self._held:
+                self._publish(child, now, out)
 
     def _publish(self, fault: FaultRecord, now: float, out: list[FaultTransition],
                  summary: str | None = None) -> None:
@@ -445,3 +473,12 @@ class Engine:
         dev = self._devices.get(device)
         fault = dev.faults.get(rule) if dev else None
         return fault.state if fault else None
+
+
+def _may_fire(dev: DeviceRecord, fault: FaultRecord) -> bool:
+    fed = [check for check, binding in dev.last.items() if fault in binding.faults]
+    if not fed:
+        return False
+    if "state" in fault.rule.condition.names and dev.env.get("state") in FAILING:
+        return True
+    return any(dev.statuses.get(check) in FAILING for check in fed)

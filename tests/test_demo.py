@@ -1,18 +1,22 @@
 """The demo community: real protocols on loopback, and the faults the demo injects are
-seen by the daemon's own probes (what the rules then turn into tickets)."""
+seen by the daemon's own probes (what the rules then turn into tickets); the camera
+tamper event goes through a running daemon to a ticket that opens and clears."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from daemon.app import App
 from daemon.config import Config, load_config
 from daemon.demo import ENV_PREFIX, SITE, _snmp_env, demo_config
-from lab.community import Community, Secrets, snmp_available
+from lab.community import TAMPER_CAMERA, Community, Secrets, snmp_available
 from lab.mosquitto import MosquittoServer
 from probes.base import Observation, Status
 from probes.registry import PULL
@@ -74,7 +78,8 @@ async def test_every_demo_device_answers_its_protocol(full: tuple[Community, Con
             if check.type in PULL:
                 obs = await PULL[check.type].prober(device.target, check)
                 assert (obs.status, obs.error) == (Status.OK, None), (device.id, obs)
-    assert seen == {"onvif", "rtsp", "snmp", "modbus", "sip", "sip_registration", "mqtt"}
+    assert seen == {"onvif", "rtsp", "onvif_events", "snmp", "modbus", "sip",
+                    "sip_registration", "mqtt"}
     # Secrets reach the config as env var names only.
     text = (config.path).read_text(encoding="utf-8")
     assert SECRETS.camera_password not in text and "c-ups-1" not in text
@@ -84,8 +89,8 @@ async def test_injected_protocol_faults_show_in_the_values_the_rules_read(
         full: tuple[Community, Config]) -> None:
     community, config = full
     faults = {f.rule: f for f in community.protocol_faults()}
-    assert set(faults) == {"alarm_ac_fail", "ups_on_battery", "intercom_unregistered",
-                           "door_forced"}
+    assert set(faults) == {"camera_tamper", "alarm_ac_fail", "ups_on_battery",
+                           "intercom_unregistered", "door_forced"}
     expected = {"alarm_ac_fail": ("alarm-1", "modbus", "modbus.ac_fail"),
                 "ups_on_battery": ("ups-1", "snmp", "snmp.ups.on_battery"),
                 "intercom_unregistered": ("door-b1", "sip_registration", "sip.registered")}
@@ -121,9 +126,48 @@ async def test_without_snmpsim_and_mosquitto_those_devices_fall_back_to_tcp(
         assert [c.type for c in config.devices[device].checks] == ["tcp"], device
         assert (await probe(config, device, "tcp")).status is Status.OK
     assert "sources" not in demo_config("127.0.0.1:0", community)
-    assert {f.rule for f in community.protocol_faults()} == {"alarm_ac_fail",
-                                                             "intercom_unregistered"}
+    assert {f.rule for f in community.protocol_faults()} == {
+        "camera_tamper", "alarm_ac_fail", "intercom_unregistered"}
     await community.take_down("acp-gate")
     assert (await probe(config, "acp-gate", "tcp")).status is Status.DOWN
     await community.bring_back("acp-gate")
     assert (await probe(config, "acp-gate", "tcp")).status is Status.OK
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def test_camera_tamper_event_opens_a_ticket_in_the_demo_daemon_and_clears_it(
+        bare: tuple[Community, Config]) -> None:
+    community, config = bare
+    (tamper,) = [f for f in community.protocol_faults() if f.rule == "camera_tamper"]
+    assert tamper.device == TAMPER_CAMERA
+    assert TAMPER_CAMERA not in community.can_go_down()  # its subscription stays up
+    app = App(config)
+    await app.start(http=False)
+    try:
+        assert app.tickets is not None
+        tickets = app.tickets
+
+        async def subscribed() -> bool:
+            return any(s.device == TAMPER_CAMERA and s.state == "started"
+                       for s in app.snapshot().onvif_events)
+
+        async def tamper_ticket(active: bool) -> bool:
+            found = [t for t in await tickets.list_tickets(state="live", kind="fault",
+                                                           device=TAMPER_CAMERA)
+                     if t.rule == "camera_tamper"]
+            return len(found) == 1 and found[0].fault_active is active
+
+        await _until(subscribed, "the demo daemon to subscribe to the camera's events")
+        assert not await tamper_ticket(True)
+        await tamper.inject()
+        await _until(lambda: tamper_ticket(True), "the camera_tamper ticket")
+        await tamper.clear()
+        await _until(lambda: tamper_ticket(False), "the tamper fault to clear")
+    finally:
+        await app.stop()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from lab.onvif import OnvifFault, OnvifSimulator, scene_jpeg
@@ -217,7 +219,7 @@ async def test_unreachable_camera_is_down(camera: OnvifSimulator) -> None:
 
 @pytest.mark.parametrize(("fault", "reason"), [(OnvifFault.GARBAGE, "malformed"),
                                                (OnvifFault.TRUNCATED, "truncated"),
-                                               (OnvifFault.HUGE, "malformed")])
+                                               (OnvifFault.HUGE, "too large")])
 async def test_broken_answers_end_in_a_clear_error(camera: OnvifSimulator,
                                                    fault: OnvifFault, reason: str) -> None:
     camera.fault = fault
@@ -238,6 +240,28 @@ async def test_hanging_camera_is_ended_by_the_callers_timeout(camera: OnvifSimul
             await probe_onvif(target, check)
     assert time.monotonic() - started < 3
     await asyncio.sleep(0.1)   # let the shielded close finish
+
+
+async def test_polls_cut_short_by_the_timeout_leave_no_http_session_open(
+        camera: OnvifSimulator) -> None:
+    # The library opens a service's aiohttp session before its setup and lists the
+    # service for closing only after it: a poll timed out in between must close it too.
+    target = Target("cam-1", camera.host, credential=CRED)
+    check = Check("onvif", "onvif", port=camera.port, options=OnvifOptions(stream=False))
+    gc.collect()
+    before = {id(s) for s in gc.get_objects() if isinstance(s, aiohttp.ClientSession)}
+    timeouts = 0
+    for seconds in (0.001, 0.003, 0.01, 0.02, 0.05, 0.1):
+        try:
+            async with asyncio.timeout(seconds):
+                await probe_onvif(target, check)
+        except TimeoutError:
+            timeouts += 1
+    assert timeouts >= 2
+    gc.collect()
+    left_open = [s for s in gc.get_objects() if isinstance(s, aiohttp.ClientSession)
+                 and id(s) not in before and not s.closed]
+    assert left_open == []
 
 
 async def test_snapshot_scene_passes_black_and_wrong_size_fail(

@@ -336,3 +336,23 @@ async def test_unknown_page_is_a_404_page(env: Env, browser: Browser) -> None:
         assert "no-such-device" in await opened.page.inner_text("main")
     finally:
         await context.close()
+
+
+async def test_site_page_links_open_the_site_reports_in_the_browser(
+        env: Env, browser: Browser) -> None:
+    context = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    try:
+        opened = await visit(context, f"{env.base}/sites/garden")
+        links = opened.page.locator("#reports a")
+        assert await links.count() >= 12          # 3 reports x (HTML, CSV[, PDF]) x 2 spans
+        report = opened.page.locator("#reports li.report-availability a", has_text="HTML")
+        async with opened.page.expect_navigation():
+            await report.first.click()
+        assert "/api/v1/sites/garden/reports/availability" in opened.page.url
+        body = await opened.page.inner_text("body")
+        assert "设备运行情况记录" in body and "阳光花园" in body and env.broken in body
+        await opened.page.screenshot(path=str(SHOTS / "report-availability-phone.png"),
+                                     full_page=True)
+        assert opened.errors == []                # the report's CSP allows its own style
+    finally:
+        await context.close()

@@ -60,6 +60,11 @@ CASES: dict[str, Case] = {
                               'snmp.poe.lost{port_index="1.8"}': 0}),
     "switch_poe_fault": Case("switch", "network", "snmp", {'snmp.poe.fault{port_index="1.3"}': 1},
                              {'snmp.poe.fault{port_index="1.3"}': 0}),
+    # Derived from the switch's poll onto a camera with ``uplink`` (probes/snmp_uplink.py).
+    "uplink_port_down": Case("camera", "cctv", "uplink",
+                             {"snmp.uplink.oper_up": 0, "snmp.uplink.poe_lost": 1},
+                             {"snmp.uplink.oper_up": 1, "snmp.uplink.poe_lost": 0},
+                             Status.DEGRADED),
     "ups_on_battery": Case("ups", "power", "snmp", {"snmp.ups.on_battery": 1},
                            {"snmp.ups.on_battery": 0}),
     "ups_battery_low": Case("ups", "power", "snmp", {"snmp.ups.battery_low": 1},
@@ -127,6 +132,22 @@ def test_builtin_rule_fires_after_its_confirm_count_and_clears_after_its_clear_c
 
 def test_every_value_name_a_builtin_rule_reads_is_documented() -> None:
     readme = (Path(__file__).parent.parent / "rules" / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+|status|state|error)`", readme))
+    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+|status|state|error|check)`", readme))
     read = {name for rule in build_rules() for name in rule.condition.names}
     assert read - documented == set()
+
+
+def test_stream_down_reads_the_onvif_checks_describe_but_not_its_other_failures() -> None:
+    spec = device("cam-1", "camera", "cctv", {"onvif": "onvif"})
+    eng, clock = engine([spec])
+
+    def poll(error: str) -> list[tuple[str, FaultState]]:
+        clock.advance(60)
+        return [(t.rule, t.state) for t in
+                eng.observe(ob("cam-1", "onvif", DOWN, error=error), "up")]
+
+    refused = [poll("authentication: the camera rejected the credentials") for _ in range(3)]
+    assert ("stream_down", FaultState.FIRING) not in [t for out in refused for t in out]
+    no_stream = [poll("no stream: rtsp: stream not found (404)") for _ in range(3)]
+    assert ("stream_down", FaultState.FIRING) in no_stream[-1]
+    assert ("stream_down", FaultState.FIRING) not in no_stream[0] + no_stream[1]

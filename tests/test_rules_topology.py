@@ -199,3 +199,76 @@ def test_held_fault_that_clears_before_release_is_never_reported() -> None:
     clock.advance(300)
     seen += eng.tick()
     assert [t for t in seen if t.device == "cam-00" and t.rule == "device_unreachable"] == []
+
+
+def test_port_level_a_dark_port_explains_its_camera_only() -> None:
+    """Camera → PoE switch port: the switch's port values reach each camera as check
+    ``uplink`` (as the daemon derives them).  A camera on a healthy port is not held
+    and gets its own fault; one whose port lost power waits for the port's fault,
+    which then explains it."""
+    eng, _ = engine([device("poe-1", "switch", "network", {"snmp": "snmp"}),
+                     device("cam-a", "camera", "cctv", depends_on=["poe-1"]),
+                     device("cam-b", "camera", "cctv", depends_on=["poe-1"])],
+                    hold_seconds=120)
+    seen: list[FaultTransition] = []
+    state = {"cam-a": "up", "cam-b": "up"}
+
+    def switch_poll(port_3_lost: int) -> None:
+        lost = {'snmp.poe.lost{port_index="1.3"}': float(port_3_lost),
+                'snmp.poe.lost{port_index="1.5"}': 0.0}
+        status = Status.DEGRADED if port_3_lost else Status.OK
+        seen.extend(eng.observe(ob("poe-1", "snmp", status, lost), "degraded" if port_3_lost
+                                else "up"))
+        for cam, dark in (("cam-a", port_3_lost), ("cam-b", 0)):
+            uplink = {"snmp.uplink.oper_up": float(1 - dark),
+                      "snmp.uplink.poe_lost": float(dark)}
+            seen.extend(eng.observe(ob(cam, "uplink", Status.DEGRADED if dark else Status.OK,
+                                       uplink), state[cam]))
+
+    def camera_down(cam: str) -> None:
+        state[cam] = "down"
+        seen.extend(eng.observe(ob(cam, "icmp", Status.DOWN), "down"))
+
+    switch_poll(0)
+    camera_down("cam-b")  # its port is fine: nothing could explain it
+    own = fingerprint("s1", "cam-b", "device_unreachable")
+    assert list(tickets(seen)) == [own]
+    switch_poll(1)        # port 3 stops delivering power: first sight
+    camera_down("cam-a")  # confirmed down before the port's fault: held
+    assert list(tickets(seen)) == [own]
+    switch_poll(1)
+    port = fingerprint("s1", "poe-1", "switch_port_down")
+    assert set(tickets(seen)) == {own, port}
+    assert tickets(seen)[port].affected == ("cam-a",)
+    roots = firing_roots(seen)
+    for rule in ("device_unreachable", "uplink_port_down"):
+        assert roots[fingerprint("s1", "cam-a", rule)].root_cause == port
+    assert roots[own].root_cause is None
+    assert fingerprint("s1", "cam-b", "uplink_port_down") not in roots
+
+
+def test_child_a_clear_count_behind_its_recovered_root_opens_no_ticket_of_its_own() -> None:
+    # The switch and the camera come back; the camera's stream fault needs two good
+    # polls to clear, the switch's one.  In between it must not stand alone (a ticket
+    # that resolves itself seconds later); a camera still dead after the hold does.
+    eng, clock = engine(site(2), hold_seconds=120)
+    seen: list[FaultTransition] = []
+    for _ in range(3):
+        down(eng, ["poe-1", "cam-00", "cam-01"], seen)
+    stream = fingerprint("s1", "cam-00", "stream_down")
+    assert firing_roots(seen)[stream].root_cause == fingerprint("s1", "poe-1",
+                                                                "device_unreachable")
+    seen.clear()
+    clock.advance(30)
+    up(eng, ["poe-1", "cam-00"], seen)  # one good rtsp poll of cam-00: clear needs two
+    assert tickets(seen) == {}
+    clock.advance(30)
+    seen += eng.tick()
+    up(eng, ["cam-00"], seen)
+    assert [t.state for t in seen if t.fingerprint == stream] == [CLEARED]
+    assert tickets(seen) == {}
+    clock.advance(120)
+    seen += eng.tick()  # the hold is over: the camera that stayed dead stands alone
+    own = fingerprint("s1", "cam-01", "device_unreachable")
+    assert list(tickets(seen)) == [own]  # its stream fault under its own unreachable
+    assert firing_roots(seen)[fingerprint("s1", "cam-01", "stream_down")].root_cause == own

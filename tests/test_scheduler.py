@@ -103,6 +103,51 @@ async def test_slow_device_does_not_delay_the_others() -> None:
     assert lags[int(len(lags) * 0.99) - 1] < 0.1
 
 
+async def test_hung_check_times_out_on_time_when_its_next_run_is_far_away() -> None:
+    # The dispatcher would sleep a minute until the next run; the deadline wakes it.
+    seen: list[Observation] = []
+    async with peers(30.0) as (hung,):
+        sched = Scheduler(seen.append, jitter=0.0)
+        sched.set_targets([(Target("hung", hung.host), (check(hung, interval=60, timeout=0.3),))])
+        async with running(sched):
+            started = time.monotonic()
+            while not seen and time.monotonic() - started < 5:
+                await asyncio.sleep(0.02)
+            waited = time.monotonic() - started
+            assert sched.stats.in_flight == 0
+    assert [(o.status, o.error) for o in seen] == [(Status.DOWN, "timeout after 0.3s")]
+    assert 0.3 <= waited < 2.0  # cancelled at its deadline, not at the next run
+
+
+async def test_a_run_is_never_cancelled_by_an_earlier_runs_deadline() -> None:
+    # Each run takes 0.25 s of a 0.45 s timeout at a 0.3 s interval: an earlier run's
+    # deadline falls inside the next run and must not cut it short.
+    seen: list[Observation] = []
+    async with peers(0.25) as (peer,):
+        sched = Scheduler(seen.append, jitter=0.0)
+        sched.set_targets([(Target("p", peer.host), (check(peer, interval=0.3, timeout=0.45),))])
+        async with running(sched):
+            await asyncio.sleep(2.5)
+    assert len(seen) >= 5
+    assert all(o.status is Status.OK for o in seen), [o.error for o in seen]
+
+
+async def test_interval_shorter_than_a_dispatch_batch_does_not_stall_the_loop() -> None:
+    # Checks due within a few milliseconds start in one batch; a check whose interval is
+    # shorter than that must wait for the next batch, not keep the batch going forever.
+    seen: list[Observation] = []
+    ticks = 0
+    async with peers(0.0) as (peer,):
+        sched = Scheduler(seen.append, jitter=0.0)
+        sched.set_targets([(Target("p", peer.host), (check(peer, interval=0.0005),))])
+        async with running(sched):
+            for _ in range(10):
+                await asyncio.sleep(0.02)
+                ticks += 1
+    assert ticks == 10 and seen and all(o.status is Status.OK for o in seen)
+    assert sched.stats.overruns > 0
+
+
 async def test_per_host_cap_limits_concurrent_checks_of_one_host() -> None:
     seen: list[Observation] = []
     async with peers(0.3) as (peer,):

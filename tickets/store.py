@@ -45,9 +45,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    insert,
     select,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -364,16 +366,25 @@ class Store:
         if not transitions:
             return
         latest = {t.device: t for t in transitions}
+        # Two statements, each one round trip however many devices: the SQLite write lock
+        # is held from BEGIN, and a merge per device (a SELECT each) held it for as many
+        # event-loop turns as devices — seconds on a busy daemon, starving other writers.
+        history = [{"device_id": t.device, "at": _from_epoch(t.at), "previous": t.previous.value,
+                    "state": t.state.value, "cause": t.cause} for t in transitions]
+        current = [{"device_id": t.device, "state": t.state.value, "since": _from_epoch(t.at),
+                    "cause": t.cause} for t in latest.values()]
         with self._errors("record transitions"):
             async with self._sessions.begin() as session:
-                session.add_all(
-                    TransitionRow(device_id=t.device, at=_from_epoch(t.at),
-                                  previous=t.previous.value, state=t.state.value, cause=t.cause)
-                    for t in transitions
-                )
-                for t in latest.values():
-                    await session.merge(DeviceStateRow(device_id=t.device, state=t.state.value,
-                                                       since=_from_epoch(t.at), cause=t.cause))
+                await session.execute(insert(TransitionRow), history)
+                await session.execute(self._upsert_states(), current)
+
+    def _upsert_states(self) -> Any:
+        dialect = self._engine.dialect.name
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DeviceStateRow)
+        return stmt.on_conflict_do_update(
+            index_elements=[DeviceStateRow.device_id],
+            set_={"state": stmt.excluded.state, "since": stmt.excluded.since,
+                  "cause": stmt.excluded.cause})
 
     async def current_states(self) -> dict[str, tuple[DeviceState, float, str]]:
         """device -> (state, since as epoch seconds, cause), as last recorded."""

@@ -14,6 +14,9 @@ when the period began (its last transition before the start).  Definitions:
   the start counts, as does each change into ``down`` within it; an episode crossing a
   month boundary therefore counts in both months.
 * ``tickets``: tickets opened in the period naming the device (its own or affected).
+* ``as_of`` (the moment the report is made) ends a period still running: the rest of
+  the current month is not yet known and is in no bucket, rather than counted as the
+  state the device is in now.
 
 Arithmetic is in integer microseconds (the store's precision), so sums are exact.
 """
@@ -125,7 +128,8 @@ def tally(initial: DeviceState, changes: Sequence[tuple[float, DeviceState]],
 
 
 async def availability_report(store: Store, site: str, periods: Sequence[Period], *,
-                              progress: Progress | None = None) -> AvailabilityReport:
+                              progress: Progress | None = None,
+                              as_of: float | None = None) -> AvailabilityReport:
     """The operation record of every device of ``site`` in the archive during the
     periods (removed ones too: the record covers the time they were there)."""
     if not periods:
@@ -156,7 +160,8 @@ async def availability_report(store: Store, site: str, periods: Sequence[Period]
         state = initial
         for period in periods:
             inside = [c for c in changes if period.start <= c[0] < period.end]
-            t = tally(state, inside, period.start, period.end, device.first_seen.timestamp(),
+            end = period.end if as_of is None else max(period.start, min(period.end, as_of))
+            t = tally(state, inside, period.start, end, device.first_seen.timestamp(),
                       None if device.removed_at is None else device.removed_at.timestamp())
             if inside:
                 state = inside[-1][1]

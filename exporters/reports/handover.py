@@ -40,21 +40,28 @@ class HandoverContents:
 
 
 async def collect(store: Store, site: SiteInfo, first: date, last: date, now: float, *,
-                  progress: Progress | None = None) -> HandoverContents:
+                  counter: Callable[[str], Progress] | None = None) -> HandoverContents:
+    """Every record of the period; ``counter(stage)`` gives a ``(done, total)`` progress
+    callback for the long stages ("devices": availability, "tickets": service records)."""
     zone = ZoneInfo(site.timezone)
     period = whole_range(first, last, zone)
+
+    def stage(label: str) -> Progress | None:
+        return None if counter is None else counter(label)
+
     return HandoverContents(
         period,
         await availability_report(store, site.site, months(first, last, zone),
-                                  progress=progress),
+                                  progress=stage("devices"), as_of=now),
         await sla_report(store, site.site, period, as_of=now),
-        await service_report(store, site.site, period),
+        await service_report(store, site.site, period, progress=stage("tickets")),
         tuple(await archive_rows(store, site.site, last)))
 
 
 def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float, *,
-                 pdf: bool, on_file: Callable[[str], None] | None = None) -> bytes:
-    """The package as zip bytes; ``pdf`` False leaves the PDF copies out."""
+                 pdf: bool, progress: Progress | None = None) -> bytes:
+    """The package as zip bytes; ``pdf`` False leaves the PDF copies out.  The PDFs take
+    most of the time: ``progress(done, total)`` counts them."""
     lang, tz = site.language, site.timezone
     html = {
         "01-availability": ("availability_title",
@@ -76,12 +83,12 @@ def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float
         "04-archive.csv": ("archive_title", tables.archive_csv(contents.archive, lang)),
     }
     files: dict[str, tuple[str, bytes]] = {}
-    for stem, (key, text) in html.items():
+    for done, (stem, (key, text)) in enumerate(html.items(), 1):
         files[f"{stem}.html"] = (key, text.encode("utf-8"))
         if pdf:
-            if on_file is not None:
-                on_file(f"{stem}.pdf")
             files[f"{stem}.pdf"] = (key, render.to_pdf(text))
+            if progress is not None:
+                progress(done, len(html))
     files.update(csv)
     manifest = {
         "site": site.site, "site_name": site.name, "language": lang,

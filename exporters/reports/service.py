@@ -9,6 +9,7 @@ lists everything that was maintained), with warranty status as of a given day.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -106,7 +107,9 @@ def _dicts(value: object) -> list[dict[str, object]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-async def service_report(store: Store, site: str, period: Period) -> ServiceReport:
+async def service_report(store: Store, site: str, period: Period, *,
+                         progress: Callable[[int, int], None] | None = None) -> ServiceReport:
+    """``progress(done, total)`` is called after each of the site's tickets is read."""
     entries: list[ServiceEntry] = []
     feedback: list[Feedback] = []
     async with store.transaction("read service records") as session:
@@ -114,7 +117,7 @@ async def service_report(store: Store, site: str, period: Period) -> ServiceRepo
             select(TicketRow).where(TicketRow.site == site,
                                     TicketRow.opened_at < datetime.fromtimestamp(period.end, UTC))
             .order_by(TicketRow.opened_at, TicketRow.id)))
-        for row in rows:
+        for done, row in enumerate(rows, 1):
             d = await ts.detail(session, row)
             t = d.ticket
             visits = tuple(
@@ -135,6 +138,8 @@ async def service_report(store: Store, site: str, period: Period) -> ServiceRepo
                 Feedback(t.number, t.device, t.title_zh, t.title_en, _num(f["at"]),
                          int(_num(f["rating"])), str(f["comment"]), str(f["recorded_by"]))
                 for f in d.feedback if _in(period, f["at"]))
+            if progress is not None:
+                progress(done, len(rows))
     # A service log reads in the order the work was done.
     entries.sort(key=lambda e: (min([v.at for v in e.visits] + [r.at for r in e.receipts]
                                     or [e.opened_at]), e.opened_at, e.number))
