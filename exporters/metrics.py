@@ -96,6 +96,12 @@ def _bounded(text: str) -> str:
 
 
 def families(snap: Snapshot) -> Iterator[Family]:
+    yield from device_families(snap.devices)
+    yield from daemon_families(snap)
+
+
+def daemon_families(snap: Snapshot) -> Iterator[Family]:
+    """Everything but the per-device families: scheduler, faults, tickets, sources."""
     from exporters.fleet_metrics import (
         fault_families,
         mqtt_families,
@@ -103,7 +109,6 @@ def families(snap: Snapshot) -> Iterator[Family]:
         trap_families,
     )
 
-    yield from device_families(snap.devices)
     yield from scheduler_families(snap)
     yield from fault_families(snap.faults)
     if snap.tickets is not None:
@@ -119,29 +124,51 @@ def families(snap: Snapshot) -> Iterator[Family]:
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:
-    """The per-device and per-check families.  This loop runs over every device on
-    every scrape (20,000 devices ≈ 320,000 series): lines are built as plain strings,
-    and the label prefixes that do not change between scrapes come from caches."""
-    up = Family("elvwatch_device_up",
-                "1 if the device answers (up or degraded), 0 if it is down.")
-    state = Family("elvwatch_device_state",
-                   "Current state of the device: 1 for the state it is in.")
-    since = Family("elvwatch_device_state_change_timestamp_seconds",
-                   "When the device entered its current state.")
-    info = Family("elvwatch_device_info",
-                  "Equipment archive data and what the device reported.")
-    check_up = Family("elvwatch_check_up",
-                      "1 if the last run of the check succeeded (ok or degraded).")
-    duration = Family("elvwatch_check_duration_seconds",
-                      "How long the last run of the check took.")
-    last_run = Family("elvwatch_check_last_run_timestamp_seconds",
-                      "When the check last finished.")
-    values: dict[str, Family] = {}
-    up_add, state_add, since_add = up.lines.append, state.lines.append, since.lines.append
-    info_add, check_up_add = info.lines.append, check_up.lines.append
-    duration_add, last_run_add = duration.lines.append, last_run.lines.append
-    down, unknown = DeviceState.DOWN, DeviceState.UNKNOWN
+    """The per-device and per-check families of ``devices``."""
+    series = DeviceSeries()
     for labels, status in devices:
+        series.add(labels, status)
+    return series.families()
+
+
+class DeviceSeries:
+    """The per-device and per-check families, a device at a time.
+
+    This runs over every device on every scrape (20,000 devices ≈ 320,000 series):
+    lines are built as plain strings, and the label prefixes that do not change between
+    scrapes come from caches.  A device at a time, so the daemon can render a scrape in
+    slices and let its checks run in between."""
+
+    __slots__ = ("check_up", "duration", "info", "last_run", "since", "state", "up", "values")
+
+    def __init__(self) -> None:
+        self.up = Family("elvwatch_device_up",
+                         "1 if the device answers (up or degraded), 0 if it is down.")
+        self.state = Family("elvwatch_device_state",
+                            "Current state of the device: 1 for the state it is in.")
+        self.since = Family("elvwatch_device_state_change_timestamp_seconds",
+                            "When the device entered its current state.")
+        self.info = Family("elvwatch_device_info",
+                           "Equipment archive data and what the device reported.")
+        self.check_up = Family("elvwatch_check_up",
+                               "1 if the last run of the check succeeded (ok or degraded).")
+        self.duration = Family("elvwatch_check_duration_seconds",
+                               "How long the last run of the check took.")
+        self.last_run = Family("elvwatch_check_last_run_timestamp_seconds",
+                               "When the check last finished.")
+        self.values: dict[str, Family] = {}
+
+    def families(self) -> Iterator[Family]:
+        yield from (self.up, self.state, self.since, self.info, self.check_up, self.duration,
+                    self.last_run)
+        yield from self.values.values()
+
+    def add(self, labels: DeviceLabels, status: DeviceStatus) -> None:
+        up_add, state_add = self.up.lines.append, self.state.lines.append
+        since_add, info_add = self.since.lines.append, self.info.lines.append
+        check_up_add, duration_add = self.check_up.lines.append, self.duration.lines.append
+        last_run_add, values = self.last_run.lines.append, self.values
+        down, unknown = DeviceState.DOWN, DeviceState.UNKNOWN
         cache = labels.cache
         base = labels.text
         current = status.state
@@ -197,8 +224,6 @@ def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Ite
                         metric_name(split[0]), f"Value {split[0]} from the last run.")
                 family.lines.append(f"{family.name}{{{clabels}{split[1]}}} "
                                     f"{number(float(value))}\n")
-    yield from (up, state, since, info, check_up, duration, last_run)
-    yield from values.values()
 
 
 # Value name → (family, rendered row labels); bounded, as value names come from probes'

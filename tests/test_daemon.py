@@ -24,6 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.app import App
 from daemon.config import load_config
+from daemon.http import metrics_body
+from exporters.exposition import render
+from exporters.metrics import families as metric_families
 from lab.devices import Fault, LabFleet, tcp_check
 from probes.base import Status
 from rules.state import DeviceState
@@ -156,6 +159,13 @@ async def test_state_transitions_persist_in_postgresql(tmp_path: Path, store_url
         await again.stop()
 
 
+def series_lines(body: bytes) -> set[str]:
+    """The series of a scrape, names and labels without their values (which may move
+    between two scrapes while checks run)."""
+    return {line.rpartition(" ")[0] for line in body.decode().splitlines()
+            if line and not line.startswith("#")}
+
+
 async def test_http_api_metrics_and_openapi(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -180,6 +190,21 @@ async def test_http_api_metrics_and_openapi(tmp_path: Path) -> None:
                 assert name in families, name
             up = {s.labels["device"]: s.value for s in families["elvwatch_device_up"].samples}
             assert up[victim] == 0.0 and up[fleet.devices[0].id] == 1.0
+            # A scrape is rendered in slices with the loop let run in between; sliced or
+            # whole, the series are the same.
+            turns = 0
+
+            async def count_turns() -> None:
+                nonlocal turns
+                while True:
+                    turns += 1
+                    await asyncio.sleep(0)
+            counter = asyncio.create_task(count_turns())
+            await asyncio.sleep(0)
+            sliced = await metrics_body(app, slice_devices=1)
+            counter.cancel()
+            assert turns >= 3  # one turn per device at least
+            assert series_lines(sliced) == series_lines(render(metric_families(app.snapshot())))
             sample = next(s for s in families["elvwatch_check_up"].samples
                           if s.labels["device"] == victim)
             assert sample.labels == {"site": "lab", "system": "cctv", "device": victim,

@@ -1,6 +1,7 @@
 """The ONVIF events source and the recording poll wired into a real daemon App: a
 simulated camera's tamper event fires the built-in ``camera_tamper`` rule and opens
-one ticket; a simulated NVR whose recording stops fires ``recording_stopped``."""
+one ticket; a simulated NVR whose recording stops fires ``recording_stopped``; both
+clear, and their tickets resolve, when the camera reports the fault over."""
 
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ async def _tickets(app: App, rule: str, timeout: float = 15.0) -> list[Any]:
     return []
 
 
+async def _settled(app: App, numbers: set[str], timeout: float = 15.0) -> bool:
+    assert app.tickets is not None
+    for _ in range(int(timeout * 10)):
+        live = {t.number for t in await app.tickets.list_tickets(state="open", kind="fault")}
+        if not numbers & live:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def test_tamper_event_and_stopped_recording_open_tickets_through_the_daemon(
         tmp_path: Path, monkeypatch: Any) -> None:
     clear_hold_offs()
@@ -80,6 +91,10 @@ async def test_tamper_event_and_stopped_recording_open_tickets_through_the_daemo
             snap = app.snapshot()
             (stats,) = snap.onvif_events
             assert stats.device == "cam-gate" and stats.received["tamper"] == 1
+            # Both faults end when the camera says so: the tickets resolve themselves.
+            camera.tamper(False)
+            nvr.fault = nvr.fault.NONE
+            assert await _settled(app, {ticket.number, stopped.number})
         finally:
             await app.stop()
         assert camera.subscriptions == 0
