@@ -3,12 +3,16 @@ drive lab devices into faults and watch the built-in rules fire and clear."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from daemon.app import App
 from daemon.config import Config
 from probes.base import Observation
-from rules.faults import FaultState, FaultTransition
+from rules.faults import FaultState, FaultTransition, fingerprint
+from tests.test_daemon import wait_for
+from tickets.ticket_store import Ticket
 
 
 class RulesApp(App):
@@ -39,3 +43,48 @@ def open_faults(transitions: list[FaultTransition]) -> dict[str, FaultTransition
         last[t.fingerprint] = t
     return {fp: t for fp, t in last.items()
             if t.state is FaultState.FIRING and t.root_cause is None}
+
+
+class HasApp(Protocol):
+    app: RulesApp
+
+
+def fault_fp(app: App, device: str, rule: str) -> str:
+    """The fingerprint of ``rule`` on ``device``, the site read from the config."""
+    return fingerprint(app.config.devices[device].config.site, device, rule)
+
+
+def faults_of(lab: HasApp, device: str) -> list[str]:
+    """The device's open faults (not behind a root cause), by fingerprint."""
+    return sorted(fp for fp, t in open_faults(lab.app.transitions).items()
+                  if t.device == device)
+
+
+async def fires(lab: HasApp, device: str, rule: str, timeout: float = 10.0) -> None:
+    """Wait until ``rule`` is the device's one open fault."""
+    await wait_for(lambda: faults_of(lab, device) == [fault_fp(lab.app, device, rule)],
+                   timeout=timeout, what=f"{rule} firing on {device}")
+
+
+async def clears(lab: HasApp, device: str, rule: str, timeout: float = 10.0) -> None:
+    """Wait until ``rule`` cleared on the device, then see nothing of it open."""
+    fp = fault_fp(lab.app, device, rule)
+
+    def cleared() -> bool:
+        last = [t for t in lab.app.transitions if t.fingerprint == fp]
+        return bool(last) and last[-1].state is FaultState.CLEARED
+    await wait_for(cleared, timeout=timeout, what=f"{rule} clearing on {device}")
+    assert faults_of(lab, device) == []
+
+
+async def tickets(lab: HasApp, device: str, predicate: Callable[[list[Ticket]], bool],
+                  what: str, timeout: float = 10.0) -> list[Ticket]:
+    """The device's fault tickets (any state: a recovered one may close soon after)."""
+    assert lab.app.tickets is not None
+    found: list[Ticket] = []
+    for _ in range(int(timeout * 10)):
+        found = await lab.app.tickets.list_tickets(kind="fault", device=device)
+        if predicate(found):
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {found}")

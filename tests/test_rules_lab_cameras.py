@@ -8,8 +8,7 @@ may be open meanwhile (a camera's other checks keep it reachable, as in the fiel
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ from daemon.config import load_config
 from lab.onvif import DeviceInfo, OnvifFault, OnvifSimulator
 from lab.rtsp import RtspResponder
 from probes.onvif import clear_hold_offs
-from rules.faults import FaultState, fingerprint
-from tests.rules_daemon import RulesApp, open_faults
+from rules.faults import fingerprint
+from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
 from tests.test_daemon import wait_for
-from tickets.ticket_store import Ticket
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -116,39 +114,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
             clear_hold_offs()
 
 
-def faults_of(lab: Lab, device: str) -> list[str]:
-    return sorted(fp for fp, t in open_faults(lab.app.transitions).items()
-                  if t.device == device)
-
-
 def fp(device: str, rule: str) -> str:
     return fingerprint(SITE, device, rule)
-
-
-async def fires(lab: Lab, device: str, rule: str, timeout: float = 10.0) -> None:
-    await wait_for(lambda: faults_of(lab, device) == [fp(device, rule)], timeout=timeout,
-                   what=f"{rule} firing on {device}")
-
-
-async def clears(lab: Lab, device: str, rule: str, timeout: float = 10.0) -> None:
-    def cleared() -> bool:
-        last = [t for t in lab.app.transitions if t.fingerprint == fp(device, rule)]
-        return bool(last) and last[-1].state is FaultState.CLEARED
-    await wait_for(cleared, timeout=timeout, what=f"{rule} clearing on {device}")
-    assert faults_of(lab, device) == []
-
-
-async def tickets(lab: Lab, device: str, predicate: Callable[[list[Ticket]], bool],
-                  what: str, timeout: float = 10.0) -> list[Ticket]:
-    """The device's fault tickets (any state: a recovered one may close soon after)."""
-    assert lab.app.tickets is not None
-    found: list[Ticket] = []
-    for _ in range(int(timeout * 10)):
-        found = await lab.app.tickets.list_tickets(kind="fault", device=device)
-        if predicate(found):
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {found}")
 
 
 async def test_rejected_login_fires_onvif_auth_failed_and_a_good_one_clears_it(

@@ -10,9 +10,8 @@ exact fingerprint to fire, removes the fault and waits for it to clear."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,11 @@ from lab.devices import LabFleet, tcp_check
 from lab.mosquitto import MosquittoServer
 from lab.mqtt import SimDevice, access_door
 from lab.sip import SipResponder
-from rules.faults import FaultState, fingerprint
-from tests.rules_daemon import RulesApp, open_faults
+from rules.faults import fingerprint
+from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
 from tests.test_daemon import first_address, wait_for
 from tests.test_sip import _free_port
 from tests.test_sip_registration import _sipp_register
-from tickets.ticket_store import Ticket
 
 pytestmark = [
     pytest.mark.skipif(not MosquittoServer.available(),
@@ -125,39 +123,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
             await registrar.stop()
 
 
-def faults_of(lab: Lab, device: str) -> list[str]:
-    return sorted(fp for fp, t in open_faults(lab.app.transitions).items()
-                  if t.device == device)
-
-
 def fp(device: str, rule: str) -> str:
     return fingerprint(SITE, device, rule)
-
-
-async def fires(lab: Lab, device: str, rule: str, timeout: float = 10.0) -> None:
-    await wait_for(lambda: faults_of(lab, device) == [fp(device, rule)], timeout=timeout,
-                   what=f"{rule} firing on {device}")
-
-
-async def clears(lab: Lab, device: str, rule: str, timeout: float = 10.0) -> None:
-    def cleared() -> bool:
-        last = [t for t in lab.app.transitions if t.fingerprint == fp(device, rule)]
-        return bool(last) and last[-1].state is FaultState.CLEARED
-    await wait_for(cleared, timeout=timeout, what=f"{rule} clearing on {device}")
-    assert faults_of(lab, device) == []
-
-
-async def tickets(lab: Lab, device: str, predicate: Callable[[list[Ticket]], bool],
-                  what: str, timeout: float = 10.0) -> list[Ticket]:
-    """The device's fault tickets (any state: a recovered one may close soon after)."""
-    assert lab.app.tickets is not None
-    found: list[Ticket] = []
-    for _ in range(int(timeout * 10)):
-        found = await lab.app.tickets.list_tickets(kind="fault", device=device)
-        if predicate(found):
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {found}")
 
 
 async def test_forced_door_fires_door_forced_with_one_emergency_ticket(lab: Lab) -> None:
