@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import Config, ConfigInvalid, load_config
+from daemon.links import read_token
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 STATE_ORDER = {"down": 0, "degraded": 1, "unknown": 2, "up": 3}
@@ -100,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     from daemon.cli_reports import add_report_commands
 
     add_report_commands(sub)
+
+    from daemon.cli_links import add_link_command
+
+    add_link_command(sub)
     return p
 
 
@@ -187,8 +192,12 @@ def _status_devices(config: Config) -> tuple[str, list[dict[str, Any]]]:
     host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
     host = f"[{host}]" if ":" in host else host
     url = f"http://{host}:{http.port}/api/v1/devices"
+    request = urllib.request.Request(url)
+    token = read_token(http.token_file)
+    if token:  # needed when the daemon keeps loopback reads closed (http.loopback_reads)
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        with urllib.request.urlopen(request, timeout=3) as resp:
             data = json.load(resp)
         return "daemon", list(data["devices"])
     except (urllib.error.URLError, OSError, ValueError, KeyError):

@@ -61,6 +61,10 @@ class StorageConfig(Strict):
 class HttpConfig(Strict):
     listen: str = "127.0.0.1:9780"
     token_file: Path | None = None
+    # Reads from loopback need no token.  Off when a reverse proxy on this host forwards
+    # outside clients (they would all arrive from 127.0.0.1): every read then needs the
+    # token, a read link or a sign-off link.
+    loopback_reads: bool = True
 
     @field_validator("listen")
     @classmethod

@@ -1,7 +1,9 @@
 """The one HTTP listener: /metrics, /healthz, /probe, the JSON API and its OpenAPI document.
 
 Reads are open to loopback clients; from anywhere else, and for every write, a bearer
-token from ``http.token_file`` is required.
+token from ``http.token_file`` is required — except a signed sign-off link on its ticket
+(daemon/links.py) and an engineer's signed read link on its site's pages
+(daemon/read_links.py, daemon/page_grants.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from daemon.adhoc import UsageError, parse_target, probe_all
 from daemon.http_alertmanager import add_alertmanager_route
 from daemon.http_reports import add_report_routes
 from daemon.http_tickets import add_ticket_routes
-from daemon.pages import add_page_routes, signed_link_ok
+from daemon.page_grants import read_with_grant
+from daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
 from exporters.exposition import CONTENT_TYPE, Family, render
 from exporters.metrics import DeviceSeries, daemon_families, metric_name
 
@@ -72,10 +75,16 @@ def _token_ok(request: web.Request) -> bool:
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     write = request.method not in ("GET", "HEAD", "OPTIONS")
-    if ((write or not _is_loopback(request.remote)) and not _token_ok(request)
-            and not signed_link_ok(request)):  # a site representative's sign-off link
-        return _json({"error": "a bearer token is required"}, status=401)
-    return await handler(request)
+    open_read = not write and request.app[APP].config.model.http.loopback_reads
+    if ((open_read and _is_loopback(request.remote)) or _token_ok(request)
+            or signed_link_ok(request)):  # a site representative's sign-off link
+        return await handler(request)
+    if request.method in ("GET", "HEAD") and PAGES_APP in request.app:
+        # An engineer's read link or its cookie (daemon/page_grants.py); reads only.
+        answer = await read_with_grant(request, handler)
+        if answer is not None:
+            return answer
+    return _json({"error": "a bearer token is required"}, status=401)
 
 
 async def metrics(request: web.Request) -> web.Response:

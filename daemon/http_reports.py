@@ -4,7 +4,9 @@ The same reports as ``elvwatch report`` (exporters/reports/catalog.py), read fro
 running daemon's store: ``kind`` availability | sla | service, ``format`` html | csv |
 pdf | json (default json), ``from``/``to`` local dates of the site (both included;
 default: this month so far), ``lang`` zh-CN | en (default: the site's language).
-Access is the API's (daemon/http.py): loopback reads, a bearer token otherwise.
+Also ``GET /sites/{site}/brief``: the printable pre-visit brief, linked from the site page.
+Access is the API's (daemon/http.py): loopback reads, a bearer token otherwise, or an
+engineer's read link for the site (daemon/page_grants.py).
 
 Reports are computed one at a time (a year of a large site reads every device's
 history, and PDF rendering is seconds of CPU), the rendering in a worker thread so the
@@ -26,7 +28,8 @@ from aiohttp import web
 
 from daemon.terms import site_terms
 from exporters.reports import catalog
-from exporters.reports.render import PdfUnavailable, SiteInfo
+from exporters.reports.brief import Contact, build_brief
+from exporters.reports.render import PdfUnavailable, SiteInfo, brief_html
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
 REPORTS_APP: web.AppKey[App] = web.AppKey("elvwatch_reports", object)  # type: ignore[arg-type]
 ONE_AT_A_TIME: web.AppKey[asyncio.Semaphore] = web.AppKey("report_slot", asyncio.Semaphore)
 PATH = "/api/v1/sites/{site}/reports/{kind}"
+BRIEF_PATH = "/sites/{site}/brief"
+# A report's (and the brief's) own inline style and nothing else: no script can run in it.
+_REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 # A contract runs at most 120 months (daemon/config.py); a little more for its edges.
 MAX_DAYS = 3700
 LANGUAGES = ("zh-CN", "en")
@@ -117,17 +124,42 @@ async def site_report(request: web.Request) -> web.StreamResponse:
                "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if fmt == "html":
         # The report's own inline style and nothing else: no script can run in it.
-        headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; "
-                                              "img-src data:; base-uri 'none'; "
-                                              "form-action 'none'; frame-ancestors 'none'")
+        headers["Content-Security-Policy"] = _REPORT_CSP
     return web.Response(body=body, headers=headers)
 
 
+async def site_brief(request: web.Request) -> web.StreamResponse:
+    """``/sites/{site}/brief``: the printable pre-visit brief (``elvwatch brief --html``),
+    in ``?lang=``, the pages' language cookie, or the site's language."""
+    app = request.app[REPORTS_APP]
+    site_id = request.match_info["site"]
+    site = app.config.sites.get(site_id)
+    if site is None:
+        return _problem(f"no site {site_id!r}", 404)
+    lang = request.query.get("lang") or request.cookies.get("lang") or site.language
+    if lang not in LANGUAGES:
+        return _problem(f"lang must be one of {', '.join(LANGUAGES)}", 422)
+    if app.store is None:
+        return _problem("the store is not open", 503)
+    timezone = site_terms(app.config)[site_id].timezone
+    contacts = [Contact(c.name, c.role, c.phone, c.email) for c in site.contacts]
+    try:
+        brief = await build_brief(app.store, site_id, site_name=site.name, language=lang,
+                                  contacts=contacts, now=time.time(), timezone=timezone)
+    except StoreError as exc:
+        return _problem(str(exc), 503)
+    html = brief_html(brief, SiteInfo(site_id, site.name, lang, timezone))
+    return web.Response(text=html, content_type="text/html", charset="utf-8", headers={
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer", "Content-Security-Policy": _REPORT_CSP})
+
+
 def add_report_routes(web_app: web.Application, app: App) -> None:
-    """Mount the report route on the daemon's aiohttp application (before it starts)."""
+    """Mount the report and brief routes on the daemon's aiohttp application."""
     web_app[REPORTS_APP] = app
     web_app[ONE_AT_A_TIME] = asyncio.Semaphore(1)
-    web_app.add_routes([web.get(PATH, site_report, name="site_report")])
+    web_app.add_routes([web.get(PATH, site_report, name="site_report"),
+                        web.get(BRIEF_PATH, site_brief, name="site_brief")])
 
 
 def openapi_paths() -> dict[str, Any]:

@@ -66,6 +66,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reports": "报表", "this_month": "本月", "contract_period": "合同期",
         "report_availability": "设备运行情况记录", "report_sla": "服务水平报告",
         "report_service": "服务记录及回访",
+        "previsit_brief": "上门前简报", "back_to_site": "返回本小区页面",
+        "link_needed": "需要查看链接", "link_needed_text":
+        "这些页面只对本机或持有查看链接的人开放。请值班工程师用 elvwatch link 生成链接，"
+        "在手机上打开。",
+        "link_expired": "链接已过期", "link_expired_text":
+        "这个查看链接已过期。请值班工程师重新生成：elvwatch link --site 小区编号。",
+        "link_invalid": "链接无效", "link_invalid_text":
+        "这个查看链接无效（被改动过，或系统令牌已更换）。请值班工程师重新生成："
+        "elvwatch link --site 小区编号。",
+        "link_other_site": "不在链接范围内", "link_other_site_text":
+        "这个链接只能查看「{name}」的页面。",
     },
     "en": {
         "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
@@ -134,6 +145,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "reports": "Reports", "this_month": "This month", "contract_period": "Contract period",
         "report_availability": "Equipment operation record", "report_sla": "SLA report",
         "report_service": "Service records and feedback",
+        "previsit_brief": "Pre-visit brief", "back_to_site": "Back to the site's page",
+        "link_needed": "Link needed", "link_needed_text":
+        "These pages open on the server itself or through a read link. Ask the engineer "
+        "on duty for one (elvwatch link) and open it on your phone.",
+        "link_expired": "Link expired", "link_expired_text":
+        "This read link has expired. Ask the engineer on duty for a new one: "
+        "elvwatch link --site SITE.",
+        "link_invalid": "Invalid link", "link_invalid_text":
+        "This read link is not valid (it was altered, or the daemon's token has been "
+        "rotated). Ask the engineer on duty for a new one: elvwatch link --site SITE.",
+        "link_other_site": "Not in this link", "link_other_site_text":
+        "This link opens the pages of {name} only.",
     },
 }
 

@@ -8,9 +8,10 @@ other than ours can run.  The JS re-fetches the page itself and swaps its
 ``data-live`` parts: rendering and escaping stay on the server, and it works through a
 sign-off link, which grants the page but never the JSON API.
 
-Access is daemon/http.py's: reads open on loopback, a bearer token otherwise; the one
-exception is a signed sign-off link (daemon/links.py), which :func:`signed_link_ok`
-accepts for its ticket's page and sign-off POST.
+Access is daemon/http.py's: reads open on loopback, a bearer token otherwise; the
+exceptions are a signed sign-off link (daemon/links.py), which :func:`signed_link_ok`
+accepts for its ticket's page and sign-off POST, and an engineer's read link, which
+opens its site's pages for reading (daemon/page_grants.py).
 """
 
 from __future__ import annotations
@@ -105,6 +106,15 @@ def _render(request: web.Request, template: str, fmt: page_views.Fmt, title: str
         response.set_cookie("lang", request.query["lang"], max_age=365 * 86400,
                             samesite="Lax", httponly=True)
     return response
+
+
+def message_page(request: web.Request, status: int, title_key: str, text_key: str,
+                 site: str | None = None, back: str | None = None,
+                 **values: object) -> web.Response:
+    """A page with one notice (and a link ``back``), in the language of ``site``'s pages."""
+    fmt = _fmt(request, site)
+    return _render(request, "message.html", fmt, fmt.t(title_key), status=status,
+                   message=fmt.t(text_key, **values), back=back)
 
 
 def _missing(request: web.Request, fmt: page_views.Fmt, what: str) -> web.Response:

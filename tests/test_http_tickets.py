@@ -39,7 +39,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web
         # The token middleware reads only this from the daemon's App.
         web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
             config=SimpleNamespace(model=SimpleNamespace(http=SimpleNamespace(
-                token_file=token_file))))
+                token_file=token_file, loopback_reads=True))))
         add_ticket_routes(web_app, lambda: manager, lambda: silencer)
         async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
             yield client, manager, silencer
