@@ -354,5 +354,8 @@ async def test_site_page_links_open_the_site_reports_in_the_browser(
         await opened.page.screenshot(path=str(SHOTS / "report-availability-phone.png"),
                                      full_page=True)
         assert opened.errors == []                # the report's CSP allows its own style
+        # Wide tables scroll in their own box: the page is no wider than the phone.
+        assert await opened.page.evaluate(
+            "document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         await context.close()
