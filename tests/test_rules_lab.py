@@ -5,6 +5,7 @@ emits."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from tests.test_daemon import wait_for
 PORT = 18556
 
 
-async def test_failed_lab_switch_gives_one_fault_for_its_cameras_then_one_each(
+async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_each(
         tmp_path: Path) -> None:
     first = f"127.{random.randint(10, 250)}.{random.randint(0, 255)}.1"
-    async with LabFleet(5, first, [PORT]) as fleet:
+    async with LabFleet(13, first, [PORT]) as fleet:  # a switch and 12 cameras
         entries = fleet.config_devices("lab", "camera", [tcp_check(PORT)])
         switch = str(entries[0]["id"])
         entries[0]["kind"] = "switch"
@@ -48,12 +49,28 @@ async def test_failed_lab_switch_gives_one_fault_for_its_cameras_then_one_each(
                 faults = open_faults(app.transitions)
                 return list(faults) == [parent] and faults[parent].affected == tuple(cameras)
             await wait_for(parent_lists_all, what="one fault listing every camera")
+            # Exactly one ticket: the switch's, listing the 12 cameras.
+            assert app.tickets is not None
+            for _ in range(100):
+                live = await app.tickets.list_tickets(state="live", kind="fault")
+                if live:
+                    break
+                await asyncio.sleep(0.05)
+            assert [(t.device, t.affected) for t in live] == [(switch, tuple(cameras))]
+            assert len(cameras) == 12
             # The switch comes back, one camera stays dead: it gets its own fault.
             for device in [switch, *cameras[:-1]]:
                 await fleet.set_fault(device, Fault.NONE)
             alone = fingerprint("lab", cameras[-1], "device_unreachable")
             await wait_for(lambda: list(open_faults(app.transitions)) == [alone],
                            what="the dead camera's own fault")
+            # Its ticket is a second one; the switch's resolved itself.
+            for _ in range(100):
+                live = await app.tickets.list_tickets(state="open", kind="fault")
+                if [t.device for t in live] == [cameras[-1]]:
+                    break
+                await asyncio.sleep(0.05)
+            assert [t.device for t in live] == [cameras[-1]]
             await fleet.set_fault(cameras[-1], Fault.NONE)
             await wait_for(lambda: open_faults(app.transitions) == {}, what="everything clear")
         finally:
