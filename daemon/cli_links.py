@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -38,8 +39,34 @@ def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     link.set_defaults(func=cmd_link)
 
 
+def signing_token(config: Config, what: str) -> str | None:
+    """The bearer token ``what`` (read links, sign-off links) are signed with, or None
+    after saying why there is none."""
+    from daemon import links
+
+    token = links.read_token(config.model.http.token_file)
+    if token is None:
+        print(f"elvwatch: {what} are signed with the bearer token: set a readable, "
+              "non-empty http.token_file", file=sys.stderr)
+    return token
+
+
+def signed(sign: Callable[[], str]) -> str | None:
+    """``sign()``, or None after printing why the lifetime asked for is refused."""
+    try:
+        return sign()
+    except ValueError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return None
+
+
+def link_base(args: argparse.Namespace, config: Config) -> str:
+    """Where the link points: ``--url``/``--base``, else the daemon's own listen address."""
+    return str(args.base or f"http://{config.model.http.listen}").rstrip("/")
+
+
 def cmd_link(args: argparse.Namespace) -> int:
-    from daemon import links, read_links
+    from daemon import read_links
 
     try:
         config = load_config(args.config)
@@ -51,17 +78,13 @@ def cmd_link(args: argparse.Namespace) -> int:
         print(f"elvwatch: no site {site!r} in {args.config} "
               f"(sites: {', '.join(sorted(config.sites)) or 'none'})", file=sys.stderr)
         return EXIT_USAGE
-    token = links.read_token(config.model.http.token_file)
+    token = signing_token(config, "read links")
     if token is None:
-        print("elvwatch: read links are signed with the bearer token: set a readable, "
-              "non-empty http.token_file", file=sys.stderr)
         return EXIT_FAIL
-    try:
-        grant = read_links.sign(token, site, args.hours)
-    except ValueError as exc:
-        print(f"elvwatch: {exc}", file=sys.stderr)
+    grant = signed(lambda: read_links.sign(token, site, args.hours))
+    if grant is None:
         return EXIT_USAGE
-    base = (args.base or f"http://{config.model.http.listen}").rstrip("/")
+    base = link_base(args, config)
     path = "/" if site is None else f"/sites/{quote(site, safe=':')}"
     print(f"{base}{path}?grant={quote(grant, safe='*.:')}")
     expires = read_links.verify(token, grant).expires

@@ -319,23 +319,19 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_signoff_link(args: argparse.Namespace) -> int:
     """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (daemon/links.py)."""
     from daemon import links
+    from daemon.cli_links import link_base, signed, signing_token
 
     code, detail = _with_manager(args, lambda m: m.get(args.number))
     if detail is None:
         return code
     config = load_config(args.config)
-    token = links.read_token(config.model.http.token_file)
+    token = signing_token(config, "sign-off links")
     if token is None:
-        print("elvwatch: sign-off links are signed with the bearer token: set a readable, "
-              "non-empty http.token_file", file=sys.stderr)
         return EXIT_FAIL
-    try:
-        signed = links.sign(token, args.number, args.hours)
-    except ValueError as exc:
-        print(f"elvwatch: {exc}", file=sys.stderr)
+    link = signed(lambda: links.sign(token, args.number, args.hours))
+    if link is None:
         return EXIT_USAGE
-    base = (args.base or f"http://{config.model.http.listen}").rstrip("/")
-    print(f"{base}/tickets/{args.number}?link={signed}")
+    print(f"{link_base(args, config)}/tickets/{args.number}?link={link}")
     if detail.ticket.state != "resolved":
         print(f"note: {args.number} is {detail.ticket.state}; the form accepts a sign-off "
               "once it is resolved", file=sys.stderr)
