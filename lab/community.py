@@ -43,9 +43,9 @@ DOOR_USER = "8101"
 # The door controller beats every 2 s; 15 s of silence is "stale", as a few missed
 # beats on a real controller would be.
 HEARTBEAT_SECONDS, MQTT_MAX_AGE = 2.0, 15.0
-# The camera whose tamper event the demo injects.  It is never taken down: an event
-# sent while the daemon is still resubscribing after a reboot would be lost (the lab
-# camera, unlike a real one, does not replay its state to a new subscription).
+# The camera whose tamper event the demo injects.  It may be taken down like the
+# others: a tamper set while the daemon is still resubscribing after a reboot is not
+# lost, the lab camera (like a real one) tells a new subscription its current state.
 TAMPER_CAMERA = "cam-b1-lobby"
 # The events check of the demo's cameras: resubscribe soon after a camera comes back.
 EVENTS_PARAMS = {"retry_min_seconds": 2.0, "retry_max_seconds": 10.0}
@@ -314,7 +314,7 @@ class Community:
     def can_go_down(self) -> list[str]:
         """Leaf devices whose every server the demo controls (so 'down' is really down)."""
         return [m.id for m in self.members.values()
-                if (m.protocol in ("onvif", "sip", "modbus", "mqtt") and m.id != TAMPER_CAMERA)
+                if m.protocol in ("onvif", "sip", "modbus", "mqtt")
                 or (m.protocol == "snmp" and not self.use_snmp and m.kind == "nvr")]
 
     async def take_down(self, device: str) -> None:

@@ -17,8 +17,14 @@ the bytes each one got onto the socket before the client hung up), a hang, and
 recording stopped (recording job 1 reports ``Error``; ``recording(False)`` also raises
 the JobState event).  ``raise_event``
 queues a notification on every live subscription (``tamper()``, ``signal_loss()``,
-``storage_failure()`` raise the usual ones; ``info.serial`` may be changed at runtime);
-``stop()``/``start()`` is a reboot: subscriptions are forgotten, as on a real camera.
+``storage_failure()`` raise the usual ones; ``info.serial`` may be changed at runtime).
+Every event raised is a property (ONVIF "property events": tamper, signal loss, storage
+failure, job state, motion): its current state is kept per topic and source, and a new
+subscription first gets one ``PropertyOperation="Initialized"`` message per property,
+as real cameras send (``Deleted`` forgets the property).  ``stop()``/``start()`` is a
+reboot: subscriptions are forgotten, the property states are not — a rebooted camera
+reads its sensors again, and a lens still covered is still tampered; so events raised
+while stopped set the state the camera reports once it is back.
 """
 
 from __future__ import annotations
@@ -119,6 +125,10 @@ class OnvifSimulator:
         # Per huge answer, once it ended: (operation, bytes the socket took).
         self.huge_sent: list[tuple[str, int]] = []
         self._subscriptions: dict[str, _Subscription] = {}
+        # Property states, (topic, source items) → (topic, source, data), in the order
+        # first raised: what a new subscription is told first.
+        self._properties: dict[tuple[str, tuple[tuple[str, str], ...]],
+                               tuple[str, dict[str, str], dict[str, str]]] = {}
         self._digest = DigestRealm("IP Camera", username, password)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -167,6 +177,13 @@ class OnvifSimulator:
 
     def raise_event(self, topic: str, source: dict[str, str], data: dict[str, str],
                     operation: str = "Changed") -> None:
+        """Set a property's state and notify every live subscription (none while
+        stopped: the state is what the camera reports when it is back)."""
+        key = (topic, tuple(sorted(source.items())))
+        if operation == "Deleted":
+            self._properties.pop(key, None)
+        else:
+            self._properties[key] = (topic, dict(source), dict(data))
         message = X.notification(topic, self.now(), operation, source, data)
         for sub in self._subscriptions.values():
             sub.queue = [*sub.queue, message][-MAX_QUEUED:]
@@ -196,6 +213,12 @@ class OnvifSimulator:
     @property
     def subscriptions(self) -> int:
         return len(self._subscriptions)
+
+    @property
+    def properties(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """The property states a new subscription is told: (topic, source, data)."""
+        return [(topic, dict(source), dict(data))
+                for topic, source, data in self._properties.values()]
 
     # -- HTTP handlers -------------------------------------------------------------
 
@@ -300,7 +323,9 @@ class OnvifSimulator:
             seconds = parse_duration(_text(payload, "InitialTerminationTime"),
                                      SUBSCRIPTION_SECONDS)
             until = now + dt.timedelta(seconds=seconds)
-            self._subscriptions[sid] = _Subscription(until)
+            initialized = [X.notification(topic, now, "Initialized", source, data)
+                           for topic, source, data in self._properties.values()]
+            self._subscriptions[sid] = _Subscription(until, initialized[-MAX_QUEUED:])
             return X.pullpoint_created(f"{self.base}/onvif/pullpoint/{sid}", now, until), 200
         sid = request.match_info.get("sid", "")
         sub = self._subscriptions.get(sid)

@@ -17,8 +17,10 @@ event source (a video source, a disk, a recording job), giving the values the bu
 rules read:
 
 * ``onvif.tamper``, ``onvif.signal_loss``, ``onvif.storage_failure``: 1 while any
-  source of that kind reports the condition, 0 when it ended (0 too before any event:
-  cameras send each property's current state, ``Initialized``, on subscribe);
+  source of that kind reports the condition, 0 when it ended (0 too when the camera
+  never sent one: cameras send each property's current state, ``Initialized``, to a
+  new subscription, so these values are left out — unknown — until the first
+  PullMessages of each subscription answered; see ``PullPoint.primed``);
 * ``onvif.recordings_stopped``: recording jobs whose last JobState event says they are
   not recording — only once such an event arrived, so it never contradicts the onvif
   check's own job count with a made-up 0;
@@ -28,8 +30,10 @@ rules read:
 An observation is emitted when an event arrives, when the subscription changes state,
 and every ``interval`` otherwise.  While the subscription is not working the check
 is ``down`` (error from the failure: unreachable…, authentication…) and carries no
-condition values: a fault stays as it was until the camera can tell us again.  A
-condition active makes the check ``degraded``.
+condition values: a fault stays as it was until the camera can tell us again.  The
+conditions are kept across a resubscribe (not reset): the camera's Initialized
+messages then confirm or end each one, so a fault still active does not clear and
+fire again.  A condition active makes the check ``degraded``.
 
 Counters per event type (:meth:`OnvifEventSource.stats`) become
 ``elvwatch_onvif_events_received_total``.
@@ -168,7 +172,7 @@ class OnvifEventSource:
         return watch.pullpoint if watch is not None else None
 
     # -- events ------------------------------------------------------------------------
-    def _received(self, watch: _Watch, _pullpoint: PullPoint, note: Notification) -> None:
+    def _received(self, watch: _Watch, pullpoint: PullPoint, note: Notification) -> None:
         kind = classify(note)
         watch.received[kind or "other"] += 1
         if kind is None or (kind == "motion" and not watch.options.motion):
@@ -182,7 +186,8 @@ class OnvifEventSource:
         key = bounded(",".join(f"{k}={v}" for k, v in sorted(note.source.items())), 200)
         if key in sources or len(sources) < MAX_SOURCES:
             sources[key] = problem
-        self._send(watch)
+        if pullpoint.primed:
+            self._send(watch)     # else the first answer's Initialized burst is read whole
 
     def _changed(self, watch: _Watch, _pullpoint: PullPoint) -> None:
         self._send(watch)
@@ -215,16 +220,21 @@ def observe(target: Target, check: Check, pullpoint: PullPoint | None,
         return Observation(target.device, check.name, Status.DOWN,
                            values={"onvif.events_subscribed": 0.0}, error=bounded(error))
     values: dict[str, Value] = {"onvif.events_subscribed": 1.0}
+    # Until the camera answered the subscription's first pull (its Initialized state),
+    # the condition values are unknown; status and error show what was last known.
+    known = pullpoint is not None and pullpoint.primed
     problems: list[str] = []
     kinds = [*CONDITIONS, *(["motion"] if motion else [])]
     for kind in kinds:
         on = [source for source, flag in active.get(kind, {}).items() if flag]
-        values[f"onvif.{kind}"] = 1.0 if on else 0.0
+        if known:
+            values[f"onvif.{kind}"] = 1.0 if on else 0.0
         if on and kind != "motion":
             problems.append(f"{kind.replace('_', ' ')} ({', '.join(on[:4])})")
     if "recording" in active:
         stopped = [source for source, flag in active["recording"].items() if flag]
-        values["onvif.recordings_stopped"] = float(len(stopped))
+        if known:
+            values["onvif.recordings_stopped"] = float(len(stopped))
         if stopped:
             problems.append(f"recording stopped ({', '.join(stopped[:4])})")
     status = Status.DEGRADED if problems else Status.OK

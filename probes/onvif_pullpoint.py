@@ -18,6 +18,10 @@ A :class:`PullPoint` runs one task per camera::
   TerminationTime minus its own CurrentTime, so clock skew does not matter), and at
   least :data:`RENEW_MARGIN_SECONDS` before expiry.  A PullMessages long-poll never
   runs past the renewal time, so one task does both without racing.
+* Primed: cameras send each property's current state (``Initialized`` messages) to a
+  new subscription; :attr:`PullPoint.primed` turns true once the first PullMessages
+  of the current subscription answered (the state it carried passed on first), and
+  ``on_change`` is called then.
 * Lost: a failed pull or renewal (the camera rebooted and forgot us, or the network
   blinked) resubscribes at once; if that fails too, the state is FAILED and retries
   back off from ``retry_min_seconds`` doubling to ``retry_max_seconds`` (with jitter).
@@ -93,6 +97,9 @@ class PullPoint:
         self.lost = 0              # subscriptions lost after they worked (reboots …)
         self.granted_seconds: float | None = None
         self.renew_at: float | None = None    # monotonic
+        # The current subscription's first PullMessages answered: the camera has told
+        # its properties' current state (Initialized), so "nothing heard" means "off".
+        self.primed = False
         self._on_change, self._on_notification = on_change, on_notification
         self._gate = gate or asyncio.Semaphore(1)
         self._clock = clock
@@ -168,6 +175,7 @@ class PullPoint:
             self._on_change(self)
 
     async def _subscribe(self) -> None:
+        self.primed = False
         await self._close()
         options = self.options
         self._camera = camera = new_camera(
@@ -241,6 +249,9 @@ class PullPoint:
                 except (AttributeError, TypeError, ValueError):
                     continue     # one odd message must not end the subscription
                 self._on_notification(self, note)
+            if not self.primed:
+                self.primed = True
+                self._on_change(self)
 
     async def _close(self) -> None:
         camera, self._camera, self._pull, self._manager = self._camera, None, None, None

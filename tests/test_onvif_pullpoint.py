@@ -79,6 +79,11 @@ async def run(camera: OnvifSimulator) -> AsyncIterator[Run]:
 
 async def test_tamper_event_becomes_an_observation_and_clears(run: Run) -> None:
     await run.started()
+    # Unknown until the camera answered the first pull (its Initialized state: none
+    # here), then "no tamper".
+    subscribed = next(o for o in run.seen if o.values.get("onvif.events_subscribed") == 1)
+    assert subscribed.status is Status.OK and "onvif.tamper" not in subscribed.values
+    await run.until(lambda: "onvif.tamper" in run.last().values, "the first pull answered")
     assert run.last().status is Status.OK
     assert run.last().values["onvif.tamper"] == 0
     run.sim.tamper(True)
@@ -104,27 +109,38 @@ async def test_signal_loss_and_storage_failure_events_set_their_values(run: Run)
     assert run.last().values["onvif.signal_loss"] == 1
 
 
+async def _motion_round(camera: OnvifSimulator, enabled: bool) -> None:
+    watched = Run(camera, motion=enabled)
+    await watched.source.start()
+    await watched.source.update([(watched.target, watched.check)])
+
+    def motions() -> int:
+        return sum(s.received.get("motion", 0) for s in watched.source.stats())
+    try:
+        await watched.started()
+        # A later subscription is first told the motion property's state (ended by the
+        # round before): Initialized, State=false.
+        initial = len(camera.properties)
+        await watched.until(lambda: motions() == initial, "the initial state")
+        await watched.until(lambda: watched.pullpoint.primed, "the first pull answered")
+        before = len(watched.seen)
+        camera.raise_event("tns1:VideoSource/MotionAlarm", {"Source": "1"}, {"State": "true"})
+        await watched.until(lambda: motions() == initial + 1, "motion")
+        if enabled:
+            await watched.until(lambda: watched.last().values.get("onvif.motion") == 1,
+                                "motion value")
+            assert watched.last().status is Status.OK   # motion is no fault
+        else:
+            assert len(watched.seen) == before
+            assert "onvif.motion" not in watched.last().values
+        camera.raise_event("tns1:VideoSource/MotionAlarm", {"Source": "1"}, {"State": "false"})
+    finally:
+        await watched.source.stop()
+
+
 async def test_motion_is_ignored_unless_enabled(camera: OnvifSimulator) -> None:
     for enabled in (False, True):
-        watched = Run(camera, motion=enabled)
-        await watched.source.start()
-        await watched.source.update([(watched.target, watched.check)])
-        try:
-            await watched.started()
-            before = len(watched.seen)
-            camera.raise_event("tns1:VideoSource/MotionAlarm", {"Source": "1"},
-                               {"State": "true"})
-            await watched.until(lambda w=watched: sum(  # type: ignore[misc]
-                s.received.get("motion", 0) for s in w.source.stats()) == 1, "motion")
-            if enabled:
-                await watched.until(lambda w=watched: w.last().values.get(  # type: ignore[misc]
-                    "onvif.motion") == 1, "motion value")
-                assert watched.last().status is Status.OK   # motion is no fault
-            else:
-                assert len(watched.seen) == before
-                assert "onvif.motion" not in watched.last().values
-        finally:
-            await watched.source.stop()
+        await _motion_round(camera, enabled)
 
 
 async def test_recording_job_state_event_counts_stopped_jobs(
