@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from probes.onvif import EVENTS_NS
 from probes.onvif_client import close_camera, new_camera
 from probes.onvif_events import (
     WSNT,
+    Notification,
     classify,
     is_problem,
     notification_from_zeep,
@@ -55,26 +57,34 @@ def test_storage_alert_fields_are_read() -> None:
     assert note.data["alert"] == "0" and len(note.data) == 4
 
 
+async def subscribe_and_pull(sim: OnvifSimulator, before_pull: Callable[[], object] | None = None,
+                             wait: float = 2.0) -> list[Notification]:
+    """One new subscription's first PullMessages answer, read with the ONVIF client;
+    ``before_pull`` runs once the subscription exists (to raise events into it)."""
+    camera = new_camera(sim.host, sim.port, "admin", "secret")
+    try:
+        await camera.update_xaddrs()
+        events = await camera.create_events_service()
+        created = await events.CreatePullPointSubscription({"InitialTerminationTime": "PT60S"})
+        address = created.SubscriptionReference.Address._value_1
+        camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(address)
+        if before_pull is not None:
+            before_pull()
+        pullpoint = await camera.create_pullpoint_service()
+        async with asyncio.timeout(10):
+            answer = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=wait),
+                                                   "MessageLimit": 100})
+        return [notification_from_zeep(m) for m in answer.NotificationMessage or []]
+    finally:
+        await close_camera(camera)
+
+
 async def test_simulated_tamper_arrives_through_a_pullpoint_subscription() -> None:
     async with OnvifSimulator() as sim:
-        camera = new_camera(sim.host, sim.port, "admin", "secret")
-        try:
-            await camera.update_xaddrs()
-            events = await camera.create_events_service()
-            created = await events.CreatePullPointSubscription(
-                {"InitialTerminationTime": "PT60S"})
-            address = created.SubscriptionReference.Address._value_1
-            camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(address)
+        def tamper() -> None:
             assert sim.subscriptions == 1
             sim.tamper(True)
-            pullpoint = await camera.create_pullpoint_service()
-            async with asyncio.timeout(10):
-                answer = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=2),
-                                                       "MessageLimit": 10})
-            [message] = answer.NotificationMessage
-            note = notification_from_zeep(message)
-            assert classify(note) == "tamper"
-            assert is_problem("tamper", note) is True
-        finally:
-            await close_camera(camera)
+        [note] = await subscribe_and_pull(sim, tamper)
+    assert classify(note) == "tamper"
+    assert is_problem("tamper", note) is True
 

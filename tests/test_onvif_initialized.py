@@ -7,8 +7,6 @@ clears once the camera tells so."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +17,12 @@ import yaml
 from daemon.config import Config, load_config
 from lab.onvif import OnvifSimulator
 from probes.base import Observation
-from probes.onvif import EVENTS_NS, clear_hold_offs
-from probes.onvif_client import close_camera, new_camera
-from probes.onvif_events import Notification, notification_from_zeep
+from probes.onvif import clear_hold_offs
+from probes.onvif_events import Notification
 from rules.faults import FaultState
 from tests.rules_daemon import RulesApp, clears, fault_fp, fires
 from tests.test_daemon import free_port, wait_for
+from tests.test_onvif_events import subscribe_and_pull
 
 DEVICE = "cam-lobby"
 TAMPER = "tns1:VideoSource/GlobalSceneChange/ImagingService"
@@ -36,23 +34,7 @@ FAST = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.2,
 
 async def _subscribe_and_pull(sim: OnvifSimulator, before_pull: Any = None
                               ) -> list[Notification]:
-    """One new subscription's first PullMessages answer, read with the ONVIF client."""
-    camera = new_camera(sim.host, sim.port, "admin", "secret")
-    try:
-        await camera.update_xaddrs()
-        events = await camera.create_events_service()
-        created = await events.CreatePullPointSubscription({"InitialTerminationTime": "PT60S"})
-        address = created.SubscriptionReference.Address._value_1
-        camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(address)
-        if before_pull is not None:
-            before_pull()
-        pullpoint = await camera.create_pullpoint_service()
-        async with asyncio.timeout(10):
-            answer = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=1),
-                                                   "MessageLimit": 100})
-        return [notification_from_zeep(m) for m in answer.NotificationMessage or []]
-    finally:
-        await close_camera(camera)
+    return await subscribe_and_pull(sim, before_pull, wait=1.0)
 
 
 async def test_a_new_subscription_is_first_told_each_property_state_as_initialized() -> None:

@@ -6,13 +6,9 @@ recording state.  These are also the cases onvif-parsers was weighed on (README)
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-
 from lab.onvif import OnvifSimulator
-from probes.onvif import EVENTS_NS
-from probes.onvif_client import close_camera, new_camera
-from probes.onvif_events import classify, is_problem, notification_from_zeep
+from probes.onvif_events import classify, is_problem
+from tests.test_onvif_events import subscribe_and_pull
 
 # (topic, source items, data items) → (kind, condition active)
 CASES: list[tuple[str, dict[str, str], dict[str, str], str | None, bool | None]] = [
@@ -43,26 +39,12 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], str | None, bool | None]]
 
 async def test_vendor_topics_pulled_over_a_subscription_map_to_our_conditions() -> None:
     async with OnvifSimulator() as sim:
-        camera = new_camera(sim.host, sim.port, "admin", "secret")
-        try:
-            await camera.update_xaddrs()
-            events = await camera.create_events_service()
-            created = await events.CreatePullPointSubscription(
-                {"InitialTerminationTime": "PT60S"})
-            address = created.SubscriptionReference.Address._value_1
-            camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(address)
+        def raise_all() -> None:
             for topic, source, data, _, _ in CASES:
                 sim.raise_event(topic, source, data)
-            pullpoint = await camera.create_pullpoint_service()
-            async with asyncio.timeout(10):
-                answer = await pullpoint.PullMessages({"Timeout": dt.timedelta(seconds=2),
-                                                       "MessageLimit": 100})
-        finally:
-            await close_camera(camera)
-    messages = list(answer.NotificationMessage)
-    assert len(messages) == len(CASES)
-    for message, (topic, _, _, kind, active) in zip(messages, CASES, strict=True):
-        note = notification_from_zeep(message)
+        notes = await subscribe_and_pull(sim, raise_all)
+    assert len(notes) == len(CASES)
+    for note, (topic, _, _, kind, active) in zip(notes, CASES, strict=True):
         assert note.topic == topic
         assert classify(note) == kind, topic
         if kind is not None:
