@@ -179,8 +179,14 @@ class Scheduler:
                     due = prev.due
                 else:
                     due = now + self._rng.uniform(0, self._jitter * check.interval)
-                job = _Job(target, check, index == 0, due, self._generation,
-                           running=prev.running if prev else False)
+                if prev is not None:
+                    # The same job object: a run in flight clears *its* running flag
+                    # when it ends, and its deadline still applies.
+                    job = prev
+                    job.target, job.check, job.primary = target, check, index == 0
+                    job.due, job.generation = due, self._generation
+                else:
+                    job = _Job(target, check, index == 0, due, self._generation)
                 self._jobs[key] = job
                 self._by_device.setdefault(target.device, []).append(job)
                 self._push(job)

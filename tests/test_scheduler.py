@@ -148,6 +148,23 @@ async def test_interval_shorter_than_a_dispatch_batch_does_not_stall_the_loop() 
     assert sched.stats.overruns > 0
 
 
+async def test_check_running_during_a_reload_keeps_running_after_it() -> None:
+    # A reload (SIGHUP) while a run is in flight: that check must go on running on its
+    # cadence, not count every later run as an overrun of the one that ended.
+    seen: list[Observation] = []
+    async with peers(0.15) as (peer,):
+        sched = Scheduler(seen.append, jitter=0.0)
+        targets = [(Target("p", peer.host), (check(peer, interval=0.3),))]
+        sched.set_targets(targets)
+        async with running(sched):
+            await asyncio.sleep(0.05)
+            assert sched.stats.in_flight == 1
+            sched.set_targets(targets)
+            await asyncio.sleep(1.5)
+    assert len(seen) >= 4 and all(o.status is Status.OK for o in seen)
+    assert sched.stats.overruns == 0
+
+
 async def test_per_host_cap_limits_concurrent_checks_of_one_host() -> None:
     seen: list[Observation] = []
     async with peers(0.3) as (peer,):
