@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_SAMPLES = 100_000
-# Checks due within this much of now start together: at 1,000+ checks a second the
-# dispatcher then wakes once per batch instead of once per check.
+# Checks due within this much of now start together, and deadlines are enforced this
+# late at most: at 1,000+ checks a second the dispatcher then wakes once per batch
+# instead of once per check (and once per expired deadline, most of them stale).
 DISPATCH_QUANTUM = 0.005
 
 
@@ -220,8 +221,8 @@ class Scheduler:
                 self._push(job)
             self._expire(now)
             wake = self._heap[0][0] if self._heap else now + 3600.0
-            if self._deadlines:
-                wake = min(wake, self._deadlines[0][0])
+            if self._deadlines:  # most are stale (the run ended): batch them too
+                wake = min(wake, self._deadlines[0][0] + DISPATCH_QUANTUM)
             self._sleep_until = wake
             self._wakeup.clear()
             try:
@@ -288,7 +289,7 @@ class Scheduler:
         deadline = self._clock() + check.timeout
         self._seq += 1
         heapq.heappush(self._deadlines, (deadline, self._seq, job, job.run))
-        if deadline < self._sleep_until:
+        if deadline + DISPATCH_QUANTUM < self._sleep_until:
             self._wakeup.set()
         started = time.perf_counter()
         try:
