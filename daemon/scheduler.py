@@ -86,12 +86,6 @@ class Limiter:
                 return
         self._free += 1
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
-
 
 @dataclass(slots=True)
 class _Job:

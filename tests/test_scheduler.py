@@ -246,9 +246,12 @@ async def test_limiter_hands_slots_on_in_order_and_survives_cancelled_waiters() 
     gate = asyncio.Event()
 
     async def hold(name: str) -> None:
-        async with limiter:
+        await limiter.acquire()
+        try:
             order.append(name)
             await gate.wait()
+        finally:
+            limiter.release()
 
     first = [asyncio.create_task(hold(n)) for n in ("a", "b")]
     await asyncio.sleep(0)
@@ -261,5 +264,5 @@ async def test_limiter_hands_slots_on_in_order_and_survives_cancelled_waiters() 
     await asyncio.gather(*first, *waiting[1:])
     assert order == ["a", "b", "d", "e"]
     # Every slot came back: two can enter at once again.
-    async with limiter, limiter:
-        pass
+    assert limiter.try_acquire() and limiter.try_acquire()
+    assert not limiter.try_acquire()  # and no more than two
