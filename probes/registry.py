@@ -20,7 +20,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from probes.base import Check, Credential, Observation, Prober, Target
-from probes.icmp import probe_icmp
+from probes.icmp import probe_icmp, start_icmp
 from probes.icmp_echo import close_echo_sockets
 from probes.modbus import ModbusOptions, close_connections, probe_modbus
 from probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
@@ -36,6 +36,9 @@ from probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
 from probes.tcp import probe_tcp
 
 Emit = Callable[[Observation], None]
+# Starts a check without a task of its own; the Observation goes to the callback when it
+# is ready.  Returns False (having started nothing) when this check needs the prober.
+Starter = Callable[[Target, Check, Emit], bool]
 
 
 class PushManager(Protocol):
@@ -58,6 +61,8 @@ class PullProbe:
     options: type[BaseModel] | None = None
     # Closes connections the probe keeps between runs (called when the daemon stops).
     close: Callable[[], Awaitable[None]] | None = None
+    # The scheduler's fast path for checks that are one request and one answer.
+    start: Starter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,7 @@ class PushSource:
 
 
 PULL: dict[str, PullProbe] = {
-    "icmp": PullProbe(probe_icmp, close=close_echo_sockets),
+    "icmp": PullProbe(probe_icmp, close=close_echo_sockets, start=start_icmp),
     "tcp": PullProbe(probe_tcp),
     "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
     "sip": PullProbe(probe_sip, SipOptions),
@@ -96,6 +101,12 @@ def prober_for(check_type: str) -> Prober:
     except KeyError:
         raise KeyError(f"unknown check type {check_type!r} "
                        f"(known: {', '.join(known_types())})") from None
+
+
+def starter_for(check_type: str) -> Starter | None:
+    """The fast-path starter of ``check_type``, if its probe has one."""
+    spec = PULL.get(check_type)
+    return spec.start if spec else None
 
 
 def options_model(check_type: str) -> type[BaseModel] | None:
