@@ -1,12 +1,16 @@
 """A simulated ONVIF camera: real HTTP/SOAP on a loopback address (aiohttp).
 
 Answers GetDeviceInformation, GetSystemDateAndTime (camera clock = real clock +
-``clock_offset``), GetServices, GetCapabilities, GetProfiles, GetStreamUri,
-GetSnapshotUri, PullPoint events (CreatePullPointSubscription, PullMessages, Renew,
-Unsubscribe) and, with ``recording_jobs``, the Recording service (GetRecordingJobs,
-GetRecordingJobState: an NVR or a camera with an SD card), from our templates
-(``lab.onvif_xml``) or from recorded responses given per operation
-(``responses={"GetStreamUri": b"<...>"}``).  Every operation but
+``clock_offset``), GetServices (or, with ``get_services=False``, a fault, as old
+firmware does), GetCapabilities (its Extension naming DeviceIO and, on a recorder,
+Recording/Search/Replay), GetProfiles, GetStreamUri, GetSnapshotUri, events
+(GetEventProperties advertising ``event_topics``, CreatePullPointSubscription,
+PullMessages, Renew, Unsubscribe) and, with ``recording_jobs``, the Recording service
+(GetRecordingJobs, GetRecordingJobState: an NVR or a camera with an SD card;
+``idle_jobs`` more configured Idle), from our templates (``lab.onvif_xml``) or from
+recorded responses given per operation (``responses={"GetStreamUri": b"<...>"}``).
+``pull_ignores_timeout`` answers PullMessages at once, empty, whatever Timeout asked
+(firmware that does not long-poll).  Every operation but
 GetSystemDateAndTime (pre-auth per the ONVIF core spec) needs a WS-UsernameToken whose
 Created time is within ``AUTH_WINDOW`` of the camera's clock, as real cameras check;
 the snapshot URL needs HTTP digest.
@@ -46,6 +50,7 @@ from aiohttp import web
 from lab import onvif_xml as X
 from lab.devices import LOOPBACK
 from lab.digest import DigestRealm
+from lab.onvif_xml import EventTopic
 
 # Cameras reject a UsernameToken whose Created differs from their clock by more than a
 # few seconds to minutes; 30 s makes an unadjusted client fail against any real skew.
@@ -57,6 +62,21 @@ MAX_HANG = 60.0
 HUGE_BYTES = 64 * 1024 * 1024
 MAX_QUEUED = 256
 SUBSCRIPTION_SECONDS = 60
+_BOOL = "xs:boolean"
+# The topics the simulator's own helpers raise (tamper(), signal_loss(), …).
+CAMERA_TOPICS = [
+    EventTopic("tns1:VideoSource/GlobalSceneChange/ImagingService",
+               (("Source", "tt:ReferenceToken"),), (("State", _BOOL),)),
+    EventTopic("tns1:VideoSource/SignalLoss", (("VideoSource", "tt:ReferenceToken"),),
+               (("State", _BOOL),)),
+    EventTopic("tns1:Device/HardwareFailure/StorageFailure", (("Token", "tt:ReferenceToken"),),
+               (("Failed", _BOOL),)),
+    EventTopic("tns1:VideoSource/MotionAlarm", (("Source", "tt:ReferenceToken"),),
+               (("State", _BOOL),)),
+]
+JOB_STATE_TOPIC = EventTopic("tns1:RecordingConfig/JobState",
+                             (("RecordingJobToken", "tt:RecordingJobReference"),),
+                             (("State", "xs:string"),))
 
 
 class OnvifFault(StrEnum):
@@ -105,7 +125,10 @@ class OnvifSimulator:
                  tz_hours: float = 8.0, rtsp_port: int = 554,
                  profiles: list[tuple[str, str, int, int]] | None = None,
                  responses: dict[str, bytes] | None = None,
-                 snapshot: bytes | None = None, recording_jobs: int = 0) -> None:
+                 snapshot: bytes | None = None, recording_jobs: int = 0,
+                 idle_jobs: int = 0, get_services: bool = True,
+                 event_topics: list[EventTopic] | None = None,
+                 pull_ignores_timeout: bool = False) -> None:
         if ipaddress.ip_address(host) not in LOOPBACK:
             raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
         self.host, self.port = host, port
@@ -118,9 +141,17 @@ class OnvifSimulator:
                                      ("Profile_2", "H264", 640, 360)]
         self.responses = dict(responses or {})
         self.recording_jobs = recording_jobs
+        self.idle_jobs = idle_jobs
+        self.get_services = get_services
+        self.event_topics = event_topics if event_topics is not None else [
+            *CAMERA_TOPICS, *([JOB_STATE_TOPIC] if recording_jobs else [])]
+        self.pull_ignores_timeout = pull_ignores_timeout
+        # Job number → the state GetRecordingJobState answers (default Active).
+        self.job_states: dict[int, str] = {}
         self.snapshot = snapshot if snapshot is not None else scene_jpeg(1920, 1080)
         self.fault = OnvifFault.NONE
         self.calls: list[str] = []          # operations received, in order
+        self.pulls = 0                      # PullMessages answered
         self.auth_failures = 0
         # Per huge answer, once it ended: (operation, bytes the socket took).
         self.huge_sent: list[tuple[str, int]] = []
@@ -178,11 +209,12 @@ class OnvifSimulator:
     def raise_event(self, topic: str, source: dict[str, str], data: dict[str, str],
                     operation: str = "Changed") -> None:
         """Set a property's state and notify every live subscription (none while
-        stopped: the state is what the camera reports when it is back)."""
+        stopped: the state is what the camera reports when it is back).  ``operation``
+        "" sends a pulse event: no PropertyOperation, nothing kept."""
         key = (topic, tuple(sorted(source.items())))
         if operation == "Deleted":
             self._properties.pop(key, None)
-        else:
+        elif operation:          # a pulse ("") has no state to tell new subscribers
             self._properties[key] = (topic, dict(source), dict(data))
         message = X.notification(topic, self.now(), operation, source, data)
         for sub in self._subscriptions.values():
@@ -206,9 +238,14 @@ class OnvifSimulator:
     def recording(self, active: bool) -> None:
         """Stop (or restart) recording job 1, raising the JobState event as NVRs do."""
         self.fault = OnvifFault.NONE if active else OnvifFault.RECORDING_STOPPED
+        self.job_state(1, "Active" if active else "Error")
+
+    def job_state(self, job: int, state: str) -> None:
+        """Recording job ``job`` goes to ``state`` (Idle, Active, PartiallyActive,
+        Error): the poll's GetRecordingJobState and the JobState event say it."""
+        self.job_states[job] = state
         self.raise_event("tns1:RecordingConfig/JobState",
-                         {"RecordingJobToken": "RecordingJob_1"},
-                         {"State": "Active" if active else "Error"})
+                         {"RecordingJobToken": f"RecordingJob_{job}"}, {"State": state})
 
     @property
     def subscriptions(self) -> int:
@@ -284,9 +321,14 @@ class OnvifSimulator:
         if operation == "GetSystemDateAndTime":
             return X.system_date_and_time(now, self.tz, self.tz_hours, self.utc_field), 200
         if operation == "GetServices":
+            if not self.get_services:
+                return X.fault("ter:ActionNotSupported", "GetServices not supported",
+                               "env:Receiver"), 500
             return X.services(self.base, recording=self.recording_jobs > 0), 200
         if operation == "GetCapabilities":
-            return X.capabilities(self.base), 200
+            return X.capabilities(self.base, recording=self.recording_jobs > 0), 200
+        if operation == "GetEventProperties":
+            return X.event_properties(self.event_topics), 200
         if operation == "GetProfiles":
             return X.profiles(self.profiles), 200
         if operation in ("GetRecordingJobs", "GetRecordingJobState") and self.recording_jobs:
@@ -306,15 +348,19 @@ class OnvifSimulator:
         return await self._events(operation, payload, request, now)
 
     def _recording(self, operation: str, job: str) -> tuple[bytes, int]:
-        jobs = [(f"RecordingJob_{n}", f"Recording_{n}", "Active")
-                for n in range(1, self.recording_jobs + 1)]
+        jobs = [(f"RecordingJob_{n}", f"Recording_{n}",
+                 "Active" if n <= self.recording_jobs else "Idle")
+                for n in range(1, self.recording_jobs + self.idle_jobs + 1)]
         if operation == "GetRecordingJobs":
             return X.recording_jobs(jobs), 200
-        found = next((j for j in jobs if j[0] == job), None)
-        if found is None:
+        number = next((n for n, j in enumerate(jobs, 1) if j[0] == job), 0)
+        if not number:
             return X.fault("ter:InvalidArgVal", "no such recording job"), 400
-        stopped = self.fault is OnvifFault.RECORDING_STOPPED and found is jobs[0]
-        return X.recording_job_state(found[1], "Error" if stopped else "Active"), 200
+        _, recording, mode = jobs[number - 1]
+        state = self.job_states.get(number, "Active" if mode == "Active" else "Idle")
+        if self.fault is OnvifFault.RECORDING_STOPPED and number == 1:
+            state = "Error"
+        return X.recording_job_state(recording, state), 200
 
     async def _events(self, operation: str, payload: ET.Element | None,
                       request: web.Request, now: dt.datetime) -> tuple[bytes, int]:
@@ -336,7 +382,8 @@ class OnvifSimulator:
             return X.fault("wsrf-rw:ResourceUnknownFault", "unknown subscription"), 400
         if operation == "PullMessages":
             wait = min(parse_duration(_text(payload, "Timeout"), 1.0), MAX_PULL_WAIT)
-            if not sub.queue:
+            self.pulls += 1
+            if not sub.queue and not self.pull_ignores_timeout:
                 sub.wake.clear()
                 await _wait(sub.wake, wait)
             limit = int(_text(payload, "MessageLimit") or 100)

@@ -51,6 +51,8 @@ CASES: dict[str, Case] = {
                              'snmp.disk.failed{index="2",name="sdb"}': 1},
                             {'snmp.disk.failed{index="1",name="sda"}': 0,
                              'snmp.disk.failed{index="2",name="sdb"}': 0}),
+    "nvr_disk_full": Case("nvr", "cctv", "onvif_events", {"onvif.storage_full": 1},
+                          {"onvif.storage_full": 0}),
     "camera_replaced": Case("camera", "cctv", "onvif", {}, {}, info_bad={"serial": "SN-NEW"},
                             info_good={"serial": "SN-ARCHIVE"}),
     "switch_port_down": Case("switch", "network", "snmp",
