@@ -184,6 +184,27 @@ async def test_pai_zone_profile_watches_one_zone_with_the_panels_labels(
         await manager.stop()
 
 
+async def test_adhoc_probe_of_a_pai_bridge_names_the_topics_its_profile_misses(
+        broker: MosquittoServer) -> None:
+    from daemon.adhoc import parse_target, probe_all, probe_result
+
+    bridge = PaiBridge(broker.host, broker.port, "sp")
+    await bridge.start()
+    try:
+        for profile, status in (("paradox_pai_sp_panel", "ok"),
+                                ("paradox_pai_evo_panel", "degraded")):
+            adhoc = parse_target(f"mqtt://127.0.0.1:{broker.port}/paradox"
+                                 f"?profile={profile}&listen=2")
+            result = probe_result("panel", adhoc.kind, await probe_all(
+                adhoc.target, adhoc.checks, adhoc.plan))
+            assert result["status"] == status, result
+            obs = result["observations"][0]  # type: ignore[index]
+            assert ("mqtt.missing" in obs["values"]) and \
+                (obs["values"]["mqtt.missing"] > 0) == (status == "degraded")
+    finally:
+        await bridge.close()
+
+
 # -- Frigate ------------------------------------------------------------------------------
 @pytest.mark.parametrize("legacy", [False, True], ids=["0.13+", "0.12"])
 async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
