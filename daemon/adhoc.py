@@ -93,8 +93,8 @@ def _mqtt(parts: UrlParts) -> AdhocPlan:
     """``mqtt://[USER@]HOST[:PORT]/TOPIC-FILTER?profile=NAME&listen=SECONDS`` (also key,
     json_path, value, max_age, expect_seconds, tls=1).  A profile's expected topics are
     checked within the listen time (by 60 % of it unless expect_seconds).  A ``#`` in
-    the filter is written ``%23``: a bare
-    one would start the URL fragment.  The password comes from ELVWATCH_MQTT_PASSWORD."""
+    the filter is written ``%23``: a bare one would start the URL fragment.  The
+    password comes from ELVWATCH_MQTT_PASSWORD."""
     topic = parts.path.lstrip("/")
     if not topic:
         raise UsageError(f"{parts.url!r}: give a topic filter, e.g. "
