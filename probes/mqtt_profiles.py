@@ -148,7 +148,8 @@ class ValueSpec(_Strict):
 
     def fault(self, value: float) -> str | None:
         """The fault reason when ``value`` means one, else None."""
-        if value in self.fault_if or (self.fault_below is not None and value < self.fault_below):
+        if (self.fault_if and value in self.fault_if) or \
+                (self.fault_below is not None and value < self.fault_below):
             return self.fault_reason or f"{self.name} = {value:g}"
         return None
 

@@ -50,6 +50,10 @@ class Route:
     named: tuple[tuple[int, str], ...]        # (topic level, label) of named wildcards
     labels: tuple[tuple[str, str], ...]       # fixed labels, rendered
 
+    @property
+    def labelled(self) -> bool:
+        return bool(self.named or self.labels or self.spec.topic_label)
+
 
 @dataclass(slots=True)
 class Watch:
@@ -138,34 +142,39 @@ def apply(route: Route, topic: str, payload: Payload, now: float) -> None:
         watch.messages += 1
         watch.rejected.pop(topic, None)
         return
-    labels = _labels(route, topic)
-    where = ", ".join(labels.values())
-    new: list[tuple[str, ValueSpec, float | None, str]] = []
+    labels = _labels(route, topic) if route.labelled else None
+    where = ", ".join(labels.values()) if labels else ""
+    new: list[tuple[str, ValueSpec, float | None]] = []
     for value_spec, paths in route.values:
         for key, number in _read(value_spec, paths, payload):
-            row = labels if key is None else {**labels, "key": key}
-            full = labelled.join(value_spec.name, row) if row else value_spec.name
-            new.append((full, value_spec, number, where))
-    fresh_names = {full for full, _, number, _ in new
-                   if number is not None and full not in watch.values}
-    if fresh_names and len(watch.values) + len(fresh_names) > MAX_VALUES:
+            row = labels if key is None else {**(labels or {}), "key": key}
+            new.append((labelled.join(value_spec.name, row) if row else value_spec.name,
+                        value_spec, number))
+    values = watch.values
+    if len(values) + len(new) > MAX_VALUES and len(values) + len(
+            {full for full, _, number in new if number is not None and full not in values}) \
+            > MAX_VALUES:
         raise Rejected("too_many", f"more than {MAX_VALUES} values on one check")
     # Applied only once the whole payload parsed: never half a message.
-    for full, value_spec, number, where in new:
+    for full, value_spec, number in new:
         if number is None:
             _forget(watch, full, topic)
             continue
-        parts = watch.parts.setdefault(full, {})
+        parts = watch.parts.get(full)
+        if parts is None:
+            parts = watch.parts[full] = {}
         parts[topic] = number
-        watch.values[full] = max(parts.values())
+        values[full] = number if len(parts) == 1 else max(parts.values())
         reason = value_spec.fault(number)
         if reason is None:
-            watch.faults.pop((full, topic), None)
+            if watch.faults:
+                watch.faults.pop((full, topic), None)
         else:
             text = f"{reason} ({bounded(where, 64)})" if where else reason
             watch.faults[(full, topic)] = (Status(value_spec.fault_status), text)
     watch.messages += 1
-    watch.rejected.pop(topic, None)
+    if watch.rejected:
+        watch.rejected.pop(topic, None)
     watch.last_fresh = now
 
 
