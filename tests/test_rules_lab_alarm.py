@@ -83,6 +83,9 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                      _mqtt("site/sp", "paradox_pai_sp_panel", expect_seconds=1)]},
                 {"id": "cam-gate", "site": SITE, "kind": "camera", "host": "127.0.0.1",
                  "checks": [_mqtt("frigate", "frigate", key="gate", expect_seconds=2)]},
+                {"id": "contact-z", "site": SITE, "kind": "alarm_panel",
+                 "host": "127.0.0.1", "checks": [
+                     _mqtt("zigbee2mqtt/{device}", "zigbee2mqtt")]},
                 # An SP panel's zone watched with the EVO zone profile: some of its
                 # expected topics never come.
                 {"id": "zone-wrong", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1",
@@ -175,6 +178,21 @@ async def test_frigate_camera_without_frames_then_gone_from_stats(lab: Lab) -> N
     await _ticketed(lab, "cam-gate", "frigate_camera_missing", "general")
     lab.frigate.cameras["gate"] = 5.0
     await clears(lab, "cam-gate", "frigate_camera_missing")
+
+
+async def test_zigbee_contact_with_a_flat_battery_fires_sensor_battery_low(lab: Lab) -> None:
+    pub = SimDevice(lab.broker.host, lab.broker.port, "z2m", username=MQ_USER,
+                    password=MQ_PASSWORD)
+    await pub.start(heartbeats=False)
+    try:
+        for battery in (6, 5):
+            await pub.publish("zigbee2mqtt/contact-z", f'{{"contact": true, "battery": {battery}}}')
+        await _ticketed(lab, "contact-z", "sensor_battery_low", "general")
+        for battery in (100, 100):
+            await pub.publish("zigbee2mqtt/contact-z", f'{{"contact": true, "battery": {battery}}}')
+        await clears(lab, "contact-z", "sensor_battery_low")
+    finally:
+        await pub.close()
 
 
 async def test_profile_of_the_wrong_family_tickets_missing_topics_until_they_come(
