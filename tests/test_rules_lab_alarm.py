@@ -23,7 +23,15 @@ from lab.mosquitto import MosquittoServer
 from lab.mqtt import SimDevice
 from lab.mqtt_bridges import FrigateStats, PaiBridge
 from rules.faults import fingerprint
-from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
+from tests.rules_daemon import (
+    RulesApp,
+    clears,
+    faults_of,
+    fires,
+    mqtt_lab_config,
+    open_faults,
+    tickets,
+)
 from tests.test_daemon import wait_for
 
 pytestmark = [
@@ -63,18 +71,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                        partitions=("Area_1", "Garage"), numeric=True, **login)
         frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
                                interval=0.3, **login)
-        data: dict[str, Any] = {
-            "interval": 0.5, "timeout": 0.5,
-            "scheduler": {"down_after": 2, "jitter": 0.0},
-            "storage": {"url": f"sqlite+aiosqlite:///{tmp}/e.db"},
-            "credentials": {"mq": {"username": MQ_USER,
-                                   "password_file": str(tmp / "mq-password")}},
-            "sources": {"mqtt": {
-                "brokers": {"site": {"host": broker.host, "port": broker.port,
-                                     "credentials": "mq", "client_id": "elvwatch-alarm"}},
-                "sweep_seconds": 0.1, "reconnect_min_seconds": 0.1}},
-            "sites": [{"id": SITE, "name": "实验小区", "contract": {"start": "2026-01-01"}}],
-            "devices": [
+        data = mqtt_lab_config(tmp, broker, MQ_USER, "elvwatch-alarm", interval=0.5,
+                               site=SITE, devices=[
                 {"id": "panel-evo", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1",
                  "name": "1号楼报警主机", "checks": [
                      _mqtt("site/evo", "paradox_pai_evo_panel", expect_seconds=1)]},
@@ -91,7 +89,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                 {"id": "zone-wrong", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1",
                  "checks": [_mqtt("site/sp", "paradox_pai_evo_zone", key="Hall_PIR",
                                   expect_seconds=1)]},
-            ]}
+            ])
         path = tmp / "config.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = RulesApp(load_config(path))
