@@ -85,13 +85,16 @@ def _tcp(parts: UrlParts) -> AdhocPlan:
 
 
 MQTT_PASSWORD_ENV = "ELVWATCH_MQTT_PASSWORD"
-MQTT_PARAMS = ("profile", "key", "json_path", "value", "availability_topic", "max_age")
+MQTT_PARAMS = ("profile", "key", "json_path", "value", "availability_topic", "max_age",
+               "expect_seconds")
 
 
 def _mqtt(parts: UrlParts) -> AdhocPlan:
     """``mqtt://[USER@]HOST[:PORT]/TOPIC-FILTER?profile=NAME&listen=SECONDS`` (also key,
-    json_path, value, max_age, tls=1).  A ``#`` in the filter is written ``%23``: a bare
-    one would start the URL fragment.  The password comes from ELVWATCH_MQTT_PASSWORD."""
+    json_path, value, max_age, expect_seconds, tls=1).  A profile's expected topics are
+    checked within the listen time (by 60 % of it unless expect_seconds).  A ``#`` in
+    the filter is written ``%23``: a bare one would start the URL fragment.  The
+    password comes from ELVWATCH_MQTT_PASSWORD."""
     topic = parts.path.lstrip("/")
     if not topic:
         raise UsageError(f"{parts.url!r}: give a topic filter, e.g. "
@@ -102,14 +105,17 @@ def _mqtt(parts: UrlParts) -> AdhocPlan:
         raise UsageError(f"{parts.url!r}: listen must be a number of seconds") from None
     if not 0 < listen <= 3600:
         raise UsageError(f"{parts.url!r}: listen must be between 0 and 3600 seconds")
-    params = {"broker": "adhoc", "topic": topic,
+    params = {"broker": "adhoc", "topic": topic, "expect_seconds": str(max(0.5, listen * 0.6)),
               **{k: v for k, v in parts.query.items() if k in MQTT_PARAMS}}
     tls = parts.query.get("tls", "0").lower() in ("1", "true", "yes")
     broker = {"host": parts.host, "port": parts.port, "tls": tls,
               "credentials": "adhoc" if parts.username else None}
     try:
         options = MqttCheckOptions.model_validate(params)
-        settings = MqttSettings.model_validate({"brokers": {"adhoc": broker}})
+        # A short listen needs the freshness sweep (and the expected-topics window
+        # it closes) to run often.
+        settings = MqttSettings.model_validate({"brokers": {"adhoc": broker},
+                                                "sweep_seconds": 0.25})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}"
                              for e in exc.errors())

@@ -11,7 +11,8 @@ from probes.onvif_event_source import OnvifEventStats
 from probes.onvif_pullpoint import PullPointState
 
 # Every type starts at zero, so rate()/increase() see a camera's first tamper event.
-EVENT_TYPES = ("tamper", "signal_loss", "storage_failure", "recording", "motion", "other")
+EVENT_TYPES = ("tamper", "too_dark", "signal_loss", "storage_failure", "storage_full",
+               "recording", "motion", "other")
 _LABELS = ("site", "system", "device", "kind", "check")
 
 
@@ -27,6 +28,9 @@ def onvif_event_families(cameras: Sequence[OnvifEventStats]) -> Iterator[Family]
                       "counter")
     lost = Family("elvwatch_onvif_event_subscriptions_lost",
                   "Working subscriptions lost (camera rebooted or dropped it).", "counter")
+    pulls = Family("elvwatch_onvif_event_pulls",
+                   "PullMessages calls (a fast rise: a camera that does not long-poll).",
+                   "counter")
     for camera in cameras:
         base = label_text(_LABELS, (camera.site, camera.system, camera.device, camera.kind,
                                     camera.check))
@@ -37,4 +41,5 @@ def onvif_event_families(cameras: Sequence[OnvifEventStats]) -> Iterator[Family]
         subscribes.add(base, camera.subscribes, "_total")
         renewals.add(base, camera.renewals, "_total")
         lost.add(base, camera.lost, "_total")
-    yield from (state, received, subscribes, renewals, lost)
+        pulls.add(base, camera.pulls, "_total")
+    yield from (state, received, subscribes, renewals, lost, pulls)

@@ -1,12 +1,16 @@
 """A simulated ONVIF camera: real HTTP/SOAP on a loopback address (aiohttp).
 
 Answers GetDeviceInformation, GetSystemDateAndTime (camera clock = real clock +
-``clock_offset``), GetServices, GetCapabilities, GetProfiles, GetStreamUri,
-GetSnapshotUri, PullPoint events (CreatePullPointSubscription, PullMessages, Renew,
-Unsubscribe) and, with ``recording_jobs``, the Recording service (GetRecordingJobs,
-GetRecordingJobState: an NVR or a camera with an SD card), from our templates
-(``lab.onvif_xml``) or from recorded responses given per operation
-(``responses={"GetStreamUri": b"<...>"}``).  Every operation but
+``clock_offset``), GetServices (or, with ``get_services=False``, a fault, as old
+firmware does), GetCapabilities (its Extension naming DeviceIO and, on a recorder,
+Recording/Search/Replay), GetProfiles, GetStreamUri, GetSnapshotUri, events
+(GetEventProperties advertising ``event_topics``, CreatePullPointSubscription,
+PullMessages, Renew, Unsubscribe) and, with ``recording_jobs``, the Recording service
+(GetRecordingJobs, GetRecordingJobState: an NVR or a camera with an SD card;
+``idle_jobs`` more configured Idle), from our templates (``lab.onvif_xml``) or from
+recorded responses given per operation (``responses={"GetStreamUri": b"<...>"}``).
+``pull_ignores_timeout`` answers PullMessages at once, empty, whatever Timeout asked
+(firmware that does not long-poll).  Every operation but
 GetSystemDateAndTime (pre-auth per the ONVIF core spec) needs a WS-UsernameToken whose
 Created time is within ``AUTH_WINDOW`` of the camera's clock, as real cameras check;
 the snapshot URL needs HTTP digest.
@@ -18,10 +22,9 @@ recording stopped (recording job 1 reports ``Error``; ``recording(False)`` also 
 the JobState event).  ``raise_event``
 queues a notification on every live subscription (``tamper()``, ``signal_loss()``,
 ``storage_failure()`` raise the usual ones; ``info.serial`` may be changed at runtime).
-Every event raised is a property (ONVIF "property events": tamper, signal loss, storage
-failure, job state, motion): its current state is kept per topic and source, and a new
-subscription first gets one ``PropertyOperation="Initialized"`` message per property,
-as real cameras send (``Deleted`` forgets the property).  ``stop()``/``start()`` is a
+Events are kept by ``lab.onvif_pullpoint.EventBroker``: every event raised is a
+property (its state per topic and source, sent ``Initialized`` to each new
+subscription, as real cameras do) unless raised as a pulse.  ``stop()``/``start()`` is a
 reboot: subscriptions are forgotten, the property states are not — a rebooted camera
 reads its sensors again, and a lens still covered is still tampered; so events raised
 while stopped set the state the camera reports once it is back.
@@ -35,10 +38,9 @@ import datetime as dt
 import hashlib
 import io
 import ipaddress
-import re
 import secrets
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from aiohttp import web
@@ -46,17 +48,29 @@ from aiohttp import web
 from lab import onvif_xml as X
 from lab.devices import LOOPBACK
 from lab.digest import DigestRealm
+from lab.onvif_pullpoint import EventBroker, text_of, wait_for_event
+from lab.onvif_xml import EventTopic
 
 # Cameras reject a UsernameToken whose Created differs from their clock by more than a
 # few seconds to minutes; 30 s makes an unadjusted client fail against any real skew.
 AUTH_WINDOW = 30.0
-# A PullMessages long-poll never holds a connection longer than this, whatever the
-# client asked: tests stay fast and a stopped simulator never waits on it.
-MAX_PULL_WAIT = 10.0
 MAX_HANG = 60.0
 HUGE_BYTES = 64 * 1024 * 1024
-MAX_QUEUED = 256
-SUBSCRIPTION_SECONDS = 60
+_BOOL = "xs:boolean"
+# The topics the simulator's own helpers raise (tamper(), signal_loss(), …).
+CAMERA_TOPICS = [
+    EventTopic("tns1:VideoSource/GlobalSceneChange/ImagingService",
+               (("Source", "tt:ReferenceToken"),), (("State", _BOOL),)),
+    EventTopic("tns1:VideoSource/SignalLoss", (("VideoSource", "tt:ReferenceToken"),),
+               (("State", _BOOL),)),
+    EventTopic("tns1:Device/HardwareFailure/StorageFailure", (("Token", "tt:ReferenceToken"),),
+               (("Failed", _BOOL),)),
+    EventTopic("tns1:VideoSource/MotionAlarm", (("Source", "tt:ReferenceToken"),),
+               (("State", _BOOL),)),
+]
+JOB_STATE_TOPIC = EventTopic("tns1:RecordingConfig/JobState",
+                             (("RecordingJobToken", "tt:RecordingJobReference"),),
+                             (("State", "xs:string"),))
 
 
 class OnvifFault(StrEnum):
@@ -80,24 +94,6 @@ class DeviceInfo:
     hardware: str = "88"
 
 
-@dataclass(slots=True)
-class _Subscription:
-    until: dt.datetime
-    queue: list[str] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-_DURATION = re.compile(r"^P(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)$")
-
-
-def parse_duration(text: str, default: float) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
-        return default
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
 class OnvifSimulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, username: str = "admin",
                  password: str = "secret", *, info: DeviceInfo | None = None,
@@ -105,7 +101,10 @@ class OnvifSimulator:
                  tz_hours: float = 8.0, rtsp_port: int = 554,
                  profiles: list[tuple[str, str, int, int]] | None = None,
                  responses: dict[str, bytes] | None = None,
-                 snapshot: bytes | None = None, recording_jobs: int = 0) -> None:
+                 snapshot: bytes | None = None, recording_jobs: int = 0,
+                 idle_jobs: int = 0, get_services: bool = True,
+                 event_topics: list[EventTopic] | None = None,
+                 pull_ignores_timeout: bool = False) -> None:
         if ipaddress.ip_address(host) not in LOOPBACK:
             raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
         self.host, self.port = host, port
@@ -118,17 +117,19 @@ class OnvifSimulator:
                                      ("Profile_2", "H264", 640, 360)]
         self.responses = dict(responses or {})
         self.recording_jobs = recording_jobs
+        self.idle_jobs = idle_jobs
+        self.get_services = get_services
+        self.event_topics = event_topics if event_topics is not None else [
+            *CAMERA_TOPICS, *([JOB_STATE_TOPIC] if recording_jobs else [])]
+        # Job number → the state GetRecordingJobState answers (default Active).
+        self.job_states: dict[int, str] = {}
         self.snapshot = snapshot if snapshot is not None else scene_jpeg(1920, 1080)
         self.fault = OnvifFault.NONE
         self.calls: list[str] = []          # operations received, in order
         self.auth_failures = 0
         # Per huge answer, once it ended: (operation, bytes the socket took).
         self.huge_sent: list[tuple[str, int]] = []
-        self._subscriptions: dict[str, _Subscription] = {}
-        # Property states, (topic, source items) → (topic, source, data), in the order
-        # first raised: what a new subscription is told first.
-        self._properties: dict[tuple[str, tuple[tuple[str, str], ...]],
-                               tuple[str, dict[str, str], dict[str, str]]] = {}
+        self.events = EventBroker(ignore_timeout=pull_ignores_timeout)
         self._digest = DigestRealm("IP Camera", username, password)
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -161,9 +162,7 @@ class OnvifSimulator:
     async def stop(self) -> None:
         """Stop listening and forget every subscription (a reboot, if started again)."""
         self._stopping.set()
-        for sub in self._subscriptions.values():
-            sub.wake.set()
-        self._subscriptions.clear()
+        self.events.forget()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -178,16 +177,9 @@ class OnvifSimulator:
     def raise_event(self, topic: str, source: dict[str, str], data: dict[str, str],
                     operation: str = "Changed") -> None:
         """Set a property's state and notify every live subscription (none while
-        stopped: the state is what the camera reports when it is back)."""
-        key = (topic, tuple(sorted(source.items())))
-        if operation == "Deleted":
-            self._properties.pop(key, None)
-        else:
-            self._properties[key] = (topic, dict(source), dict(data))
-        message = X.notification(topic, self.now(), operation, source, data)
-        for sub in self._subscriptions.values():
-            sub.queue = [*sub.queue, message][-MAX_QUEUED:]
-            sub.wake.set()
+        stopped: the state is what the camera reports when it is back).  ``operation``
+        "" sends a pulse event: no PropertyOperation, nothing kept."""
+        self.events.raise_event(topic, source, data, operation, self.now())
 
     def tamper(self, active: bool = True) -> None:
         self.raise_event("tns1:VideoSource/GlobalSceneChange/ImagingService",
@@ -206,19 +198,33 @@ class OnvifSimulator:
     def recording(self, active: bool) -> None:
         """Stop (or restart) recording job 1, raising the JobState event as NVRs do."""
         self.fault = OnvifFault.NONE if active else OnvifFault.RECORDING_STOPPED
+        self.job_state(1, "Active" if active else "Error")
+
+    def job_state(self, job: int, state: str) -> None:
+        """Recording job ``job`` goes to ``state`` (Idle, Active, PartiallyActive,
+        Error): the poll's GetRecordingJobState and the JobState event say it."""
+        self.job_states[job] = state
         self.raise_event("tns1:RecordingConfig/JobState",
-                         {"RecordingJobToken": "RecordingJob_1"},
-                         {"State": "Active" if active else "Error"})
+                         {"RecordingJobToken": f"RecordingJob_{job}"}, {"State": state})
 
     @property
     def subscriptions(self) -> int:
-        return len(self._subscriptions)
+        return len(self.events.subscriptions)
+
+    @property
+    def _subscriptions(self) -> dict[str, object]:
+        """The live subscriptions (a test clears them: the camera dropped us)."""
+        return self.events.subscriptions  # type: ignore[return-value]
+
+    @property
+    def pulls(self) -> int:
+        return self.events.pulls
 
     @property
     def properties(self) -> list[tuple[str, dict[str, str], dict[str, str]]]:
         """The property states a new subscription is told: (topic, source, data)."""
         return [(topic, dict(source), dict(data))
-                for topic, source, data in self._properties.values()]
+                for topic, source, data in self.events.properties.values()]
 
     # -- HTTP handlers -------------------------------------------------------------
 
@@ -237,7 +243,7 @@ class OnvifSimulator:
         operation, payload = _operation(root)
         self.calls.append(operation)
         if self.fault is OnvifFault.HANG:
-            await _wait(self._stopping, MAX_HANG)
+            await wait_for_event(self._stopping, MAX_HANG)
             return _xml(X.fault("ter:Action", "rebooting"), 503)
         if operation != "GetSystemDateAndTime" and not self._authorized(root):
             self.auth_failures += 1
@@ -284,14 +290,19 @@ class OnvifSimulator:
         if operation == "GetSystemDateAndTime":
             return X.system_date_and_time(now, self.tz, self.tz_hours, self.utc_field), 200
         if operation == "GetServices":
+            if not self.get_services:
+                return X.fault("ter:ActionNotSupported", "GetServices not supported",
+                               "env:Receiver"), 500
             return X.services(self.base, recording=self.recording_jobs > 0), 200
         if operation == "GetCapabilities":
-            return X.capabilities(self.base), 200
+            return X.capabilities(self.base, recording=self.recording_jobs > 0), 200
+        if operation == "GetEventProperties":
+            return X.event_properties(self.event_topics), 200
         if operation == "GetProfiles":
             return X.profiles(self.profiles), 200
         if operation in ("GetRecordingJobs", "GetRecordingJobState") and self.recording_jobs:
-            return self._recording(operation, _text(payload, "JobToken"))
-        token = _text(payload, "ProfileToken")
+            return self._recording(operation, text_of(payload, "JobToken"))
+        token = text_of(payload, "ProfileToken")
         if operation in ("GetStreamUri", "GetSnapshotUri"):
             index = next((n for n, p in enumerate(self.profiles, 1) if p[0] == token), 0)
             if not index:
@@ -303,53 +314,23 @@ class OnvifSimulator:
                 return X.fault("ter:Action", "no stream available", "env:Receiver"), 500
             uri = f"rtsp://{self.host}:{self.rtsp_port}/Streaming/Channels/{index}01"
             return X.media_uri(operation, uri), 200
-        return await self._events(operation, payload, request, now)
+        return await self.events.answer(operation, payload, request.match_info.get("sid", ""),
+                                        self.base, self.now)
 
     def _recording(self, operation: str, job: str) -> tuple[bytes, int]:
-        jobs = [(f"RecordingJob_{n}", f"Recording_{n}", "Active")
-                for n in range(1, self.recording_jobs + 1)]
+        jobs = [(f"RecordingJob_{n}", f"Recording_{n}",
+                 "Active" if n <= self.recording_jobs else "Idle")
+                for n in range(1, self.recording_jobs + self.idle_jobs + 1)]
         if operation == "GetRecordingJobs":
             return X.recording_jobs(jobs), 200
-        found = next((j for j in jobs if j[0] == job), None)
-        if found is None:
+        number = next((n for n, j in enumerate(jobs, 1) if j[0] == job), 0)
+        if not number:
             return X.fault("ter:InvalidArgVal", "no such recording job"), 400
-        stopped = self.fault is OnvifFault.RECORDING_STOPPED and found is jobs[0]
-        return X.recording_job_state(found[1], "Error" if stopped else "Active"), 200
-
-    async def _events(self, operation: str, payload: ET.Element | None,
-                      request: web.Request, now: dt.datetime) -> tuple[bytes, int]:
-        if operation == "CreatePullPointSubscription":
-            sid = secrets.token_hex(8)
-            seconds = parse_duration(_text(payload, "InitialTerminationTime"),
-                                     SUBSCRIPTION_SECONDS)
-            until = now + dt.timedelta(seconds=seconds)
-            initialized = [X.notification(topic, now, "Initialized", source, data)
-                           for topic, source, data in self._properties.values()]
-            self._subscriptions[sid] = _Subscription(until, initialized[-MAX_QUEUED:])
-            return X.pullpoint_created(f"{self.base}/onvif/pullpoint/{sid}", now, until), 200
-        sid = request.match_info.get("sid", "")
-        sub = self._subscriptions.get(sid)
-        if sub is not None and sub.until < now:
-            del self._subscriptions[sid]
-            sub = None
-        if sub is None:
-            return X.fault("wsrf-rw:ResourceUnknownFault", "unknown subscription"), 400
-        if operation == "PullMessages":
-            wait = min(parse_duration(_text(payload, "Timeout"), 1.0), MAX_PULL_WAIT)
-            if not sub.queue:
-                sub.wake.clear()
-                await _wait(sub.wake, wait)
-            limit = int(_text(payload, "MessageLimit") or 100)
-            messages, sub.queue = sub.queue[:limit], sub.queue[limit:]
-            return X.pull_messages(self.now(), sub.until, messages), 200
-        if operation == "Renew":
-            seconds = parse_duration(_text(payload, "TerminationTime"), SUBSCRIPTION_SECONDS)
-            sub.until = now + dt.timedelta(seconds=seconds)
-            return X.renewed(now, sub.until), 200
-        if operation == "Unsubscribe":
-            del self._subscriptions[sid]
-            return X.unsubscribed(), 200
-        return X.fault("ter:ActionNotSupported", f"{operation} not supported"), 400
+        _, recording, mode = jobs[number - 1]
+        state = self.job_states.get(number, "Active" if mode == "Active" else "Idle")
+        if self.fault is OnvifFault.RECORDING_STOPPED and number == 1:
+            state = "Error"
+        return X.recording_job_state(recording, state), 200
 
     async def _send(self, request: web.Request, operation: str, answer: bytes,
                     status: int) -> web.StreamResponse:
@@ -404,23 +385,6 @@ def _operation(root: ET.Element) -> tuple[str, ET.Element | None]:
         return "", None
     element = body[0]
     return element.tag.rsplit("}", 1)[-1], element
-
-
-def _text(element: ET.Element | None, local: str) -> str:
-    if element is None:
-        return ""
-    for child in element.iter():
-        if child.tag.rsplit("}", 1)[-1] == local:
-            return (child.text or "").strip()
-    return ""
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        pass
 
 
 def scene_jpeg(width: int, height: int, black: bool = False) -> bytes:

@@ -8,7 +8,8 @@ any of these per operation (``OnvifSimulator(responses=...)``).
 from __future__ import annotations
 
 import datetime as dt
-from xml.sax.saxutils import escape
+from typing import NamedTuple
+from xml.sax.saxutils import escape, quoteattr
 
 NS = {
     "env": "http://www.w3.org/2003/05/soap-envelope",
@@ -20,6 +21,9 @@ NS = {
     "wsnt": "http://docs.oasis-open.org/wsn/b-2",
     "wsa": "http://www.w3.org/2005/08/addressing",
     "tns1": "http://www.onvif.org/ver10/topics",
+    "tnshik": "http://www.hikvision.com/2011/event/topics",
+    "tnsaxis": "http://www.axis.com/2009/event/topics",
+    "wstop": "http://docs.oasis-open.org/wsn/t-1",
     "ter": "http://www.onvif.org/ver10/error",
     "wsse": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
     "wsu": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
@@ -85,7 +89,26 @@ def services(base: str, recording: bool = False) -> bytes:
     return envelope(f"<tds:GetServicesResponse>{body}</tds:GetServicesResponse>")
 
 
-def capabilities(base: str) -> bytes:
+def capabilities(base: str, recording: bool = False) -> bytes:
+    """Top-level services, and under Extension (where GetCapabilities names the
+    services newer than ONVIF 1.0) DeviceIO and, with ``recording``, Recording, Search
+    and Replay."""
+    extension = (
+        f"<tt:Extension><tt:DeviceIO><tt:XAddr>{base}/onvif/deviceio_service</tt:XAddr>"
+        "<tt:VideoSources>1</tt:VideoSources><tt:VideoOutputs>0</tt:VideoOutputs>"
+        "<tt:AudioSources>0</tt:AudioSources><tt:AudioOutputs>0</tt:AudioOutputs>"
+        "<tt:RelayOutputs>1</tt:RelayOutputs></tt:DeviceIO>")
+    if recording:
+        extension += (
+            f"<tt:Recording><tt:XAddr>{base}/onvif/recording_service</tt:XAddr>"
+            "<tt:ReceiverSource>false</tt:ReceiverSource><tt:MediaProfileSource>true"
+            "</tt:MediaProfileSource><tt:DynamicRecordings>false</tt:DynamicRecordings>"
+            "<tt:DynamicTracks>false</tt:DynamicTracks><tt:MaxStringLength>64"
+            "</tt:MaxStringLength></tt:Recording>"
+            f"<tt:Search><tt:XAddr>{base}/onvif/search_service</tt:XAddr>"
+            "<tt:MetadataSearch>false</tt:MetadataSearch></tt:Search>"
+            f"<tt:Replay><tt:XAddr>{base}/onvif/replay_service</tt:XAddr></tt:Replay>")
+    extension += "</tt:Extension>"
     return envelope(
         "<tds:GetCapabilitiesResponse><tds:Capabilities>"
         f"<tt:Device><tt:XAddr>{base}/onvif/device_service</tt:XAddr></tt:Device>"
@@ -98,7 +121,64 @@ def capabilities(base: str) -> bytes:
         "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
         "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
         "</tt:StreamingCapabilities></tt:Media>"
-        "</tds:Capabilities></tds:GetCapabilitiesResponse>")
+        f"{extension}</tds:Capabilities></tds:GetCapabilitiesResponse>")
+
+
+class EventTopic(NamedTuple):
+    """One topic a device advertises: ``tns1:VideoSource/SignalLoss``, its Source and
+    Data items as (name, type), and whether it is a property (stateful) or a pulse."""
+
+    topic: str
+    source: tuple[tuple[str, str], ...] = ()
+    data: tuple[tuple[str, str], ...] = ()
+    is_property: bool = True
+
+
+def _description(topic: EventTopic) -> str:
+    def items(tag: str, values: tuple[tuple[str, str], ...]) -> str:
+        if not values:
+            return ""
+        inner = "".join(f"<tt:SimpleItemDescription Name={quoteattr(n)} Type={quoteattr(t)}/>"
+                        for n, t in values)
+        return f"<tt:{tag}>{inner}</tt:{tag}>"
+    flag = "true" if topic.is_property else "false"
+    return (f'<tt:MessageDescription IsProperty="{flag}">{items("Source", topic.source)}'
+            f'{items("Data", topic.data)}</tt:MessageDescription>')
+
+
+def event_properties(topics: list[EventTopic]) -> bytes:
+    """A GetEventPropertiesResponse whose TopicSet is the tree of ``topics``."""
+    tree: dict[str, object] = {}
+    for topic in topics:
+        node = tree
+        for level in topic.topic.split("/"):
+            child = node.setdefault(level, {})
+            assert isinstance(child, dict)
+            node = child
+        node[""] = topic
+
+    def render(node: dict[str, object]) -> str:
+        out = []
+        for level, child in node.items():
+            if level == "" or not isinstance(child, dict):
+                continue
+            own = child.get("")
+            mark = "true" if isinstance(own, EventTopic) else "false"
+            body = (_description(own) if isinstance(own, EventTopic) else "") + render(child)
+            out.append(f'<{level} wstop:topic="{mark}">{body}</{level}>')
+        return "".join(out)
+
+    return envelope(
+        "<tev:GetEventPropertiesResponse><tev:TopicNamespaceLocation>"
+        "http://www.onvif.org/onvif/ver10/topics/topicns.xml</tev:TopicNamespaceLocation>"
+        f"<wsnt:FixedTopicSet>true</wsnt:FixedTopicSet><wstop:TopicSet>{render(tree)}"
+        "</wstop:TopicSet><wsnt:TopicExpressionDialect>"
+        "http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet"
+        "</wsnt:TopicExpressionDialect><tev:MessageContentFilterDialect>"
+        "http://www.onvif.org/ver10/tev/messageContentFilter/ItemFilter"
+        "</tev:MessageContentFilterDialect><tev:MessageContentSchemaLocation>"
+        "http://www.onvif.org/onvif/ver10/schema/onvif.xsd"
+        "</tev:MessageContentSchemaLocation></tev:GetEventPropertiesResponse>")
 
 
 def profiles(items: list[tuple[str, str, int, int]]) -> bytes:
@@ -140,14 +220,18 @@ def pullpoint_created(address: str, now: dt.datetime, until: dt.datetime) -> byt
 
 def notification(topic: str, now: dt.datetime, operation: str,
                  source: dict[str, str], data: dict[str, str]) -> str:
+    """One NotificationMessage; ``operation`` "" makes a pulse event (no
+    PropertyOperation) and an empty ``data`` one without a Data item."""
     def items(values: dict[str, str]) -> str:
-        return "".join(f'<tt:SimpleItem Name="{escape(k)}" Value="{escape(v)}"/>'
+        return "".join(f"<tt:SimpleItem Name={quoteattr(k)} Value={quoteattr(v)}/>"
                        for k, v in values.items())
+    op = f' PropertyOperation="{operation}"' if operation else ""
+    data_part = f"<tt:Data>{items(data)}</tt:Data>" if data else ""
     return (
         '<wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/'
         f'topicExpression/ConcreteSet">{escape(topic)}</wsnt:Topic><wsnt:Message>'
-        f'<tt:Message UtcTime="{_iso(now)}" PropertyOperation="{operation}">'
-        f"<tt:Source>{items(source)}</tt:Source><tt:Data>{items(data)}</tt:Data>"
+        f'<tt:Message UtcTime="{_iso(now)}"{op}>'
+        f"<tt:Source>{items(source)}</tt:Source>{data_part}"
         "</tt:Message></wsnt:Message></wsnt:NotificationMessage>")
 
 

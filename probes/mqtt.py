@@ -33,7 +33,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pydantic import BaseModel
@@ -44,27 +43,14 @@ from probes.base import (
     Observation,
     Status,
     Target,
-    Value,
     bounded,
     check_options,
 )
 from probes.mqtt_broker import BrokerConnection, SourceState
-from probes.mqtt_profiles import (
-    Path,
-    Rejected,
-    TopicSpec,
-    TopicTrie,
-    ValueSpec,
-    as_number,
-    as_word,
-    compile_path,
-    decode_json,
-    decode_text,
-    parse_scalar,
-    render,
-    walk,
-)
+from probes.mqtt_payload import Rejected, compile_path, decode_text
+from probes.mqtt_profiles import TopicTrie, render, topic_filter
 from probes.mqtt_settings import MqttCheckOptions, MqttSettings
+from probes.mqtt_watch import Payload, Route, Watch, apply, observe
 
 __all__ = ["BrokerStats", "MqttCheckOptions", "MqttManager", "MqttSettings", "mqtt_source"]
 
@@ -93,31 +79,6 @@ class BrokerStats(NamedTuple):
     queue_depth: int
 
 
-@dataclass(slots=True)
-class _Watch:
-    """What the source knows about one (device, check)."""
-
-    target: Target
-    check: Check
-    options: MqttCheckOptions
-    since: float
-    values: dict[str, Value] = field(default_factory=dict)
-    faults: dict[str, tuple[Status, str]] = field(default_factory=dict)
-    online: bool | None = None
-    last_fresh: float | None = None
-    next_emit: float = 0.0
-    stale: bool = False
-    last_reject_log: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    watch: _Watch
-    spec: TopicSpec
-    values: tuple[tuple[ValueSpec, Path | None], ...]
-    availability_path: Path | None
-
-
 class MqttManager:
     def __init__(self, settings: MqttSettings | None, credentials: Mapping[str, Credential],
                  emit: Emit, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -129,9 +90,9 @@ class MqttManager:
         self.brokers: dict[str, BrokerConnection] = {}
         self.rejected: dict[str, Counter[str]] = {}
         self.unmatched: Counter[str] = Counter()
-        self._watches: dict[tuple[str, str], _Watch] = {}
-        self._tries: dict[str, TopicTrie[_Route]] = {}
-        self._route_cache: dict[str, dict[str, list[_Route]]] = {}
+        self._watches: dict[tuple[str, str], Watch] = {}
+        self._tries: dict[str, TopicTrie[Route]] = {}
+        self._route_cache: dict[str, dict[str, list[Route]]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- PushManager -------------------------------------------------------------------
@@ -141,26 +102,29 @@ class MqttManager:
 
     async def update(self, targets: Sequence[tuple[Target, Check]]) -> None:
         now = self._clock()
-        watches: dict[tuple[str, str], _Watch] = {}
-        tries: dict[str, TopicTrie[_Route]] = {}
+        watches: dict[tuple[str, str], Watch] = {}
+        tries: dict[str, TopicTrie[Route]] = {}
         filters: dict[str, dict[str, int]] = {}
         for target, check in targets:
             options = check_options(check, MqttCheckOptions)
             broker = self._broker_for(options)
             key = (target.device, check.name)
             old = self._watches.get(key)
-            watch = old if old is not None and old.options == options and \
-                old.target == target else _Watch(target, check, options, since=now,
-                                                 next_emit=now + check.interval)
-            watch.check = check
             if broker is None:
                 self._emit(Observation(target.device, check.name, Status.UNKNOWN,
                                        error=self._broker_problem(options)))
                 continue
+            watch = old if old is not None and old.options == options and \
+                old.target == target and old.broker == broker else \
+                Watch(target, check, options, broker, since=now,
+                      next_emit=now + check.interval)
+            watch.check = check
             watches[key] = watch
             trie = tries.setdefault(broker, TopicTrie())
             wanted = filters.setdefault(broker, {})
-            for route in _routes(watch):
+            routes = _routes(watch)
+            watch.expected = tuple((r.index, r.spec.topic) for r in routes if r.spec.expected)
+            for route in routes:
                 trie.add(route.spec.topic, route)
                 wanted[route.spec.topic] = max(wanted.get(route.spec.topic, 0), options.qos)
         self._watches, self._tries = watches, tries
@@ -215,66 +179,36 @@ class MqttManager:
         now = self._clock()
         if len(payload) > self.settings.max_payload:
             for route in routes:
-                self._reject(broker, route.watch, Rejected(
+                self._reject(broker, route, topic, Rejected(
                     "too_large", f"{len(payload)} bytes > {self.settings.max_payload}"), now)
+                self._emit(observe(route.watch, now))
             return
-        parsed: _Payload | None = None
+        parsed: Payload | None = None
         for route in routes:
+            watch = route.watch
             try:
                 if parsed is None:
-                    parsed = _Payload(decode_text(payload))
-                self._apply(route, parsed, now)
+                    parsed = Payload(decode_text(payload))
+                apply(route, topic, parsed, now)
             except Rejected as exc:
-                self._reject(broker, route.watch, exc, now)
-                continue
-            watch = route.watch
+                self._reject(broker, route, topic, exc, now)
+            if watch.listening_since is None:
+                watch.listening_since = now
             watch.next_emit = now + watch.check.interval
-            self._emit(_observe(watch, now))
+            self._emit(observe(watch, now))
 
-    def _apply(self, route: _Route, payload: _Payload, now: float) -> None:
-        watch, spec = route.watch, route.spec
-        if spec.role == "availability":
-            if route.availability_path is not None and payload.text.startswith("{"):
-                word = as_word(walk(payload.json(), route.availability_path))
-            else:
-                word = payload.text.lower()
-            if word in spec.online:
-                watch.online = True
-            elif word in spec.offline:
-                watch.online = False
-            else:
-                raise Rejected("wrong_type", "not an online/offline word")
-            return
-        new: dict[str, float] = {}
-        for value_spec, path in route.values:
-            try:
-                raw = walk(payload.json(), path) if path is not None else payload.scalar()
-            except Rejected as exc:
-                if value_spec.optional and exc.reason == "missing_path":
-                    continue
-                raise
-            number = as_number(raw, value_spec.map)
-            new[value_spec.name] = 1.0 - number if value_spec.invert else number
-        # Apply only a payload that parsed in full: never half a message.
-        for value_spec, _ in route.values:
-            if value_spec.name not in new:
-                continue
-            number = new[value_spec.name]
-            watch.values[value_spec.name] = number
-            reason = value_spec.fault(number)
-            if reason is None:
-                watch.faults.pop(value_spec.name, None)
-            else:
-                watch.faults[value_spec.name] = (Status(value_spec.fault_status), reason)
-        watch.last_fresh = now
-
-    def _reject(self, broker: str, watch: _Watch, exc: Rejected, now: float) -> None:
+    def _reject(self, broker: str, route: Route, topic: str, exc: Rejected,
+                now: float) -> None:
+        watch = route.watch
+        watch.heard.add(route.index)
+        watch.reject(topic, exc)
         self.rejected.setdefault(broker, Counter())[exc.reason] += 1
         if now - watch.last_reject_log.get(exc.reason, -REJECT_LOG_SECONDS) >= \
                 REJECT_LOG_SECONDS:
             watch.last_reject_log[exc.reason] = now
-            log.warning("mqtt %s/%s: payload rejected (%s: %s)", watch.target.device,
-                        watch.check.name, exc.reason, bounded(exc.detail, 120))
+            log.warning("mqtt %s/%s: payload on %s rejected (%s: %s)", watch.target.device,
+                        watch.check.name, bounded(topic, 120), exc.reason,
+                        bounded(exc.detail, 120))
 
     # -- freshness ---------------------------------------------------------------------
     def sweep(self) -> int:
@@ -282,11 +216,16 @@ class MqttManager:
         now = self._clock()
         emitted = 0
         for watch in list(self._watches.values()):
+            connection = self.brokers.get(watch.broker)
+            watch.listening(now, connection is not None and connection.connected)
             max_age = watch.options.max_age
             stale = max_age is not None and now - (watch.last_fresh or watch.since) > max_age
-            if stale != watch.stale or now >= watch.next_emit:
+            # The expected-topics window closing changes what the check says.
+            window = watch.expect_window_over(now)
+            if stale != watch.stale or now >= watch.next_emit or window != watch.missing_due:
+                watch.missing_due = window
                 watch.next_emit = now + watch.check.interval
-                self._emit(_observe(watch, now))
+                self._emit(observe(watch, now))
                 emitted += 1
         return emitted
 
@@ -309,70 +248,25 @@ class MqttManager:
         return f"mqtt: unknown broker {options.broker!r} (sources.mqtt.brokers: {known})"
 
 
-class _Payload:
-    """One message's text, parsed at most once as JSON and once as a scalar."""
-
-    __slots__ = ("_json", "_scalar", "text")
-
-    _UNSET: object = object()
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._json: object = self._UNSET
-        self._scalar: object = self._UNSET
-
-    def json(self) -> object:
-        if self._json is self._UNSET:
-            self._json = decode_json(self.text)
-        return self._json
-
-    def scalar(self) -> object:
-        if self._scalar is self._UNSET:
-            self._scalar = parse_scalar(self.text)
-        return self._scalar
-
-
-
-
-def _fields(watch: _Watch) -> dict[str, str]:
+def _fields(watch: Watch) -> dict[str, str]:
     t, o = watch.target, watch.options
     return {"base": o.topic, "key": o.key or t.device, "device": t.device, "site": t.site,
             "host": t.host}
 
 
-def _routes(watch: _Watch) -> list[_Route]:
+def _routes(watch: Watch) -> list[Route]:
     fields = _fields(watch)
     fields["base"] = render(watch.options.topic, fields)
     out = []
-    for spec in watch.options.resolved_profile().topics:
-        values = tuple((v, compile_path(render(v.json_path, fields)) if v.json_path else None)
+    for index, spec in enumerate(watch.options.resolved_profile().topics):
+        values = tuple((v, tuple(compile_path(render(p, fields)) for p in v.paths))
                        for v in spec.values)
         avail = compile_path(render(spec.json_path, fields)) if spec.json_path else None
-        topic = render(spec.topic, fields)
-        out.append(_Route(watch, spec.model_copy(update={"topic": topic}), values, avail))
+        topic, named = topic_filter(spec.topic, fields)
+        labels = tuple((k, render(v, fields)) for k, v in spec.labels.items())
+        out.append(Route(watch, index, spec.model_copy(update={"topic": topic}), values,
+                         avail, named, labels))
     return out
-
-
-def _observe(watch: _Watch, now: float) -> Observation:
-    values: dict[str, Value] = dict(watch.values)
-    if watch.online is not None:
-        values["mqtt.online"] = 1.0 if watch.online else 0.0
-    if watch.last_fresh is not None:
-        values["mqtt.age_seconds"] = round(now - watch.last_fresh, 3)
-    silence = now - (watch.last_fresh or watch.since)
-    max_age = watch.options.max_age
-    watch.stale = max_age is not None and silence > max_age
-    status, error = Status.OK, None
-    if watch.online is False:
-        status, error = Status.DOWN, "offline (availability topic)"
-    elif watch.stale:
-        status, error = Status.DOWN, f"stale: no message for {silence:.0f}s"
-    elif watch.last_fresh is None and watch.online is None:
-        status, error = Status.UNKNOWN, "no message received yet"
-    elif watch.faults:
-        faults = sorted(watch.faults.values(), key=lambda f: -f[0].badness)
-        status, error = faults[0][0], bounded("; ".join(r for _, r in faults))
-    return Observation(watch.target.device, watch.check.name, status, values, error=error)
 
 
 def mqtt_source(settings: BaseModel | None, credentials: Mapping[str, Credential],

@@ -1,9 +1,11 @@
-"""MQTT profiles (how a bridge lays out its topics) and the payload parsing they drive.
+"""MQTT profiles: how a bridge lays out its topics, as data (``probes/profiles/mqtt``).
 
-A profile is data (``probes/profiles/mqtt/<name>.yaml``): a list of topic rules, each a
-topic template, a role and the values read from its payload.  Templates may use
-``{base}`` (the check's ``topic``), ``{key}`` (the check's ``key``, default the device
-id), ``{device}``, ``{site}`` and ``{host}``.
+A profile is a list of topic rules, each a topic template, a role and the values read
+from its payload.  Templates may use ``{base}`` (the check's ``topic``), ``{key}`` (the
+check's ``key``, default the device id), ``{device}``, ``{site}`` and ``{host}``, and
+*named wildcards* ``{+name}``: a whole level subscribed as ``+`` whose text labels the
+values read there (``paradox/states/zones/{+zone}/open`` gives
+``mqtt.zone.open{zone="Front_door"}``, one value per zone, as SNMP rows are).
 
 Roles:
 
@@ -13,15 +15,16 @@ Roles:
   offline makes the check ``down``.  Not a freshness signal: a retained "online" says
   nothing about now.
 
-Payloads are untrusted: every failure is a :class:`Rejected` with a short reason code
-(``too_large``, ``bad_encoding``, ``bad_json``, ``missing_path``, ``wrong_type``) that
-the manager counts; parsing never raises anything else.
+Several topic rules may write the same value (a panel's four "fail to communicate"
+troubles are one ``mqtt.communicator_fault``): the value is the largest of what they
+said last, so a flag is 1 while any of them is.  ``expected: true`` marks a topic the
+bridge always publishes (retained, or every cycle): one that has not arrived within the
+check's ``expect_seconds`` while the bridge talks is reported missing, since a profile
+that does not match the bridge must not read as "all clear".
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -29,35 +32,58 @@ from importlib import resources
 from typing import Generic, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from probes.mqtt_payload import compile_path
 
 # A value name becomes a Prometheus metric name (``mqtt.door_open`` →
 # ``elvwatch_mqtt_door_open``), so it is restricted to what a metric name allows.
 VALUE_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 TEMPLATE_KEYS = ("base", "key", "device", "site", "host")
-_BOOL_WORDS = {"true": 1.0, "false": 0.0, "on": 1.0, "off": 0.0, "yes": 1.0, "no": 0.0}
-_PLACEHOLDER = re.compile(r"{([a-z_]*)}")
-
-
-class Rejected(Exception):
-    """A payload that cannot be used; ``reason`` is a short, fixed code for counters."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+# Every metric of a check already carries these labels; a value's own may not repeat them.
+RESERVED_LABELS = ("site", "system", "device", "kind", "check")
+_PLACEHOLDER = re.compile(r"{(\+?[a-z_][a-z0-9_]*|)}")
+_NAMED = re.compile(r"{\+([a-z_][a-z0-9_]*)}")
+_LABEL = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Profiles split by panel family: an old name fails with this advice.
+RENAMED = {
+    "paradox_pai_panel": "it was split by panel family: paradox_pai_evo_panel (EVO) or "
+                         "paradox_pai_sp_panel (Spectra SP, Magellan MG)",
+    "paradox_pai_zone": "it was split by panel family: paradox_pai_evo_zone (EVO) or "
+                        "paradox_pai_sp_zone (Spectra SP, Magellan MG)",
+}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_template(text: str) -> str:
+def _check_template(text: str, *, wildcards: bool = False) -> str:
     for key in _PLACEHOLDER.findall(text):
-        if key not in TEMPLATE_KEYS:
+        if key.startswith("+"):
+            if not wildcards:
+                raise ValueError(f"a named wildcard {{{key}}} is for topics only")
+            if key[1:] in RESERVED_LABELS or key[1:] in TEMPLATE_KEYS:
+                raise ValueError(f"named wildcard {{{key}}}: {key[1:]!r} is reserved")
+        elif key not in TEMPLATE_KEYS:
             raise ValueError(f"unknown placeholder {{{key}}} (known: "
-                             f"{', '.join('{' + k + '}' for k in TEMPLATE_KEYS)})")
+                             f"{', '.join('{' + k + '}' for k in TEMPLATE_KEYS)}, "
+                             "and {+name} wildcards in topics)")
     return text
+
+
+def _check_label(name: str) -> str:
+    if not _LABEL.match(name) or name in RESERVED_LABELS:
+        raise ValueError(f"label {name!r}: use [a-z_][a-z0-9_]*, not one of "
+                         f"{', '.join(RESERVED_LABELS)}")
+    return name
 
 
 class ValueSpec(_Strict):
@@ -65,13 +91,23 @@ class ValueSpec(_Strict):
 
     name: str = Field(pattern=VALUE_NAME)
     # Dotted path into a JSON object (``cameras.{key}.camera_fps``, ``a[0].b``); none
-    # means the whole payload is the value.
-    json_path: str | None = None
+    # means the whole payload is the value.  A list: the first path present counts
+    # (a key a bridge moved between versions).
+    json_path: str | list[str] | None = None
     # Payload words to numbers (case-insensitive), before the built-in true/false/on/off.
     map: dict[str, float] = Field(default_factory=dict)
     # A key missing from the JSON skips this value instead of rejecting the message
     # (bridges that publish partial objects).
     optional: bool = False
+    # ...and forgets what it said before (a camera gone from a stats document has no
+    # frame rate any more); without it the last value stays (partial updates).
+    forget_when_missing: bool = False
+    # 1 when json_path is in the message, 0 when not (a camera gone from a stats
+    # document); never rejects.
+    presence: bool = False
+    # A JSON object payload becomes one value per flattened key (``name{key="a_b"}``);
+    # a scalar payload stays ``name`` (generic checks, see probes.mqtt_payload).
+    flatten: bool = False
     # 1 - value: for booleans that mean the opposite (Zigbee contact=true is "closed").
     invert: bool = False
     fault_if: list[float] = Field(default_factory=list)
@@ -79,16 +115,41 @@ class ValueSpec(_Strict):
     fault_status: Literal["degraded", "down"] = "degraded"
     fault_reason: str | None = None
 
-    _template = field_validator("json_path")(lambda v: v if v is None else _check_template(v))
+    @field_validator("json_path")
+    @classmethod
+    def _paths(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for text in [value] if isinstance(value, str) else value or []:
+            _check_template(text)
+            compile_path(text)
+        if isinstance(value, list) and not value:
+            raise ValueError("give at least one json_path")
+        return value
 
     @field_validator("map")
     @classmethod
     def _lower_keys(cls, value: dict[str, float]) -> dict[str, float]:
         return {k.lower(): v for k, v in value.items()}
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ValueSpec:
+        if self.presence and self.json_path is None:
+            raise ValueError("presence needs a json_path")
+        if self.flatten and self.json_path is not None:
+            raise ValueError("flatten reads the whole payload: no json_path")
+        if self.forget_when_missing and not self.optional:
+            raise ValueError("forget_when_missing is for optional values")
+        return self
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        if self.json_path is None:
+            return ()
+        return (self.json_path,) if isinstance(self.json_path, str) else tuple(self.json_path)
+
     def fault(self, value: float) -> str | None:
         """The fault reason when ``value`` means one, else None."""
-        if value in self.fault_if or (self.fault_below is not None and value < self.fault_below):
+        if (self.fault_if and value in self.fault_if) or \
+                (self.fault_below is not None and value < self.fault_below):
             return self.fault_reason or f"{self.name} = {value:g}"
         return None
 
@@ -103,9 +164,41 @@ class TopicSpec(_Strict):
     offline: list[str] = Field(default_factory=lambda: ["offline", "false", "0",
                                                         "disconnected", "lost"])
     values: list[ValueSpec] = Field(default_factory=list)
+    # Fixed labels of this topic's values (templates: ``{key}`` …), for a profile that
+    # writes the same family as a wildcard one (one zone as its own device).
+    labels: dict[str, str] = Field(default_factory=dict)
+    # Label holding the message's whole topic: one value per topic under a filter
+    # with wildcards (generic checks).
+    topic_label: str | None = None
+    # The bridge always publishes this topic (see the module docstring).
+    expected: bool = False
 
-    _template = field_validator("topic", "json_path")(
-        lambda v: v if v is None else _check_template(v))
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        _check_template(value, wildcards=True)
+        for level in value.split("/"):
+            if "{+" in level and not _NAMED.fullmatch(level):
+                raise ValueError(f"topic {value!r}: a named wildcard must be a whole level")
+        return value
+
+    @field_validator("json_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return value if value is None else _check_template(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, template in value.items():
+            _check_label(name)
+            _check_template(template)
+        return value
+
+    @field_validator("topic_label")
+    @classmethod
+    def _topic_label(cls, value: str | None) -> str | None:
+        return value if value is None else _check_label(value)
 
     @property
     def fresh(self) -> bool:
@@ -134,16 +227,45 @@ def builtin_profiles() -> Mapping[str, Profile]:
     return out
 
 
-def plain_profile(json_path: str | None, value: str, availability_topic: str | None) -> Profile:
-    """The implicit profile of a check without one: one value from ``{base}``."""
-    topics = [TopicSpec(topic="{base}", values=[ValueSpec(name=value, json_path=json_path)])]
+def plain_profile(json_path: str | None, value: str, availability_topic: str | None,
+                  wildcard: bool = False) -> Profile:
+    """The implicit profile of a check without one: ``{base}`` read whole (a JSON
+    object flattened) or at ``json_path``; under a filter with wildcards, one value
+    per topic (labelled ``topic``)."""
+    spec = ValueSpec(name=value, json_path=json_path, flatten=json_path is None)
+    topics = [TopicSpec(topic="{base}", values=[spec],
+                        topic_label="topic" if wildcard else None)]
     if availability_topic:
         topics.append(TopicSpec(topic=availability_topic, role="availability"))
     return Profile(name="plain", topics=topics)
 
 
 def render(template: str, fields: Mapping[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: fields[m.group(1)], template)
+    """Fill the placeholders; named wildcards become ``+``."""
+    return _PLACEHOLDER.sub(
+        lambda m: "+" if m.group(1).startswith("+") else fields[m.group(1)], template)
+
+
+Named = tuple[tuple[int, str], ...]
+
+
+def topic_filter(template: str, fields: Mapping[str, str]) -> tuple[str, Named]:
+    """The subscription filter of a topic template, and (level, label) of each named
+    wildcard in it (counted after ``{base}`` is filled in, which may span levels)."""
+    text = _PLACEHOLDER.sub(
+        lambda m: m.group(0) if m.group(1).startswith("+") else fields[m.group(1)], template)
+    levels = text.split("/")
+    named: list[tuple[int, str]] = []
+    for index, level in enumerate(levels):
+        match = _NAMED.fullmatch(level)
+        if match:
+            named.append((index, match.group(1)))
+            levels[index] = "+"
+    return "/".join(levels), tuple(named)
+
+
+def has_wildcards(topic_filter_text: str) -> bool:
+    return any(level in ("+", "#") for level in topic_filter_text.split("/"))
 
 
 # -- topic filters -------------------------------------------------------------------
@@ -200,89 +322,4 @@ class TopicTrie(Generic[T]):
         if wild and (plus := children.get("+")) is not None:
             plus._match(levels, i + 1, out, system)
 
-
-# -- payloads ------------------------------------------------------------------------
-Path = tuple[str | int, ...]
-_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def compile_path(text: str) -> Path:
-    """``a.b[0].c`` → ("a", "b", 0, "c")."""
-    steps: list[str | int] = []
-    for part in text.split("."):
-        for key, index in _STEP.findall(part):
-            steps.append(int(index) if index else key)
-    if not steps:
-        raise ValueError(f"empty JSON path {text!r}")
-    return tuple(steps)
-
-
-def decode_text(payload: bytes) -> str:
-    try:
-        return payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise Rejected("bad_encoding", "payload is not UTF-8") from None
-
-
-def decode_json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        raise Rejected("bad_json", "payload is not valid JSON") from None
-
-
-def walk(document: object, path: Path) -> object:
-    node = document
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(node, list) or step >= len(node):
-                raise Rejected("missing_path", f"no item [{step}]")
-            node = node[step]
-        else:
-            if not isinstance(node, dict) or step not in node:
-                raise Rejected("missing_path", f"no key {step[:64]!r}")
-            node = node[step]
-    return node
-
-
-def as_number(raw: object, mapping: Mapping[str, float]) -> float:
-    """A JSON scalar or plain payload word as a number, or Rejected(wrong_type)."""
-    if isinstance(raw, bool):
-        return 1.0 if raw else 0.0
-    if isinstance(raw, int | float):
-        value = float(raw)
-        if math.isfinite(value):
-            return value
-        raise Rejected("wrong_type", "number is not finite")
-    if isinstance(raw, str):
-        word = raw.strip().lower()
-        if word in mapping:
-            return mapping[word]
-        if word in _BOOL_WORDS:
-            return _BOOL_WORDS[word]
-        try:
-            value = float(word)
-        except ValueError:
-            raise Rejected("wrong_type", "expected a number or true/false") from None
-        if math.isfinite(value):
-            return value
-    raise Rejected("wrong_type", f"expected a number, got {type(raw).__name__}")
-
-
-def as_word(raw: object) -> str:
-    if isinstance(raw, bool):
-        return "true" if raw else "false"
-    if isinstance(raw, str | int | float):
-        return str(raw).strip().lower()
-    raise Rejected("wrong_type", f"expected a word, got {type(raw).__name__}")
-
-
-def parse_scalar(text: str) -> object:
-    """A plain payload: JSON scalars (``true``, ``12.5``, ``"open"``) or the bare text."""
-    if text[:1] in ('"', "-") or text[:1].isdigit() or text in ("true", "false", "null"):
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-    return text
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from probes.mqtt_broker import BrokerSettings
+from probes.mqtt_payload import compile_path
 from probes.mqtt_profiles import (
+    RENAMED,
     VALUE_NAME,
     Profile,
     builtin_profiles,
-    compile_path,
+    has_wildcards,
     plain_profile,
     render,
     valid_filter,
@@ -57,11 +59,17 @@ class MqttCheckOptions(BaseModel):
     value: str = Field("mqtt.value", pattern=VALUE_NAME)
     availability_topic: str | None = None
     qos: int = Field(0, ge=0, le=1)
+    # A profile's expected topics not seen this long after subscribing, while the
+    # bridge talks, are reported missing (retained topics arrive at once; bridges that
+    # publish on a cycle need a cycle or two).
+    expect_seconds: float = Field(120.0, gt=0, le=86400)
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttCheckOptions:
         if self.profile is not None:
             known = builtin_profiles()
+            if self.profile in RENAMED:
+                raise ValueError(f"profile {self.profile!r}: {RENAMED[self.profile]}")
             if self.profile not in known:
                 raise ValueError(f"unknown profile {self.profile!r} "
                                  f"(known: {', '.join(sorted(known))})")
@@ -80,4 +88,5 @@ class MqttCheckOptions(BaseModel):
     def resolved_profile(self) -> Profile:
         if self.profile is not None:
             return builtin_profiles()[self.profile]
-        return plain_profile(self.json_path, self.value, self.availability_topic)
+        return plain_profile(self.json_path, self.value, self.availability_topic,
+                             wildcard=has_wildcards(self.topic))

@@ -277,6 +277,27 @@ def first_text(mapping: Mapping[str, Any], *keys: str) -> str:
     return ""
 
 
+# GetCapabilities names each service by an element; the services added after ONVIF 1.0
+# sit under its Extension (DeviceIO, Recording, Search, Replay …), which a fallback
+# reading only the top level misses — an NVR without GetServices would then never get
+# its recording checked.
+CAPABILITY_NAMESPACES = {
+    "Analytics": "http://www.onvif.org/ver20/analytics/wsdl",
+    "Device": "http://www.onvif.org/ver10/device/wsdl",
+    "Events": "http://www.onvif.org/ver10/events/wsdl",
+    "Imaging": "http://www.onvif.org/ver20/imaging/wsdl",
+    "Media": "http://www.onvif.org/ver10/media/wsdl",
+    "PTZ": "http://www.onvif.org/ver20/ptz/wsdl",
+    "DeviceIO": "http://www.onvif.org/ver10/deviceIO/wsdl",
+    "Display": "http://www.onvif.org/ver10/display/wsdl",
+    "Recording": "http://www.onvif.org/ver10/recording/wsdl",
+    "Search": "http://www.onvif.org/ver10/search/wsdl",
+    "Replay": "http://www.onvif.org/ver10/replay/wsdl",
+    "Receiver": "http://www.onvif.org/ver10/receiver/wsdl",
+    "AnalyticsDevice": "http://www.onvif.org/ver10/analyticsdevice/wsdl",
+}
+
+
 async def discover_services(camera: Any, devicemgmt: Any,
                             call_with: Callable[[Awaitable[Any]], Awaitable[Any]] = call
                             ) -> None:
@@ -294,5 +315,37 @@ async def discover_services(camera: Any, devicemgmt: Any,
         if exc.reason in ("authentication", "unreachable"):
             raise
     if not camera.xaddrs:     # old firmware: GetServices unsupported
-        # The library maps each capability's XAddr (re-pointed at our host).
-        await call_with(camera.get_capabilities())
+        answer = serialize(await call_with(devicemgmt.GetCapabilities({"Category": "All"})))
+        capabilities_xaddrs(camera, answer)
+
+
+def capabilities_xaddrs(camera: Any, answer: Mapping[str, Any]) -> None:
+    """The services a GetCapabilities answer names, top level and Extension."""
+    capabilities = answer.get("Capabilities", answer)
+    if not isinstance(capabilities, Mapping):
+        return
+    extension = capabilities.get("Extension")
+    entries: list[tuple[str, object]] = list(capabilities.items())
+    if isinstance(extension, Mapping):
+        entries += extension.items()
+        # The schema opens Extension with an xs:any, and zeep hands everything under
+        # it to that wildcard as raw elements (DeviceIO, Recording … included): read
+        # those by name too.
+        raw = extension.get("_value_1")
+        for element in raw if isinstance(raw, list) else []:
+            tag = getattr(element, "tag", None)
+            if isinstance(tag, str):
+                entries.append((tag.rsplit("}", 1)[-1], {"XAddr": _child_text(element,
+                                                                               "XAddr")}))
+    for name, entry in entries:
+        namespace = CAPABILITY_NAMESPACES.get(name)
+        xaddr = entry.get("XAddr") if isinstance(entry, Mapping) else None
+        if namespace and isinstance(xaddr, str) and xaddr.strip():
+            camera.xaddrs[namespace] = camera.rewrite_url(xaddr.strip())
+
+
+def _child_text(element: Any, local: str) -> str | None:
+    for child in element:
+        if isinstance(child.tag, str) and child.tag.rsplit("}", 1)[-1] == local:
+            return str(child.text or "")
+    return None

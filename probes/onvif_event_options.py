@@ -13,6 +13,12 @@ class OnvifEventsOptions(BaseModel):
     port: int | None = Field(None, ge=1, le=65535, description="ONVIF HTTP port (80)")
     motion: bool = Field(False, description="report onvif.motion (off: motion is noise "
                                             "for maintenance)")
+    too_dark_is_tamper: bool = Field(
+        False, description="count ImageTooDark as tamper (off: every camera without IR "
+                           "light raises it each night)")
+    # Pulse events (Hikvision's HardDiskError has no state, only "it happened") hold
+    # their condition this long after the last one; a repeat restarts it.
+    pulse_hold_seconds: float = Field(3600.0, ge=1, le=7 * 86400)
     # 10 min, renewed at 8: long enough that renewals are rare, short enough that a
     # subscription we lost track of dies on the camera soon (cameras have few slots).
     subscription_seconds: float = Field(600.0, ge=2, le=86400)

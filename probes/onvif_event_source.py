@@ -16,14 +16,23 @@ notifications are classified (:mod:`probes.onvif_events`) and kept as conditions
 event source (a video source, a disk, a recording job), giving the values the built-in
 rules read:
 
-* ``onvif.tamper``, ``onvif.signal_loss``, ``onvif.storage_failure``: 1 while any
-  source of that kind reports the condition, 0 when it ended (0 too when the camera
-  never sent one: cameras send each property's current state, ``Initialized``, to a
-  new subscription, so these values are left out — unknown — until the first
-  PullMessages of each subscription answered; see ``PullPoint.primed``);
-* ``onvif.recordings_stopped``: recording jobs whose last JobState event says they are
-  not recording — only once such an event arrived, so it never contradicts the onvif
-  check's own job count with a made-up 0;
+* ``onvif.tamper``, ``onvif.signal_loss``, ``onvif.storage_failure``,
+  ``onvif.storage_full``: 1 while any source of that kind reports the condition, 0
+  when it ended — and 0 when the camera never sent one only if it *advertises* that
+  kind (GetEventProperties): a camera without a signal-loss topic reports no
+  ``onvif.signal_loss`` at all rather than a reassuring 0.  Cameras send each
+  property's current state, ``Initialized``, to a new subscription, so these values
+  are left out — unknown — until the first PullMessages of each subscription
+  answered (``PullPoint.primed``).  A camera that cannot say what it advertises
+  reports only the kinds it sent events of.  ``onvif.events_watched`` lists the kinds
+  reported;
+* a pulse event (no PropertyOperation: Hikvision's disk errors) holds its condition
+  for ``pulse_hold_seconds`` after the last one;
+* ``onvif.recordings_stopped``: recording jobs configured Active whose last JobState
+  event says they are not recording (PartiallyActive included: the same meaning as the
+  onvif check's poll) — only once such an event arrived, so it never contradicts the
+  poll's job count with a made-up 0;
+* ``ImageTooDark`` is tamper only with ``too_dark_is_tamper``;
 * ``onvif.motion`` only with ``motion: true``;
 * ``onvif.events_subscribed``: 1 while the subscription works.
 
@@ -63,11 +72,12 @@ from probes.base import (
     check_options,
 )
 from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_events import Notification, classify, is_problem
+from probes.onvif_events import Notification, classify, is_problem, is_pulse, topic_kind
 from probes.onvif_pullpoint import PullPoint, PullPointState
+from probes.onvif_topics import AdvertisedTopic
 
 Emit = Callable[[Observation], None]
-CONDITIONS = ("tamper", "signal_loss", "storage_failure")
+CONDITIONS = ("tamper", "signal_loss", "storage_failure", "storage_full")
 # Sources remembered per condition kind: a camera has a handful of video sources and
 # an NVR a few dozen channels/disks; the cap bounds what a misbehaving device costs.
 MAX_SOURCES = 128
@@ -92,6 +102,7 @@ class OnvifEventStats(NamedTuple):
     subscribes: int
     renewals: int
     lost: int
+    pulls: int = 0
 
 
 @dataclass(slots=True)
@@ -102,6 +113,7 @@ class _Watch:
     port: int
     pullpoint: PullPoint | None = None
     active: dict[str, dict[str, bool]] = field(default_factory=dict)  # kind → source → on
+    pulses: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → source → until
     received: Counter[str] = field(default_factory=Counter)
     next_emit: float = 0.0
 
@@ -164,7 +176,7 @@ class OnvifEventSource:
             t = w.target
             out.append(OnvifEventStats(device, t.site, t.system, t.kind, check,
                                        p.state.value, dict(w.received), p.subscribes,
-                                       p.renewals, p.lost))
+                                       p.renewals, p.lost, p.pulls))
         return out
 
     def pullpoint(self, device: str, check: str) -> PullPoint | None:
@@ -173,19 +185,29 @@ class OnvifEventSource:
 
     # -- events ------------------------------------------------------------------------
     def _received(self, watch: _Watch, pullpoint: PullPoint, note: Notification) -> None:
-        kind = classify(note)
-        watch.received[kind or "other"] += 1
-        if kind is None or (kind == "motion" and not watch.options.motion):
+        raw = classify(note)
+        watch.received[raw or "other"] += 1
+        kind = _watched_kind(raw, watch.options)
+        if kind is None or not _job_of_interest(kind, note, pullpoint):
             return
         problem = is_problem(kind, note)
-        if note.operation.lower() == "deleted":
-            problem = False       # the property is gone, and its condition with it
-        if problem is None:
-            return
-        sources = watch.active.setdefault(kind, {})
         key = bounded(",".join(f"{k}={v}" for k, v in sorted(note.source.items())), 200)
-        if key in sources or len(sources) < MAX_SOURCES:
-            sources[key] = problem
+        if is_pulse(note):
+            # It happened (True, or no state at all): held; a pulse saying it ended
+            # ends it.
+            pulses = watch.pulses.setdefault(kind, {})
+            if problem is False:
+                pulses.pop(key, None)
+            elif key in pulses or len(pulses) < MAX_SOURCES:
+                pulses[key] = self._clock() + watch.options.pulse_hold_seconds
+        else:
+            if note.operation.lower() == "deleted":
+                problem = False   # the property is gone, and its condition with it
+            if problem is None:
+                return
+            sources = watch.active.setdefault(kind, {})
+            if key in sources or len(sources) < MAX_SOURCES:
+                sources[key] = problem
         if pullpoint.primed:
             self._send(watch)     # else the first answer's Initialized burst is read whole
 
@@ -193,15 +215,16 @@ class OnvifEventSource:
         self._send(watch)
 
     def _send(self, watch: _Watch) -> None:
-        watch.next_emit = self._clock() + watch.check.interval
-        self._emit(observe(watch.target, watch.check, watch.pullpoint, watch.active,
-                           watch.options.motion))
+        now = self._clock()
+        watch.next_emit = now + watch.check.interval
+        self._emit(observe(watch, now))
 
     def sweep(self) -> int:
-        """Emit every check whose interval has passed; returns how many."""
+        """Emit every check whose interval has passed or whose pulse ran out; returns
+        how many."""
         now = self._clock()
-        due = [w for w in self._watches.values() if now >= w.next_emit and
-               w.pullpoint is not None and w.pullpoint.state is not PullPointState.STOPPED]
+        due = [w for w in self._watches.values() if (now >= w.next_emit or _expired(w, now))
+               and w.pullpoint is not None and w.pullpoint.state is not PullPointState.STOPPED]
         for watch in due:
             self._send(watch)
         return len(due)
@@ -212,36 +235,80 @@ class OnvifEventSource:
             self.sweep()
 
 
-def observe(target: Target, check: Check, pullpoint: PullPoint | None,
-            active: Mapping[str, Mapping[str, bool]], motion: bool) -> Observation:
+def _watched_kind(raw: str | None, options: OnvifEventsOptions) -> str | None:
+    if raw == "too_dark":
+        return "tamper" if options.too_dark_is_tamper else None
+    if raw == "motion" and not options.motion:
+        return None
+    return raw
+
+
+def _job_of_interest(kind: str, note: Notification, pullpoint: PullPoint) -> bool:
+    """JobState events of a job configured Idle (a channel switched off on purpose)
+    are not stopped recordings; the poll does not count them either."""
+    jobs = pullpoint.active_jobs
+    if kind != "recording" or jobs is None:
+        return True
+    tokens = {k.lower(): v for k, v in note.source.items()}
+    token = tokens.get("recordingjobtoken") or tokens.get("recordingtoken")
+    return token is None or token in jobs
+
+
+def _expired(watch: _Watch, now: float) -> bool:
+    """Drop pulses that ran out; True if any did (the values change)."""
+    gone = False
+    for pulses in watch.pulses.values():
+        for key in [k for k, until in pulses.items() if until <= now]:
+            del pulses[key]
+            gone = True
+    return gone
+
+
+def advertised_kinds(topics: list[AdvertisedTopic] | None,
+                     options: OnvifEventsOptions) -> set[str] | None:
+    """The kinds a camera can report, from its advertised topics (None: unknown)."""
+    if topics is None:
+        return None
+    kinds = {_watched_kind(topic_kind(t.topic), options) for t in topics}
+    return {k for k in kinds if k is not None}
+
+
+def observe(watch: _Watch, now: float) -> Observation:
+    target, check, pullpoint = watch.target, watch.check, watch.pullpoint
     state = pullpoint.state if pullpoint is not None else PullPointState.STOPPED
-    if state is not PullPointState.STARTED:
+    if pullpoint is None or state is not PullPointState.STARTED:
         error = (pullpoint.error if pullpoint is not None else None) or "not subscribed"
         return Observation(target.device, check.name, Status.DOWN,
                            values={"onvif.events_subscribed": 0.0}, error=bounded(error))
     values: dict[str, Value] = {"onvif.events_subscribed": 1.0}
     # Until the camera answered the subscription's first pull (its Initialized state),
     # the condition values are unknown; status and error show what was last known.
-    known = pullpoint is not None and pullpoint.primed
+    known = pullpoint.primed
+    advertised = advertised_kinds(pullpoint.advertised, watch.options)
     problems: list[str] = []
-    kinds = [*CONDITIONS, *(["motion"] if motion else [])]
+    watched: list[str] = []
+    kinds = [*CONDITIONS, *(["motion"] if watch.options.motion else [])]
     for kind in kinds:
-        on = [source for source, flag in active.get(kind, {}).items() if flag]
-        if known:
+        on = [source for source, flag in watch.active.get(kind, {}).items() if flag]
+        on += [source for source, until in watch.pulses.get(kind, {}).items() if until > now]
+        heard = kind in watch.active or kind in watch.pulses
+        if known and (heard or (advertised is not None and kind in advertised)):
             values[f"onvif.{kind}"] = 1.0 if on else 0.0
+            watched.append(kind)
         if on and kind != "motion":
             problems.append(f"{kind.replace('_', ' ')} ({', '.join(on[:4])})")
-    if "recording" in active:
-        stopped = [source for source, flag in active["recording"].items() if flag]
+    if "recording" in watch.active:
+        stopped = [source for source, flag in watch.active["recording"].items() if flag]
         if known:
             values["onvif.recordings_stopped"] = float(len(stopped))
+            watched.append("recording")
         if stopped:
             problems.append(f"recording stopped ({', '.join(stopped[:4])})")
+    if known:
+        values["onvif.events_watched"] = " ".join(watched) or "none"
     status = Status.DEGRADED if problems else Status.OK
     return Observation(target.device, check.name, status, values,
                        error=bounded("; ".join(problems)) if problems else None)
-
-
 
 
 def onvif_events_source(settings: BaseModel | None, credentials: Mapping[str, Credential],

@@ -4,13 +4,24 @@
 PropertyOperation, Source and Data SimpleItems); ``classify`` maps its topic to one of
 the kinds elvwatch watches, across the topic names major vendors use:
 
-* tamper — ``VideoSource/GlobalSceneChange/*`` (ONVIF), ``ImageTooDark|Blurry|Bright``,
-  Hikvision ``RuleEngine/TamperDetector``, ``UserAlarm/VideoCover`` (OEM firmware);
+* tamper — ``VideoSource/GlobalSceneChange/*`` (ONVIF), ``ImageTooBlurry|Bright``,
+  Hikvision ``RuleEngine/TamperDetector``, Axis ``VideoSource/Tampering`` (a pulse),
+  ``UserAlarm/VideoCover`` (OEM firmware);
+* too_dark — ``VideoSource/ImageTooDark``: every camera without IR light sees it each
+  night, so it is tamper only when a check says so (``too_dark_is_tamper``);
 * signal_loss — ``VideoSource/SignalLoss``, ``Device/…/VideoLoss``;
-* storage_failure — ``Device/HardwareFailure/StorageFailure``, Axis ``Storage/Alert``;
+* storage_failure — ``Device/HardwareFailure/StorageFailure``, Axis ``Storage/Alert``
+  and ``Storage/Disruption``, Hikvision ``HardDiskError``;
+* storage_full — Hikvision ``HardDiskFull`` (NVRs raise it when a full disk stops
+  recording: overwrite off);
 * recording — ``RecordingConfig/JobState``, ``RecordingHistory/Recording/State``;
 * motion — ``VideoSource/MotionAlarm``, ``RuleEngine/CellMotionDetector/Motion``,
   ``RuleEngine/MotionRegionDetector``, Axis ``VMD``/``PIR`` (ignored unless configured).
+
+Property events (``PropertyOperation`` Initialized/Changed/Deleted) carry a state and
+last until the camera says otherwise; *pulse* events (no PropertyOperation — the
+Hikvision disk events have not even a Data item) say "it happened": the events source
+holds those for a while (``pulse_hold_seconds``).
 
 Element text is device-sent: every string is bounded.
 """
@@ -26,23 +37,26 @@ WSNT = "http://docs.oasis-open.org/wsn/b-2"
 MAX_ITEMS = 16
 
 _KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tamper", ("videosource/globalscenechange", "videosource/imagetoodark",
-                "videosource/imagetooblurry", "videosource/imagetoobright",
-                "ruleengine/tamperdetector", "useralarm/videocover")),
+    ("too_dark", ("videosource/imagetoodark",)),
+    ("tamper", ("videosource/globalscenechange", "videosource/imagetooblurry",
+                "videosource/imagetoobright", "ruleengine/tamperdetector",
+                "videosource/tampering", "useralarm/videocover")),
     ("signal_loss", ("videosource/signalloss", "videoloss")),
     ("storage_failure", ("hardwarefailure/storagefailure", "storage/alert",
-                         "storage/failure")),
+                         "storage/disruption", "storage/failure", "harddiskerror")),
+    ("storage_full", ("harddiskfull",)),
     ("recording", ("recordingconfig/jobstate", "recordinghistory/recording/state")),
     ("motion", ("videosource/motionalarm", "motiondetector", "motionregiondetector",
                 "/vmd/", "sensor/pir", "videoanalytics/motion")),
 )
 # Data item names whose value says whether the condition holds, by vendor.
 # ONVIF Device/HardwareFailure/* carry ``Failed`` (core spec, "Device Topics").
+# Axis says ``disruption`` (storage) and ``tampering`` (the count of a tamper pulse).
 _STATE_ITEMS = ("state", "istamper", "ismotion", "active", "alert", "signallost",
-                "failed", "value", "logicalstate")
+                "failed", "disruption", "tampering", "value", "logicalstate")
 _TRUE = {"true", "1", "active", "on", "failed", "lost"}
-# Recording job states meaning "not recording" (ONVIF RecordingJobState: Idle/Active/…).
-_NOT_RECORDING = {"idle", "error", "stopped", "false", "0"}
+# The operations of property events; anything else (usually none at all) is a pulse.
+PROPERTY_OPERATIONS = frozenset({"initialized", "changed", "deleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +93,42 @@ def parse_notification(element: Any) -> Notification:
 
 def classify(note: Notification) -> str | None:
     """The kind of a notification, or None for topics we do not watch."""
-    path = "/".join(part.split(":", 1)[-1] for part in note.topic.lower().split("/"))
+    return topic_kind(note.topic)
+
+
+def topic_kind(topic: str) -> str | None:
+    """The kind of an event topic (``tns1:VideoSource/SignalLoss``), None if unwatched."""
+    path = "/".join(part.split(":", 1)[-1] for part in topic.lower().split("/"))
     for kind, needles in _KINDS:
         if any(needle in f"/{path}/" or needle in path for needle in needles):
             return kind
     return None
 
 
+# One meaning of a recording job's state for the poll and the events (ONVIF
+# RecordingJobState: Idle, Active, PartiallyActive, Error): only Active records all it
+# should.  PartiallyActive leaves a track unrecorded — the same loss of evidence for its
+# channel.  RecordingHistory/Recording/State says it as a boolean (IsRecording).
+_RECORDING = frozenset({"active", "true", "1"})
+
+
+def is_recording(word: str) -> bool | None:
+    """Whether a job state (or IsRecording) word means recording; None when empty."""
+    word = word.strip().lower()
+    return None if not word else word in _RECORDING
+
+
+def is_pulse(note: Notification) -> bool:
+    return note.operation.lower() not in PROPERTY_OPERATIONS
+
+
 def is_problem(kind: str, note: Notification) -> bool | None:
     """Whether the condition is active now (a problem); None when the data says nothing."""
     values = {k.lower(): v.strip().lower() for k, v in note.data.items()}
     if kind == "recording":
-        if "isrecording" in values:       # RecordingHistory/Recording/State (boolean)
-            return values["isrecording"] not in _TRUE
-        state = values.get("state")
-        return None if state is None else state in _NOT_RECORDING
+        word = values.get("isrecording", values.get("state"))
+        recording = None if word is None else is_recording(word)
+        return None if recording is None else not recording
     if kind == "storage_failure" and "alert" in values:
         return values["alert"] in _TRUE
     for name in _STATE_ITEMS:

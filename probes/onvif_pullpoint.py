@@ -18,6 +18,9 @@ A :class:`PullPoint` runs one task per camera::
   TerminationTime minus its own CurrentTime, so clock skew does not matter), and at
   least :data:`RENEW_MARGIN_SECONDS` before expiry.  A PullMessages long-poll never
   runs past the renewal time, so one task does both without racing.
+* Advertised: GetEventProperties is read once per subscription (:attr:`advertised`,
+  None when the camera cannot say), and on a recorder the recording jobs configured
+  Active (:attr:`active_jobs`), so that only what the camera can report is reported.
 * Primed: cameras send each property's current state (``Initialized`` messages) to a
   new subscription; :attr:`PullPoint.primed` turns true once the first PullMessages
   of the current subscription answered (the state it carried passed on first), and
@@ -25,6 +28,10 @@ A :class:`PullPoint` runs one task per camera::
 * Lost: a failed pull or renewal (the camera rebooted and forgot us, or the network
   blinked) resubscribes at once; if that fails too, the state is FAILED and retries
   back off from ``retry_min_seconds`` doubling to ``retry_max_seconds`` (with jitter).
+* Pull floor: a camera that answers PullMessages at once and empty, ignoring the
+  Timeout, would make the loop spin; after such an answer the next pull waits
+  :data:`PULL_FLOOR_SECONDS`, doubling on each one after it up to ``pull_seconds``
+  (a camera that holds the call, or has messages, resets it).
 * Authentication failure: the credentials are held off for ``hold_off_seconds``
   (:func:`probes.onvif.hold_off`; a hold-off the pull probe set pauses us too), so the
   two never add up to an account lockout.
@@ -42,7 +49,7 @@ from enum import StrEnum
 from typing import Any
 
 from probes.base import Target
-from probes.onvif import EVENTS_NS, held_for, hold_off
+from probes.onvif import EVENTS_NS, RECORDING_NS, held_for, hold_off
 from probes.onvif_client import (
     OnvifFailure,
     call,
@@ -55,6 +62,8 @@ from probes.onvif_client import (
 from probes.onvif_clock import camera_utc, clock_offset
 from probes.onvif_event_options import OnvifEventsOptions
 from probes.onvif_events import Notification, notification_from_zeep
+from probes.onvif_recording import active_jobs
+from probes.onvif_topics import AdvertisedTopic, from_answer
 
 # Renew at 80% of the granted time: cameras refuse a renewal that arrives after the
 # termination time, and the last 20% leaves room for a slow answer and one retry.
@@ -68,6 +77,11 @@ MIN_RENEW_SECONDS = 1.0
 CALL_MARGIN_SECONDS = 10.0
 # Messages per PullMessages: a burst larger than this is fetched by the next pull.
 MESSAGE_LIMIT = 100
+# An empty answer faster than this share of the Timeout asked is a camera that does not
+# long-poll; then the next pull waits the floor, doubled per repeat, up to pull_seconds
+# (events queue on the camera meanwhile: they are late, never lost).
+EARLY_FRACTION = 0.5
+PULL_FLOOR_SECONDS = 1.0
 # Unsubscribe on stop is a courtesy (the camera drops the subscription at its
 # termination time anyway); a dead camera must not hold up a reload or shutdown.
 UNSUBSCRIBE_SECONDS = 2.0
@@ -100,6 +114,13 @@ class PullPoint:
         # The current subscription's first PullMessages answered: the camera has told
         # its properties' current state (Initialized), so "nothing heard" means "off".
         self.primed = False
+        self.pulls = 0             # PullMessages calls
+        # What GetEventProperties advertised (None: the camera could not say).
+        self.advertised: list[AdvertisedTopic] | None = None
+        # Recording job and recording tokens configured Active (None: not a recorder,
+        # or unreadable): JobState events of other jobs are jobs off on purpose.
+        self.active_jobs: set[str] | None = None
+        self._early_empty = 0      # consecutive immediate empty answers
         self._on_change, self._on_notification = on_change, on_notification
         self._gate = gate or asyncio.Semaphore(1)
         self._clock = clock
@@ -202,11 +223,36 @@ class PullPoint:
         if not isinstance(text, str) or not text.strip():
             raise OnvifFailure("malformed", "the subscription answer has no address")
         camera.xaddrs[f"{EVENTS_NS}/PullPointSubscription"] = camera.rewrite_url(text.strip())
+        self.advertised = await self._advertised(events)
+        self.active_jobs = await self._active_jobs()
         self._pull = await _timed(camera.create_pullpoint_service(), timeout)
         self._manager = await _timed(
             camera.create_subscription_service("PullPointSubscription"), timeout)
         self.subscribes += 1
         self._schedule_renewal(created)
+
+    async def _advertised(self, events: Any) -> list[AdvertisedTopic] | None:
+        try:
+            answer = await _timed(events.GetEventProperties(),
+                                  self.options.call_timeout_seconds)
+        except OnvifFailure as exc:
+            if exc.reason in ("authentication", "unreachable"):
+                raise
+            return None
+        return from_answer(serialize(answer))
+
+    async def _active_jobs(self) -> set[str] | None:
+        if RECORDING_NS not in self._camera.xaddrs:
+            return None
+        seconds = self.options.call_timeout_seconds
+        try:
+            service = await _timed(self._camera.create_recording_service(), seconds)
+            jobs, recordings = await _timed(active_jobs(service), seconds)
+        except OnvifFailure as exc:
+            if exc.reason in ("authentication", "unreachable"):
+                raise
+            return None
+        return {*jobs, *recordings}
 
     async def _discover(self, devicemgmt: Any) -> None:
         camera = self._camera
@@ -239,11 +285,14 @@ class PullPoint:
                 self._schedule_renewal(answer)
                 now = self._clock()
             wait = max(1, int(min(options.pull_seconds, self.renew_at - now)))
+            began = self._clock()
             answer = await _timed(self._pull.PullMessages(
                 {"Timeout": dt.timedelta(seconds=wait), "MessageLimit": MESSAGE_LIMIT}),
                 wait + CALL_MARGIN_SECONDS)
-            for message in list(getattr(answer, "NotificationMessage", None) or [])[
-                    :MESSAGE_LIMIT]:
+            self.pulls += 1
+            messages = list(getattr(answer, "NotificationMessage", None) or [])
+            await self._floor(bool(messages), self._clock() - began, wait)
+            for message in messages[:MESSAGE_LIMIT]:
                 try:
                     note = notification_from_zeep(message)
                 except (AttributeError, TypeError, ValueError):
@@ -252,6 +301,19 @@ class PullPoint:
             if not self.primed:
                 self.primed = True
                 self._on_change(self)
+
+    async def _floor(self, had_messages: bool, took: float, wait: float) -> None:
+        """Wait out the pull floor after an immediate empty answer (see the docstring)."""
+        if had_messages or took >= wait * EARLY_FRACTION:
+            self._early_empty = 0
+            return
+        self._early_empty += 1
+        pause = min(self.options.pull_seconds,
+                    PULL_FLOOR_SECONDS * 2 ** min(self._early_empty - 1, 16)) - took
+        if self.renew_at is not None:
+            pause = min(pause, self.renew_at - self._clock())
+        if pause > 0:
+            await asyncio.sleep(pause)
 
     async def _close(self) -> None:
         camera, self._camera, self._pull, self._manager = self._camera, None, None, None

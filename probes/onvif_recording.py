@@ -7,7 +7,9 @@ job's actual ``State`` (``Idle``, ``Active``, ``PartiallyActive``, ``Error``).  
 configured Active whose state is anything but Active counts as stopped
 (``onvif.recordings_stopped``, read by the built-in ``recording_stopped`` rule):
 PartiallyActive means some track is not being recorded, which is the same loss of
-evidence for the channel it belongs to.
+evidence for the channel it belongs to.  The events source reads the JobState events
+with the same meaning (:func:`probes.onvif_events.is_recording`) and the same jobs
+(:func:`active_jobs`), so the two never tell the rule different things.
 
 Values: ``onvif.recording_jobs`` (jobs configured Active), ``onvif.recordings_stopped``.
 """
@@ -18,10 +20,27 @@ from typing import Any
 
 from probes.base import Value, bounded
 from probes.onvif_client import OnvifFailure, call, serialize
+from probes.onvif_events import is_recording
 
 # An NVR has one job per channel; 256 covers the largest ones and bounds what a
 # misbehaving device can make us ask for.
 MAX_JOBS = 256
+
+
+async def active_jobs(service: Any) -> tuple[list[str], set[str]]:
+    """The job tokens configured Active, and the recording tokens they record into."""
+    items = await call(service.GetRecordingJobs()) or []
+    jobs: list[str] = []
+    recordings: set[str] = set()
+    for item in list(items)[:MAX_JOBS]:
+        job = serialize(item)
+        config = job.get("JobConfiguration")
+        mode = config.get("Mode") if isinstance(config, dict) else None
+        if str(mode or "").strip().lower() == "active":
+            jobs.append(str(job.get("JobToken") or "").strip())
+            if isinstance(config, dict) and config.get("RecordingToken"):
+                recordings.add(str(config["RecordingToken"]).strip())
+    return jobs, recordings
 
 
 async def recording_values(camera: Any, values: dict[str, Value],
@@ -30,21 +49,14 @@ async def recording_values(camera: Any, values: dict[str, Value],
     Authentication and reachability failures propagate (they end the poll)."""
     try:
         service = await call(camera.create_recording_service())
-        items = await call(service.GetRecordingJobs()) or []
-        active: list[str] = []
-        for item in list(items)[:MAX_JOBS]:
-            job = serialize(item)
-            config = job.get("JobConfiguration")
-            mode = config.get("Mode") if isinstance(config, dict) else None
-            if str(mode or "").strip().lower() == "active":
-                active.append(str(job.get("JobToken") or "").strip())
+        active, _ = await active_jobs(service)
         stopped: list[str] = []
         for token in active:
             answer = serialize(await call(service.GetRecordingJobState({"JobToken": token})))
             state = answer.get("State")
-            word = state.get("State") if isinstance(state, dict) else state
-            if str(word or "").strip().lower() != "active":
-                stopped.append(f"{bounded(token, 32)}={bounded(str(word or '?'), 16)}")
+            word = str((state.get("State") if isinstance(state, dict) else state) or "")
+            if is_recording(word) is not True:
+                stopped.append(f"{bounded(token, 32)}={bounded(word or '?', 16)}")
     except OnvifFailure as exc:
         if exc.reason in ("authentication", "unreachable"):
             raise

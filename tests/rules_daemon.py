@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from daemon.app import App
@@ -13,6 +14,25 @@ from probes.base import Observation
 from rules.faults import FaultState, FaultTransition, fingerprint
 from tests.test_daemon import wait_for
 from tickets.ticket_store import Ticket
+
+
+def mqtt_lab_config(tmp: Path, broker: Any, username: str, client_id: str,
+                    devices: list[dict[str, Any]], *, interval: float,
+                    site: str = "lab") -> dict[str, Any]:
+    """A daemon config for lab devices behind one Mosquitto (``lab.mosquitto``): the
+    login read from ``tmp/mq-password``, quick sweeps and reconnects, SQLite in ``tmp``."""
+    return {
+        "interval": interval, "timeout": interval,
+        "scheduler": {"down_after": 2, "jitter": 0.0},
+        "storage": {"url": f"sqlite+aiosqlite:///{tmp}/e.db"},
+        "credentials": {"mq": {"username": username,
+                               "password_file": str(tmp / "mq-password")}},
+        "sources": {"mqtt": {
+            "brokers": {"site": {"host": broker.host, "port": broker.port,
+                                 "credentials": "mq", "client_id": client_id}},
+            "sweep_seconds": 0.1, "reconnect_min_seconds": 0.1}},
+        "sites": [{"id": site, "name": "实验小区", "contract": {"start": "2026-01-01"}}],
+        "devices": devices}
 
 
 class RulesApp(App):

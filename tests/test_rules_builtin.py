@@ -51,6 +51,8 @@ CASES: dict[str, Case] = {
                              'snmp.disk.failed{index="2",name="sdb"}': 1},
                             {'snmp.disk.failed{index="1",name="sda"}': 0,
                              'snmp.disk.failed{index="2",name="sdb"}': 0}),
+    "nvr_disk_full": Case("nvr", "cctv", "onvif_events", {"onvif.storage_full": 1},
+                          {"onvif.storage_full": 0}),
     "camera_replaced": Case("camera", "cctv", "onvif", {}, {}, info_bad={"serial": "SN-NEW"},
                             info_good={"serial": "SN-ARCHIVE"}),
     "switch_port_down": Case("switch", "network", "snmp",
@@ -78,6 +80,35 @@ CASES: dict[str, Case] = {
     "alarm_comm_fault": Case("alarm_panel", "alarm", "modbus",
                              {"modbus.communicator_fault": 1},
                              {"modbus.communicator_fault": 0}),
+    "alarm_bus_fault": Case("alarm_panel", "alarm", "mqtt", {"mqtt.bus_fault": 1},
+                            {"mqtt.bus_fault": 0}),
+    "alarm_partition_alarm": Case("alarm_panel", "alarm", "mqtt",
+                                  {'mqtt.partition.alarm{partition="Area_1"}': 0,
+                                   'mqtt.partition.alarm{partition="Garage"}': 1},
+                                  {'mqtt.partition.alarm{partition="Area_1"}': 0,
+                                   'mqtt.partition.alarm{partition="Garage"}': 0}),
+    "alarm_zone_alarm": Case("alarm_panel", "alarm", "mqtt",
+                             {'mqtt.zone.alarm{zone="Front_door"}': 1},
+                             {'mqtt.zone.alarm{zone="Front_door"}': 0}),
+    "alarm_zone_tamper": Case("alarm_panel", "alarm", "mqtt",
+                              {'mqtt.zone.tamper{zone="Hall_PIR"}': 1},
+                              {'mqtt.zone.tamper{zone="Hall_PIR"}': 0}),
+    "alarm_zone_trouble": Case("alarm_panel", "alarm", "mqtt", {"mqtt.zone_trouble": 1},
+                               {"mqtt.zone_trouble": 0}),
+    "alarm_zone_low_battery": Case("alarm_panel", "alarm", "mqtt",
+                                   {'mqtt.zone.low_battery{zone="Window_3"}': 1},
+                                   {'mqtt.zone.low_battery{zone="Window_3"}': 0}),
+    "alarm_zone_supervision_lost": Case("alarm_panel", "alarm", "mqtt",
+                                        {'mqtt.zone.supervision_lost{zone="Window_3"}': 1},
+                                        {'mqtt.zone.supervision_lost{zone="Window_3"}': 0}),
+    "frigate_camera_no_frames": Case("camera", "cctv", "mqtt", {"mqtt.camera_fps": 0.0},
+                                     {"mqtt.camera_fps": 5.0}),
+    "frigate_camera_missing": Case("camera", "cctv", "mqtt", {"mqtt.camera_in_stats": 0},
+                                   {"mqtt.camera_in_stats": 1}),
+    "sensor_battery_low": Case("access_panel", "access_control", "mqtt",
+                               {"mqtt.battery_percent": 7}, {"mqtt.battery_percent": 80}),
+    "mqtt_topics_missing": Case("alarm_panel", "alarm", "mqtt", {"mqtt.missing": 3},
+                                {"mqtt.missing": 0}),
     "door_forced": Case("access_panel", "access_control", "mqtt", {"mqtt.forced": 1},
                         {"mqtt.forced": 0}),
     "door_held_open": Case("access_panel", "access_control", "mqtt", {"mqtt.held_open": 1},
@@ -87,14 +118,27 @@ CASES: dict[str, Case] = {
 }
 
 
+# The panel troubles a Modbus gateway and an MQTT bridge both report: the same rule.
+MQTT_TWINS = {"alarm_ac_fail": "mqtt.ac_fail", "alarm_battery_low": "mqtt.battery_low",
+              "alarm_tamper": "mqtt.tamper", "alarm_comm_fault": "mqtt.communicator_fault"}
+
+
 def test_every_builtin_rule_has_a_case() -> None:
     assert sorted(CASES) == sorted(r.id for r in load_builtin_configs())
 
 
-@pytest.mark.parametrize("rule_id", sorted(CASES))
+def _cases() -> list[tuple[str, Case]]:
+    out = [(rule_id, CASES[rule_id]) for rule_id in sorted(CASES)]
+    for rule_id, name in MQTT_TWINS.items():
+        out.append((rule_id, CASES[rule_id]._replace(check="mqtt", bad={name: 1},
+                                                     good={name: 0})))
+    return out
+
+
+@pytest.mark.parametrize(("rule_id", "case"), _cases(),
+                         ids=[f"{r}-{c.check}" for r, c in _cases()])
 def test_builtin_rule_fires_after_its_confirm_count_and_clears_after_its_clear_count(
-        rule_id: str) -> None:
-    case = CASES[rule_id]
+        rule_id: str, case: Case) -> None:
     rule = next(r for r in build_rules() if r.id == rule_id)
     assert rule.for_polls is not None and rule.clear_polls is not None
     spec = device("dev-1", case.kind, case.system, {case.check: case.check},

@@ -18,7 +18,8 @@ import pytest_asyncio
 import yaml
 
 from daemon.config import load_config
-from lab.onvif import DeviceInfo, OnvifFault, OnvifSimulator
+from lab.onvif import CAMERA_TOPICS, DeviceInfo, OnvifFault, OnvifSimulator
+from lab.onvif_xml import EventTopic
 from lab.rtsp import RtspResponder
 from probes.onvif import clear_hold_offs
 from rules.faults import fingerprint
@@ -36,6 +37,11 @@ EVENTS = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.
           "retry_max_seconds": 1}
 
 
+# Hikvision recorders advertise their disk-full event as a pulse with only a disk number.
+DISK_FULL = EventTopic("tns1:Device/HardwareFailure/tnshik:HardDiskFull",
+                       (("HardDiskNo", "xs:int"),), (), is_property=False)
+
+
 @dataclass
 class Lab:
     app: RulesApp
@@ -46,6 +52,7 @@ class Lab:
     swap: OnvifSimulator      # cam-swap: serial differs from the archive
     events: OnvifSimulator    # cam-events: video loss over the events source
     nvr: OnvifSimulator       # nvr-1: storage failure event
+    hik: OnvifSimulator       # nvr-hik: Hikvision-style disk-full pulse
     rtsp: RtspResponder       # cam-stream: the stream
 
 
@@ -54,9 +61,9 @@ def _onvif(camera: OnvifSimulator, **extra: Any) -> dict[str, Any]:
             "timeout": 0.5, "params": {**ONVIF, **extra}}
 
 
-def _events(camera: OnvifSimulator) -> dict[str, Any]:
+def _events(camera: OnvifSimulator, **extra: Any) -> dict[str, Any]:
     return {"type": "onvif_events", "name": "events", "port": camera.port, "interval": 1,
-            "params": EVENTS}
+            "params": {**EVENTS, **extra}}
 
 
 def _tcp(port: int) -> dict[str, Any]:
@@ -77,7 +84,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
     (tmp / "cam-password").write_text("secret\n", encoding="utf-8")
     async with OnvifSimulator() as auth, OnvifSimulator() as clock, \
             OnvifSimulator(info=DeviceInfo(serial=SERIAL)) as swap, \
-            OnvifSimulator() as events, OnvifSimulator() as nvr, RtspResponder() as rtsp:
+            OnvifSimulator() as events, OnvifSimulator() as nvr, RtspResponder() as rtsp, \
+            OnvifSimulator(event_topics=[*CAMERA_TOPICS, DISK_FULL]) as hik:
         data: dict[str, Any] = {
             "interval": 0.5, "timeout": 0.5,
             "scheduler": {"down_after": 2, "jitter": 0.0},
@@ -92,6 +100,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                 _camera("cam-swap", swap.host, [_onvif(swap)]),
                 _camera("cam-events", events.host, [_events(events)]),
                 _camera("nvr-1", nvr.host, [_events(nvr)], kind="nvr"),
+                _camera("nvr-hik", hik.host, [_events(hik, pulse_hold_seconds=2)],
+                        kind="nvr"),
                 _camera("cam-stream", rtsp.host, [
                     {"type": "rtsp", "name": "rtsp", "port": rtsp.port, "interval": 0.2,
                      "timeout": 0.2, "params": {"path": "/Streaming/Channels/101"}},
@@ -105,10 +115,10 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
             devices = app.tracker.devices
             await wait_for(lambda: all(s.state.value == "up" for s in devices.values()),
                            timeout=15, what="every lab device up")
-            await wait_for(lambda: events.subscriptions == 1 and nvr.subscriptions == 1,
-                           what="both event subscriptions")
+            await wait_for(lambda: events.subscriptions == nvr.subscriptions ==
+                           hik.subscriptions == 1, what="the event subscriptions")
             assert open_faults(app.transitions) == {}
-            yield Lab(app, path, data, auth, clock, swap, events, nvr, rtsp)
+            yield Lab(app, path, data, auth, clock, swap, events, nvr, hik, rtsp)
         finally:
             await app.stop()
             clear_hold_offs()
@@ -180,6 +190,15 @@ async def test_storage_failure_event_fires_nvr_disk_failed_and_clears(lab: Lab) 
     assert firing.severity == "major" and firing.kind == "nvr"
     lab.nvr.storage_failure(False)
     await clears(lab, "nvr-1", "nvr_disk_failed")
+
+
+async def test_disk_full_pulse_fires_nvr_disk_full_for_its_hold_time(lab: Lab) -> None:
+    lab.hik.raise_event(DISK_FULL.topic, {"HardDiskNo": "1"}, {}, operation="")
+    await fires(lab, "nvr-hik", "nvr_disk_full")
+    (ticket,) = await tickets(lab, "nvr-hik", lambda t: len(t) == 1, "one ticket")
+    assert (ticket.rule, ticket.severity) == ("nvr_disk_full", "major")
+    # No event says it ended: the 2 s hold runs out.
+    await clears(lab, "nvr-hik", "nvr_disk_full")
 
 
 async def test_swapped_camera_fires_camera_replaced_until_the_archive_has_its_serial(

@@ -14,7 +14,6 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -26,7 +25,15 @@ from lab.mosquitto import MosquittoServer
 from lab.mqtt import SimDevice, access_door
 from lab.sip import SipResponder
 from rules.faults import fingerprint
-from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
+from tests.rules_daemon import (
+    RulesApp,
+    clears,
+    faults_of,
+    fires,
+    mqtt_lab_config,
+    open_faults,
+    tickets,
+)
 from tests.test_daemon import first_address, wait_for
 from tests.test_sip import _free_port
 from tests.test_sip_registration import _sipp_register
@@ -82,18 +89,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         entries = fleet.config_devices(SITE, "access_panel")
         for entry, device in zip(entries, DOORS, strict=True):
             entry["id"] = device
-        data: dict[str, Any] = {
-            "interval": 0.2, "timeout": 0.2,
-            "scheduler": {"down_after": 2, "jitter": 0.0},
-            "storage": {"url": f"sqlite+aiosqlite:///{tmp}/e.db"},
-            "credentials": {"mq": {"username": MQ_USER,
-                                   "password_file": str(tmp / "mq-password")}},
-            "sources": {"mqtt": {
-                "brokers": {"site": {"host": broker.host, "port": broker.port,
-                                     "credentials": "mq", "client_id": "elvwatch-rules"}},
-                "sweep_seconds": 0.1, "reconnect_min_seconds": 0.1}},
-            "sites": [{"id": SITE, "name": "实验小区", "contract": {"start": "2026-01-01"}}],
-            "devices": [
+        data = mqtt_lab_config(tmp, broker, MQ_USER, "elvwatch-rules", interval=0.2,
+                               site=SITE, devices=[
                 *(_door(e) for e in entries),
                 {"id": STATION, "site": SITE, "kind": "door_station", "host": station.host,
                  "checks": [
@@ -101,7 +98,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                      {"type": "sip_registration",
                       "params": {"server": registrar.host, "server_port": registrar.port,
                                  "user": USER}}]},
-            ]}
+            ])
         path = tmp / "config.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = RulesApp(load_config(path))
