@@ -10,26 +10,22 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from daemon.cli import main
-from daemon.http import APP, access
-from daemon.http_tickets import add_ticket_routes
 from exporters.reports.periods import whole_range
 from exporters.reports.sla import sla_report
-from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive
+from tests.ticket_fixtures import API_AUTH, HOUR, SITE, T0, TERMS, Clock, archive, ticket_api
 from tickets.manager import TicketManager
 from tickets.records import Actor, NewTicket, ServiceRecord, SignOff
 from tickets.store import Store
 
 DAY = 24 * HOUR
-TOKEN = "intake-token"
 CALL = NewTicket(site=SITE, description="东门摄像机画面发黑\n业主反映晚上看不清",
                  reporter="张女士", channel="phone", device="cam-01",
                  reporter_contact="138 0000 1111")
@@ -199,25 +195,16 @@ def test_engineer_opens_a_ticket_for_a_wechat_message_from_the_command_line(
     assert "unknown site 'nowhere'" in capsys.readouterr().err
 
 
-@pytest.fixture
-async def api(store: Store, clock: Clock, tmp_path: Path
-              ) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], TicketManager]]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
-    manager = TicketManager(store, lambda: {SITE: TERMS}, clock)
-    web_app = web.Application(middlewares=[access])
-    web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
-        config=SimpleNamespace(model=SimpleNamespace(http=SimpleNamespace(
-            token_file=token_file, loopback_reads=True))))
-    add_ticket_routes(web_app, lambda: manager)
-    async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
-        yield client, manager
-
-
 async def test_api_opens_a_ticket_with_the_token_and_refuses_bad_requests(
-        api: tuple[TestClient[web.Request, web.Application], TicketManager]) -> None:
-    client, manager = api
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+        store: Store, clock: Clock, tmp_path: Path) -> None:
+    manager = TicketManager(store, lambda: {SITE: TERMS}, clock)
+    async with ticket_api(manager, tmp_path) as client:
+        await _api_opens(client, manager)
+
+
+async def _api_opens(client: TestClient[web.Request, web.Application],
+                     manager: TicketManager) -> None:
+    auth = API_AUTH
     body = {"actor": "客服小周", "site": SITE, "location": "2栋 / 地下车库",
             "description": "车库道闸对讲无声", "reporter": "保安老陈", "channel": "walk_in",
             "system": "intercom", "severity": "major",
