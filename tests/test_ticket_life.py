@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from exporters.notify.messages import render
+from exporters.reports.brief import build_brief
 from rules.faults import FaultState
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
 from tickets.core import AWAITING_NOTE
@@ -92,10 +93,14 @@ async def test_record_written_before_enough_healthy_polls_is_verified_by_later_p
 
 
 async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it(
-        manager: TicketManager, clock: Clock) -> None:
+        manager: TicketManager, store: Store, clock: Clock) -> None:
     number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
     await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
     await manager.device_healthy("cam-01", polls=3)
+    # The engineer's pre-visit brief lists it as waiting for the site's sign-off.
+    brief = await build_brief(store, SITE, site_name="湖畔花园", language="zh-CN",
+                              contacts=(), now=T0 + HOUR)
+    assert [t.number for t in brief.awaiting_sign_off] == [number]
     clock.now = T0 + DAY
     events = await manager.sign_off(number, Actor("王工", "cli"),
                                     SignOff("张经理", "已恢复", channel="paper", receipt="HZ-0042"))
@@ -109,6 +114,9 @@ async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it
                                  "recorded_by": "王工"},)
     with pytest.raises(IllegalTransition, match="it is closed"):
         await manager.sign_off(number, "王工", SignOff("张经理"))
+    brief = await build_brief(store, SITE, site_name="湖畔花园", language="zh-CN",
+                              contacts=(), now=T0 + DAY)
+    assert brief.awaiting_sign_off == ()
 
 
 async def test_work_order_needs_no_verification_and_closes_on_sign_off(

@@ -21,6 +21,7 @@ from tickets.events import TicketEvent
 from tickets.lifecycle import IllegalTransition
 from tickets.manager import TicketManager
 from tickets.records import ServiceRecord
+from tickets.stats import ticket_stats
 from tickets.store import Store
 
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
@@ -102,6 +103,8 @@ async def test_renegotiated_major_deadline_keeps_its_breach_and_the_new_one_appl
     assert await manager.tick(T0 + 71 * HOUR) == []  # the new deadline, from now on
     ticket = (await manager.get(number)).ticket
     assert ticket.resolve_breached                   # a breach stays a breach
+    # ... in /metrics too: the breach counter does not go back down.
+    assert (await ticket_stats(store)).breaches == {(SITE, "major", "resolve"): 1}
     clock.now = T0 + 60 * HOUR
     await manager.resolve(number, "王工", RECORD)
 
@@ -134,6 +137,7 @@ async def test_a_renegotiated_deadline_missed_again_is_a_second_breach(
     assert [(b.due, b.replaced_at) for b in sla.breaches] == [
         (T0 + 24 * HOUR, T0 + 25 * HOUR), (T0 + 48 * HOUR, None)]
     assert sla.by_severity[0].resolve_breaches == 2
+    assert (await ticket_stats(store)).breaches == {(SITE, "major", "resolve"): 2}
 
 
 async def test_reclassified_ticket_shows_both_severities_in_audit_and_report(
