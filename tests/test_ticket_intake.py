@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,18 +28,6 @@ DAY = 24 * HOUR
 CALL = NewTicket(site=SITE, description="东门摄像机画面发黑\n业主反映晚上看不清",
                  reporter="张女士", channel="phone", device="cam-01",
                  reporter_contact="138 0000 1111")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

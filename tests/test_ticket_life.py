@@ -5,16 +5,14 @@ reason — never a few polls after the repair."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from exporters.notify.messages import render
 from exporters.reports.brief import build_brief
 from rules.faults import FaultState
-from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
+from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 from tickets.core import AWAITING_NOTE
 from tickets.events import TicketEvent
 from tickets.lifecycle import IllegalTransition, sign_off_refusal
@@ -25,18 +23,6 @@ from tickets.store import Store
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
 DAY = 24 * HOUR
 RECORD = ServiceRecord("王工", "重新压接网线水晶头")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

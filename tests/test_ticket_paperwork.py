@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,13 +24,6 @@ from tickets.store import ArchiveEventRow, Store
 FIRING = FaultState.FIRING
 NEW_UNIT = Replacement(serial="K99887766", model="DS-2CD2T47G2", vendor="Hikvision",
                        warranty_until=date(2029, 3, 1))
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ an emergency answered "immediately" (0 hours)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +15,7 @@ from exporters.reports.periods import whole_range
 from exporters.reports.render import SiteInfo
 from exporters.reports.sla import SlaReport, sla_report
 from rules.faults import FaultState
-from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
+from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 from tickets.events import TicketEvent
 from tickets.lifecycle import IllegalTransition
 from tickets.manager import TicketManager
@@ -29,18 +28,6 @@ MARCH = whole_range(date(2026, 3, 1), date(2026, 3, 31), ZoneInfo("Asia/Shanghai
 ZH = SiteInfo(SITE, "湖畔花园", "zh-CN")
 EN = SiteInfo(SITE, "Lakeside Gardens", "en")
 RECORD = ServiceRecord("王工", "重新敷设暗埋线路")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
