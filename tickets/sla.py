@@ -38,6 +38,7 @@ class SiteTerms:
     contract_start: date | None = None       # None: no contract, no preventive schedule
     contract_months: int = 12
     timezone: str = "Asia/Shanghai"          # periods (months, quarters) are local
+    escalation: tuple[str, ...] = ()         # names of the people a breach is escalated to
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,9 @@ class Deadlines:
 def deadlines(terms: SiteTerms, severity: str, opened_at: float) -> Deadlines:
     """Deadlines of a ticket of ``severity`` opened at ``opened_at``.
 
-    An emergency is answered at once (``emergency_response_hours``); the rest within
-    ``response_hours``.  A severity the contract does not name gets the general terms."""
+    An emergency is answered within ``emergency_response_hours`` (0: immediately, the
+    deadline is the opening itself); the rest within ``response_hours``.  A severity
+    the contract does not name gets the general terms."""
     response = (terms.emergency_response_hours if severity == Severity.EMERGENCY
                 else terms.response_hours)
     if severity in terms.resolve_hours:

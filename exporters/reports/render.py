@@ -56,7 +56,8 @@ def _render(template: str, site: SiteInfo, generated_at: float, **values: Any) -
 
     helpers: dict[str, Callable[..., str]] = {
         "t": t, "at": at, "hms": hms, "pct": lambda v: percent(v, 2),
-        "reason": lambda b: breach_reason(b, site), "system_name": system_name}
+        "reason": lambda b: breach_reason(b, site), "system_name": system_name,
+        "severity_label": lambda s, was=None: severity_text(s, was, site.language)}
     return _ENV.get_template(template).render(
         site=site, generated=at(generated_at), lang=site.language, **helpers, **values)
 
@@ -64,11 +65,25 @@ def _render(template: str, site: SiteInfo, generated_at: float, **values: Any) -
 def breach_reason(breach: Breach, site: SiteInfo) -> str:
     which = word(breach.which, site.language)
     key = "reason_open" if breach.met_at is None else "reason_late"
+    if breach.met_at is None and breach.replaced_at is not None:
+        key = "reason_replaced"
     text = word(key, site.language).format(which=which, late=hms(breach.late_s))
+    sep = "；" if site.language == "zh-CN" else "; "
     if breach.recorded_at is not None:
-        sep = "；" if site.language == "zh-CN" else "; "
         text += sep + word("reason_recorded", site.language).format(
             at=when(breach.recorded_at, site.timezone))
+    if breach.replaced_at is not None:
+        text += sep + word("reason_superseded", site.language).format(
+            at=when(breach.replaced_at, site.timezone), why=breach.replaced_why)
+    return text
+
+
+def severity_text(severity: str, original: str | None, language: str) -> str:
+    """The severity, and the one a reclassified ticket opened with."""
+    text = word(severity, language)
+    if original:
+        was = word(original, language)
+        text += f"（原{was}）" if language == "zh-CN" else f" (was {was})"
     return text
 
 

@@ -79,14 +79,16 @@ def sla_csv(report: SlaReport, language: str, timezone: str) -> bytes:
         breaches.setdefault(b.number, []).append(b.which)
     title = "title_zh" if language == "zh-CN" else "title_en"
     return write_csv([word(k, language) for k in keys], (
-        [t.number, t.severity, t.state, t.device, t.location, getattr(t, title),
+        [t.number, t.severity + (f" ({t.original_severity})" if t.original_severity else ""),
+         t.state, t.device, t.location, getattr(t, title),
          iso(t.opened_at, timezone),
          "" if t.response_s is None else number(t.response_s),
          "" if t.repair_s is None else number(t.repair_s),
-         int("response" in breaches.get(t.number, ())),
-         int("resolve" in breaches.get(t.number, ())),
-         "; ".join(f"{b.which} +{hms(b.late_s)}" for b in report.breaches
-                   if b.number == t.number)]
+         breaches.get(t.number, []).count("response"),
+         breaches.get(t.number, []).count("resolve"),
+         "; ".join(f"{b.which} +{hms(b.late_s)}"
+                   + (f" (replaced: {b.replaced_why})" if b.replaced_at else "")
+                   for b in report.breaches if b.number == t.number)]
         for t in report.tickets))
 
 
