@@ -206,7 +206,13 @@ async def start_http(app: App, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise OSError(f"http.listen: cannot listen on {shown}: "
+                      f"{exc.strerror or exc}") from exc
     log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
     return runner
 

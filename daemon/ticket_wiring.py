@@ -12,14 +12,16 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from daemon.config import Config
+from daemon.reload import ConfigUnusable, Plan
 from exporters.notify.dispatcher import Dispatcher
 from exporters.notify.log import SqlNotificationLog
-from exporters.notify.receivers import build_notifiers
 from rules.engine import Engine
 from rules.faults import FaultTransition
-from rules.silence import Silencer, new_silence
+from rules.silence import Silence, Silencer, new_silence
 from tickets import silence_store
 from tickets.events import TicketEvent, TicketEventKind
 from tickets.manager import TicketManager
@@ -53,6 +55,7 @@ class TicketWiring:
     started: float
     store_errors: int
     _notify_log: SqlNotificationLog | None
+    _stored_silences: list[Silence]
     _pending_faults: list[FaultTransition]
     _pending_events: list[TicketEvent]
     _visits: list[TicketEvent]
@@ -72,36 +75,53 @@ class TicketWiring:
         return longest * config.model.scheduler.down_after
 
     async def _refresh_silences(self, config: Config) -> None:
-        # Silences come from the config and from the store (made by CLI/API).
+        """Silences come from the config and from the store (made by CLI/API); while
+        the store cannot be read, its silences stay as last read."""
         assert self.store is not None
+        try:
+            self._stored_silences = await silence_store.load(self.store)
+        except StoreError as exc:
+            log.warning("silences kept as last read from the store: %s", exc)
         silences = sorted([c.to_silence() for c in config.model.silences]
-                          + await silence_store.load(self.store), key=lambda s: s.id)
+                          + self._stored_silences, key=lambda s: s.id)
         # Only a real change: a new set makes the engine re-publish every firing fault.
         if silences != sorted(self.silencer.list(include_expired=True), key=lambda s: s.id):
             self.silencer.replace_all(silences)
 
-    async def _start_notify(self, config: Config) -> None:
-        """Build the new dispatcher before the old one stops, so a bad receiver leaves
-        the running one in place; the log is shared by both."""
-        if not config.model.notify.receivers:
+    async def _prepare_notify(self, plan: Plan) -> None:
+        """Open the notification log on first use: part of preparing a (re)load, so a
+        log that cannot open fails it before anything is swapped."""
+        if not plan.notifiers or self._notify_log is not None:
+            return
+        try:
+            self._notify_log = await SqlNotificationLog.open(plan.config.storage_url)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ConfigUnusable([f"notify: cannot open the notification log: {exc}"]) \
+                from exc
+
+    async def _swap_notify(self, plan: Plan) -> None:
+        """The new dispatcher starts before the old one stops; the log is shared."""
+        if not plan.notifiers:
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
                 self.dispatcher = None
             return
-        notifiers = build_notifiers(config.model.notify, config.credentials)
-        if self._notify_log is None:
-            self._notify_log = await SqlNotificationLog.open(config.storage_url)
-        dispatcher = Dispatcher(config.model.notify, notifiers, self._notify_log)
+        assert self._notify_log is not None
+        dispatcher = Dispatcher(plan.config.model.notify, plan.notifiers, self._notify_log)
+        plan.notifiers = {}  # the dispatcher owns them now
         await dispatcher.start()
         old, self.dispatcher = self.dispatcher, dispatcher
         if old is not None:
             await old.stop()
-        if old is None and self.tickets is not None:
+        elif self.tickets is not None:
             # Events stored just before a crash may not have been handed over yet; the
             # log skips what it already has.
             since = time.time() - REPLAY_SECONDS
-            self._pending_events += [e for _, e in
-                                     await self.tickets.events_after(0, since=since)]
+            try:
+                self._pending_events += [e for _, e in
+                                         await self.tickets.events_after(0, since=since)]
+            except StoreError as exc:
+                log.warning("notify: recent ticket events not read again: %s", exc)
 
     async def _write_tickets(self) -> None:
         """Faults to tickets, poll health to auto-verification, events to notifiers.

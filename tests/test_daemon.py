@@ -352,3 +352,103 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _post(url: str, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            code, _ = await aget(f"{base}/healthz")
+            if code == 200:
+                return
+        except OSError:
+            pass
+        assert proc.poll() is None, _text(log)
+        assert time.monotonic() < deadline, _text(log)
+        await asyncio.sleep(0.1)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def test_reload_that_cannot_start_a_source_keeps_the_old_config_by_sighup_and_post(
+        tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = "reload-token-1"
+    (tmp_path / "http.token").write_text(token + "\n")
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    trap_port = taken.getsockname()[1]
+    async with fleet_of(2) as fleet:
+        config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}",
+                              interval=0.5)
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["http"]["token_file"] = "http.token"
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        log = tmp_path / "daemon.log"
+        proc = _start_daemon(config, log)
+        try:
+            await _wait_healthy(base, proc, log)
+            # Valid, so `check` accepts it, but its trap listener's port is taken: the
+            # new config cannot be put to work, and nothing of it may be.
+            data["sources"] = {"snmp_trap": {"listen": f"127.0.0.1:{trap_port}"}}
+            data["devices"].append({"id": "cam-new", "site": "lab", "kind": "camera",
+                                    "host": fleet.devices[0].host,
+                                    "checks": [tcp_check(PORT)]})
+            config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
+            assert "sources.snmp_trap: snmp_trap: cannot listen on" in log.read_text()
+            assert await asyncio.to_thread(
+                _metric, base, "elvwatch_config_last_reload_successful") == 0.0
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 2
+
+            code, body = await asyncio.to_thread(_post, f"{base}/api/v1/reload", token)
+            assert code == 422 and "cannot listen on" in json.loads(body)["error"]
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 2
+
+            taken.close()
+            code, body = await asyncio.to_thread(_post, f"{base}/api/v1/reload", token)
+            assert code == 200, body
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 3
+            assert await asyncio.to_thread(
+                _metric, base, "elvwatch_config_last_reload_successful") == 1.0
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 20) == 0, log.read_text()
+            text = log.read_text()
+            assert "Traceback" not in text and "never retrieved" not in text, text
+        finally:
+            taken.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def test_run_with_its_port_taken_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with fleet_of(1) as fleet:
+            config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}")
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "daemon.cli", "run", "-c", str(config)],
+                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "cannot start:" in done.stderr and f"127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
