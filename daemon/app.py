@@ -76,6 +76,7 @@ class App(TicketWiring):
         self.reload_ok = True
         self.reload_time = time.time()
         self.reload_errors: list[str] = []
+        self.probe_warnings: set[str] = set()  # each /probe timeout problem logged once
         self.store_errors = 0
         self._pending: list[StateTransition] = []
         self._pending_facts: dict[str, dict[str, str]] = {}
