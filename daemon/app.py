@@ -25,7 +25,7 @@ from daemon.terms import site_terms
 from daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
 from exporters.metrics import DeviceLabels, Snapshot
 from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.log import SqlNotificationLog
+from exporters.notify.spool import SpooledLog
 from probes.base import Observation, Status
 from probes.onvif_event_source import OnvifEventSource
 from probes.registry import PULL, PushManager
@@ -107,7 +107,9 @@ class App(TicketWiring):
         self._last_ticket_tick = 0.0
         self.ticket_stats: TicketStats | None = None
         self.dispatcher: Dispatcher | None = None
-        self._notify_log: SqlNotificationLog | None = None
+        self._notify_log: SpooledLog | None = None
+        self._store_down_since: float | None = None
+        self._unrecorded_told: set[str] = set()  # fault episodes notified without a ticket
         self._stored_silences: list[Silence] = []
 
     # -- lifecycle -----------------------------------------------------------------
@@ -129,6 +131,7 @@ class App(TicketWiring):
             self.tracker.restore(device, state, since, cause)
         self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        self._tasks.append(asyncio.create_task(self._spool_syncer(), name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
         if http:
             from daemon.http import start_http
@@ -315,11 +318,19 @@ class App(TicketWiring):
         while True:
             await self._flush.wait()
             self._flush.clear()
+            await self._hand_over_events()
             try:
                 await self._write_pending()
+                if self._store_down_since is not None:
+                    log.info("store writes work again after %.0fs",
+                             time.time() - self._store_down_since)
+                self._store_down_since = None
+                self._unrecorded_told.clear()
                 retry = 1.0
                 await asyncio.sleep(STORE_FLUSH_SECONDS)
             except StoreError as exc:
+                if self._store_down_since is None:
+                    self._store_down_since = time.time()
                 self.store_errors += 1
                 log.error("store write failed, will retry in %.0fs: %s", retry, exc)
                 await asyncio.sleep(retry)
@@ -360,7 +371,9 @@ class App(TicketWiring):
             if faults:
                 self._pending_faults += faults
                 self._flush.set()
-            await self._ticket_housekeeping(time.time())
+            now = time.time()
+            await self._notify_unrecorded_faults(now)
+            await self._ticket_housekeeping(now)
 
     # -- views -----------------------------------------------------------------------
     @property
@@ -386,7 +399,10 @@ class App(TicketWiring):
             else (),
             trap_unknown_sources=sum(unknown.values()) if unknown is not None else None,
             onvif_events=onvif.stats() if isinstance(onvif, OnvifEventSource) else (),
-            sites={site: terms.systems for site, terms in self._terms.items()})
+            sites={site: terms.systems for site, terms in self._terms.items()},
+            notify=self.dispatcher.stats if self.dispatcher is not None else None,
+            notify_unsynced=self._notify_log.unsynced if self._notify_log is not None
+            else None)
 
 
 async def run_daemon(config_path: Path) -> int:

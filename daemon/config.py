@@ -59,6 +59,9 @@ class System(StrEnum):
 class StorageConfig(Strict):
     # None: SQLite file ``elvwatch.db`` next to the config file.
     url: str | None = None
+    # The notifications' local outbox (exporters/notify/spool.py), a SQLite file; a
+    # relative path is next to the config file.
+    notify_spool: Path = Path("elvwatch-notify-spool.db")
 
 
 class HttpConfig(Strict):
@@ -470,6 +473,12 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
             err(["probe", "modules", name, "credentials"],
                 f"unknown credentials {module.credentials!r}")
     check_store_url(model.storage.url, err)
+    spool = model.storage.notify_spool
+    spool = spool if spool.is_absolute() else path.parent.resolve() / spool
+    if not spool.parent.is_dir():
+        err(["storage", "notify_spool"], f"directory {spool.parent} does not exist")
+    model = model.model_copy(update={
+        "storage": model.storage.model_copy(update={"notify_spool": spool})})
     token_file = resolve_token_file(model.http.token_file, path.parent, err)
     if token_file != model.http.token_file:
         model = model.model_copy(update={
