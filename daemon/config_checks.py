@@ -34,6 +34,10 @@ def check_store_url(url: str | None, report: Report) -> None:
         report(["storage", "url"],
                f"unsupported database {parsed.drivername!r} (use sqlite+aiosqlite:///PATH "
                f"or postgresql+asyncpg://USER@HOST/DB)")
+    elif parsed.get_backend_name() == "sqlite" and parsed.database and \
+            parsed.database != ":memory:" and not parsed.database.startswith("file:") and \
+            not Path(parsed.database).parent.is_dir():
+        report(["storage", "url"], f"directory {Path(parsed.database).parent} does not exist")
 
 
 def resolve_token_file(token_file: Path | None, base: Path, report: Report) -> Path | None:

@@ -137,6 +137,10 @@ INVALID = {
         "invalid-store-url.yaml:2: storage.url: unsupported database 'mysql+aiomysql' "
         "(use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB)",
     ],
+    "invalid-store-directory.yaml": [
+        "invalid-store-directory.yaml:2: storage.url: directory /nonexistent-elvwatch-dir "
+        "does not exist",
+    ],
     "invalid-notifier-credentials.yaml": [  # what building the notifiers at start refuses
         "invalid-notifier-credentials.yaml:6: notify.receivers.mail: SMTP login needs both "
         "a username and a password in its credentials",
@@ -285,6 +289,7 @@ def test_relative_token_file_is_next_to_the_config_not_the_working_directory(
 
 # Configs `check` refuses that `run` used to start with (or die on with a traceback).
 RUN_REFUSES = ["invalid-notifier-credentials.yaml", "invalid-store-url.yaml",
+               "invalid-store-directory.yaml",
                "invalid-token-file.yaml", "invalid-include-absolute.yaml",
                "invalid-empty.yaml", "invalid-not-utf8.yaml"]
 

@@ -316,17 +316,7 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
         log = tmp_path / "daemon.log"
         proc = _start_daemon(config, log)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    code, _ = await aget(f"{base}/healthz")
-                    if code == 200:
-                        break
-                except OSError:
-                    pass
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
+            await _wait_healthy(base, proc, log)
             config.write_text(good + "devices_typo: []\n")
             proc.send_signal(signal.SIGHUP)
             await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
