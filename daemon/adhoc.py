@@ -2,16 +2,19 @@
 
 Schemes so far: ``icmp://HOST``, ``tcp://HOST:PORT`` and
 ``mqtt://HOST:PORT/TOPIC-FILTER``.  Secrets never appear in a
-URL: protocols that need them take them from the environment variables the README
-names.
+URL: protocols that need them take them from a stored credential the caller chose
+(``credential``: the daemon's /probe hands a configured device's own, see
+daemon/probe_access.py) or, for a person at the command line, from the environment
+variables the README names (``env``; the daemon passes none: its environment is not
+for whoever can reach /probe).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
@@ -28,10 +31,26 @@ from probes.sip import SipOptions
 from probes.snmp import SnmpOptions
 
 DEFAULT_TIMEOUT = 5.0
+# Ad-hoc checks that cannot finish in less: an ONVIF poll is a chain of SOAP calls
+# (clock, device info, services, profiles, stream URIs, an RTSP DESCRIBE), and its
+# first use parses the WSDLs.  A shorter timeout is refused rather than quietly raised.
+MIN_TIMEOUTS = {"onvif": 10.0}
+MIN_TIMEOUT_WHY = {"onvif": "a chain of up to eight requests and, on first use, "
+                            "parsing the WSDLs"}
 
 
 class UsageError(ValueError):
     """The URL cannot be probed; the message says why."""
+
+
+class TimeoutTooShort(UsageError):
+    """The time given is less than the scheme needs; ``needed`` says how much it does."""
+
+    def __init__(self, scheme: str, given: float, needed: float) -> None:
+        super().__init__(f"{scheme}:// needs a timeout of at least {needed:g}s "
+                         f"({MIN_TIMEOUT_WHY.get(scheme, 'its exchange')}); "
+                         f"{given:g}s is too short")
+        self.scheme, self.given, self.needed = scheme, given, needed
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +74,10 @@ class UrlParts:
     path: str
     query: Mapping[str, str]
     timeout: float
+    # Where secrets come from: a stored credential chosen by the caller, else these
+    # environment variables (only the command line passes any).
+    credential: Credential | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +131,13 @@ def _mqtt(parts: UrlParts) -> AdhocPlan:
     params = {"broker": "adhoc", "topic": topic, "expect_seconds": str(max(0.5, listen * 0.6)),
               **{k: v for k, v in parts.query.items() if k in MQTT_PARAMS}}
     tls = parts.query.get("tls", "0").lower() in ("1", "true", "yes")
+    credential = parts.credential
+    if credential is None and parts.username:
+        password = parts.env.get(MQTT_PASSWORD_ENV)
+        credential = Credential("adhoc", parts.username,
+                                Secret(password) if password is not None else None)
     broker = {"host": parts.host, "port": parts.port, "tls": tls,
-              "credentials": "adhoc" if parts.username else None}
+              "credentials": credential.name if credential else None}
     try:
         options = MqttCheckOptions.model_validate(params)
         # A short listen needs the freshness sweep (and the expected-topics window
@@ -120,11 +148,6 @@ def _mqtt(parts: UrlParts) -> AdhocPlan:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}"
                              for e in exc.errors())
         raise UsageError(f"{parts.url!r}: {problems}") from None
-    credential = None
-    if parts.username:
-        password = os.environ.get(MQTT_PASSWORD_ENV)
-        credential = Credential("adhoc", parts.username,
-                                Secret(password) if password is not None else None)
     check = Check("mqtt", "mqtt", interval=max(listen, 1.0), timeout=min(listen, 5.0),
                   params=params, options=options)
     return AdhocPlan((check,), credential=credential, push_settings=settings,
@@ -173,7 +196,10 @@ def _snmp(parts: UrlParts) -> AdhocPlan:
     ``snmpv3://USER@HOST[:PORT]?auth=sha256&priv=aes128`` (keys from
     ELVWATCH_SNMP_AUTH_KEY / ELVWATCH_SNMP_PRIV_KEY)."""
     params: dict[str, str] = {k: v for k, v in parts.query.items() if k in SNMP_PARAMS}
-    if parts.scheme == "snmpv3":
+    if parts.scheme == "snmpv3" and parts.credential is not None:
+        params["version"] = "3"
+        credential = parts.credential
+    elif parts.scheme == "snmpv3":
         if not parts.username:
             raise UsageError(f"{parts.url!r}: snmpv3:// needs a user, e.g. "
                              f"snmpv3://monitor@{parts.host}?auth=sha256&priv=aes128")
@@ -185,18 +211,21 @@ def _snmp(parts: UrlParts) -> AdhocPlan:
             protocol = parts.query.get(key, "none").lower()
             settings[setting] = protocol
             if protocol != "none":
-                value = os.environ.get(env)
+                value = parts.env.get(env)
                 if not value:
                     raise UsageError(f"{parts.url!r}: {key}={protocol} needs the key in {env}")
                 secrets[f"{key}_key"] = Secret(value)
         credential = Credential("adhoc", parts.username, secrets=secrets, settings=settings)
     else:
         params["version"] = parts.query.get("version", "2c")
-        community = parts.username or os.environ.get(SNMP_COMMUNITY_ENV)
-        if not community:
+        community = parts.username or parts.env.get(SNMP_COMMUNITY_ENV)
+        if community:
+            credential = Credential("adhoc", secrets={"community": Secret(community)})
+        elif parts.credential is not None:
+            credential = parts.credential
+        else:
             raise UsageError(f"{parts.url!r}: give the community as snmp://COMMUNITY@"
                              f"{parts.host} or in {SNMP_COMMUNITY_ENV}")
-        credential = Credential("adhoc", secrets={"community": Secret(community)})
     options = _validated(parts, SnmpOptions, params)
     port = parts.port or 161
     return AdhocPlan((Check("snmp", "snmp", timeout=parts.timeout, port=port, params=params,
@@ -210,9 +239,11 @@ ONVIF_FLAGS = ("stream", "snapshot", "adjust_time")
 
 
 def _camera_credential(parts: UrlParts, env: str) -> Credential | None:
+    if parts.credential is not None:
+        return parts.credential
     if not parts.username:
         return None
-    password = os.environ.get(env)
+    password = parts.env.get(env)
     return Credential("adhoc", parts.username,
                       Secret(password) if password is not None else None)
 
@@ -226,7 +257,7 @@ def _onvif(parts: UrlParts) -> AdhocPlan:
         options = OnvifOptions.model_validate(params)
     except ValidationError as exc:
         raise UsageError(f"{parts.url!r}: {exc.errors()[0]['msg']}") from None
-    check = Check("onvif", "onvif", timeout=max(parts.timeout, 10.0),
+    check = Check("onvif", "onvif", timeout=parts.timeout,
                   port=parts.port or 80, options=options)
     return AdhocPlan((check,), credential=_camera_credential(parts, ONVIF_PASSWORD_ENV))
 
@@ -261,32 +292,64 @@ def _int(parts: UrlParts, key: str, default: int) -> int:
         raise UsageError(f"{parts.url!r}: {key} must be a whole number") from None
 
 
-def parse_target(url: str, kind: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> AdhocTarget:
-    split = urlsplit(url)
+def parse_target(url: str, kind: str | None = None, timeout: float | None = None, *,
+                 credential: Credential | None = None,
+                 env: Mapping[str, str] | None = None) -> AdhocTarget:
+    """``url`` as a target and its checks.  ``timeout``: None for the scheme's default;
+    one below what the scheme needs is refused (:class:`TimeoutTooShort`).
+    ``credential``: a stored one to use; ``env``: environment variables to read secrets
+    from (the command line passes ``os.environ``; nothing else should)."""
+    shown = shown_url(url)
+    try:
+        split = urlsplit(url)
+    except ValueError as exc:
+        raise UsageError(f"{shown!r}: {exc}") from None
     scheme = split.scheme.lower()
     if not scheme or not split.hostname:
-        raise UsageError(f"{url!r}: expected SCHEME://HOST[:PORT], e.g. tcp://127.0.0.1:554")
+        raise UsageError(f"{shown!r}: expected SCHEME://HOST[:PORT], e.g. tcp://127.0.0.1:554")
     if split.password:
         raise UsageError("put no password in the URL; the README names the environment "
                          "variable each protocol reads it from")
     builder = SCHEMES.get(scheme)
     if builder is None:
-        raise UsageError(f"{url!r}: unknown scheme {scheme!r} (known: "
+        raise UsageError(f"{shown!r}: unknown scheme {scheme!r} (known: "
                          f"{', '.join(sorted(SCHEMES))})")
     try:
         port = split.port
     except ValueError as exc:
-        raise UsageError(f"{url!r}: {exc}") from None
+        raise UsageError(f"{shown!r}: {exc}") from None
+    needed = MIN_TIMEOUTS.get(scheme, 0.0)
+    if timeout is None:
+        timeout = max(DEFAULT_TIMEOUT, needed)
+    elif timeout < needed:
+        raise TimeoutTooShort(scheme, timeout, needed)
     query = dict(parse_qsl(split.query))
-    parts = UrlParts(url=url, scheme=scheme, host=split.hostname, port=port,
+    parts = UrlParts(url=shown, scheme=scheme, host=split.hostname, port=port,
                      username=unquote(split.username) if split.username else None,
-                     path=unquote(split.path), query=query, timeout=timeout)
+                     path=unquote(split.path), query=query, timeout=timeout,
+                     credential=credential, env=env or {})
     plan = builder(parts)
     label_kind = kind or query.get("kind", "adhoc")
     target = Target(device=_redacted(split), host=split.hostname, kind=label_kind,
                     credential=plan.credential)
-    return AdhocTarget(url, label_kind, target, plan.checks, plan)
+    return AdhocTarget(shown, label_kind, target, plan.checks, plan)
+
+
+# Schemes whose URL user part is itself a secret (an SNMP community).
+_SECRET_USER = ("snmp",)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to print and to quote in errors: the user part replaced by *** where
+    it is a secret (snmp://COMMUNITY@HOST) or the scheme is not known to say."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    scheme = match.group(1).lower()
+    if scheme in SCHEMES and scheme not in _SECRET_USER and ":" not in match.group(2):
+        return url
+    return f"{match.group(1)}://***@{url[match.end():]}"
 
 
 def _redacted(split: SplitResult) -> str:

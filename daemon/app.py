@@ -19,22 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon.config import Config, ConfigInvalid, Device, load_config
+from daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from daemon.scheduler import LAG_BUCKETS, Scheduler
 from daemon.terms import site_terms
 from daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
 from exporters.metrics import DeviceLabels, Snapshot
 from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.log import SqlNotificationLog
-from probes.base import Check, Observation, Status, Target
+from exporters.notify.spool import SpooledLog
+from probes.base import Observation, Status
 from probes.onvif_event_source import OnvifEventSource
-from probes.onvif_wsdl import ONVIF_CHECK_TYPES, load_wsdls
-from probes.registry import PULL, PUSH, PushManager
+from probes.registry import PULL, PushManager
 from probes.snmp import forget as snmp_forget
 from probes.snmp_uplink import Uplink, UplinkMap
 from rules.engine import Engine
 from rules.faults import FaultTransition
-from rules.model import DeviceSpec, build_rules
-from rules.silence import Silencer
+from rules.model import DeviceSpec
+from rules.silence import Silence, Silencer
 from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
 from tickets.events import TicketEvent
 from tickets.follower import EventFollower
@@ -77,6 +77,7 @@ class App(TicketWiring):
         self.reload_ok = True
         self.reload_time = time.time()
         self.reload_errors: list[str] = []
+        self.probe_warnings: set[str] = set()  # each /probe timeout problem logged once
         self.store_errors = 0
         self._pending: list[StateTransition] = []
         self._pending_facts: dict[str, dict[str, str]] = {}
@@ -84,6 +85,10 @@ class App(TicketWiring):
         self._flush = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._reloads: set[asyncio.Task[bool]] = set()
+        self._reload_lock = asyncio.Lock()
+        # The archive to write (after a reload), before any state of a new device.
+        self._archive_due: list[ArchiveEntry] | None = None
         self._labels: list[tuple[DeviceLabels, Device]] = []
         self._http_runner: object | None = None
         self.push: dict[str, PushManager] = {}
@@ -103,18 +108,27 @@ class App(TicketWiring):
         self._last_ticket_tick = 0.0
         self.ticket_stats: TicketStats | None = None
         self.dispatcher: Dispatcher | None = None
-        self._notify_log: SqlNotificationLog | None = None
+        self._notify_log: SpooledLog | None = None
+        self._store_down_since: float | None = None
+        self._unrecorded_told: set[str] = set()  # fault episodes notified without a ticket
+        self._stored_silences: list[Silence] = []
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, *, http: bool = True) -> None:
+        """Open the store, put the config to work, start the checks and the listener.
+        Raises StoreError, ConfigUnusable or OSError (the listener's port) when the
+        daemon cannot run; ``stop()`` still cleans up after any of them."""
         self.store = await Store.open(self.config.storage_url)
         await self._start_tickets(self.config)
-        await self._apply(self.config)
+        # The archive before the states: a restored state names its device.
+        await self.store.sync_archive([archive_entry(d) for d in self.config.devices.values()],
+                                      datetime.now(UTC))
+        await self._swap(await self._prepare(self.config, None))
         for device, (state, since, cause) in (await self.store.current_states()).items():
             self.tracker.restore(device, state, since, cause)
-        await self._start_notify(self.config)
         self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        self._tasks.append(asyncio.create_task(self._spool_syncer(), name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
         if http:
             from daemon.http import start_http
@@ -124,14 +138,22 @@ class App(TicketWiring):
         settle_heap(collect=False)
         log.info("elvwatch started: %s", self.config.summary())
 
-    async def _apply(self, config: Config) -> None:
-        assert self.store is not None
-        await self.store.sync_archive([archive_entry(d) for d in config.devices.values()],
-                                      datetime.now(UTC))
+    async def _prepare(self, config: Config, current: Config | None) -> Plan:
+        plan = await prepare(config, self.push, current, self._on_observation)
+        try:
+            await self._prepare_notify(plan)
+        except BaseException:
+            await plan.discard()
+            raise
+        return plan
+
+    async def _swap(self, plan: Plan) -> None:
+        """Put a prepared plan to work.  Nothing here waits for the store: a reload
+        while the database is down still takes effect (the archive is written by the
+        store writer when it can, before any state of a new device)."""
+        config = plan.config
         self.tracker.configure((d.id, [c.name for c in d.checks])
                                for d in config.devices.values())
-        if any(c.type in ONVIF_CHECK_TYPES for d in config.devices.values() for c in d.checks):
-            await load_wsdls()  # before settle_heap freezes them (probes/onvif_wsdl.py)
         self._terms = site_terms(config)
         self._apply_ticket_settings(config)
         specs = [DeviceSpec(id=d.id, site=d.config.site, system=d.system.value,
@@ -140,12 +162,11 @@ class App(TicketWiring):
                             depends_on=d.parents, serial=d.config.serial)
                  for d in config.devices.values()]
         self.engine.hold_seconds = self._hold_seconds(config)
-        self._pending_faults += self.engine.configure(specs, build_rules(config.model.rules))
-        await self._refresh_silences(config)
+        self._pending_faults += self.engine.configure(specs, plan.rules)
         self.scheduler.set_targets(
             (d.target, tuple(c for c in d.checks if c.type in PULL))
             for d in config.devices.values())
-        await self._apply_push(config)
+        await swap_push(plan, self.push)
         self._labels = [
             (DeviceLabels(d.id, d.config.site, d.system.value, d.config.kind,
                           d.config.vendor or "", d.config.model or "",
@@ -161,49 +182,43 @@ class App(TicketWiring):
         # otherwise stay forever (and greet a new device of the same id as a reboot).
         for gone in self.config.devices.keys() - config.devices.keys():
             snmp_forget(gone)
+        if config is not self.config:
+            self._archive_due = [archive_entry(d) for d in config.devices.values()]
+            self._flush.set()
         self.config = config
-
-    async def _apply_push(self, config: Config) -> None:
-        """Start, update or stop one manager per push source type in use.
-
-        A manager whose settings changed is replaced (stopped first, so it frees its
-        socket or broker session before the new one takes it)."""
-        wanted: dict[str, list[tuple[Target, Check]]] = {
-            name: [] for name in config.sources if name in PUSH}
-        for device in config.devices.values():
-            for check in device.checks:
-                if check.type in PUSH:
-                    wanted.setdefault(check.type, []).append((device.target, check))
-        for name in list(self.push):
-            settings_changed = config.sources.get(name) != self.config.sources.get(name)
-            if name not in wanted or (settings_changed and config is not self.config):
-                await self.push.pop(name).stop()
-        for name, targets in wanted.items():
-            manager = self.push.get(name)
-            if manager is None:
-                manager = PUSH[name].factory(config.sources.get(name), config.credentials,
-                                             self._on_observation)
-                await manager.start()
-                self.push[name] = manager
-            await manager.update(targets)
+        await self._refresh_silences(config)
+        await self._swap_notify(plan)
 
     async def reload(self) -> bool:
-        """Load the config file again; a bad one is reported and the old one kept."""
+        """Load the config file again and put it to work; a config that is invalid or
+        cannot be put to work is reported (log, metric, answer) and the old one kept.
+        Never raises: it also runs as a task of its own (SIGHUP)."""
+        async with self._reload_lock:
+            try:
+                return await self._reload()
+            except Exception as exc:  # a bug; said, and the old config runs on
+                log.exception("reload failed, keeping the running config")
+                self._reload_failed([f"{type(exc).__name__}: {exc}"])
+                return False
+
+    async def _reload(self) -> bool:
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
-        except ConfigInvalid as exc:
-            self.reload_ok = False
-            self.reload_errors = [str(e) for e in exc.errors]
-            log.error("reload failed, keeping the running config:\n%s", exc)
+            plan = await self._prepare(new, self.config)
+        except (ConfigInvalid, ConfigUnusable) as exc:
+            self._reload_failed([str(e) for e in exc.errors])
             return False
-        if new.model.http != self.config.model.http or new.storage_url != self.config.storage_url:
-            log.warning("http and storage settings change only on restart")
-        await self._apply(new)
-        await self._start_notify(new)
+        for warning in reload_warnings(self.config, new):
+            log.warning("%s", warning)
+        await self._swap(plan)
         settle_heap(collect=True)  # the old config's cycles are garbage now
         self.reload_ok, self.reload_time, self.reload_errors = True, time.time(), []
         log.info("config reloaded: %s", new.summary())
         return True
+
+    def _reload_failed(self, errors: list[str]) -> None:
+        self.reload_ok, self.reload_errors = False, errors
+        log.error("reload failed, keeping the running config:\n%s", "\n".join(errors))
 
     async def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""
@@ -221,8 +236,11 @@ class App(TicketWiring):
         self._stop.set()
 
     def _schedule_reload(self) -> None:
+        # Kept until done (a task nobody holds may be collected mid-run); reload()
+        # never raises, so no exception is left unretrieved.
         task = asyncio.create_task(self.reload(), name="reload")
-        self._tasks.append(task)  # type: ignore[arg-type]
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def stop(self) -> None:
         """Drain: stop scheduling, let running checks finish, write what is pending."""
@@ -242,9 +260,9 @@ class App(TicketWiring):
             from daemon.http import stop_http
 
             await stop_http(self._http_runner)
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reloads]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._reloads]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.store is not None:
@@ -295,11 +313,19 @@ class App(TicketWiring):
         while True:
             await self._flush.wait()
             self._flush.clear()
+            await self._hand_over_events()
             try:
                 await self._write_pending()
+                if self._store_down_since is not None:
+                    log.info("store writes work again after %.0fs",
+                             time.time() - self._store_down_since)
+                self._store_down_since = None
+                self._unrecorded_told.clear()
                 retry = 1.0
                 await asyncio.sleep(STORE_FLUSH_SECONDS)
             except StoreError as exc:
+                if self._store_down_since is None:
+                    self._store_down_since = time.time()
                 self.store_errors += 1
                 log.error("store write failed, will retry in %.0fs: %s", retry, exc)
                 await asyncio.sleep(retry)
@@ -308,6 +334,9 @@ class App(TicketWiring):
 
     async def _write_pending(self) -> None:
         assert self.store is not None
+        if self._archive_due is not None:
+            await self.store.sync_archive(self._archive_due, datetime.now(UTC))
+            self._archive_due = None
         # In slices: 20,000 devices' first states in one SQLite transaction would hold
         # the write lock for seconds and starve ticket housekeeping.
         while self._pending:
@@ -337,7 +366,9 @@ class App(TicketWiring):
             if faults:
                 self._pending_faults += faults
                 self._flush.set()
-            await self._ticket_housekeeping(time.time())
+            now = time.time()
+            await self._notify_unrecorded_faults(now)
+            await self._ticket_housekeeping(now)
 
     # -- views -----------------------------------------------------------------------
     @property
@@ -363,16 +394,23 @@ class App(TicketWiring):
             else (),
             trap_unknown_sources=sum(unknown.values()) if unknown is not None else None,
             onvif_events=onvif.stats() if isinstance(onvif, OnvifEventSource) else (),
-            sites={site: terms.systems for site, terms in self._terms.items()})
+            sites={site: terms.systems for site, terms in self._terms.items()},
+            notify=self.dispatcher.stats if self.dispatcher is not None else None,
+            notify_unsynced=self._notify_log.unsynced if self._notify_log is not None
+            else None)
 
 
 async def run_daemon(config_path: Path) -> int:
-    config = await asyncio.to_thread(load_config, config_path)
+    try:
+        config = await asyncio.to_thread(load_config, config_path)
+    except ConfigInvalid as exc:
+        log.error("%s: config invalid:\n%s", config_path, exc)
+        return 1
     app = App(config)
     try:
         await app.start()
-    except StoreError as exc:
-        log.error("cannot open the store: %s", exc)
+    except (StoreError, ConfigUnusable, OSError) as exc:  # OSError: the HTTP port
+        log.error("cannot start: %s", exc)
         await app.stop()
         return 1
     try:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -69,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                                       "tcp://HOST:PORT")
     probe.add_argument("-c", "--config", type=Path)
     probe.add_argument("--kind", help="device kind of an ad-hoc URL")
-    probe.add_argument("--timeout", type=float, default=5.0)
+    probe.add_argument("--timeout", type=float,
+                       help="seconds per check of a URL (default 5; onvif:// 10, its least)")
     probe.add_argument("--json", action="store_true")
     probe.set_defaults(func=cmd_probe)
 
@@ -250,7 +252,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if "://" in args.target:
         try:
-            adhoc = parse_target(args.target, args.kind, timeout=args.timeout)
+            # A person's own shell: the ELVWATCH_* secrets of the README may come from it.
+            adhoc = parse_target(args.target, args.kind, timeout=args.timeout, env=os.environ)
         except UsageError as exc:
             print(f"elvwatch probe: {exc}", file=sys.stderr)
             return EXIT_USAGE

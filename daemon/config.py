@@ -29,7 +29,10 @@ from pydantic import (
 )
 
 from daemon.alertmanager import AlertmanagerConfig
-from daemon.yamlsource import ConfigError, SourceDict, SourceList, key_path, load_yaml, locate
+from daemon.config_checks import check_receivers, check_store_url, resolve_token_file
+from daemon.includes import merge_includes
+from daemon.probe_access import ProbeConfig
+from daemon.yamlsource import ConfigError, SourceDict, key_path, load_yaml, locate
 from exporters.notify.config import NotifyConfig
 from probes.base import Check, Credential, Secret, Target
 from probes.mqtt_settings import MqttSettings
@@ -57,6 +60,9 @@ class System(StrEnum):
 class StorageConfig(Strict):
     # None: SQLite file ``elvwatch.db`` next to the config file.
     url: str | None = None
+    # The notifications' local outbox (exporters/notify/spool.py), a SQLite file; a
+    # relative path is next to the config file.
+    notify_spool: Path = Path("elvwatch-notify-spool.db")
 
 
 class HttpConfig(Strict):
@@ -66,6 +72,11 @@ class HttpConfig(Strict):
     # outside clients (they would all arrive from 127.0.0.1): every read then needs the
     # token, a read link or a sign-off link.
     loopback_reads: bool = True
+    # Host header values (name or name:port) a token-less loopback read may carry
+    # besides loopback names and addresses: a page on another origin whose name
+    # resolves to 127.0.0.1 (DNS rebinding) gets 421 instead of the data.
+    allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=260)]] = \
+        Field(default_factory=list)
 
     @field_validator("listen")
     @classmethod
@@ -293,6 +304,8 @@ class ConfigModel(Strict):
     tickets: TicketsConfig = TicketsConfig()
     # How alerts posted to /api/v1/alertmanager map to devices and severities.
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    # What /probe?target=URL may reach, with which credentials (daemon/probe_access.py).
+    probe: ProbeConfig = ProbeConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +380,12 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     if errors and data is None:
         raise ConfigInvalid(errors)
     if data is None:
-        data = SourceDict()
-        data.file, data.line, data.lines = str(path), 1, {}
+        raise ConfigInvalid([ConfigError(str(path), 1, "", "the config is empty: give at "
+                                                           "least sites: and devices:")])
     if not isinstance(data, SourceDict):
         raise ConfigInvalid([ConfigError(str(path), 1, "", "the top level must be a mapping")])
     files = [path]
-    errors += _merge_includes(path, data, files)
+    errors += merge_includes(path, data, files)
     try:
         model = ConfigModel.model_validate(data)
     except ValidationError as exc:
@@ -385,44 +398,6 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
     return Config(path=config.path, model=config.model, devices=config.devices,
                   sites=config.sites, storage_url=config.storage_url,
                   credentials=config.credentials, sources=config.sources, files=tuple(files))
-
-
-def _merge_includes(path: Path, data: SourceDict, files: list[Path]) -> list[ConfigError]:
-    """Append the ``devices:`` of each included file, keeping their own file:line."""
-    errors: list[ConfigError] = []
-    includes = data.get("include") or []
-    if not isinstance(includes, list):
-        return errors  # the model reports the wrong type
-    devices = data.get("devices")
-    if devices is None:
-        devices = SourceList()
-        devices.file, devices.line, devices.lines = data.file, data.line, []
-        data["devices"] = devices
-        data.lines["devices"] = data.line
-    if not isinstance(devices, SourceList):
-        return errors
-    for index, pattern in enumerate(includes):
-        line = includes.lines[index] if isinstance(includes, SourceList) else None
-        matches = sorted(path.parent.glob(str(pattern))) if isinstance(pattern, str) else []
-        if not matches:
-            errors.append(ConfigError(data.file, line, f"include[{index}]",
-                                      f"no file matches {pattern!r}"))
-        for included in matches:
-            files.append(included)
-            sub, sub_errors = load_yaml(included)
-            errors += sub_errors
-            if sub is None:
-                continue
-            if not isinstance(sub, SourceDict) or set(sub) - {"devices"}:
-                errors.append(ConfigError(str(included), 1, "",
-                                          "an included file holds only a 'devices:' list"))
-                continue
-            items = sub.get("devices") or SourceList()
-            if isinstance(items, SourceList):
-                devices.extend(items)
-                devices.lines.extend(items.lines)
-                # Each included item is a SourceDict with its own file; locate() uses it.
-    return errors
 
 
 def _pydantic_errors(exc: ValidationError, data: Any, file: str) -> list[ConfigError]:
@@ -531,6 +506,22 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict, env: Mapping[str,
             if via not in model.notify.receivers:
                 err(["sites", i, "escalate_via", j], f"unknown receiver {via!r} (notify."
                     f"receivers: {', '.join(sorted(model.notify.receivers)) or 'none'})")
+    check_receivers(model.notify, credentials, err)
+    for name, module in model.probe.modules.items():
+        if module.credentials is not None and module.credentials not in credentials:
+            err(["probe", "modules", name, "credentials"],
+                f"unknown credentials {module.credentials!r}")
+    check_store_url(model.storage.url, err)
+    spool = model.storage.notify_spool
+    spool = spool if spool.is_absolute() else path.parent.resolve() / spool
+    if not spool.parent.is_dir():
+        err(["storage", "notify_spool"], f"directory {spool.parent} does not exist")
+    model = model.model_copy(update={
+        "storage": model.storage.model_copy(update={"notify_spool": spool})})
+    token_file = resolve_token_file(model.http.token_file, path.parent, err)
+    if token_file != model.http.token_file:
+        model = model.model_copy(update={
+            "http": model.http.model_copy(update={"token_file": token_file})})
 
     sources: dict[str, BaseModel | None] = {}
     for name, section in model.sources.items():

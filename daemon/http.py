@@ -1,35 +1,42 @@
 """The one HTTP listener: /metrics, /healthz, /probe, the JSON API and its OpenAPI document.
 
-Reads are open to loopback clients; from anywhere else, and for every write, a bearer
-token from ``http.token_file`` is required — except a signed sign-off link on its ticket
-(daemon/links.py) and an engineer's signed read link on its site's pages
-(daemon/read_links.py, daemon/page_grants.py).
+Reads are open to loopback clients whose Host header is a loopback name or address
+(or one of ``http.allowed_hosts``): a web page elsewhere whose name resolves to
+127.0.0.1 (DNS rebinding) reaches the listener from loopback too, but says its own name.
+From anywhere else, and for every write, a bearer token from ``http.token_file`` is
+required — except a signed sign-off link on its ticket (daemon/links.py) and an
+engineer's signed read link on its site's pages (daemon/read_links.py,
+daemon/page_grants.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from daemon import api
-from daemon.adhoc import UsageError, parse_target, probe_all
+from daemon.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
 from daemon.http_alertmanager import add_alertmanager_route
 from daemon.http_reports import add_report_routes
 from daemon.http_tickets import add_ticket_routes
-from daemon.page_grants import read_with_grant
+from daemon.page_grants import carries_grant, read_with_grant
 from daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
+from daemon.probe_access import ProbeRefused, grant
 from exporters.exposition import CONTENT_TYPE, Family, render
 from exporters.metrics import DeviceSeries, daemon_families, metric_name
+from probes.base import bounded
 
 if TYPE_CHECKING:
     from daemon.app import App
@@ -39,6 +46,9 @@ APP: web.AppKey[App] = web.AppKey("elvwatch", object)  # type: ignore[arg-type]
 # The process's own CPU/memory/fds, rendered by prometheus_client (a handful of series).
 PROCESS: web.AppKey[CollectorRegistry] = web.AppKey("process", CollectorRegistry)
 PROBE_TIMEOUT_MAX = 30.0
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
+# Left of the scrape's timeout for the answer to get back (blackbox_exporter's default).
+SCRAPE_OFFSET = 0.5
 SCRAPE_SLICE = 1000  # devices rendered between two turns of the event loop
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,13 +82,46 @@ def _token_ok(request: web.Request) -> bool:
                                                   f"Bearer {expected}".encode())
 
 
+def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a Host header names this listener as a loopback client knows it: a
+    loopback address, ``localhost`` (or a name under it), or one of ``allowed``
+    (a name, or name:port).  No Host header (HTTP/1.0 tools) is not a browser."""
+    if host is None:
+        return True
+    text = host.strip().lower()
+    if text in (a.lower() for a in allowed):
+        return True
+    if text.startswith("["):
+        name = text[1:].partition("]")[0]
+    else:
+        name, _, port = text.rpartition(":")
+        if not name or not port.isdigit():
+            name = text
+    name = name.rstrip(".")
+    if name in (a.lower().rstrip(".") for a in allowed):
+        return True
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[APP].config.model.http
     write = request.method not in ("GET", "HEAD", "OPTIONS")
-    open_read = not write and request.app[APP].config.model.http.loopback_reads
-    if ((open_read and _is_loopback(request.remote)) or _token_ok(request)
-            or signed_link_ok(request)):  # a site representative's sign-off link
+    open_read = not write and settings.loopback_reads and _is_loopback(request.remote)
+    host = request.headers.get("Host")
+    if open_read and host_allowed(host, settings.allowed_hosts):
         return await handler(request)
+    if _token_ok(request) or signed_link_ok(request):  # a representative's sign-off link
+        return await handler(request)
+    if open_read and not carries_grant(request):
+        return _json({"error": f"Host {bounded(host or '', 80)!r} is not a loopback name or "
+                               "address: add it to http.allowed_hosts, or send the bearer "
+                               "token"}, status=421)
     if request.method in ("GET", "HEAD") and PAGES_APP in request.app:
         # An engineer's read link or its cookie (daemon/page_grants.py); reads only.
         answer = await read_with_grant(request, handler)
@@ -153,15 +196,37 @@ async def reload(request: web.Request) -> web.Response:
 
 
 async def probe(request: web.Request) -> web.Response:
+    """One ad-hoc target, answered like a multi-target exporter.  What it may reach and
+    with which credentials is decided by daemon/probe_access.py; the daemon's own
+    environment is never a source of secrets here."""
+    app = request.app[APP]
     url = request.query.get("target", "")
     module = request.query.get("module") or None
     try:
-        timeout = min(float(request.headers.get(
-            "X-Prometheus-Scrape-Timeout-Seconds", "10")) - 0.5, PROBE_TIMEOUT_MAX)
-        adhoc = parse_target(url, module, timeout=max(timeout, 0.5))
+        budget = _probe_budget(request.headers.get(SCRAPE_TIMEOUT_HEADER))
+        if budget is not None and not budget > 0:
+            return _probe_too_short(app, request, f"{SCRAPE_OFFSET:g}s of it go to "
+                                                  "sending the answer back")
+        split = urlsplit(url)
+        allowed = await grant(app.config, split.scheme.lower(), split.hostname or "",
+                              split.port, module)
+        adhoc = parse_target(_at_address(url, split, allowed.address), allowed.kind,
+                             timeout=budget, credential=allowed.credential)
+    except ProbeRefused as exc:
+        return _json({"error": str(exc)}, status=403)
+    except TimeoutTooShort as exc:
+        return _probe_too_short(app, request, str(exc))
     except (UsageError, ValueError) as exc:
         return _json({"error": str(exc)}, status=400)
-    observations = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
+    if budget is not None and adhoc.plan is not None and adhoc.plan.listen_seconds > budget:
+        return _probe_too_short(app, request, f"{adhoc.url!r} listens "
+                                              f"{adhoc.plan.listen_seconds:g}s")
+    target = adhoc.target
+    if allowed.address is not None:
+        # Probed at the address the allow-list saw, shown under the name asked for.
+        target = dataclasses.replace(target, device=_shown_name(url, target.device,
+                                                                allowed.address))
+    observations = await probe_all(target, adhoc.checks, adhoc.plan)
     success = Family("elvwatch_probe_success", "1 if every check succeeded.")
     success.add("", 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
     up = Family("elvwatch_check_up", "1 if the check succeeded.")
@@ -178,6 +243,50 @@ async def probe(request: web.Request) -> web.Response:
                                   ).add(labels, float(value))
     body = render([success, up, duration, *values.values()])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _probe_budget(header: str | None) -> float | None:
+    """Seconds the probe may take: the scrape's timeout less what the answer needs to
+    get back, capped; None without the header (then each scheme's own default)."""
+    if header is None:
+        return None
+    try:
+        scrape = float(header)
+    except ValueError:
+        raise UsageError(f"{SCRAPE_TIMEOUT_HEADER}: {bounded(header, 40)!r} is not a "
+                         "number of seconds") from None
+    return min(scrape - SCRAPE_OFFSET, PROBE_TIMEOUT_MAX)
+
+
+def _probe_too_short(app: App, request: web.Request, need: str) -> web.Response:
+    """The scrape gives the probe less time than it needs: said in the answer (400, so
+    the target shows as failing to scrape, not as a device down) and, once per
+    distinct message, in the log where the NOC looks."""
+    header = request.headers.get(SCRAPE_TIMEOUT_HEADER)
+    message = (f"{SCRAPE_TIMEOUT_HEADER} {bounded(header or '', 40)}s is shorter than the "
+               f"probe needs: {need}; raise this job's scrape_timeout"
+               if header is not None else need)
+    if message not in app.probe_warnings and len(app.probe_warnings) < 100:
+        app.probe_warnings.add(message)
+        log.warning("/probe: %s", message)
+    return _json({"error": message}, status=400)
+
+
+def _at_address(url: str, split: SplitResult, address: str | None) -> str:
+    """``url`` with its host name replaced by ``address`` (None: unchanged)."""
+    if address is None:
+        return url
+    user, at, _ = split.netloc.rpartition("@")
+    host = f"[{address}]" if ":" in address else address
+    port = f":{split.port}" if split.port is not None else ""
+    return urlunsplit(split._replace(netloc=f"{user}{at}{host}{port}"))
+
+
+def _shown_name(url: str, device: str, address: str) -> str:
+    split = urlsplit(device)
+    name = urlsplit(url).hostname or address
+    port = f":{split.port}" if split.port is not None else ""
+    return urlunsplit(split._replace(netloc=f"{name}{port}"))
 
 
 def build_web_app(app: App) -> web.Application:
@@ -206,7 +315,13 @@ async def start_http(app: App, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise OSError(f"http.listen: cannot listen on {shown}: "
+                      f"{exc.strerror or exc}") from exc
     log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
     return runner
 

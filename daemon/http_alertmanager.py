@@ -26,6 +26,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from daemon.alertmanager import DeviceIndex, Payload, to_transitions
+from daemon.http_json import BodyError, read_json
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -65,10 +66,10 @@ async def receive(request: web.Request) -> web.Response:
 
     app = request.app[APP]
     try:
-        raw = await request.json()
-    except ValueError:
-        return _json({"error": "the body is not JSON (expected an Alertmanager webhook "
-                               "payload, version 4)"}, 400)
+        raw = await read_json(request)
+    except BodyError as exc:
+        return _json({"error": f"{exc} (expected an Alertmanager webhook payload, "
+                               "version 4)"}, 400)
     try:
         payload = Payload.model_validate(raw)
     except ValidationError as exc:

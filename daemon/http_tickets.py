@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from daemon.http_json import BodyError, read_json
 from rules.silence import Silence, Silencer, new_silence
 from tickets import silence_store
 from tickets.events import TicketEvent
@@ -168,7 +169,12 @@ def _manager(request: web.Request) -> TicketManager:
 
 async def _body(request: web.Request, model: type[M]) -> M:
     try:
-        return model.model_validate(await request.json())
+        data = await read_json(request)
+    except BodyError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": str(exc)}, ensure_ascii=False),
+                                 content_type="application/json") from None
+    try:
+        return model.model_validate(data)
     except (ValueError, ValidationError) as exc:
         raise web.HTTPUnprocessableEntity(text=json.dumps({"error": f"bad request body: {exc}"},
                                                           ensure_ascii=False),

@@ -55,6 +55,11 @@ _PAGE_ROUTES = frozenset({"site_page", "site_brief", "device_page", "ticket_page
                           *_EVERY_SITE_ROUTES})
 
 
+def carries_grant(request: web.Request) -> bool:
+    """Whether the request brings a read link or its cookie."""
+    return QUERY in request.query or COOKIE in request.cookies
+
+
 async def read_with_grant(request: web.Request, handler: Handler) -> web.StreamResponse | None:
     """The answer to a GET/HEAD from afar without the token: through a read link, its
     redirect, a 401/403 page — or None when no link is involved and the path is not a

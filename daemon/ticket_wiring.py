@@ -18,22 +18,22 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from daemon.config import Config
-from daemon.terms import escalation_contacts
-from exporters.notify.config import with_escalation
+from daemon.reload import ConfigUnusable, Plan
 from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.log import SqlNotificationLog
-from exporters.notify.receivers import build_notifiers
+from exporters.notify.spool import SpooledLog
 from rules.engine import Engine
-from rules.faults import FaultTransition
-from rules.silence import Silencer
+from rules.faults import FaultState, FaultTransition
+from rules.silence import Silence, Silencer
 from tickets import silence_store
-from tickets.events import TicketEvent, TicketEventKind
+from tickets.events import TicketEvent, TicketEventKind, fault_episode
 from tickets.follower import BATCH as FOLLOWER_BATCH
 from tickets.follower import EventFollower
 from tickets.manager import TicketManager
-from tickets.sla import SiteTerms
+from tickets.sla import SiteTerms, deadlines
 from tickets.stats import TicketStats, ticket_stats
 from tickets.store import Store, StoreError
 
@@ -53,6 +53,11 @@ TICKET_TICK_SECONDS = 15.0
 REPLAY_SECONDS = 86400.0
 # Reads of a storm of events per housekeeping round, at most.
 FOLLOW_ROUNDS = 20
+# A fault that has waited this long for a store that cannot take its ticket is
+# notified without one (the ticket's own "opened" is then not sent again).
+UNRECORDED_NOTIFY_SECONDS = 10.0
+# How often the notifications' spool is copied to the store.
+SPOOL_SYNC_SECONDS = 5.0
 
 
 class TicketWiring:
@@ -66,7 +71,10 @@ class TicketWiring:
     ticket_stats: TicketStats | None
     started: float
     store_errors: int
-    _notify_log: SqlNotificationLog | None
+    _notify_log: SpooledLog | None
+    _store_down_since: float | None
+    _unrecorded_told: set[str]
+    _stored_silences: list[Silence]
     _pending_faults: list[FaultTransition]
     _pending_events: list[TicketEvent]
     _follower: EventFollower | None
@@ -86,10 +94,15 @@ class TicketWiring:
         return longest * config.model.scheduler.down_after
 
     async def _refresh_silences(self, config: Config) -> None:
-        # Silences come from the config and from the store (made by CLI/API).
+        """Silences come from the config and from the store (made by CLI/API); while
+        the store cannot be read, its silences stay as last read."""
         assert self.store is not None
+        try:
+            self._stored_silences = await silence_store.load(self.store)
+        except StoreError as exc:
+            log.warning("silences kept as last read from the store: %s", exc)
         silences = sorted([c.to_silence() for c in config.model.silences]
-                          + await silence_store.load(self.store), key=lambda s: s.id)
+                          + self._stored_silences, key=lambda s: s.id)
         # Only a real change: a new set makes the engine re-publish every firing fault.
         if silences != sorted(self.silencer.list(include_expired=True), key=lambda s: s.id):
             self.silencer.replace_all(silences)
@@ -112,23 +125,92 @@ class TicketWiring:
             self.tickets.reopen_window = settings.reopen_window
             self.tickets.close_after = settings.close_after
 
-    async def _start_notify(self, config: Config) -> None:
-        """Build the new dispatcher before the old one stops, so a bad receiver leaves
-        the running one in place; the log is shared by both."""
-        if not config.model.notify.receivers:
+    async def _prepare_notify(self, plan: Plan) -> None:
+        """Open the notifications' spool on first use: part of preparing a (re)load,
+        so a spool that cannot open fails it before anything is swapped."""
+        if not plan.notifiers or self._notify_log is not None:
+            return
+        path = plan.config.model.storage.notify_spool
+        try:
+            self._notify_log = await SpooledLog.open(path, plan.config.storage_url)
+        except (SQLAlchemyError, OSError) as exc:
+            raise ConfigUnusable([f"storage.notify_spool: cannot open {path}: {exc}"]) \
+                from exc
+
+    async def _swap_notify(self, plan: Plan) -> None:
+        """The new dispatcher starts before the old one stops; the spool is shared."""
+        if not plan.notifiers:
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
                 self.dispatcher = None
             return
-        notify = with_escalation(config.model.notify, escalation_contacts(config))
-        notifiers = build_notifiers(notify, config.credentials)
-        if self._notify_log is None:
-            self._notify_log = await SqlNotificationLog.open(config.storage_url)
-        dispatcher = Dispatcher(notify, notifiers, self._notify_log)
+        assert self._notify_log is not None
+        old = self.dispatcher
+        if old is None:
+            # Owed by the store from before the spool existed (or before it was lost).
+            await self._notify_log.seed(time.time())
+        dispatcher = Dispatcher(plan.notify, plan.notifiers, self._notify_log,
+                                stats=old.stats if old is not None else None)
+        plan.notifiers = {}  # the dispatcher owns them now
         await dispatcher.start()
-        old, self.dispatcher = self.dispatcher, dispatcher
+        self.dispatcher = dispatcher
         if old is not None:
             await old.stop()
+
+    async def _hand_over_events(self) -> None:
+        """Ticket events to the dispatcher, whose spool is on local disk: this never
+        waits for the store, so what the ticket stage said before the database went
+        away still goes out while it is away."""
+        events, self._pending_events = self._pending_events, []
+        if not events or self.dispatcher is None:
+            return
+        try:
+            await self.dispatcher.submit(events)
+        except (SQLAlchemyError, OSError) as exc:  # the local disk: kept, tried again
+            self._pending_events[:0] = events
+            log.error("notify: cannot write to the spool, will retry: %s", exc)
+
+    async def _spool_syncer(self) -> None:
+        """Copy the spool to the store's notification log every few seconds."""
+        while True:
+            await asyncio.sleep(SPOOL_SYNC_SECONDS)
+            spool = self._notify_log
+            if spool is None:
+                continue
+            try:
+                await spool.sync()
+            except Exception as exc:  # the store's trouble; the spool keeps it all
+                spool.store_unreachable("cannot copy the spool to the store", exc)
+                await spool.count_unsynced()
+
+    async def _notify_unrecorded_faults(self, now: float) -> None:
+        """While the store cannot take tickets, tell the receivers about faults that
+        wait for one: the same words as a ticket's "opened", without its number, and
+        said once per fault episode (the ticket's own "opened" is covered by it)."""
+        if self._store_down_since is None or self.dispatcher is None:
+            return
+        ticketed = {t.device for t in self.ticket_stats.live
+                    if t.state in ("open", "acknowledged")} \
+            if self.ticket_stats is not None else set()
+        events = []
+        for fault in self._pending_faults:
+            episode = fault_episode(fault.fingerprint, fault.at)
+            if (fault.state is not FaultState.FIRING or fault.root_cause is not None
+                    or fault.suppressed_by is not None or episode in self._unrecorded_told
+                    or now - fault.at < UNRECORDED_NOTIFY_SECONDS
+                    or fault.device in ticketed):
+                continue
+            events.append(unrecorded_event(fault, episode, self._terms.get(fault.site)))
+        if not events:
+            return
+        try:
+            await self.dispatcher.submit(events)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("notify: cannot write to the spool, will retry: %s", exc)
+            return
+        self._unrecorded_told.update(e.episode for e in events if e.episode)
+        log.warning("notify: %d fault(s) notified without a ticket: the store cannot "
+                    "take tickets", len(events))
 
     async def _write_tickets(self) -> None:
         """Faults to tickets, poll health to auto-verification, events to notifiers.
@@ -186,19 +268,17 @@ class TicketWiring:
             self._pending_events += events
             if len(events) < FOLLOWER_BATCH:
                 break
-        pending, self._pending_events = self._pending_events, []
-        if pending and self.dispatcher is not None:
-            try:
-                await self.dispatcher.submit(pending)
-            except BaseException:
-                self._pending_events[:0] = pending
-                raise
+        await self._hand_over_events()
 
     async def _ticket_housekeeping(self, now: float) -> None:
         """Once the rules have warmed up, settle tickets of faults that ended while the
         daemon was not running; every 15 s deadlines, work orders, CLI-made silences and
-        the ticket figures; every round the events stored since the last one."""
+        the ticket figures; every round the events stored since the last one.  Not
+        while the store writer finds the store down: it would only fail again every
+        second (the writer says when the store is back)."""
         assert self.tickets is not None and self.store is not None
+        if self._store_down_since is not None:
+            return
         try:
             if not self._resynced and \
                     now - self.started > self.engine.hold_seconds + RULE_TICK_SECONDS * 5:
@@ -217,3 +297,22 @@ class TicketWiring:
         except StoreError as exc:
             self.store_errors += 1
             log.error("ticket housekeeping failed, will retry: %s", exc)
+
+
+def unrecorded_event(fault: FaultTransition, episode: str,
+                     terms: SiteTerms | None) -> TicketEvent:
+    """A fault as an "opened" notification before its ticket exists: no number yet;
+    the deadlines the ticket will get, counted from the fault."""
+    due = deadlines(terms, fault.severity, fault.at) if terms is not None else None
+    return TicketEvent(
+        id=f"unrecorded:{episode}", kind=TicketEventKind.OPENED, ticket="", at=fault.at,
+        site=fault.site, site_name=terms.name if terms else fault.site,
+        language=terms.language if terms else "zh-CN", severity=fault.severity,
+        title_zh=f"{fault.device} {fault.name_zh}", title_en=f"{fault.device}: {fault.name_en}",
+        device=fault.device, system=fault.system, affected=fault.affected,
+        response_due=due.response_due if due else None,
+        resolve_due=due.resolve_due if due else None,
+        note="数据库暂不可用，工单号待恢复后生成 / the store is unavailable: the ticket "
+             "number follows when it is back" + (f" — {fault.summary}" if fault.summary
+                                                 else ""),
+        episode=episode)

@@ -102,11 +102,13 @@ def load_yaml(path: Path) -> tuple[Any, list[ConfigError]]:
     """Load one YAML file; syntax errors and duplicate keys come back as errors."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         return None, [ConfigError(name, None, "", f"cannot read: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [ConfigError(name, None, "", f"not UTF-8 text: {exc.reason}")]
+        return None, [_not_utf8(name, raw, exc)]
     loader = _Loader(text, name)
     try:
         data = loader.get_single_data()
@@ -119,6 +121,16 @@ def load_yaml(path: Path) -> tuple[Any, list[ConfigError]]:
     finally:
         loader.dispose()
     return data, loader.duplicate_keys
+
+
+def _not_utf8(name: str, raw: bytes, exc: UnicodeDecodeError) -> ConfigError:
+    # Spreadsheets exported on Chinese Windows are often GBK: say where, so the one
+    # pasted cell can be found.
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    column = exc.start - line_start + 1
+    return ConfigError(name, raw.count(b"\n", 0, exc.start) + 1, "",
+                       f"not UTF-8 text (byte 0x{raw[exc.start]:02x} in column {column}: "
+                       f"{exc.reason}); save the file as UTF-8")
 
 
 def key_path(loc: Sequence[int | str]) -> str:

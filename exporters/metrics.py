@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from exporters.exposition import Family, label_text, number
+from exporters.notify.dispatcher import ReceiverStats
 from probes import labelled
 from probes.base import Status
 from probes.mqtt import BrokerStats
@@ -75,6 +76,9 @@ class Snapshot:
     onvif_events: Sequence[OnvifEventStats] = ()
     # site → the systems it has devices of (to start ticket counters at zero)
     sites: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # receiver → its counters; None: no notifier configured
+    notify: Mapping[str, ReceiverStats] | None = None
+    notify_unsynced: int | None = None
 
 
 def metric_name(value_name: str) -> str:
@@ -121,6 +125,10 @@ def daemon_families(snap: Snapshot) -> Iterator[Family]:
         from exporters.onvif_metrics import onvif_event_families
 
         yield from onvif_event_families(snap.onvif_events)
+    if snap.notify is not None:
+        from exporters.notify_metrics import notify_families
+
+        yield from notify_families(snap.notify, snap.notify_unsynced)
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:

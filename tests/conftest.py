@@ -7,6 +7,8 @@ initdb refuses to run as root, so under root the server runs as the ``postgres``
 (the Debian ``postgresql`` package creates it).
 
 ``store_url`` gives each test a fresh database, once on SQLite and once on PostgreSQL.
+``PostgresServer`` is the same cluster as a class, for a test that stops and starts
+its own server (tests/test_notify_outage.py).
 """
 
 from __future__ import annotations
@@ -81,36 +83,56 @@ def _check(command: list[str], what: str, log: Path | None = None) -> None:
                     f"{result.stdout}{result.stderr}{server_log}", pytrace=False)
 
 
+class PostgresServer:
+    """A PostgreSQL cluster of our own in ``root``: ``start``/``stop`` run pg_ctl, so a
+    test can take the database away and bring it back on the same port."""
+
+    def __init__(self, root: Path) -> None:
+        self.bindir, self.prefix = _pg_bin(), _run_as()
+        self.root = root
+        self.data, self.log = root / "data", root / "server.log"
+        self.port = _free_port()
+        if self.prefix:
+            shutil.chown(root, "postgres", "postgres")
+        pwfile = root / "pwfile"
+        pwfile.write_text(PG_PASSWORD + "\n")
+        if self.prefix:
+            shutil.chown(pwfile, "postgres", "postgres")
+        _check([*self.prefix, str(self.bindir / "initdb"), "-D", str(self.data), "-U", PG_USER,
+                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                "--encoding=UTF8", "--locale=C", "--no-sync"], "initdb")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c max_connections=200")
+        _check([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+                str(self.log), "-o", options, "-w", "-t", str(PG_START_TIMEOUT), "start"],
+               "pg_ctl start", self.log)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data),
+                        "-m", mode, "-w", "stop"], capture_output=True,
+                       timeout=PG_START_TIMEOUT, check=False)
+
+    def createdb(self, name: str) -> str:
+        """Create database ``name``; its URL."""
+        _check([*self.prefix, str(self.bindir / "createdb"), "-h", str(self.root), "-p",
+                str(self.port), "-U", PG_USER, name], "createdb", self.log)
+        return URL.create("postgresql+asyncpg", username=PG_USER, password=PG_PASSWORD,
+                          host="127.0.0.1", port=self.port, database=name
+                          ).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server of our own for the session; yields the URL of database ``elvwatch``."""
-    bindir, prefix = _pg_bin(), _run_as()
     with tempfile.TemporaryDirectory(prefix="elvwatch-pg-") as tmp:
-        root = Path(tmp)
-        if prefix:
-            shutil.chown(root, "postgres", "postgres")
-        data, log, pwfile = root / "data", root / "server.log", root / "pwfile"
-        pwfile.write_text(PG_PASSWORD + "\n")
-        if prefix:
-            shutil.chown(pwfile, "postgres", "postgres")
-        _check([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", PG_USER,
-                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                "--encoding=UTF8", "--locale=C", "--no-sync"], "initdb")
-        port = _free_port()
-        options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c max_connections=200")
-        _check([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
-                "-w", "-t", str(PG_START_TIMEOUT), "start"], "pg_ctl start", log)
+        server = PostgresServer(Path(tmp))
+        server.start()
         try:
-            _check([*prefix, str(bindir / "createdb"), "-h", str(root), "-p", str(port),
-                    "-U", PG_USER, "elvwatch"], "createdb", log)
-            yield URL.create("postgresql+asyncpg", username=PG_USER, password=PG_PASSWORD,
-                             host="127.0.0.1", port=port, database="elvwatch"
-                             ).render_as_string(hide_password=False)
+            yield server.createdb("elvwatch")
         finally:
-            subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                            "-w", "stop"], capture_output=True, timeout=PG_START_TIMEOUT,
-                           check=False)
+            server.stop()
 
 
 def _asyncpg_dsn(url: URL) -> str:

@@ -44,6 +44,13 @@ def payload(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
             "alerts": list(alerts)}
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        node = {"a": node}
+    return node
+
+
 def write_config(path: Path, hosts: list[str], listen: str = "127.0.0.1:0",
                  extra: dict[str, Any] | None = None) -> Path:
     token = path.parent / "token"
@@ -217,6 +224,11 @@ async def test_webhook_needs_the_token(daemon: tuple[App, str, LabFleet]) -> Non
     (payload({**alert("firing", "h"), "startsAt": "2026-11-26T08:00:00"}),
      "times need a time zone"),
     ([1, 2], "Input should be a valid dictionary"),
+    # Nested past what json.loads can recurse (it used to answer 500), and deeper than
+    # any payload but still parseable.
+    ("[" * 100_000 + "]" * 100_000, "the JSON body is nested more than 32 levels deep"),
+    ({**payload(alert("firing", "h")), "commonLabels": _nested(40)},
+     "the JSON body is nested more than 32 levels deep"),
 ])
 async def test_bad_payloads_are_refused_with_400_saying_why(
         daemon: tuple[App, str, LabFleet], body: Any, message: str) -> None:

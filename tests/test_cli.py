@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +71,36 @@ def test_probe_usage_errors_exit_2() -> None:
     assert no_secret.returncode == 2 and "pw" not in no_secret.stderr
     assert elvwatch("probe", "cam-1").returncode == 2                  # no -c
     assert elvwatch("probe").returncode == 2
+
+
+def test_probe_never_prints_an_snmp_community_given_in_the_url() -> None:
+    community = "s3cret-community-77"
+    # An agent that says nothing.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        for extra in ([], ["--json"]):
+            done = elvwatch("probe", f"snmp://{community}@127.0.0.1:{port}", "--timeout",
+                            "0.5", *extra)
+            assert done.returncode == 1, done.stderr
+            assert community not in done.stdout + done.stderr
+            assert f"snmp://***@127.0.0.1:{port}" in done.stdout
+        assert json.loads(done.stdout)["device"] == f"snmp://***@127.0.0.1:{port}"
+    for url in (f"snmp://{community}@127.0.0.1:{port}?version=9",
+                f"snmp://{community}@127.0.0.1:99999", f"gopher://{community}@127.0.0.1",
+                f"snmp://{community}@[::1"):
+        refused = elvwatch("probe", url)
+        assert refused.returncode == 2, refused.stderr
+        assert community not in refused.stdout + refused.stderr
+        assert "***@" in refused.stderr, refused.stderr
+
+
+def test_probe_timeout_below_what_onvif_needs_is_refused_with_a_message() -> None:
+    short = elvwatch("probe", "onvif://127.0.0.1:9", "--timeout", "3")
+    assert short.returncode == 2
+    assert short.stderr.strip() == (
+        "elvwatch probe: onvif:// needs a timeout of at least 10s (a chain of up to eight "
+        "requests and, on first use, parsing the WSDLs); 3s is too short")
 
 
 async def test_probe_device_from_config_and_status_from_the_store(tmp_path: Path) -> None:

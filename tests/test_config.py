@@ -124,6 +124,48 @@ INVALID = {
         "invalid-mqtt-references.yaml:17: devices[0].checks[1].params: "
         "name the MQTT broker in params.broker (sources.mqtt.brokers: site_a, site_b)",
     ],
+    "invalid-empty.yaml": [
+        "invalid-empty.yaml:1: the config is empty: give at least sites: and devices:",
+    ],
+    "invalid-include-absolute.yaml": [
+        "invalid-include-absolute.yaml:3: include[0]: no file matches "
+        "'/nonexistent-elvwatch-dir/inventory/*.yaml'",
+        "invalid-include-absolute.yaml:4: include[1]: give a file name or a glob pattern",
+    ],
+    "invalid-not-utf8.yaml": [  # 阳光花园 saved as GBK
+        "invalid-not-utf8.yaml:3: not UTF-8 text (byte 0xd1 in column 11: invalid "
+        "continuation byte); save the file as UTF-8",
+    ],
+    "invalid-token-file.yaml": [  # relative: next to the config, like password_file
+        "invalid-token-file.yaml:3: http.token_file: cannot read missing.token: No such "
+        "file or directory",
+    ],
+    "invalid-token-empty.yaml": [
+        "invalid-token-empty.yaml:2: http.token_file: empty.token is empty: write the "
+        "bearer token in it",
+    ],
+    "invalid-store-url.yaml": [  # and no password in the message
+        "invalid-store-url.yaml:2: storage.url: unsupported database 'mysql+aiomysql' "
+        "(use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB)",
+    ],
+    "invalid-store-directory.yaml": [
+        "invalid-store-directory.yaml:2: storage.url: directory /nonexistent-elvwatch-dir "
+        "does not exist",
+    ],
+    "invalid-notifier-credentials.yaml": [  # what building the notifiers at start refuses
+        "invalid-notifier-credentials.yaml:6: notify.receivers.mail: SMTP login needs both "
+        "a username and a password in its credentials",
+        "invalid-notifier-credentials.yaml:10: notify.receivers.ops: credentials must give "
+        "secrets.key (or a password)",
+    ],
+    "invalid-probe-modules.yaml": [
+        "invalid-probe-modules.yaml:6: probe.modules.cams.credentials: unknown credentials "
+        "'camera-admn'",
+    ],
+    "invalid-probe-networks.yaml": [
+        "invalid-probe-networks.yaml:2: probe.allowed_networks[1]: value is not a valid "
+        "IPv4 or IPv6 network",
+    ],
 }
 
 
@@ -222,3 +264,54 @@ def test_check_command_prints_one_line_summary_and_exits_0(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("OK — 1 sites, 8 devices, 15 checks")
     assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_include_of_an_absolute_glob_reads_every_matching_file(tmp_path: Path) -> None:
+    inventory = tmp_path / "elsewhere" / "inventory"
+    inventory.mkdir(parents=True)
+    for n in (1, 2):
+        (inventory / f"block-{n}.yaml").write_text(
+            f"devices:\n  - {{id: cam-{n}, site: s, kind: camera, host: 127.0.0.{n}}}\n")
+    (inventory / "notes.txt").write_text("not yaml")
+    path = tmp_path / "conf" / "c.yaml"
+    path.parent.mkdir()
+    path.write_text(f"sites: [{{id: s, name: S}}]\ninclude: ['{inventory}/*.yaml']\n")
+    config = load_config(path)
+    assert sorted(config.devices) == ["cam-1", "cam-2"]
+    assert config.files[1:] == (inventory / "block-1.yaml", inventory / "block-2.yaml")
+
+
+def test_relative_token_file_is_next_to_the_config_not_the_working_directory(
+        tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "http.token").write_text("tok-123\n")
+    path = tmp_path / "c.yaml"
+    path.write_text("http: {token_file: secrets/http.token}\nsites: [{id: s, name: S}]\n")
+    elsewhere = _cli("check", "-c", str(path))  # run from the repository root
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert load_config(path).model.http.token_file == tmp_path / "secrets" / "http.token"
+    (tmp_path / "secrets" / "http.token").unlink()
+    missing = _cli("check", "-c", str(path))
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[0] == (
+        f"{path}:1: http.token_file: cannot read {tmp_path}/secrets/http.token: "
+        "No such file or directory")
+
+
+# Configs `check` refuses that `run` used to start with (or die on with a traceback).
+RUN_REFUSES = ["invalid-notifier-credentials.yaml", "invalid-store-url.yaml",
+               "invalid-store-directory.yaml",
+               "invalid-token-file.yaml", "invalid-include-absolute.yaml",
+               "invalid-empty.yaml", "invalid-not-utf8.yaml"]
+
+
+@pytest.mark.parametrize("name", RUN_REFUSES)
+def test_run_refuses_what_check_refuses_with_the_same_errors_and_no_traceback(
+        name: str) -> None:
+    check = _cli("check", "-c", str(DATA / name))
+    run = _cli("run", "-c", str(DATA / name))
+    assert check.returncode == run.returncode == 1
+    assert "Traceback" not in run.stderr + run.stdout
+    expected = [line.replace(str(DATA) + "/", "") for line in check.stderr.splitlines()]
+    assert expected[:-1] == INVALID[name]
+    assert run.stderr.splitlines() == check.stderr.splitlines()

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -315,17 +316,7 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
         log = tmp_path / "daemon.log"
         proc = _start_daemon(config, log)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    code, _ = await aget(f"{base}/healthz")
-                    if code == 200:
-                        break
-                except OSError:
-                    pass
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                await asyncio.sleep(0.1)
+            await _wait_healthy(base, proc, log)
             config.write_text(good + "devices_typo: []\n")
             proc.send_signal(signal.SIGHUP)
             await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
@@ -352,3 +343,190 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _post(url: str, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            code, _ = await aget(f"{base}/healthz")
+            if code == 200:
+                return
+        except OSError:
+            pass
+        assert proc.poll() is None, _text(log)
+        assert time.monotonic() < deadline, _text(log)
+        await asyncio.sleep(0.1)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def test_reload_that_cannot_start_a_source_keeps_the_old_config_by_sighup_and_post(
+        tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    token = "reload-token-1"
+    (tmp_path / "http.token").write_text(token + "\n")
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    trap_port = taken.getsockname()[1]
+    async with fleet_of(2) as fleet:
+        config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}",
+                              interval=0.5)
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["http"]["token_file"] = "http.token"
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        log = tmp_path / "daemon.log"
+        proc = _start_daemon(config, log)
+        try:
+            await _wait_healthy(base, proc, log)
+            # Valid, so `check` accepts it, but its trap listener's port is taken: the
+            # new config cannot be put to work, and nothing of it may be.
+            data["sources"] = {"snmp_trap": {"listen": f"127.0.0.1:{trap_port}"}}
+            data["devices"].append({"id": "cam-new", "site": "lab", "kind": "camera",
+                                    "host": fleet.devices[0].host,
+                                    "checks": [tcp_check(PORT)]})
+            config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
+            assert "sources.snmp_trap: snmp_trap: cannot listen on" in log.read_text()
+            assert await asyncio.to_thread(
+                _metric, base, "elvwatch_config_last_reload_successful") == 0.0
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 2
+
+            code, body = await asyncio.to_thread(_post, f"{base}/api/v1/reload", token)
+            assert code == 422 and "cannot listen on" in json.loads(body)["error"]
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 2
+
+            taken.close()
+            code, body = await asyncio.to_thread(_post, f"{base}/api/v1/reload", token)
+            assert code == 200, body
+            _, body = await aget(f"{base}/api/v1/devices")
+            assert len(json.loads(body)["devices"]) == 3
+            assert await asyncio.to_thread(
+                _metric, base, "elvwatch_config_last_reload_successful") == 1.0
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 20) == 0, log.read_text()
+            text = log.read_text()
+            assert "Traceback" not in text and "never retrieved" not in text, text
+        finally:
+            taken.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+async def test_run_with_its_port_taken_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with fleet_of(1) as fleet:
+            config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}")
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "daemon.cli", "run", "-c", str(config)],
+                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "cannot start:" in done.stderr and f"127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+async def test_loopback_reads_without_a_token_need_a_loopback_host_header(
+        tmp_path: Path) -> None:
+    """DNS rebinding: a page from evil.example whose name now resolves to 127.0.0.1
+    reaches the listener from loopback, but its requests carry Host: evil.example."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    (tmp_path / "http.token").write_text("host-token\n")
+    async with fleet_of(1) as fleet:
+        path = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["http"].update(token_file="http.token", allowed_hosts=["elvwatch.lan"])
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        app = App(load_config(path))
+        await app.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                async def status(path: str, host: str, **headers: str) -> int:
+                    async with session.get(f"{base}{path}",
+                                           headers={"Host": host, **headers}) as resp:
+                        return resp.status
+
+                for refused in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example",
+                                "localhost.evil.example", "[::2]", "10.0.0.1"):
+                    for where in ("/api/v1/devices", "/metrics", "/", "/probe?target=icmp://127.0.0.1"):
+                        assert await status(where, refused) == 421, (refused, where)
+                for allowed in (f"127.0.0.1:{port}", "localhost", f"LOCALHOST:{port}",
+                                "[::1]", f"[::1]:{port}", "127.9.9.9", "elvwatch.lan",
+                                f"elvwatch.lan:{port}", "app.localhost"):
+                    assert await status("/api/v1/devices", allowed) == 200, allowed
+                # The bearer token is not something a rebinding page has: any Host.
+                assert await status("/api/v1/devices", "evil.example",
+                                    Authorization="Bearer host-token") == 200
+                async with session.get(f"{base}/api/v1/devices",
+                                       headers={"Host": "evil.example"}) as resp:
+                    body = await resp.json()
+                assert "http.allowed_hosts" in body["error"] and "devices" not in body
+        finally:
+            await app.stop()
+
+
+async def test_probe_reports_a_scrape_timeout_shorter_than_the_probe_needs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from lab.onvif import OnvifSimulator
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with fleet_of(1) as fleet, OnvifSimulator() as camera:
+        app = App(load_config(write_config(tmp_path / "c.yaml", fleet,
+                                           listen=f"127.0.0.1:{port}")))
+        await app.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                async def probe(target: str, scrape: str | None) -> tuple[int, str]:
+                    headers = {} if scrape is None else {
+                        "X-Prometheus-Scrape-Timeout-Seconds": scrape}
+                    async with session.get(f"{base}/probe", params={"target": target},
+                                           headers=headers) as resp:
+                        return resp.status, await resp.text()
+
+                onvif = f"onvif://127.0.0.1:{camera.port}?stream=0"
+                code, body = await probe(onvif, "5")
+                assert code == 400
+                assert json.loads(body)["error"] == (
+                    "X-Prometheus-Scrape-Timeout-Seconds 5s is shorter than the probe needs: "
+                    "onvif:// needs a timeout of at least 10s (a chain of up to eight "
+                    "requests and, on first use, parsing the WSDLs); 4.5s is too short; "
+                    "raise this job's scrape_timeout")
+                for scrape in ("12", None):  # honoured: 11.5 s, or the scheme's default
+                    code, body = await probe(onvif, scrape)
+                    assert code == 200, body
+                    assert "elvwatch_probe_success 1.0" in body
+                mqtt = "mqtt://127.0.0.1:1/site/door?listen=10"
+                code, body = await probe(mqtt, "5")
+                assert code == 400 and "listens 10s" in json.loads(body)["error"]
+                code, body = await probe(f"tcp://{fleet.devices[0].host}:{PORT}", "0.3")
+                assert code == 400 and "0.5s of it go to sending the answer back" in body
+                code, body = await probe(f"tcp://{fleet.devices[0].host}:{PORT}", "soon")
+                assert code == 400 and "is not a number of seconds" in body
+                for _ in range(3):  # every scrape answers; the log says it once
+                    assert (await probe(onvif, "5"))[0] == 400
+            said = [r for r in caplog.records if "shorter than the probe needs: onvif" in
+                    r.getMessage()]
+            assert len(said) == 1 and said[0].levelname == "WARNING"
+        finally:
+            await app.stop()

@@ -82,6 +82,8 @@ ALERT_STATES = {
     "ElvwatchStoreErrors": "inactive",
     "ElvwatchStoreBacklog": "inactive",
     "ElvwatchConfigReloadFailed": "pending",
+    "ElvwatchNotificationsFailed": "inactive",
+    "ElvwatchNotifierRetrying": "inactive",
     "ElvwatchTicketSLABreached": "inactive",
     "ElvwatchTicketDueSoon": "inactive",
 }
@@ -234,6 +236,10 @@ def lab_config(path: Path, fleet: LabFleet, listen: str) -> Path:
             "scheduler": {"down_after": 1, "jitter": 0.0},
             "sites": [{"id": "east", "name": "东区", "contract": {"start": "2026-01-01"}},
                       {"id": "west", "name": "西区", "contract": {"start": "2026-01-01"}}],
+            # A receiver, for the notifier health families; routed nothing the lab does.
+            "notify": {"receivers": {"noc": {"type": "webhook",
+                                             "options": {"url": "http://127.0.0.1:9/hook"}}},
+                       "routes": [{"receivers": ["noc"], "events": ["feedback"]}]},
             "devices": devices}
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.api import openapi_document
+from daemon.config import HttpConfig
 from daemon.http import APP, access
 from daemon.http_tickets import add_ticket_routes
 from rules.faults import FaultState
@@ -38,7 +39,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web
         web_app = web.Application(middlewares=[access])
         # The token middleware reads only this from the daemon's App.
         web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
-            config=SimpleNamespace(model=SimpleNamespace(http=SimpleNamespace(
+            config=SimpleNamespace(model=SimpleNamespace(http=HttpConfig(
                 token_file=token_file, loopback_reads=True))))
         add_ticket_routes(web_app, lambda: manager, lambda: silencer)
         async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
@@ -119,3 +120,16 @@ def test_ticket_and_silence_routes_are_in_the_openapi_document() -> None:
         schemas["CreateBody"]["required"])
     for model in ("SignOffBody", "ReclassifyBody", "RmaBody", "ResolveBody"):
         assert model in schemas
+
+
+async def test_a_json_body_nested_too_deep_is_refused_with_400_not_500(
+        api: tuple[TestClient[web.Request, web.Application], TicketManager, Silencer]) -> None:
+    client, manager, _ = api
+    number = (await manager.handle([fault("cam-01", FaultState.FIRING, T0)]))[0].ticket
+    for body in ("[" * 100_000 + "]" * 100_000, '{"actor": ' * 40 + '"x"' + "}" * 40):
+        answer = await client.post(f"/api/v1/tickets/{number}/ack", data=body,
+                                   headers={**AUTH, "Content-Type": "application/json"})
+        assert answer.status == 400
+        assert (await answer.json())["error"] == \
+            "the JSON body is nested more than 32 levels deep"
+    assert (await manager.get(number)).ticket.state == "open"

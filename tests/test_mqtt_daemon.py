@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ async def test_adhoc_mqtt_url_listens_and_reports_like_a_configured_check(
         await pub.publish("site/a/door/9/held_open", "true", retain=True)
         url = (f"mqtt://tech@127.0.0.1:{broker.port}/site/a/door/9"
                "?profile=access_control&listen=1")
-        adhoc = parse_target(url)
+        adhoc = parse_target(url, env=os.environ)  # as `elvwatch probe` does
         began = time.monotonic()
         observations = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
         assert time.monotonic() - began < 5

@@ -32,9 +32,10 @@ async def test_wsdls_are_parsed_once_without_a_device() -> None:
 async def test_daemon_with_onvif_checks_parses_wsdls_before_freezing_its_heap(
         tmp_path: Path, monkeypatch: Any) -> None:
     import daemon.app
+    import daemon.reload
 
     order: list[str] = []
-    load, settle = daemon.app.load_wsdls, daemon.app.settle_heap
+    load, settle = daemon.reload.load_wsdls, daemon.app.settle_heap
 
     async def loading() -> None:
         order.append("load_wsdls")
@@ -44,7 +45,7 @@ async def test_daemon_with_onvif_checks_parses_wsdls_before_freezing_its_heap(
         order.append("settle_heap")
         settle(collect=collect)
 
-    monkeypatch.setattr(daemon.app, "load_wsdls", loading)
+    monkeypatch.setattr(daemon.reload, "load_wsdls", loading)  # a (re)load's plan
     monkeypatch.setattr(daemon.app, "settle_heap", settling)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({

@@ -113,11 +113,12 @@ async def test_adhoc_onvif_and_rtsp_urls(rtsp: RtspResponder,
     monkeypatch.setenv("ELVWATCH_ONVIF_PASSWORD", "secret")
     monkeypatch.setenv("ELVWATCH_RTSP_PASSWORD", "secret")
     async with OnvifSimulator(rtsp_port=rtsp.port) as sim:
-        adhoc = parse_target(f"onvif://admin@127.0.0.1:{sim.port}")
+        adhoc = parse_target(f"onvif://admin@127.0.0.1:{sim.port}", env=os.environ)
         [obs] = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
         assert obs.status is Status.OK, obs.error
         assert obs.info["serial"] == sim.info.serial
-    adhoc = parse_target(f"rtsp://admin@127.0.0.1:{rtsp.port}/Streaming/Channels/101")
+    adhoc = parse_target(f"rtsp://admin@127.0.0.1:{rtsp.port}/Streaming/Channels/101",
+                         env=os.environ)
     [obs] = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
     assert obs.status is Status.OK, obs.error
     shown = repr(adhoc.target) + os.linesep.join(map(str, adhoc.checks)) + str(obs)

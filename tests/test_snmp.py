@@ -4,6 +4,7 @@ snmpsim serving real recordings and the lab's devices (faults injected)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -245,7 +246,7 @@ async def test_adhoc_snmpv3_url_takes_keys_from_the_environment(
     monkeypatch.setenv("ELVWATCH_SNMP_AUTH_KEY", auth_key)
     monkeypatch.setenv("ELVWATCH_SNMP_PRIV_KEY", priv_key or "")
     adhoc = parse_target(f"snmpv3://elv-sha256-aes128@{snmpd.host}:{snmpd.port}"
-                         "?auth=sha256&priv=aes128&profiles=system")
+                         "?auth=sha256&priv=aes128&profiles=system", env=os.environ)
     [obs] = await probe_all(adhoc.target, adhoc.checks, adhoc.plan)
     assert obs.status is Status.OK, obs.error
 

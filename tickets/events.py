@@ -55,3 +55,12 @@ class TicketEvent:
     note: str = ""
     url: str | None = None      # the ticket page, where the daemon knows its address
     ticket_kind: str = "fault"  # fault | preventive
+    # The fault episode an opened/reopened event starts (:func:`fault_episode`): a
+    # notification already sent for it while the store was down stands for this one.
+    episode: str | None = None
+
+
+def fault_episode(fingerprint: str, at: float) -> str:
+    """One fault episode: the fault and when it fired (to the millisecond, which
+    survives the store's round trip)."""
+    return f"{fingerprint}@{at:.3f}"

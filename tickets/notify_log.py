@@ -11,19 +11,27 @@ from sqlalchemy import JSON, Column, Integer, PrimaryKeyConstraint, String, Tabl
 
 from tickets.store import Base, UTCDateTime
 
+
+def outbox_columns() -> list[Column[object]]:
+    """The columns of an outbox row, new objects on each call: the store's table below,
+    and the daemon's local spool (exporters/notify/spool.py) with the same rows."""
+    return [
+        Column("event_id", String(128), nullable=False),
+        Column("receiver", String(128), nullable=False),
+        Column("state", String(16), nullable=False, index=True),
+        Column("kind", String(32), nullable=False),
+        Column("site", String(128), nullable=False),
+        Column("event", JSON, nullable=False),
+        Column("event_at", UTCDateTime, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("message_id", String(64)),
+        Column("error", Text),
+    ]
+
+
 notify_log = Table(
-    "notify_log", Base.metadata,
-    Column("event_id", String(128), nullable=False),
-    Column("receiver", String(128), nullable=False),
-    Column("state", String(16), nullable=False, index=True),
-    Column("kind", String(32), nullable=False),
-    Column("site", String(128), nullable=False),
-    Column("event", JSON, nullable=False),
-    Column("event_at", UTCDateTime, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("message_id", String(64)),
-    Column("error", Text),
+    "notify_log", Base.metadata, *outbox_columns(),
     PrimaryKeyConstraint("event_id", "receiver"),
 )

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.events import TicketEvent, TicketEventKind
+from tickets.events import TicketEvent, TicketEventKind, fault_episode
 from tickets.lifecycle import UnknownTicket, sign_off_refusal
 from tickets.schema import (
     ChecklistResultRow,
@@ -211,7 +211,10 @@ def ticket_event(row: TicketRow, event_id: str, kind: TicketEventKind, at: float
         title_zh=row.title_zh, title_en=row.title_en, device=row.device, system=row.system,
         location=row.location, state=row.state, response_due=epoch(row.response_due),
         resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note,
-        ticket_kind=row.kind)
+        ticket_kind=row.kind,
+        episode=fault_episode(row.fingerprint, at)
+        if row.fingerprint and kind in (TicketEventKind.OPENED, TicketEventKind.REOPENED)
+        else None)
 
 
 async def events_after(session: AsyncSession, after_id: int, limit: int = 500,

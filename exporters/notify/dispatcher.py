@@ -38,7 +38,8 @@ MAX_BATCH = 200
 
 @dataclass
 class ReceiverStats:
-    """Counters per receiver, for the metrics collector and tests."""
+    """Counters per receiver, for the metrics collector and tests; they live as long as
+    the daemon (a reload's new dispatcher carries them on)."""
 
     messages_sent: int = 0
     notifications_sent: int = 0
@@ -46,6 +47,10 @@ class ReceiverStats:
     summaries_sent: int = 0
     retries: int = 0
     queued: int = 0
+    # Notifications whose last attempt failed and that wait for their next one.
+    retrying: int = 0
+    # Wall-clock time of the last message the receiver accepted (None: none yet).
+    last_success: float | None = None
 
 
 def message_id(receiver: str, events: Sequence[TicketEvent]) -> str:
@@ -61,7 +66,8 @@ class Dispatcher:
                  log_: NotificationLog, *, grace: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 stats: dict[str, ReceiverStats] | None = None) -> None:
         self._config = config
         self._notifiers = dict(notifiers)
         self._log = log_
@@ -76,7 +82,8 @@ class Dispatcher:
         for name in self._notifiers:
             rate = config.receivers[name].rate
             self._buckets[name] = TokenBucket(rate.per_minute, rate.burst, clock)
-        self.stats = {n: ReceiverStats() for n in self._notifiers}
+        known = stats or {}
+        self.stats = {n: known.get(n) or ReceiverStats() for n in self._notifiers}
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self._started = False
@@ -171,10 +178,15 @@ class Dispatcher:
                 return
             if result.recoverable and attempt < policy.attempts:
                 delay = policy.delay(attempt)
-                self.stats[name].retries += 1
+                stats = self.stats[name]
+                stats.retries += 1
                 log.warning("notify %s: %s; retry %d in %gs", name, result.error, attempt,
                             delay)
-                await self._sleep(delay)
+                stats.retrying = len(keys)
+                try:
+                    await self._sleep(delay)
+                finally:
+                    stats.retrying = 0
                 continue
             why = f"gave up after {attempt} attempts" if result.recoverable else "not retried"
             log.error("notify %s: message %s about %d event(s) failed (%s): %s", name,
@@ -195,6 +207,7 @@ class Dispatcher:
             stats.messages_sent += 1
             stats.notifications_sent += len(keys)
             stats.summaries_sent += message.summary
+            stats.last_success = self._wall()
         return result
 
     async def _mark_failed(self, keys: list[tuple[str, str]], error: str,

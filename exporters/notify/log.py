@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from exporters.notify.messages import event_from_json, event_json
 from tickets.events import TicketEvent
@@ -35,6 +35,9 @@ from tickets.store import configure_sqlite, redact, upgrade_schema
 log = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+# Not sent because another notification already told the same receiver the same thing:
+# a fault notified while the store was down, whose ticket was opened afterwards.
+COVERED = "covered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +125,14 @@ class SqlNotificationLog:
     """The log in the store's database (SQLite or PostgreSQL).
 
     ``open(url)`` makes an engine of its own and upgrades the schema to the newest
-    revision; ``SqlNotificationLog(engine)`` shares an engine already migrated."""
+    revision; ``SqlNotificationLog(engine)`` shares an engine already migrated.  The
+    local spool (exporters/notify/spool.py) is this log on a table of its own."""
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False,
+                 table: Table = notify_log) -> None:
         self._engine = engine
         self._owns_engine = owns_engine
+        self._table = table
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = 10.0) -> SqlNotificationLog:
@@ -155,25 +161,38 @@ class SqlNotificationLog:
             for start in range(0, len(unique), 500):
                 keys = [item.key for item in unique[start:start + 500]]
                 rows = await conn.execute(
-                    select(notify_log.c.event_id, notify_log.c.receiver).where(
-                        tuple_(notify_log.c.event_id, notify_log.c.receiver).in_(keys)))
+                    select(self._table.c.event_id, self._table.c.receiver).where(
+                        tuple_(self._table.c.event_id, self._table.c.receiver).in_(keys)))
                 known.update((r.event_id, r.receiver) for r in rows)
             new = [item for item in unique if item.key not in known]
             if new:
                 moment = _at(now)
-                await conn.execute(insert(notify_log), [
-                    {"event_id": p.event.id, "receiver": p.receiver, "state": PENDING,
+                covered = await self._covered(conn, new)
+                await conn.execute(insert(self._table), [
+                    {"event_id": p.event.id, "receiver": p.receiver,
+                     "state": COVERED if p.key in covered else PENDING,
                      "kind": str(p.event.kind), "site": p.event.site,
                      "event": event_json(p.event), "event_at": _at(p.event.at),
                      "created_at": moment, "updated_at": moment, "attempts": 0,
-                     "message_id": None, "error": None} for p in new])
+                     "message_id": None, "error": covered.get(p.key),
+                     **self._extra(p)} for p in new])
+                new = [p for p in new if p.key not in covered]
         return new
 
+    async def _covered(self, conn: AsyncConnection,
+                       new: Sequence[Pending]) -> dict[tuple[str, str], str]:
+        """Of ``new``, those another row already covers, with a note saying which."""
+        return {}
+
+    def _extra(self, item: Pending) -> dict[str, Any]:
+        """Further columns of a new row (the spool's)."""
+        return {}
+
     async def pending(self) -> list[Pending]:
-        query = (select(notify_log.c.event, notify_log.c.receiver)
-                 .where(notify_log.c.state == PENDING)
-                 .order_by(notify_log.c.event_at, notify_log.c.event_id,
-                           notify_log.c.receiver))
+        query = (select(self._table.c.event, self._table.c.receiver)
+                 .where(self._table.c.state == PENDING)
+                 .order_by(self._table.c.event_at, self._table.c.event_id,
+                           self._table.c.receiver))
         async with self._engine.connect() as conn:
             rows = await conn.execute(query)
             return [Pending(event_from_json(r.event), r.receiver) for r in rows]
@@ -184,10 +203,14 @@ class SqlNotificationLog:
         async with self._engine.begin() as conn:
             for start in range(0, len(keys), 500):
                 await conn.execute(
-                    update(notify_log)
-                    .where(tuple_(notify_log.c.event_id, notify_log.c.receiver)
+                    update(self._table)
+                    .where(tuple_(self._table.c.event_id, self._table.c.receiver)
                            .in_(list(keys[start:start + 500])))
-                    .values(**values))
+                    .values(**values, **self._changed()))
+
+    def _changed(self) -> dict[str, Any]:
+        """Further columns set whenever a row changes (the spool's)."""
+        return {}
 
     async def mark_sent(self, keys: Sequence[tuple[str, str]], message_id: str,
                         attempts: int, now: float) -> None:
@@ -201,8 +224,8 @@ class SqlNotificationLog:
                                   "attempts": attempts, "updated_at": _at(now)})
 
     async def entries(self) -> list[LogEntry]:
-        query = select(notify_log).order_by(notify_log.c.event_at, notify_log.c.event_id,
-                                            notify_log.c.receiver)
+        query = select(self._table).order_by(self._table.c.event_at, self._table.c.event_id,
+                                            self._table.c.receiver)
         async with self._engine.connect() as conn:
             return [LogEntry(r.event_id, r.receiver, r.state, r.attempts, r.message_id,
                              r.error) for r in await conn.execute(query)]

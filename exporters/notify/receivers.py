@@ -21,23 +21,39 @@ from probes.base import Credential
 def build_notifiers(config: NotifyConfig,
                     credentials: Mapping[str, Credential]) -> dict[str, Notifier]:
     """One notifier per receiver; every problem at once in a NotifyConfigError."""
-    problems: list[str] = []
+    notifiers, problems = _build_all(config, credentials)
+    if problems:
+        raise NotifyConfigError([p for found in problems.values() for p in found])
+    return notifiers
+
+
+def receiver_problems(config: NotifyConfig,
+                      credentials: Mapping[str, Credential]) -> dict[str, list[str]]:
+    """What keeps each receiver from working, by receiver name: what ``elvwatch check``
+    reports, so a config it accepts does not fail when ``run`` builds the notifiers."""
+    return _build_all(config, credentials)[1]
+
+
+def _build_all(config: NotifyConfig, credentials: Mapping[str, Credential]
+               ) -> tuple[dict[str, Notifier], dict[str, list[str]]]:
+    problems: dict[str, list[str]] = {}
     notifiers: dict[str, Notifier] = {}
     for name, spec in config.receivers.items():
         credential = None
         if spec.credentials is not None:
             credential = credentials.get(spec.credentials)
             if credential is None:
-                problems.append(f"notify.receivers.{name}: unknown credentials "
-                                f"{spec.credentials!r}")
+                problems[name] = [f"notify.receivers.{name}: unknown credentials "
+                                  f"{spec.credentials!r}"]
                 continue
         try:
             notifiers[name] = _build(name, spec, credential)
         except NotifyConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise NotifyConfigError(problems)
-    return notifiers
+            problems[name] = list(exc.problems)
+        except OSError as exc:  # the mail relay's ca_file (ssl.SSLError is one too)
+            problems[name] = [f"notify.receivers.{name}: cannot load ca_file: "
+                              f"{exc.strerror or exc}"]
+    return notifiers, problems
 
 
 def _build(name: str, spec: object, credential: Credential | None) -> Notifier:
