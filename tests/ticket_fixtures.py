@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from daemon.config import HttpConfig
 from daemon.http import APP, access
 from daemon.http_tickets import add_ticket_routes
 from rules.faults import FaultState, FaultTransition, fingerprint
@@ -70,7 +71,7 @@ async def ticket_api(manager: TicketManager, directory: Path
     web_app = web.Application(middlewares=[access])
     # The token middleware reads only this from the daemon's App.
     web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
-        config=SimpleNamespace(model=SimpleNamespace(http=SimpleNamespace(
+        config=SimpleNamespace(model=SimpleNamespace(http=HttpConfig(
             token_file=token_file, loopback_reads=True))))
     add_ticket_routes(web_app, lambda: manager)
     async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
