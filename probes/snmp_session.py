@@ -19,7 +19,7 @@ import functools
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -262,12 +262,13 @@ class Session:
             break
         return out
 
-    async def walk(self, columns: Sequence[Oid], max_rows: int) -> dict[Oid, dict[Oid, Raw]]:
+    async def walk(self, columns: Sequence[Oid], max_rows: int,
+                   limits: Mapping[Oid, int] | None = None) -> dict[Oid, dict[Oid, Raw]]:
         """Walk table ``columns`` side by side: {column: {index suffix: value}}.
 
-        Bounded three ways: rows (``max_rows`` per column), time (``deadline``) and
-        order (an agent returning a non-increasing OID ends the walk with an error
-        instead of looping)."""
+        Bounded three ways: rows (``max_rows`` per column, or the column's own entry in
+        ``limits``), time (``deadline``) and order (an agent returning a
+        non-increasing OID ends the walk with an error instead of looping)."""
         result: dict[Oid, dict[Oid, Raw]] = {c: {} for c in columns}
         cursor = {c: c for c in columns}
         active = list(columns)
@@ -290,7 +291,7 @@ class Session:
                 cursor[column] = oid
                 rows = result[column]
                 rows[oid[len(column):]] = value
-                if len(rows) >= max_rows:
+                if len(rows) >= (limits.get(column, max_rows) if limits else max_rows):
                     finished.add(column)
             if not binds:
                 break

@@ -19,7 +19,8 @@ from probes import labelled
 from probes import snmp as snmp_probe
 from probes.base import Check, Credential, Observation, Secret, Status, Target
 from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_profiles import Reading, TableMemory, apply_table, profiles
+from probes.snmp_profiles import profiles
+from probes.snmp_reading import Reading, TableMemory, apply_table
 from probes.snmp_session import close_engine
 from probes.snmp_uplink import Uplink, UplinkMap
 from rules.faults import FaultState
