@@ -232,13 +232,13 @@ async def _read(session: Session, options: SnmpOptions, target: Target, check: C
         raise SnmpError("the agent answered but has none of the OIDs asked for")
     context = RowContext(detection.members, rebooted)
     for profile in selection.profiles:
-        before = (len(reading.values), len(reading.missing))
+        before = (reading.answered, len(reading.missing))
         for spec in profile.scalars:
             apply_scalar(spec, got, reading)
         if profile.tables:
             await _tables(session, options, (target.device, check.name, profile.name),
                           profile.tables, reading, context)
-        if len(reading.values) == before[0]:
+        if reading.answered == before[0]:
             # Nothing of this profile answered: the device does not speak that MIB
             # (a vendor MIB on another vendor's UPS).  Say so once, not per OID.
             del reading.missing[before[1]:]
@@ -309,6 +309,7 @@ def _all_oids(table: TableSpec) -> list[str]:
 
 
 def _replay(cached: Reading, reading: Reading) -> None:
+    reading.answered += cached.answered
     reading.values.update(cached.values)
     reading.missing.extend(cached.missing)
     reading.degraded.extend(cached.degraded)

@@ -113,6 +113,9 @@ class TableSpec(_Strict):
     # Arcs of the index the MIB defines: some agents append ".0" to table rows
     # (MGE "1.0", Hikvision "1.0"); such trailing zeros are dropped.
     index_arcs: int | None = Field(None, ge=1)
+    # "mac": the last six index arcs are a MAC address (forwarding tables), shown as
+    # aa:bb:cc:dd:ee:ff after any leading arcs and a "/" ("10/aa:bb:…": VLAN 10).
+    index_format: Literal["oid", "mac"] = "oid"
     # Rows are parts of a stack member: label ``member`` from the row's ENTITY-MIB
     # index — "index" (the row index is an entPhysicalIndex) or a column OID holding
     # one (Cisco's PSE → entPhysicalIndex).

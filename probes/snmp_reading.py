@@ -29,6 +29,7 @@ class Reading:
     missing: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
     provided: set[str] = field(default_factory=set)  # capabilities something answered
+    answered: int = 0  # values read (several profiles may write the same name)
 
 
 def text_of(raw: Raw, fmt: str = "text") -> str | None:
@@ -36,7 +37,8 @@ def text_of(raw: Raw, fmt: str = "text") -> str | None:
     if raw is MISSING:
         return None
     if isinstance(raw, bytes):
-        if fmt == "mac" and len(raw) == 6:
+        printable = raw.isascii() and raw.decode("ascii").isprintable()
+        if fmt == "mac" and len(raw) == 6 and not printable:
             return ":".join(f"{b:02x}" for b in raw)
         if fmt == "ip" and len(raw) in (4, 16):
             return str(ipaddress.ip_address(raw))
@@ -74,7 +76,12 @@ def value_of(spec: ValueSpec, raw: Raw) -> Value | None:
         return None
     if spec.map is not None:
         return spec.map.get(int(number))
-    return number * spec.scale if spec.scale is not None else number
+    return scaled(number, spec.scale)
+
+
+def scaled(number: float, scale: float | None) -> float:
+    """``number × scale`` without binary noise (27.2, not 27.200000000000003)."""
+    return number if scale is None else float(f"{number * scale:.15g}")
 
 
 def _degrades(spec: ValueSpec, raw: Raw) -> bool:
@@ -94,20 +101,25 @@ def apply_scalar(spec: ValueSpec, got: Mapping[Oid, Raw], reading: Reading) -> N
         raw = got.get(parse_oid(spec.fallback.oid), MISSING)
         number = _plain_number(raw)
         if number is not None:
-            value = number * (spec.fallback.scale if spec.fallback.scale is not None else 1.0)
+            value = scaled(number, spec.fallback.scale)
     if value is None:
         reading.missing.append(name)
         return
     reading.values[name] = value
+    reading.answered += 1
     if spec.provides:
         reading.provided.add(spec.provides)
     if _degrades(spec, raw):
         reading.degraded.append(spec.reason or f"{name} = {text_of(raw)}")
 
 
-def _index_text(suffix: Oid, arcs: int | None = None) -> str:
+def _index_text(suffix: Oid, arcs: int | None = None, fmt: str = "oid") -> str:
     if arcs is not None and len(suffix) > arcs and not any(suffix[arcs:]):
         suffix = suffix[:arcs]
+    if fmt == "mac" and len(suffix) >= 6 and all(0 <= a < 256 for a in suffix[-6:]):
+        mac = ":".join(f"{a:02x}" for a in suffix[-6:])
+        head = ".".join(map(str, suffix[:-6]))
+        return f"{head}/{mac}" if head else mac
     return ".".join(map(str, suffix))
 
 
@@ -235,7 +247,7 @@ def _cell(column: ValueSpec, walked: Mapping[Oid, Mapping[Oid, Raw]], row: Oid,
         number = _plain_number(raw)
     if number is None:
         return None, raw
-    return number * (fallback.scale if fallback.scale is not None else 1.0), raw
+    return scaled(number, fallback.scale), raw
 
 
 def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
@@ -258,7 +270,7 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
     present: set[str] = set()
     values_of: dict[str, dict[str, Value]] = {}
     for row in sorted(rows):
-        labels = {table.index_label: _index_text(row, table.index_arcs)}
+        labels = {table.index_label: _index_text(row, table.index_arcs, table.index_format)}
         member = _member(table, walked, row, context.members)
         if member is not None:
             labels["member"] = member
@@ -283,11 +295,13 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
                     continue
                 value *= factor
             reading.values[name] = row_values[column.name] = value
+            reading.answered += 1
             if column.provides:
                 reading.provided.add(column.provides)
             if _degrades(column, raw):
                 where = labels.get("port") or labels.get("name") or (
-                    f"{table.index_label} {key}")
+                    f"member {labels['member']}" if "member" in labels
+                    else f"{table.index_label} {key}")
                 reading.degraded.append(f"{column.reason or column.name} ({where})")
     seen_before = before.present if before else set()
     if table.track_presence:

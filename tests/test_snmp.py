@@ -114,10 +114,10 @@ async def test_v2c_wrong_community_is_down_within_the_timeout(snmpd: Agent) -> N
 
 
 async def test_axis_camera_identified_from_sysdescr_without_uptime(lab: SnmpLab) -> None:
-    obs = await probe(lab, community("librenms-axiscam"), kind="camera")
+    obs = await probe(lab, community("axis-camera-sysdescr-only"), kind="camera")
     assert obs.status is Status.OK, obs.error
     assert (obs.info["vendor"], obs.info["model"], obs.info["firmware"]) == (
-        "Axis", "P5534-E", "5.40.9.2")
+        "Axis", "M3044-V", "6.50.2.3")
     # No sysUpTime: neither an uptime nor a reboot flag is made up.
     assert "snmp.uptime_seconds" not in obs.values
     assert "snmp.rebooted" not in obs.values
@@ -125,11 +125,11 @@ async def test_axis_camera_identified_from_sysdescr_without_uptime(lab: SnmpLab)
 
 
 async def test_hikvision_camera_identified_from_its_private_mib_alone(lab: SnmpLab) -> None:
-    obs = await probe(lab, community("librenms-hikvision-cam"), kind="camera")
+    obs = await probe(lab, community("hikvision-camera"), kind="camera")
     assert obs.status is Status.OK, obs.error
     assert obs.info["vendor"] == "Hikvision"
-    assert obs.info["model"] == "DS-2CD2185FWD-I"
-    assert obs.info["firmware"] == "V5.5.3 build 171025"
+    assert obs.info["model"] == "DS-2CD2T47G2-L"
+    assert obs.info["firmware"] == "V5.7.3 build 220112"
 
 
 async def test_eaton_ups_recording_yields_battery_values(lab: SnmpLab) -> None:
