@@ -6,6 +6,7 @@ device ``ok`` whose needed tables are absent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,12 +14,18 @@ from typing import NamedTuple
 
 import pytest
 
+from daemon.config import load_config
 from lab.snmp import SnmpLab
 from probes import labelled
 from probes.base import Check, Credential, Observation, Secret, Status, Target
 from probes.snmp import SnmpOptions, probe_snmp
+from probes.snmp import forget as snmp_forget
 from probes.snmp_session import close_engine
+from rules.faults import fingerprint
+from tests.rules_daemon import RulesApp, open_faults
 from tests.test_cli import aelvwatch
+from tests.test_daemon import wait_for
+from tests.test_rules_lab_field import SITE, write_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"
 
@@ -280,3 +287,33 @@ async def test_elvwatch_probe_json_carries_the_same_identification(zoo: SnmpLab)
         "members": "1: WS-C2960X-48FPS-L FCW1929B68S; 2: WS-C2960X-24PS-L FCW1931A06Z; "
                    "3: WS-C2960X-48FPS-L FCW1929B6BP",
         "profiles": "system,if,poe,topology,cisco_env,cisco_poe,cisco_stack"}
+
+
+async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
+        zoo: SnmpLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ELVWATCH_TEST_ZOO_COMMUNITY", "dahua-nvr-no-storage")
+    device = {"id": "nvr-blind", "site": SITE, "kind": "nvr", "host": zoo.host,
+              "credentials": "zoo",
+              "checks": [{"type": "snmp", "name": "snmp", "port": zoo.port,
+                          "interval": 1.0, "timeout": 1.0}]}
+    path = write_config(tmp_path / "c.yaml", [device], credentials={
+        "zoo": {"secrets": {"community": {"env": "ELVWATCH_TEST_ZOO_COMMUNITY"}}}})
+    app = RulesApp(load_config(path))
+    await app.start(http=False)
+    try:
+        fp = fingerprint(SITE, "nvr-blind", "snmp_monitoring_blind")
+        await wait_for(lambda: fp in open_faults(app.transitions), timeout=20,
+                       what="snmp_monitoring_blind firing")
+        assert app.tickets is not None
+        for _ in range(100):
+            tickets = await app.tickets.list_tickets(kind="fault", device="nvr-blind")
+            if tickets:
+                break
+            await asyncio.sleep(0.1)
+        [ticket] = tickets
+        assert (ticket.rule, ticket.severity) == ("snmp_monitoring_blind", "general")
+        assert "NVR disks not readable" in ticket.summary
+        assert app.tracker.devices["nvr-blind"].state == "degraded"
+    finally:
+        await app.stop()
+        snmp_forget("nvr-blind")
