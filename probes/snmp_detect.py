@@ -23,6 +23,7 @@ from probes.snmp_profiles import (
     KindSpec,
     MatchRule,
     Profile,
+    ValueSpec,
     kind_spec,
     known,
     profiles,
@@ -153,7 +154,18 @@ def select(named: Sequence[str], kind: str, matched: Iterable[Profile],
         for profile in matched:
             if effective is None or not profile.kinds or effective in profile.kinds:
                 origin.setdefault(profile.name, "match")
-    return Selection(tuple(known(origin)), origin, effective, dict(spec.needs))
+    chosen = tuple(known(origin))
+    needs = dict(spec.needs)
+    if named:
+        # A check that names its profiles chose what to watch: it needs only what
+        # those profiles can answer (a switch's `system`-only check is not blind).
+        providable = {v.provides for p in chosen for v in _values(p) if v.provides}
+        needs = {k: v for k, v in needs.items() if k in providable}
+    return Selection(chosen, origin, effective, needs)
+
+
+def _values(profile: Profile) -> list[ValueSpec]:
+    return [*profile.scalars, *(c for t in profile.tables for c in t.columns)]
 
 
 # -- identity ----------------------------------------------------------------------

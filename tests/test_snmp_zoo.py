@@ -6,7 +6,6 @@ device ``ok`` whose needed tables are absent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from rules.faults import fingerprint
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_cli import aelvwatch
 from tests.test_daemon import wait_for
-from tests.test_rules_lab_field import SITE, write_config
+from tests.test_rules_lab_field import SITE, wait_tickets, write_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"
 
@@ -42,10 +41,12 @@ async def _engine() -> AsyncIterator[None]:
     await close_engine()
 
 
-async def probe(lab: SnmpLab, fixture: str, kind: str = "", device: str = "") -> Observation:
+async def probe(lab: SnmpLab, fixture: str, kind: str = "", device: str = "",
+                profiles: str = "") -> Observation:
     target = Target(device=device or f"zoo-{fixture}", host=lab.host, kind=kind,
                     credential=Credential("c", secrets={"community": Secret(fixture)}))
-    check = Check("snmp", "snmp", timeout=10.0, port=lab.port, options=SnmpOptions())
+    check = Check("snmp", "snmp", timeout=10.0, port=lab.port,
+                  options=SnmpOptions.model_validate({"profiles": profiles}))
     return await probe_snmp(target, check)
 
 
@@ -79,7 +80,8 @@ ZOO = [
          row("snmp.disk.state", index="2", name="HDD2"): 3.0,
          row("snmp.disk.size_bytes", index="1", name="HDD1"): 3815447 * 1048576.0,
          row("snmp.disk.free_bytes", index="1", name="HDD1"): 102400 * 1048576.0,
-         "snmp.nvr.disks": 2.0, "snmp.memory_used_ratio": 0.23, "snmp.blind": 0.0,
+         "snmp.nvr.disks": 2.0, "snmp.memory_used_ratio": 0.23, "snmp.device_ok": 1.0,
+         "snmp.blind": 0.0,
          # No ifXTable: ifDescr names the ports, ifSpeed and 32-bit octets stand in.
          row("snmp.if.oper_up", ifindex="2", port="eth0"): 1.0,
          row("snmp.if.speed_bytes_per_second", ifindex="2", port="eth0"): 125_000_000.0,
@@ -232,6 +234,16 @@ async def test_nvr_whose_disks_cannot_be_read_is_never_ok_even_as_kind_nvr(
     assert obs.error == "monitoring blind: NVR disks not readable"
 
 
+@pytest.mark.parametrize(("profiles", "blind"), [("system", 0.0), ("system,dahua", 1.0)])
+async def test_a_check_naming_its_profiles_needs_only_what_they_can_answer(
+        zoo: SnmpLab, profiles: str, blind: float) -> None:
+    obs = await probe(zoo, "dahua-nvr-no-storage", kind="nvr", device=f"named-{profiles}",
+                      profiles=profiles)
+    assert obs.values["snmp.profile"] == profiles
+    assert obs.values["snmp.blind"] == blind
+    assert obs.status is (Status.DEGRADED if blind else Status.OK)
+
+
 async def test_kind_narrows_the_matched_profiles_but_never_stops_identification(
         zoo: SnmpLab) -> None:
     # A Hikvision NVR configured as a camera: no NVR disk profile (the kind narrows),
@@ -304,14 +316,9 @@ async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
         fp = fingerprint(SITE, "nvr-blind", "snmp_monitoring_blind")
         await wait_for(lambda: fp in open_faults(app.transitions), timeout=20,
                        what="snmp_monitoring_blind firing")
+        assert await wait_tickets(app, 1, since=0.0) == [("snmp_monitoring_blind", "general")]
         assert app.tickets is not None
-        for _ in range(100):
-            tickets = await app.tickets.list_tickets(kind="fault", device="nvr-blind")
-            if tickets:
-                break
-            await asyncio.sleep(0.1)
-        [ticket] = tickets
-        assert (ticket.rule, ticket.severity) == ("snmp_monitoring_blind", "general")
+        [ticket] = await app.tickets.list_tickets(kind="fault", device="nvr-blind")
         assert "NVR disks not readable" in ticket.summary
         assert app.tracker.devices["nvr-blind"].state == "degraded"
     finally:
