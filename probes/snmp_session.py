@@ -254,6 +254,13 @@ class Session:
                     and 0 < reply.index <= len(wanted)):
                 out[wanted.pop(reply.index - 1)] = MISSING
                 continue
+            if not reply.indication and reply.status == TOO_BIG and len(wanted) > 1:
+                # Small embedded agents refuse answers over their message size: ask
+                # in halves (bounded: each split halves the list, and time is checked).
+                half = len(wanted) // 2
+                out.update(await self.get(wanted[:half]))
+                out.update(await self.get(wanted[half:]))
+                break
             self._raise_for(reply)
             for oid, value in reply.binds:
                 out[oid] = MISSING if value is END_OF_MIB else value
@@ -395,7 +402,7 @@ class Session:
 _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGenerator()
 _BULK = cmdgen.BulkCommandGenerator()
-NO_SUCH_NAME = 2  # SNMPv1 error-status
+TOO_BIG, NO_SUCH_NAME = 1, 2  # error-status
 
 
 @dataclass(frozen=True, slots=True)

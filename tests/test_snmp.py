@@ -307,3 +307,12 @@ async def test_unresolvable_host_is_down_not_a_crash() -> None:
 def test_options_reject_unknown_profiles() -> None:
     with pytest.raises(ValidationError, match="unknown SNMP profile"):
         SnmpOptions.model_validate({"profiles": "system,nosuch"})
+
+
+async def test_a_get_too_big_for_a_small_agent_is_asked_in_halves(snmpd: Agent) -> None:
+    async with relay(snmpd, forward=10**6, max_varbinds=4) as (agent, relay_state):
+        obs = await probe(agent, community(COMMUNITY), kind="camera", device="small-agent")
+    assert relay_state.too_big >= 1
+    assert obs.status is Status.OK, obs.error
+    assert obs.info["vendor"] == "net-snmp"
+    assert obs.values["snmp.uptime_seconds"] >= 0
