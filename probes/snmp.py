@@ -175,7 +175,7 @@ async def _detect(session: Session, options: SnmpOptions, target: Target, check:
     wanted += _scalar_oids(selection.profiles)
     got.update(await session.get([o for o in dict.fromkeys(wanted) if o not in got]))
     try:
-        entity = await read_entity(session)
+        entity = await read_entity(session, facts.descr)
     except SnmpTimeout:
         raise
     except SnmpError:

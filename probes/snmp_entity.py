@@ -44,12 +44,17 @@ class Entity:
     members: Mapping[int, str]  # every entPhysicalIndex → its member (stacks only)
 
 
-def _model(model: str | None, descr: str | None) -> str | None:
+def _model(model: str | None, descr: str | None, name: str | None,
+           sys_descr: str | None) -> str | None:
+    """entPhysicalModelName; else a one-word entPhysicalDescr or entPhysicalName —
+    the one sysDescr mentions first (Huawei puts the model in the name and may put
+    the host name in the description)."""
     if model:
         return model
-    if descr and _MODEL_LIKE.match(descr):
-        return descr
-    return None
+    words = [w for w in (descr, name) if w and _MODEL_LIKE.match(w) and not w.isdigit()]
+    mentioned = [w for w in words if sys_descr and w in sys_descr]
+    chosen = mentioned or words
+    return chosen[0] if chosen else None
 
 
 def _firmware(text: str | None) -> str | None:
@@ -63,7 +68,7 @@ def _member_number(name: str | None, position: int) -> str:
     return match.group(1) if match else str(position)
 
 
-async def read_entity(session: Session) -> Entity:
+async def read_entity(session: Session, sys_descr: str | None = None) -> Entity:
     walked = await session.walk([(*ENT_PHYSICAL, CLASS), (*ENT_PHYSICAL, CONTAINED_IN)],
                                 MAX_ROWS)
     classes = {row[-1]: v for row, v in walked[(*ENT_PHYSICAL, CLASS)].items()
@@ -80,7 +85,7 @@ async def read_entity(session: Session) -> Entity:
     chassis: list[Chassis] = []
     for position, index in enumerate(rows, start=1):
         cell = {c: _text(got.get((*ENT_PHYSICAL, c, index), MISSING)) for c in columns}
-        model = _model(cell[MODEL], cell[DESCR])
+        model = _model(cell[MODEL], cell[DESCR], cell[NAME], sys_descr)
         serial = cell[SERIAL]
         if not (model or serial):
             continue  # an empty slot of a stack (the unit is not there)
