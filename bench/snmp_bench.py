@@ -1,8 +1,9 @@
 """SNMP GET checks per second and CPU per check: elvwatch vs prometheus-snmp-exporter.
 
-Both ask one net-snmp ``snmpd`` (started here on loopback) for the same OIDs (the
-``system`` profile's GET: sysDescr, sysObjectID, sysUpTime and the vendor
-identification OIDs) for the same time, with the same concurrency:
+Both ask one net-snmp ``snmpd`` (started here on loopback) for the same OIDs (what
+elvwatch GETs on every run with the ``system`` profile: sysDescr, sysObjectID,
+sysUpTime; identification is read once per device by detection, in the warm-up) for
+the same time, with the same concurrency:
 
 * elvwatch: ``probe_snmp`` called in this process (one asyncio loop, one core);
   CPU = this process' user+system time.
@@ -44,8 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.snmp import SnmpLab
 from probes.base import Check, Credential, Secret, Status, Target
-from probes.snmp import SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME, SnmpOptions, probe_snmp
-from probes.snmp_profiles import resolve
+from probes.snmp import SnmpOptions, probe_snmp
+from probes.snmp_detect import SYSTEM
+from probes.snmp_profiles import known
+from probes.snmp_reading import walk_plan
 from probes.snmp_session import close_engine
 from tests.snmp_agents import COMMUNITY, running_snmpd
 
@@ -53,14 +56,7 @@ MAX_CHECKS = 1_000_000  # per side: bounds the loop whatever the machine
 
 
 def bench_oids() -> list[str]:
-    oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME]
-    for profile in resolve(["system"], ""):
-        oids += [s.oid_tuple for s in profile.scalars]
-        for ident in profile.ident:
-            for oid in (ident.vendor_oid, ident.model_oid, ident.firmware_oid,
-                        ident.serial_oid):
-                if oid:
-                    oids.append(tuple(int(p) for p in oid.split(".")))
+    oids = [*SYSTEM, *(s.oid_tuple for p in known(["system"]) for s in p.scalars)]
     return [".".join(map(str, o)) for o in dict.fromkeys(oids)]
 
 
@@ -109,8 +105,8 @@ class Workload:
 
 
 def table_columns(profiles: tuple[str, ...]) -> list[str]:
-    return [".".join(map(str, oid)) for p in resolve(list(profiles), "")
-            for t in p.tables for oid in t.walk_oids()]
+    return [".".join(map(str, oid)) for p in known(profiles)
+            for t in p.tables for oid in walk_plan(t, frozenset())]
 
 
 async def bench_elvwatch(work: Workload, seconds: float, concurrency: int) -> dict[str, float]:

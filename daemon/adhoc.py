@@ -400,11 +400,15 @@ async def _listen(target: Target, checks: list[Check],
             for c in checks]
 
 
+# Identification some probes add (SNMP): shown when present, after the four above.
+INFO_EXTRAS = ("kind", "stack_members", "members", "profiles")
+
+
 def probe_result(device: str, kind: str, observations: list[Observation]) -> dict[str, object]:
     """The stable JSON object of ``elvwatch probe --json``."""
     info: dict[str, str | None] = dict.fromkeys(("vendor", "model", "firmware", "serial"))
     for obs in observations:
-        for key in info:
+        for key in (*info, *INFO_EXTRAS):
             if obs.info.get(key):
                 info[key] = obs.info[key]
     return {

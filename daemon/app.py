@@ -174,7 +174,7 @@ class App(TicketWiring):
             for d in config.devices.values()]
         self.uplinks.configure(
             (Uplink(d.id, d.config.uplink.device, d.config.uplink.port,
-                    d.config.uplink.poe_port)
+                    d.config.uplink.poe_port, d.config.host, d.config.uplink.mac)
              for d in config.devices.values() if d.config.uplink is not None),
             ((d.id, c.name) for d in config.devices.values() for c in d.checks
              if c.type == "snmp"))

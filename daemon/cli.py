@@ -288,7 +288,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
             latency = f"{obs.latency * 1000:.1f}ms" if obs.latency is not None else "-"
             rows.append([obs.check, terminal.state(obs.status.value), latency, values,
                          obs.error or ""])
-        terminal.lines([terminal.Styled(f"{name}  ({kind})  {result['status']}", "bold")])
+        info = result["info"]
+        assert isinstance(info, dict)
+        shown = [f"  {key:<13} {value}" for key, value in info.items() if value]
+        terminal.lines([terminal.Styled(f"{name}  ({kind})  {result['status']}", "bold"),
+                        *shown])
         terminal.write([terminal.table(["CHECK", "STATUS", "LATENCY", "VALUES", "ERROR"],
                                        rows, right=[2])])
     return EXIT_OK if result["status"] == "ok" else EXIT_FAIL

@@ -246,8 +246,11 @@ class UplinkConfig(Strict):
     values are attributed to the device as check ``uplink`` (probes/snmp_uplink.py)."""
 
     device: Identifier  # the switch; must exist and have an snmp check
-    port: str = Field(min_length=1, max_length=64)  # ifName ("ge1/0/3") or ifIndex
+    # ifName ("ge1/0/3") or ifIndex; left out, it is learned from the switch's LLDP
+    # neighbours (the device's host) or forwarding table (``mac``).
+    port: str | None = Field(None, min_length=1, max_length=64)
     poe_port: str | None = Field(None, pattern=r"^\d+\.\d+$")  # group.port, if not 1.ifIndex
+    mac: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{2}([:.-]?[0-9A-Fa-f]{2}){5}$")
 
 
 class DeviceConfig(Strict):

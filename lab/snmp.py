@@ -2,7 +2,7 @@
 
 The demo's PoE switch, NVR and UPS are *synthetic* recordings built here from the
 MIB definitions (IF-MIB, POWER-ETHERNET-MIB, HOST-RESOURCES-MIB, UPS-MIB), not
-captures of real devices; real captures live in tests/fixtures/snmp/.  Each device
+captures of real devices; the device zoo the tests probe is in tests/fixtures/snmp/.  Each device
 is one ``<community>.snmprec`` file in the lab's data directory.
 
 Faults are injected by rewriting a device's recording (snmpsim re-indexes a file

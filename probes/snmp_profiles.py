@@ -1,13 +1,23 @@
-"""SNMP profiles: which OIDs to read and what their numbers mean, as data.
+"""SNMP profiles: which devices a MIB belongs to, which OIDs to read and what their
+numbers mean, as data.
 
-Profiles live in ``probes/profiles/snmp/*.yaml`` (one per MIB or vendor), vendor
-identification in ``probes/profiles/snmp/_vendors.yaml`` and the default profiles
-per device kind in ``probes/profiles/snmp/_kinds.yaml``.  Everything is validated
-when first loaded; a bad file is a bug in the shipped data and raises.
+Profiles live in ``probes/profiles/snmp/*.yaml`` (one per MIB or vendor), the
+enterprise table and sysDescr patterns in ``_vendors.yaml`` and, per device kind,
+the default profiles and what such a device must answer in ``_kinds.yaml``.
+Everything is validated when first loaded; a bad file is a bug in the shipped data
+and raises with the file named.
 
-``evaluate`` turns what the agent answered into named values: scalars become
-``snmp.<name>``, table cells ``snmp.<table>.<column>{<index_label>="…",…}`` (see
-probes.labelled).  An OID the agent lacks is listed as missing, never reported as 0.
+A profile says
+
+* ``match``: the devices it is for — enterprise numbers, sysObjectID prefixes,
+  sysDescr patterns, or an OID the agent answers (agents without a system group);
+  a rule may imply the device's kind (a Dahua ``…3.2`` sysObjectID is an NVR);
+* ``kinds``: the device kinds it applies to (a configured kind narrows the matched
+  profiles to these; empty: any kind);
+* ``ident``: vendor MIB OIDs naming model, firmware and serial;
+* ``scalars`` and ``tables``: the values (probes/snmp_reading.py turns answers into
+  values).  A value may ``provide`` a capability a kind ``needs`` (an NVR needs
+  ``disks``): a device whose needed capability nothing answered is *blind* there.
 """
 
 from __future__ import annotations
@@ -15,22 +25,37 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from probes import labelled
-from probes.base import Value, bounded
-from probes.snmp_session import MISSING, Oid, Raw, parse_oid
+from probes.snmp_session import Oid, parse_oid
 
 PROFILE_DIR = Path(__file__).parent / "profiles" / "snmp"
 _NAME = r"^[a-z][a-z0-9_.]*$"
+_KIND = r"^[a-z][a-z0-9_]*$"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _regex(value: str) -> str:
+    re.compile(value)
+    return value
+
+
+class Fallback(_Strict):
+    """Another OID for the same value, read when the first one gives nothing (IF-MIB
+    without ifXTable: ifSpeed for ifHighSpeed, 32-bit octets for the HC counters)."""
+
+    oid: str
+    scale: float | None = None
+    # The fallback is a 32-bit counter: its wraps are added up, so the value keeps
+    # growing like the 64-bit one it stands in for.
+    wrap32: bool = False
 
 
 class ValueSpec(_Strict):
@@ -40,25 +65,40 @@ class ValueSpec(_Strict):
     oid: str
     scale: float | None = None  # multiply: to base units (centiseconds → seconds)
     map: dict[int, float] | None = None  # enum → number; unmapped codes are missing
+    # Text answers → number (keys lower case; the answer is trimmed and lowered).
+    map_text: dict[str, float] | None = None
     text: bool = False  # keep as (bounded) text, not a number
+    format: Literal["text", "hex", "mac", "ip"] = "text"  # how text answers are shown
     times: str | None = None  # table only: multiply by this column (hrStorage units)
     degraded_when: tuple[int, ...] = ()  # raw codes that make the check degraded
+    degraded_text: tuple[str, ...] = ()  # text answers (lower case) that do
     reason: str | None = None  # said in the error when degraded_when matches
+    fallback: Fallback | None = None
+    provides: str | None = Field(None, pattern=_KIND)  # a capability kinds may need
 
     @property
     def oid_tuple(self) -> Oid:
         return parse_oid(self.oid)
 
+    @field_validator("map_text")
+    @classmethod
+    def _lower(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return {k.strip().lower(): v for k, v in value.items()} if value else value
+
 
 class RowFilter(_Strict):
     oid: str  # a column of the same table
-    equals: str  # dotted OID or integer, compared as text
+    equals: str | None = None  # dotted OID or integer, compared as text
+    unless: tuple[str, ...] = ()  # text answers (any case) whose rows are skipped
 
 
 class TableSpec(_Strict):
     name: str = Field(pattern=_NAME)
     index_label: str = Field("index", pattern=r"^[a-z_]+$")
-    labels: dict[str, str] = {}  # label name → text column OID (ifName, ifAlias …)
+    # label name → text column OID, or a list of OIDs: the first one the agent has
+    # (ifName, else ifDescr).
+    labels: dict[str, str | tuple[str, ...]] = {}
+    label_format: dict[str, Literal["text", "hex", "mac", "ip"]] = {}
     columns: tuple[ValueSpec, ...]
     only_rows: RowFilter | None = None  # e.g. hrDevice rows that are disks
     track_presence: bool = False  # a row seen before and gone now is "missing"
@@ -70,50 +110,144 @@ class TableSpec(_Strict):
     loss_unless: str | None = None
     loss_reason: str = "lost"
     max_rows: int | None = Field(None, ge=1)
+    # Arcs of the index the MIB defines: some agents append ".0" to table rows
+    # (MGE "1.0", Hikvision "1.0"); such trailing zeros are dropped.
+    index_arcs: int | None = Field(None, ge=1)
+    # "mac": the last six index arcs are a MAC address (forwarding tables), shown as
+    # aa:bb:cc:dd:ee:ff after any leading arcs and a "/" ("10/aa:bb:…": VLAN 10).
+    index_format: Literal["oid", "mac"] = "oid"
+    # Rows are parts of a stack member: label ``member`` from the row's ENTITY-MIB
+    # index — "index" (the row index is an entPhysicalIndex) or a column OID holding
+    # one (Cisco's PSE → entPhysicalIndex).
+    member_from: str | None = None
+    # Many devices of the profile lack it (fans, casing): an empty table is not listed
+    # as missing.
+    optional: bool = False
+    # Seconds between walks for slow-changing tables (LLDP neighbours, forwarding
+    # tables): in between, the values of the last walk are reported again.
+    every: float | None = Field(None, gt=0)
 
-    def walk_oids(self) -> list[Oid]:
-        """Every column this table needs, each once, in a stable order."""
-        oids = [c.oid_tuple for c in self.columns]
-        oids += [parse_oid(c.times) for c in self.columns if c.times]
-        oids += [parse_oid(v) for v in self.labels.values()]
-        if self.only_rows is not None:
-            oids.append(parse_oid(self.only_rows.oid))
-        return list(dict.fromkeys(oids))
+    def label_oids(self, label: str) -> tuple[str, ...]:
+        oids = self.labels[label]
+        return (oids,) if isinstance(oids, str) else oids
 
 
 class IdentSpec(_Strict):
-    """Vendor identification OIDs (tried in a GET with the system group)."""
+    """Vendor identification OIDs (read once per detection)."""
 
     vendor: str | None = None  # the vendor these OIDs belong to
     vendor_oid: str | None = None
     model_oid: str | None = None
+    # Said before the model ("Eaton 9PX" + "1000i RT 2U"), when it answers.
+    family_oid: str | None = None
     firmware_oid: str | None = None
     serial_oid: str | None = None
+    # How the serial is shown: as sent, or from 6 bytes as 12 upper-case hex digits
+    # (Axis serial numbers are the MAC address).
+    serial_format: Literal["text", "mac_digits"] = "text"
+    # A regex whose named groups (model/firmware/serial) are taken from the model
+    # OID's answer, for agents that pack several facts into one string.
+    model_pattern: str | None = None
+    firmware_pattern: str | None = None  # the same for the firmware OID's answer
+
+    @field_validator("model_pattern", "firmware_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        return _regex(value) if value else value
+
+    def oids(self) -> list[str]:
+        return [o for o in (self.vendor_oid, self.model_oid, self.family_oid,
+                            self.firmware_oid, self.serial_oid) if o]
+
+
+class MatchRule(_Strict):
+    """One way to recognise a device; every condition given must hold."""
+
+    enterprise: int | None = Field(None, ge=0)  # sysObjectID under 1.3.6.1.4.1.N
+    object_id: str | None = None  # sysObjectID prefix (whole arcs)
+    sysdescr: str | None = None  # regex searched in sysDescr
+    unless_sysdescr: str | None = None  # …and this one not (an Eaton ATS is no UPS)
+    # An OID the agent answers with something non-empty (for agents that send no
+    # sysObjectID: Hikvision cameras answer only their private MIB).
+    probe: str | None = None
+    kind: str | None = Field(None, pattern=_KIND)  # the device kind this implies
+
+    @field_validator("sysdescr", "unless_sysdescr")
+    @classmethod
+    def _descr_compiles(cls, value: str | None) -> str | None:
+        return _regex(value) if value else value
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> MatchRule:
+        if not (self.enterprise is not None or self.object_id or self.sysdescr or self.probe):
+            raise ValueError("a match rule needs enterprise, object_id, sysdescr or probe")
+        return self
+
+    @property
+    def specificity(self) -> int:
+        """Rules that say more win when they imply different kinds."""
+        score = 0
+        if self.probe:
+            score += 100
+        if self.object_id:
+            score += 10 + len(parse_oid(self.object_id))
+        if self.sysdescr:
+            score += 5
+        return score
 
 
 class Profile(_Strict):
-    name: str
+    name: str = Field(pattern=_NAME)
     description: str
+    kinds: tuple[str, ...] = ()
+    match: tuple[MatchRule, ...] = ()
+    ident: tuple[IdentSpec, ...] = ()
     scalars: tuple[ValueSpec, ...] = ()
     tables: tuple[TableSpec, ...] = ()
-    ident: tuple[IdentSpec, ...] = ()
+
+    def ident_oids(self) -> list[Oid]:
+        return [parse_oid(o) for spec in self.ident for o in spec.oids()]
+
+    def scalar_oids(self) -> list[Oid]:
+        oids = [s.oid_tuple for s in self.scalars]
+        oids += [parse_oid(s.fallback.oid) for s in self.scalars if s.fallback]
+        return oids
 
 
 class DescrPattern(_Strict):
-    vendor: str
-    match: str  # regex on sysDescr; named groups model/firmware are taken
+    vendor: str | None = None  # None: only model/firmware, for any vendor
+    match: str  # regex on sysDescr; named groups model/firmware/serial are taken
     model_group: bool = True
 
     @field_validator("match")
     @classmethod
-    def _compiles(cls, value: str) -> str:
-        re.compile(value)
-        return value
+    def _match_compiles(cls, value: str) -> str:
+        return _regex(value)
 
 
 class VendorTable(_Strict):
     enterprises: dict[int, str]
     sysdescr: tuple[DescrPattern, ...] = ()
+    # Device-sent manufacturer names → the table's spelling ("EATON" → "Eaton").
+    aliases: dict[str, str] = {}
+
+    @field_validator("aliases")
+    @classmethod
+    def _fold(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip().casefold(): v for k, v in value.items()}
+
+
+class KindSpec(_Strict):
+    profiles: tuple[str, ...]
+    # capability → what is said when nothing provides it ("NVR disks not readable")
+    needs: dict[str, str] = {}
+
+
+def _load(path: Path, model: type[BaseModel]) -> object:
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text("utf-8")))
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 @functools.cache
@@ -122,166 +256,45 @@ def profiles() -> Mapping[str, Profile]:
     for path in sorted(PROFILE_DIR.glob("*.yaml")):
         if path.name.startswith("_"):
             continue
-        profile = Profile.model_validate(yaml.safe_load(path.read_text("utf-8")))
+        profile = _load(path, Profile)
+        assert isinstance(profile, Profile)
+        if profile.name in out:
+            raise ValueError(f"{path}: profile {profile.name!r} defined twice")
         out[profile.name] = profile
     return out
 
 
 @functools.cache
 def vendors() -> VendorTable:
-    return VendorTable.model_validate(
-        yaml.safe_load((PROFILE_DIR / "_vendors.yaml").read_text("utf-8")))
+    table = _load(PROFILE_DIR / "_vendors.yaml", VendorTable)
+    assert isinstance(table, VendorTable)
+    return table
 
 
 @functools.cache
-def kind_profiles() -> Mapping[str, tuple[str, ...]]:
-    data = yaml.safe_load((PROFILE_DIR / "_kinds.yaml").read_text("utf-8"))
-    return {str(k): tuple(v) for k, v in data.items()}
-
-
-def resolve(names: Iterable[str] | None, kind: str) -> list[Profile]:
-    """Profiles named in the check, else the kind's defaults, always with ``system``."""
-    chosen = list(names) if names else list(kind_profiles().get(kind, ("system",)))
-    if "system" not in chosen:
-        chosen.insert(0, "system")
+def kinds() -> Mapping[str, KindSpec]:
+    path = PROFILE_DIR / "_kinds.yaml"
+    data = yaml.safe_load(path.read_text("utf-8"))
+    out = {str(k): KindSpec.model_validate(v) for k, v in data.items()}
     known = profiles()
-    unknown = [n for n in chosen if n not in known]
+    for kind, spec in out.items():
+        unknown = [n for n in spec.profiles if n not in known]
+        if unknown:
+            raise ValueError(f"{path}: kind {kind!r} names unknown profile(s) "
+                             f"{', '.join(unknown)}")
+    return out
+
+
+def known(names: Iterable[str]) -> list[Profile]:
+    """The profiles named, in order; unknown names raise KeyError with the list."""
+    table = profiles()
+    names = list(names)
+    unknown = [n for n in names if n not in table]
     if unknown:
         raise KeyError(f"unknown SNMP profile(s) {', '.join(unknown)} "
-                       f"(known: {', '.join(sorted(known))})")
-    return [known[n] for n in chosen]
+                       f"(known: {', '.join(sorted(table))})")
+    return [table[n] for n in names]
 
 
-@dataclass(slots=True)
-class Reading:
-    """What a profile run produced."""
-
-    values: dict[str, Value] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    degraded: list[str] = field(default_factory=list)
-
-
-def text_of(raw: Raw) -> str | None:
-    if raw is MISSING:
-        return None
-    if isinstance(raw, bytes):
-        return bounded(raw.decode("utf-8", "replace"))
-    if isinstance(raw, tuple):
-        return ".".join(map(str, raw))
-    return bounded(str(raw))
-
-
-def _number(spec: ValueSpec, raw: Raw) -> Value | None:
-    if spec.text:
-        return text_of(raw)
-    if isinstance(raw, bytes):  # some agents send numbers as strings ("15 PERCENT")
-        head = re.match(rb"\s*(-?\d+(?:\.\d+)?)", raw)
-        if head is None:
-            return None
-        number = float(head.group(1))
-    elif isinstance(raw, int | float):
-        number = float(raw)
-    else:
-        return None
-    if spec.map is not None:
-        mapped = spec.map.get(int(number))
-        return mapped
-    return number * spec.scale if spec.scale is not None else number
-
-
-def apply_scalar(spec: ValueSpec, raw: Raw, reading: Reading) -> None:
-    name = f"snmp.{spec.name}"
-    value = _number(spec, raw)
-    if value is None:
-        reading.missing.append(name)
-        return
-    reading.values[name] = value
-    if isinstance(raw, int) and raw in spec.degraded_when:
-        reading.degraded.append(spec.reason or f"{name} = {raw}")
-
-
-def _index_text(suffix: Oid) -> str:
-    return ".".join(map(str, suffix))
-
-
-@dataclass(slots=True)
-class TableMemory:
-    """What a table looked like on earlier polls (per device and check)."""
-
-    present: set[str] = field(default_factory=set)  # row keys ever seen
-    on: set[str] = field(default_factory=set)  # rows whose track_loss column was 1
-
-
-def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
-                reading: Reading, before: TableMemory | None) -> TableMemory:
-    """Fill ``reading`` from a walked table; returns the memory to keep for the next
-    poll (rows present now or before, rows on now or before and not switched off)."""
-    label_cols = {k: walked.get(parse_oid(v), {}) for k, v in table.labels.items()}
-    rows: set[Oid] = set()
-    for column in table.columns:
-        rows.update(walked.get(column.oid_tuple, {}))
-    if table.only_rows is not None:
-        keep = walked.get(parse_oid(table.only_rows.oid), {})
-        rows = {r for r in rows if text_of(keep.get(r, MISSING)) == table.only_rows.equals}
-    present: set[str] = set()
-    values_of: dict[str, dict[str, Value]] = {}
-    for row in sorted(rows):
-        labels = {table.index_label: _index_text(row)}
-        for label, cells in label_cols.items():
-            text = text_of(cells.get(row, MISSING))
-            if text:
-                labels[label] = text
-        present.add(labels[table.index_label])
-        row_values = values_of[labels[table.index_label]] = {}
-        suffix = labelled.join("", labels)  # escaped once per row, not per column
-        for column in table.columns:
-            name = f"snmp.{table.name}.{column.name}{suffix}"
-            raw = walked.get(column.oid_tuple, {}).get(row, MISSING)
-            value = _number(column, raw)
-            if column.times and isinstance(value, float):
-                factor = walked.get(parse_oid(column.times), {}).get(row, MISSING)
-                value = value * factor if isinstance(factor, int) else None
-            if value is None:
-                reading.missing.append(name)
-                continue
-            reading.values[name] = row_values[column.name] = value
-            if isinstance(raw, int) and raw in column.degraded_when:
-                where = labels.get("port") or labels.get("name") or (
-                    f"{table.index_label} {labels[table.index_label]}")
-                reading.degraded.append(f"{column.reason or column.name} ({where})")
-    seen_before = before.present if before else set()
-    if table.track_presence:
-        for key in sorted(present):
-            reading.values[labelled.join(f"snmp.{table.name}.present",
-                                         {table.index_label: key})] = 1.0
-        for key in sorted(seen_before - present):
-            reading.values[labelled.join(f"snmp.{table.name}.present",
-                                         {table.index_label: key})] = 0.0
-            reading.degraded.append(f"{table.name} {key} missing")
-    on = _losses(table, values_of, reading, before.on if before else set())
-    return TableMemory(present | seen_before if table.track_presence else set(), on)
-
-
-def _losses(table: TableSpec, values_of: Mapping[str, Mapping[str, Value]],
-            reading: Reading, on_before: set[str]) -> set[str]:
-    if table.track_loss is None:
-        return set()
-    on: set[str] = set()
-    for key in sorted(set(values_of) | on_before):
-        row = values_of.get(key, {})
-        if table.loss_unless and row.get(table.loss_unless) == 0:
-            lost = 0.0  # switched off on purpose: forgotten
-        elif row.get(table.track_loss) == 1:
-            on.add(key)
-            lost = 0.0
-        elif table.track_loss not in row and key in values_of:
-            on.update({key} & on_before)
-            continue  # unknown now: neither lost nor restored
-        else:
-            lost = 1.0 if key in on_before else 0.0
-            if lost:
-                on.add(key)
-                reading.degraded.append(f"{table.loss_reason} ({table.index_label} {key})")
-        reading.values[labelled.join(f"snmp.{table.name}.lost",
-                                     {table.index_label: key})] = lost
-    return on
+def kind_spec(kind: str) -> KindSpec:
+    return kinds().get(kind) or KindSpec(profiles=("system",))

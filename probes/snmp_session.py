@@ -19,7 +19,7 @@ import functools
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -254,6 +254,13 @@ class Session:
                     and 0 < reply.index <= len(wanted)):
                 out[wanted.pop(reply.index - 1)] = MISSING
                 continue
+            if not reply.indication and reply.status == TOO_BIG and len(wanted) > 1:
+                # Small embedded agents refuse answers over their message size: ask
+                # in halves (bounded: each split halves the list, and time is checked).
+                half = len(wanted) // 2
+                out.update(await self.get(wanted[:half]))
+                out.update(await self.get(wanted[half:]))
+                break
             self._raise_for(reply)
             for oid, value in reply.binds:
                 out[oid] = MISSING if value is END_OF_MIB else value
@@ -262,12 +269,13 @@ class Session:
             break
         return out
 
-    async def walk(self, columns: Sequence[Oid], max_rows: int) -> dict[Oid, dict[Oid, Raw]]:
+    async def walk(self, columns: Sequence[Oid], max_rows: int,
+                   limits: Mapping[Oid, int] | None = None) -> dict[Oid, dict[Oid, Raw]]:
         """Walk table ``columns`` side by side: {column: {index suffix: value}}.
 
-        Bounded three ways: rows (``max_rows`` per column), time (``deadline``) and
-        order (an agent returning a non-increasing OID ends the walk with an error
-        instead of looping)."""
+        Bounded three ways: rows (``max_rows`` per column, or the column's own entry in
+        ``limits``), time (``deadline``) and order (an agent returning a
+        non-increasing OID ends the walk with an error instead of looping)."""
         result: dict[Oid, dict[Oid, Raw]] = {c: {} for c in columns}
         cursor = {c: c for c in columns}
         active = list(columns)
@@ -290,7 +298,7 @@ class Session:
                 cursor[column] = oid
                 rows = result[column]
                 rows[oid[len(column):]] = value
-                if len(rows) >= max_rows:
+                if len(rows) >= (limits.get(column, max_rows) if limits else max_rows):
                     finished.add(column)
             if not binds:
                 break
@@ -394,7 +402,7 @@ class Session:
 _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGenerator()
 _BULK = cmdgen.BulkCommandGenerator()
-NO_SUCH_NAME = 2  # SNMPv1 error-status
+TOO_BIG, NO_SUCH_NAME = 1, 2  # error-status
 
 
 @dataclass(frozen=True, slots=True)

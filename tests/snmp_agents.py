@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.snmp import free_udp_port
+from probes import snmp_ber as ber
 
 COMMUNITY = "elv-test-community"
 V3_USERS = {
@@ -82,12 +83,17 @@ def running_snmpd(host: str = "127.0.0.1") -> Iterator[Agent]:
 
 class Relay(asyncio.DatagramProtocol):
     """Forwards datagrams to a real agent; after ``forward`` requests it either goes
-    silent (an agent that stops mid-walk) or answers garbage bytes."""
+    silent (an agent that stops mid-walk) or answers garbage bytes.  With
+    ``max_varbinds`` it answers a GET asking for more with tooBig, as a small embedded
+    agent whose answer would not fit its message size does."""
 
-    def __init__(self, upstream: tuple[str, int], forward: int, garbage: bool) -> None:
+    def __init__(self, upstream: tuple[str, int], forward: int, garbage: bool,
+                 max_varbinds: int | None = None) -> None:
         self.upstream = upstream
         self.left = forward
         self.garbage = garbage
+        self.max_varbinds = max_varbinds
+        self.too_big = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.requests = 0
         self._pending: dict[int, tuple[str, int]] = {}
@@ -103,6 +109,14 @@ class Relay(asyncio.DatagramProtocol):
                 self.transport.sendto(data, client)
             return
         self.requests += 1
+        if self.max_varbinds is not None:
+            request = ber.decode_message(data)
+            if request.pdu == ber.GET and len(request.varbinds) > self.max_varbinds:
+                self.too_big += 1
+                self.transport.sendto(ber.encode_message(ber.Message(
+                    request.version, request.community, ber.RESPONSE, request.request_id,
+                    1, 0, request.varbinds)), addr)  # error-status tooBig(1)
+                return
         if self.left > 0:
             self.left -= 1
             self._pending[0] = addr
@@ -112,11 +126,11 @@ class Relay(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def relay(upstream: Agent, forward: int,
-                garbage: bool = False) -> AsyncIterator[tuple[Agent, Relay]]:
+async def relay(upstream: Agent, forward: int, garbage: bool = False,
+                max_varbinds: int | None = None) -> AsyncIterator[tuple[Agent, Relay]]:
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: Relay((upstream.host, upstream.port), forward, garbage),
+        lambda: Relay((upstream.host, upstream.port), forward, garbage, max_varbinds),
         local_addr=("127.0.0.1", 0))
     try:
         port = transport.get_extra_info("sockname")[1]

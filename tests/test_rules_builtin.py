@@ -33,6 +33,9 @@ CASES: dict[str, Case] = {
     "device_unreachable": Case("camera", "cctv", "icmp", {}, {}, DOWN, "down"),
     "device_rebooted": Case("switch", "network", "snmp", {"snmp.rebooted": 1},
                             {"snmp.rebooted": 0}),
+    "snmp_monitoring_blind": Case(
+        "nvr", "cctv", "snmp", {"snmp.blind": 1, "snmp.blind_reason": "NVR disks not readable"},
+        {"snmp.blind": 0}, Status.DEGRADED),
     "mqtt_stale": Case("access_panel", "access_control", "mqtt", {"mqtt.age_seconds": 900},
                        {"mqtt.age_seconds": 4}, DOWN, error="stale: no message for 900s"),
     "onvif_auth_failed": Case("camera", "cctv", "onvif", {"onvif.auth_hold_seconds": 60},

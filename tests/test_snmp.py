@@ -115,10 +115,10 @@ async def test_v2c_wrong_community_is_down_within_the_timeout(snmpd: Agent) -> N
 
 
 async def test_axis_camera_identified_from_sysdescr_without_uptime(lab: SnmpLab) -> None:
-    obs = await probe(lab, community("librenms-axiscam"), kind="camera")
+    obs = await probe(lab, community("axis-camera-sysdescr-only"), kind="camera")
     assert obs.status is Status.OK, obs.error
     assert (obs.info["vendor"], obs.info["model"], obs.info["firmware"]) == (
-        "Axis", "P5534-E", "5.40.9.2")
+        "Axis", "M3044-V", "6.50.2.3")
     # No sysUpTime: neither an uptime nor a reboot flag is made up.
     assert "snmp.uptime_seconds" not in obs.values
     assert "snmp.rebooted" not in obs.values
@@ -126,11 +126,11 @@ async def test_axis_camera_identified_from_sysdescr_without_uptime(lab: SnmpLab)
 
 
 async def test_hikvision_camera_identified_from_its_private_mib_alone(lab: SnmpLab) -> None:
-    obs = await probe(lab, community("librenms-hikvision-cam"), kind="camera")
+    obs = await probe(lab, community("hikvision-camera"), kind="camera")
     assert obs.status is Status.OK, obs.error
     assert obs.info["vendor"] == "Hikvision"
-    assert obs.info["model"] == "DS-2CD2185FWD-I"
-    assert obs.info["firmware"] == "V5.5.3 build 171025"
+    assert obs.info["model"] == "DS-2CD2T47G2-L"
+    assert obs.info["firmware"] == "V5.7.3 build 220112"
 
 
 async def test_eaton_ups_recording_yields_battery_values(lab: SnmpLab) -> None:
@@ -141,8 +141,10 @@ async def test_eaton_ups_recording_yields_battery_values(lab: SnmpLab) -> None:
     assert obs.values["snmp.ups.battery_runtime_seconds"] == 17218.0
     assert obs.values["snmp.ups.on_battery"] == 0.0
     assert obs.values[labelled.join("snmp.ups_input.voltage_volts", {"line": "1"})] == 243.0
-    # RFC 1628's battery status is not in this recording: missing, not 0.
-    assert "snmp.ups.battery_low" not in obs.values
+    # RFC 1628 is not in this recording (listed missing, not read as 0); the
+    # battery-low state comes from the MGE MIB's upsmgBatteryLowBattery flag instead.
+    assert "profile ups" in str(obs.values["snmp.missing"])
+    assert obs.values["snmp.ups.battery_low"] == 0.0
 
 
 async def test_switch_port_down_is_seen_on_that_port_only(lab: SnmpLab) -> None:
@@ -306,3 +308,12 @@ async def test_unresolvable_host_is_down_not_a_crash() -> None:
 def test_options_reject_unknown_profiles() -> None:
     with pytest.raises(ValidationError, match="unknown SNMP profile"):
         SnmpOptions.model_validate({"profiles": "system,nosuch"})
+
+
+async def test_a_get_too_big_for_a_small_agent_is_asked_in_halves(snmpd: Agent) -> None:
+    async with relay(snmpd, forward=10**6, max_varbinds=4) as (agent, relay_state):
+        obs = await probe(agent, community(COMMUNITY), kind="camera", device="small-agent")
+    assert relay_state.too_big >= 1
+    assert obs.status is Status.OK, obs.error
+    assert obs.info["vendor"] == "net-snmp"
+    assert obs.values["snmp.uptime_seconds"] >= 0

@@ -19,7 +19,8 @@ from probes import labelled
 from probes import snmp as snmp_probe
 from probes.base import Check, Credential, Observation, Secret, Status, Target
 from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_profiles import Reading, TableMemory, apply_table, profiles
+from probes.snmp_profiles import profiles
+from probes.snmp_reading import Reading, TableMemory, apply_table
 from probes.snmp_session import close_engine
 from probes.snmp_uplink import Uplink, UplinkMap
 from rules.faults import FaultState
@@ -243,3 +244,72 @@ async def test_daemon_attributes_the_port_to_the_camera_and_forgets_removed_devi
         assert not [k for k in snmp_probe._LAST_ROWS if k[0] == "sw1"]
     finally:
         await app.stop()
+
+
+# -- Ports learned from the switch's LLDP neighbours and forwarding table ----------------
+
+ZOO = Path(__file__).parent / "fixtures" / "snmp"
+
+
+@pytest.fixture(scope="module")
+def zoo_switches() -> Iterator[SnmpLab]:
+    with SnmpLab({}, recordings=[ZOO / "cisco-2960x-stack.snmprec",
+                                 ZOO / "huawei-s5720.snmprec"]) as running:
+        yield running
+
+
+async def poll_zoo(lab: SnmpLab, fixture: str) -> Observation:
+    target = Target(device=fixture, host=lab.host, kind="switch",
+                    credential=Credential("c", secrets={"community": Secret(fixture)}))
+    check = Check("snmp", "snmp", timeout=10.0, port=lab.port, options=SnmpOptions())
+    return await probe_snmp(target, check)
+
+
+async def test_camera_port_is_learned_from_lldp_or_the_forwarding_table(
+        zoo_switches: SnmpLab) -> None:
+    links = UplinkMap()
+    links.configure([
+        Uplink("cam-lldp", "cisco-2960x-stack", None, host="10.0.3.21"),    # LLDP address
+        Uplink("cam-qfdb", "cisco-2960x-stack", None, mac="A4-14-37-01-02-03"),  # Q-BRIDGE
+        Uplink("cam-fdb", "huawei-s5720", None, mac="bcba.c21e.4f7a"),        # BRIDGE-MIB
+    ], [("cisco-2960x-stack", "snmp"), ("huawei-s5720", "snmp")])
+    cisco = links.derive(await poll_zoo(zoo_switches, "cisco-2960x-stack"))
+    huawei = links.derive(await poll_zoo(zoo_switches, "huawei-s5720"))
+    got = {o.device: (o.status, o.values) for o in [*cisco, *huawei]}
+    assert got == {
+        "cam-lldp": (Status.OK, {"snmp.uplink.oper_up": 1.0, "snmp.uplink.admin_up": 1.0,
+                                 "snmp.uplink.port": "Gi1/0/2",
+                                 "snmp.uplink.found_by": "lldp"}),
+        "cam-qfdb": (Status.OK, {"snmp.uplink.oper_up": 1.0, "snmp.uplink.admin_up": 1.0,
+                                 "snmp.uplink.port": "Gi1/0/3",
+                                 "snmp.uplink.found_by": "fdb"}),
+        # Bridge port 1 → ifIndex 5 (dot1dBasePortIfIndex).  Its PoE row is not the one
+        # numbered like the ifIndex on this switch: the link alone is given.
+        "cam-fdb": (Status.OK, {"snmp.uplink.oper_up": 1.0, "snmp.uplink.admin_up": 1.0,
+                                "snmp.uplink.port": "GigabitEthernet0/0/1",
+                                "snmp.uplink.found_by": "fdb"}),
+    }
+
+
+async def test_camera_the_switch_does_not_see_is_unknown_not_ok(
+        zoo_switches: SnmpLab) -> None:
+    links = UplinkMap()
+    links.configure([Uplink("cam-away", "huawei-s5720", None, host="10.0.3.21")],
+                    [("huawei-s5720", "snmp")])
+    [obs] = links.derive(await poll_zoo(zoo_switches, "huawei-s5720"))
+    assert obs.status is Status.UNKNOWN and not obs.values
+    assert obs.error == ("uplink huawei-s5720: this device is in neither the switch's LLDP "
+                         "neighbours nor its forwarding table")
+
+
+def test_uplink_without_port_loads_and_a_bad_mac_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml")
+    path.write_text(path.read_text().replace("port: ge1/0/3", "mac: 'bc:ba:c2:1e:4f:7a'"))
+    config = load_config(path, environ={"ELV_TEST_COMMUNITY": "x"})
+    uplink = config.devices["cam3"].config.uplink
+    assert uplink is not None and (uplink.port, uplink.mac) == (None, "bc:ba:c2:1e:4f:7a")
+    path.write_text(path.read_text().replace("bc:ba:c2:1e:4f:7a", "camera-1"))
+    with pytest.raises(ConfigInvalid) as info:
+        load_config(path, environ={"ELV_TEST_COMMUNITY": "x"})
+    [error] = [str(e) for e in info.value.errors]
+    assert error.startswith(f"{path}:17: devices[1].uplink.mac: String should match pattern")
