@@ -8,16 +8,18 @@ and English for a browser that asks for English only.
 
 from __future__ import annotations
 
+from tickets.glossary import GLOSSARY
+
 LANGUAGES = ("zh-CN", "en")
 
 MESSAGES: dict[str, dict[str, str]] = {
     "zh-CN": {
         "overview": "总览", "silences": "屏蔽", "sites": "小区", "site": "小区",
-        "devices": "设备", "device": "设备", "tickets": "工单", "ticket": "工单",
+        "devices": "设备", "device": "设备", "device_number": "设备编号", "tickets": "工单",
+        "ticket": "工单",
         "open_tickets": "未关闭工单", "breached": "已超时", "attention": "需要处理的设备",
         "no_attention": "所有设备正常。", "no_tickets": "没有未关闭的工单。",
-        "state_up": "正常", "state_degraded": "部分故障", "state_down": "故障",
-        "state_unknown": "未知", "since": "自", "cause": "原因", "location": "位置",
+        "since": "自", "cause": "原因", "location": "位置",
         "depends_on": "上联设备", "dependents": "下联设备", "kind": "类型",
         "system": "系统", "host": "地址", "name": "名称", "vendor": "厂商",
         "model": "型号", "firmware": "固件", "serial": "序列号", "reported": "设备上报",
@@ -29,16 +31,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "values": "数值", "history": "状态变化", "no_history": "暂无状态变化记录。",
         "from_to": "变化", "at": "时间", "contacts": "联系人", "address": "地址",
         "contract": "维保合同", "contract_from": "自 {start} 起 {months} 个月",
-        "respond_by": "响应期限", "resolve_by": "修复期限", "to_agree": "与甲方商定",
+        "respond_by": "响应期限", "resolve_by": "修复期限", "due_by": "保养期限",
+        "to_agree": "与甲方商定",
         "left": "剩余 {span}", "overdue": "已超时 {span}", "met": "已于 {when} 完成",
-        "severity": "级别", "sev_general": "一般", "sev_major": "重大",
-        "sev_emergency": "紧急", "ts_open": "待处理", "ts_acknowledged": "已受理",
-        "ts_resolved": "已修复", "ts_verified": "已验收", "ts_closed": "已关闭",
-        "timeline": "处理记录", "actor": "操作人", "note": "说明", "affected": "受影响设备",
+        "severity": "级别", "timeline": "处理记录", "actor": "操作人", "note": "说明",
+        "affected": "受影响设备",
         "service_records": "服务记录", "engineer": "工程师", "work_done": "处理内容",
-        "parts": "更换部件", "cov_warranty": "保修索赔", "cov_at_cost": "按成本收费",
-        "cov_unknown": "保修未知", "sign_offs": "甲方验收签字", "feedback": "回访反馈",
-        "rating": "评分", "checklist": "巡检项目", "ok": "合格", "not_ok": "不合格",
+        "parts": "更换部件", "sign_offs": "甲方验收签字", "feedback": "回访反馈",
+        "rating": "评分", "checklist": "保养项目", "ok": "合格", "not_ok": "不合格",
         "sign_off": "验收签字", "sign_off_intro":
         "请确认故障已排除、设备运行正常后签字验收。",
         "your_name": "您的姓名", "comment": "意见（可选）", "submit_sign_off": "确认验收",
@@ -57,12 +57,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "minutes": "{n} 分", "hours": "{n} 小时", "days": "{n} 天", "ago": "{span}前",
         "just_now": "刚刚",
         "language": "English", "behind": "上联故障：{device}", "summary": "摘要",
-        "ek_opened": "开单", "ek_acknowledged": "受理", "ek_escalated": "升级",
-        "ek_breached": "超时", "ek_resolved": "修复", "ek_verified": "验收",
-        "ek_closed": "关闭", "ek_reopened": "重新打开", "ek_preventive_due": "巡检到期",
-        "ek_deadline_set": "商定期限", "ek_feedback": "回访",
-        "sys_cctv": "视频监控", "sys_access_control": "门禁", "sys_intercom": "楼宇对讲",
-        "sys_alarm": "防盗报警", "sys_network": "网络", "sys_power": "供电",
         "reports": "报表", "this_month": "本月", "contract_period": "合同期",
         "report_availability": "设备运行情况记录", "report_sla": "服务水平报告",
         "report_service": "服务记录及回访",
@@ -80,11 +74,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "en": {
         "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
-        "devices": "Devices", "device": "Device", "tickets": "Tickets", "ticket": "Ticket",
+        "devices": "Devices", "device": "Device", "device_number": "Device ID",
+        "tickets": "Tickets", "ticket": "Ticket",
         "open_tickets": "Open tickets", "breached": "breached",
         "attention": "Devices needing attention", "no_attention": "Every device is up.",
-        "no_tickets": "No open tickets.", "state_up": "up", "state_degraded": "degraded",
-        "state_down": "down", "state_unknown": "unknown", "since": "since",
+        "no_tickets": "No open tickets.", "since": "since",
         "cause": "cause", "location": "Location", "depends_on": "Depends on",
         "dependents": "Feeds", "kind": "Kind", "system": "System", "host": "Host",
         "name": "Name", "vendor": "Vendor", "model": "Model", "firmware": "Firmware",
@@ -99,16 +93,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_history": "No state changes recorded.", "from_to": "Change", "at": "Time",
         "contacts": "Contacts", "address": "Address", "contract": "Contract",
         "contract_from": "{months} months from {start}", "respond_by": "Respond by",
-        "resolve_by": "Resolve by", "to_agree": "to agree with the site",
+        "resolve_by": "Resolve by", "due_by": "Due by", "to_agree": "to agree with the site",
         "left": "{span} left", "overdue": "overdue by {span}", "met": "met {when}",
-        "severity": "Severity", "sev_general": "general", "sev_major": "major",
-        "sev_emergency": "emergency", "ts_open": "open", "ts_acknowledged": "acknowledged",
-        "ts_resolved": "resolved", "ts_verified": "verified", "ts_closed": "closed",
-        "timeline": "Timeline", "actor": "By", "note": "Note",
+        "severity": "Severity", "timeline": "Timeline", "actor": "By", "note": "Note",
         "affected": "Affected devices", "service_records": "Service records",
         "engineer": "Engineer", "work_done": "Work done", "parts": "Parts",
-        "cov_warranty": "warranty claim", "cov_at_cost": "at cost",
-        "cov_unknown": "warranty unknown", "sign_offs": "Sign-offs",
+        "sign_offs": "Sign-offs",
         "feedback": "Return-visit feedback", "rating": "Rating", "checklist": "Checklist",
         "ok": "ok", "not_ok": "not ok", "sign_off": "Sign off",
         "sign_off_intro": "Please confirm the fault is fixed and the equipment works, "
@@ -134,14 +124,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "none": "none", "opened": "Opened", "minutes": "{n} min", "hours": "{n} h",
         "days": "{n} d", "ago": "{span} ago", "just_now": "just now", "language": "中文",
         "behind": "behind {device}", "summary": "Summary",
-        "ek_opened": "opened", "ek_acknowledged": "acknowledged", "ek_escalated": "escalated",
-        "ek_breached": "breached", "ek_resolved": "resolved", "ek_verified": "verified",
-        "ek_closed": "closed", "ek_reopened": "reopened",
-        "ek_preventive_due": "preventive due", "ek_deadline_set": "deadline agreed",
-        "ek_feedback": "feedback",
-        "sys_cctv": "CCTV", "sys_access_control": "Access control",
-        "sys_intercom": "Intercom", "sys_alarm": "Alarm", "sys_network": "Network",
-        "sys_power": "Power",
         "reports": "Reports", "this_month": "This month", "contract_period": "Contract period",
         "report_availability": "Equipment operation record", "report_sla": "SLA report",
         "report_service": "Service records and feedback",
@@ -159,6 +141,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "This link opens the pages of {name} only.",
     },
 }
+
+
+# Ticket states, severities, events, systems, device states and warranty coverage are
+# the glossary's words (tickets/glossary.py), the same the reports and messages use.
+for _lang, _index in (("zh-CN", 0), ("en", 1)):
+    for _group, _prefix in (("state", "ts_"), ("severity", "sev_"), ("event", "ek_"),
+                            ("system", "sys_"), ("device_state", "state_"),
+                            ("coverage", "cov_")):
+        for _key, _words in GLOSSARY[_group].items():
+            MESSAGES[_lang][_prefix + _key] = _words[_index]
 
 
 def text(language: str, key: str, **values: object) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,8 +18,10 @@ from zoneinfo import ZoneInfo
 
 from daemon.page_text import text
 from rules.state import DeviceState, DeviceStatus
+from tickets.glossary import state_term, term
+from tickets.notes import display_title, event_note, person
 from tickets.preventive import CHECKLISTS
-from tickets.ticket_store import Ticket
+from tickets.ticket_store import AuditEntry, Ticket
 
 if TYPE_CHECKING:
     from daemon.app import App
@@ -34,16 +37,58 @@ LIVE_TICKET_LIMIT = 5000
 VALUE_CHARS = 300
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceLabel:
+    name: str | None
+    location: str | None
+
+
+def _no_label(_device: str) -> DeviceLabel | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Fmt:
-    """Words, times and spans in the page's language and the site's time zone."""
+    """Words, times and spans in the page's language and the site's time zone; devices
+    by name (``labels`` looks one up)."""
 
     lang: str
     tz: ZoneInfo
     now: float = field(default_factory=time.time)
+    labels: Callable[[str], DeviceLabel | None] = _no_label
 
     def t(self, key: str, **values: object) -> str:
         return text(self.lang, key, **values)
+
+    def term(self, group: str, key: str | None) -> str:
+        return term(group, key, self.lang)
+
+    def tstate(self, state: str, kind: str = "fault") -> str:
+        return state_term(state, kind, self.lang)
+
+    def device(self, device: str | None) -> str:
+        """A device by its name (its id only when the archive gives it none)."""
+        if not device:
+            return ""
+        label = self.labels(device)
+        return label.name if label is not None and label.name else device
+
+    def place(self, device: str | None) -> str:
+        label = self.labels(device) if device else None
+        return label.location or "" if label is not None else ""
+
+    def title(self, ticket: Ticket) -> str:
+        label = self.labels(ticket.device) if ticket.device else None
+        name = label.name if label is not None else None
+        return display_title(ticket.title_zh, ticket.title_en, ticket.device, name, self.lang)
+
+    def person(self, actor: str) -> str:
+        return person(actor, self.lang)
+
+    def note(self, event: AuditEntry) -> str:
+        names = checklist_names(self.lang)
+        return event_note(event.kind, event.actor, event.note, self.lang, self.tz.key,
+                          lambda item: names.get(item, item))
 
     def iso(self, seconds: float) -> str:
         return datetime.fromtimestamp(seconds, self.tz).isoformat(timespec="seconds")
@@ -87,6 +132,17 @@ class Fmt:
 
     def today(self) -> date:
         return datetime.fromtimestamp(self.now, self.tz).date()
+
+
+def labels_of(app: App) -> Callable[[str], DeviceLabel | None]:
+    """Names and locations of the configured devices, for :class:`Fmt`."""
+    def look(device: str) -> DeviceLabel | None:
+        dev = app.config.devices.get(device)
+        if dev is None:
+            return None
+        cfg = dev.config
+        return DeviceLabel(cfg.name, str(cfg.location) if cfg.location else None)
+    return look
 
 
 def tz_of(app: App, site: str | None) -> ZoneInfo:

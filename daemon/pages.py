@@ -72,7 +72,8 @@ def _fmt(request: web.Request, site: str | None) -> page_views.Fmt:
     explicit = request.query.get("lang") or request.cookies.get("lang")
     lang = choose(_site_language(app, site), request.headers.get("Accept-Language"),
                   explicit)
-    return page_views.Fmt(lang, page_views.tz_of(app, site), time.time())
+    return page_views.Fmt(lang, page_views.tz_of(app, site), time.time(),
+                          page_views.labels_of(app))
 
 
 def _refresh(request: web.Request) -> int:
@@ -164,7 +165,7 @@ async def ticket_page(request: web.Request, *, error: str | None = None,
     can_sign = links.valid(token, number, link)
     return _render(
         request, "ticket.html", fmt, t.number, status=status, d=detail, t_=t,
-        title_text=t.title_zh if fmt.lang == "zh-CN" else t.title_en,
+        title_text=fmt.title(t),
         response=fmt.deadline(t.response_due, t.acknowledged_at or t.resolved_at),
         resolve=fmt.deadline(t.resolve_due, t.resolved_at, t.resolve_to_agree),
         checklist_names=page_views.checklist_names(fmt.lang),

@@ -48,3 +48,4 @@ class TicketEvent:
     note: str = ""
     url: str | None = None      # the ticket page, where the daemon knows its address
     ticket_kind: str = "fault"  # fault | preventive
+    device_name: str | None = None  # the archive's name of ``device``, what people read

@@ -26,7 +26,7 @@ from tickets.schema import (
     TicketEventRow,
     TicketRow,
 )
-from tickets.store import _from_epoch, _to_epoch
+from tickets.store import DeviceRow, _from_epoch, _to_epoch
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -175,18 +175,28 @@ async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind
     session.add(TicketEventRow(event_id=event_id, ticket_id=row.id, seq=row.event_seq,
                                kind=kind.value, at=_from_epoch(at), actor=actor[:128],
                                note=note, from_state=from_state, to_state=row.state))
-    return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id))
+    return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id),
+                        await device_name(session, row.device))
+
+
+async def device_name(session: AsyncSession, device: str | None) -> str | None:
+    """The archive's name of ``device`` (None: no device, unknown, or unnamed)."""
+    if device is None:
+        return None
+    found = await session.get(DeviceRow, device)
+    return found.name if found is not None else None
 
 
 def ticket_event(row: TicketRow, event_id: str, kind: TicketEventKind, at: float, actor: str,
-                 note: str, affected_devices: tuple[str, ...]) -> TicketEvent:
+                 note: str, affected_devices: tuple[str, ...],
+                 name: str | None = None) -> TicketEvent:
     return TicketEvent(
         id=event_id, kind=kind, ticket=row.number, at=at, site=row.site,
         site_name=row.site_name, language=row.language, severity=row.severity,
         title_zh=row.title_zh, title_en=row.title_en, device=row.device, system=row.system,
         location=row.location, state=row.state, response_due=epoch(row.response_due),
         resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note,
-        ticket_kind=row.kind)
+        ticket_kind=row.kind, device_name=name)
 
 
 async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
@@ -204,7 +214,8 @@ async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
     for ev, row in result:
         out.append((ev.id, ticket_event(row, ev.event_id, TicketEventKind(ev.kind),
                                         _to_epoch(ev.at), ev.actor, ev.note,
-                                        await affected(session, row.id))))
+                                        await affected(session, row.id),
+                                        await device_name(session, row.device))))
     return out
 
 
