@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.events import TicketEvent, TicketEventKind
+from tickets.field_schema import PhotoRow, VisitRow
 from tickets.lifecycle import UnknownTicket
 from tickets.schema import (
     ChecklistResultRow,
@@ -82,6 +83,10 @@ class Ticket:
     period: str | None
     checklist: tuple[str, ...]
     affected: tuple[str, ...]
+    solution: str | None = None       # dispatch: the solution given,
+    assignee: str | None = None       # the engineer sent,
+    eta: float | None = None          # and when they are expected on site
+    follow_up_of: str | None = None   # the work order whose checklist opened this ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class TicketDetail:
     sign_offs: tuple[dict[str, object], ...] = field(default=())
     feedback: tuple[dict[str, object], ...] = field(default=())
     checklist_results: tuple[dict[str, object], ...] = field(default=())
+    visits: tuple[dict[str, object], ...] = field(default=())
+    photos: tuple[dict[str, object], ...] = field(default=())
 
 
 async def by_number(session: AsyncSession, number: str) -> TicketRow:
@@ -234,7 +241,8 @@ async def view(session: AsyncSession, row: TicketRow) -> Ticket:
         recurrences=row.recurrences,
         recovered_without_intervention=row.recovered_without_intervention,
         period=row.period, checklist=tuple(row.checklist),
-        affected=await affected(session, row.id))
+        affected=await affected(session, row.id), solution=row.solution,
+        assignee=row.assignee, eta=epoch(row.eta), follow_up_of=row.follow_up_of)
 
 
 async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
@@ -246,26 +254,49 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
         parts = await session.scalars(select(ServicePartRow).where(
             ServicePartRow.record_id == rec.id).order_by(ServicePartRow.id))
         records.append({"at": _to_epoch(rec.at), "engineer": rec.engineer,
-                        "work_done": rec.work_done,
+                        "work_done": rec.work_done, "cause": rec.cause or "",
+                        "visit_id": rec.visit_id,
                         "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
                                    "coverage": p.coverage,
-                                   "warranty_until": _iso(p.warranty_until)} for p in parts]})
-    signs = [{"name": s.name, "at": _to_epoch(s.at), "comment": s.comment}
+                                   "warranty_until": _iso(p.warranty_until),
+                                   "unit_price_cents": p.unit_price_cents,
+                                   "consumable": p.consumable} for p in parts]})
+    signs: list[dict[str, object]] = [{"name": s.name, "at": _to_epoch(s.at), "comment": s.comment,
+              "visit_id": s.visit_id}
              for s in await session.scalars(select(SignOffRow).where(
                  SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
-    feedback = [{"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
-                 "recorded_by": f.recorded_by}
-                for f in await session.scalars(select(FeedbackRow).where(
-                    FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
-    results = [{"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at)}
-               for c in await session.scalars(select(ChecklistResultRow).where(
-                   ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
+    feedback = [feedback_view(f) for f in await session.scalars(select(FeedbackRow).where(
+        FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
+    results: list[dict[str, object]] = [
+        {"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at), "device": c.device,
+         "follow_up": c.follow_up}
+        for c in await session.scalars(select(ChecklistResultRow).where(
+            ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
+    visits: list[dict[str, object]] = [
+        {"id": v.id, "engineer": v.engineer, "arrived_at": _to_epoch(v.arrived_at),
+         "departed_at": epoch(v.departed_at), "note": v.note}
+        for v in await session.scalars(select(VisitRow).where(
+            VisitRow.ticket_id == row.id).order_by(VisitRow.arrived_at, VisitRow.id))]
+    photos: list[dict[str, object]] = [
+        {"id": p.id, "visit_id": p.visit_id, "content_type": p.content_type,
+         "bytes": p.bytes, "sha256": p.sha256, "width": p.width, "height": p.height,
+         "caption": p.caption, "uploaded_by": p.uploaded_by, "at": _to_epoch(p.at)}
+        for p in await session.scalars(select(PhotoRow).where(
+            PhotoRow.ticket_id == row.id).order_by(PhotoRow.id))]
     return TicketDetail(
         ticket=await view(session, row),
         events=tuple(AuditEntry(e.event_id, e.kind, _to_epoch(e.at), e.actor, e.note,
                                 e.from_state, e.to_state) for e in events),
         service_records=tuple(records), sign_offs=tuple(signs), feedback=tuple(feedback),
-        checklist_results=tuple(results))
+        checklist_results=tuple(results), visits=tuple(visits), photos=tuple(photos))
+
+
+def feedback_view(f: FeedbackRow) -> dict[str, object]:
+    """A return visit as the API and the forms read it (用户回访反馈信息表)."""
+    return {"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
+            "recorded_by": f.recorded_by, "site": f.site, "contact": f.contact,
+            "quality_issue": f.quality_issue, "solution": f.solution, "outcome": f.outcome,
+            "outcome_at": epoch(f.outcome_at)}
 
 
 def _iso(day: date | None) -> str | None:
