@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import ticket_store as ts
+from tickets import visits
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
 from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
@@ -37,16 +38,21 @@ class PartReplaced:
     part: str
     device: str | None = None   # None: the ticket's device
     quantity: int = 1
+    unit_price_cents: int | None = None   # fen; None: not priced
+    consumable: bool = False    # cable, connectors, batteries: never under the device's warranty
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceRecord:
-    """服务记录: who did what; parts are claimed under warranty or charged at cost
-    according to the archive's warranty date of the device they went into."""
+    """服务记录: who did what and why; parts are claimed under warranty or charged at
+    cost according to the archive's warranty date of the device they went into
+    (consumables are always charged).  The record belongs to the engineer's visit in
+    progress on the ticket, if any (tickets/visits.py)."""
 
     engineer: str
     work_done: str
     parts: tuple[PartReplaced, ...] = ()
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +91,7 @@ class TicketActions(ManagerBase):
                 raise ValueError(f"{number} is a preventive work order: complete it with its "
                                  "checklist results")
             target = next_state(number, Action.RESOLVE, TicketState(row.state))
-            await self._record(session, row, engineer, work, record.parts, at)
+            await self._record(session, row, engineer, work, record.parts, at, record.cause)
             event = await self._move(session, row, target, K.RESOLVED, at, actor,
                                      f"{engineer}: {work}")
         return self._emit([event])
@@ -236,19 +242,25 @@ class TicketActions(ManagerBase):
         return self._emit([event])
 
     async def _record(self, session: AsyncSession, row: TicketRow, engineer: str, work: str,
-                      parts: tuple[PartReplaced, ...], at: float) -> None:
+                      parts: tuple[PartReplaced, ...], at: float, cause: str = "") -> None:
         record = ServiceRecordRow(ticket_id=row.id, at=ts.moment(at), engineer=engineer,
-                                  work_done=work)
+                                  work_done=work, cause=_text(cause, "cause", False) or None,
+                                  visit_id=await visits.open_visit_id(session, row.id))
         session.add(record)
         await session.flush()
         today = datetime.fromtimestamp(at, ZoneInfo(self._terms(row.site).timezone)).date()
         for part in parts:
             if part.quantity < 1:
                 raise ValueError("a part's quantity must be at least 1")
+            if part.unit_price_cents is not None and part.unit_price_cents < 0:
+                raise ValueError("a part's price cannot be negative")
             device_id = part.device or row.device
             device = await session.get(DeviceRow, device_id) if device_id else None
             warranty = device.warranty_until if device else None
             session.add(ServicePartRow(record_id=record.id, device=device_id,
                                        part=_text(part.part, "part"), quantity=part.quantity,
-                                       coverage=coverage(warranty, today),
-                                       warranty_until=warranty))
+                                       coverage="at_cost" if part.consumable
+                                       else coverage(warranty, today),
+                                       warranty_until=warranty,
+                                       unit_price_cents=part.unit_price_cents,
+                                       consumable=part.consumable))
