@@ -43,8 +43,8 @@ def test_period_boundaries_are_local_calendar_months_and_quarters(
 def test_no_work_orders_outside_the_contract_or_without_one() -> None:
     terms = replace(TERMS, contract_start=date(2026, 1, 15), contract_months=12)
     assert due_work_orders(terms, local(2026, 1, 14, 23)) == []
-    assert [o.period.key for o in due_work_orders(terms, local(2026, 1, 15))] == [
-        "2026-Q1", "2026-01"]  # alarm quarterly, cctv monthly; network has no checklist
+    assert [(o.system, o.period.key) for o in due_work_orders(terms, local(2026, 1, 15))] == [
+        ("alarm", "2026-Q1"), ("cctv", "2026-01"), ("network", "2026-01")]  # every system
     assert due_work_orders(terms, local(2027, 1, 14, 23)) != []
     assert due_work_orders(terms, local(2027, 1, 15)) == []
     assert due_work_orders(replace(terms, contract_start=None), local(2026, 6, 1)) == []
@@ -52,8 +52,10 @@ def test_no_work_orders_outside_the_contract_or_without_one() -> None:
 
 @pytest.fixture
 async def manager(store_url: str) -> AsyncIterator[TicketManager]:
+    # CCTV monthly and alarm quarterly: the two cadences (network has its own test).
+    terms = replace(TERMS, systems=("cctv", "alarm"))
     async with await Store.open(store_url) as store:
-        yield TicketManager(store, lambda: {SITE: TERMS}, Clock(local(2026, 3, 31, 23)))
+        yield TicketManager(store, lambda: {SITE: terms}, Clock(local(2026, 3, 31, 23)))
 
 
 async def test_work_orders_open_once_per_period_across_month_and_quarter_ends(

@@ -18,6 +18,9 @@ class TicketEventKind(StrEnum):
     PREVENTIVE_DUE = "preventive_due"
     DEADLINE_SET = "deadline_set"    # the repair deadline was agreed (or changed)
     FEEDBACK = "feedback"            # return-visit feedback recorded
+    ARRIVED = "arrived"              # an engineer arrived on site (a visit starts)
+    DEPARTED = "departed"            # ... and left (the visit's receipt is complete)
+    PHOTO = "photo"                  # a photo taken on site was added
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
     (r"^signed off by (?P<name>.+?)(?:: (?P<rest>.*))?$", "{name} 验收签字{rest}",
      "signed off by {name}{rest}"),
     (r"^rating (?P<n>[1-5])(?:: (?P<rest>.*))?$", "满意度 {n}/5{rest}", "rating {n}/5{rest}"),
+    (r"^(?P<who>[^:]{1,200}): (?P<solution>.*) \(ETA (?P<at>" + ISO + r")\)(?:; (?P<rest>.*))?$",
+     "派 {who}：{solution}（预计到场 {at}）{rest}",
+     "{who} sent: {solution} (expected {at}){rest}"),
     (r"^(?P<who>[^:]{1,200}): checklist done(?:; not ok: (?P<items>.*))?$",
      "{who}：保养完成{items}", "{who}: checklist done{items}"),
 )]
@@ -80,7 +83,7 @@ def local_note(note: str, language: str, timezone: str,
             elif key == "which":
                 value = _WHICH[value][0 if zh else 1]
             elif key == "items":
-                names = [item_name(i.strip()) for i in value.split(",") if i.strip()]
+                names = [item_name(i.strip()) or i.strip() for i in value.split(",") if i.strip()]
                 joined = ("、" if zh else ", ").join(names)
                 value = (("；不合格：" if zh else "; not ok: ") + joined) if names else ""
             elif key == "rest" and value:

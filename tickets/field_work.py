@@ -1,0 +1,165 @@
+"""What engineers record in the field and what the customer response centre records
+after: dispatch details, arrival and departure, photos, return visits.
+
+Each call is one transaction that writes its record and the ticket's audit event (with
+the actor), then hands the event to the manager's listeners (notifiers, visit
+silences) like every other ticket action.  A return visit of the site as a whole
+(定期回访, no ticket) has no ticket to audit: its row names who recorded it.
+
+Errors: UnknownTicket, IllegalTransition, ValueError (bad input) — each changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tickets import ticket_store as ts
+from tickets import visits
+from tickets.core import K, ManagerBase
+from tickets.events import TicketEvent
+from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from tickets.schema import FeedbackRow
+
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """The answer to a fault within the response deadline: the solution given, the
+    engineer sent and when they are expected on site."""
+
+    solution: str
+    assignee: str
+    eta: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnVisit:
+    """One line of 用户回访反馈信息表."""
+
+    rating: int
+    comment: str = ""
+    contact: str = ""                    # who was visited or called
+    quality_issue: bool | None = None    # 是否工程质量问题; None: not assessed yet
+    solution: str = ""                   # 处理方案 (the customer response centre's)
+    outcome: str = ""                    # 处理结果
+
+
+def _text(value: str, what: str, required: bool = False) -> str:
+    value = value.strip()
+    if required and not value:
+        raise ValueError(f"{what} is required")
+    return value[:MAX_TEXT]
+
+
+def _stamp(seconds: float, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(seconds, ZoneInfo(zone)).isoformat(timespec="minutes")
+
+
+class FieldWork:
+    """Field records on the tickets of ``manager`` (its store, clock, lock, listeners)."""
+
+    def __init__(self, manager: ManagerBase) -> None:
+        self.manager = manager
+
+    async def dispatch(self, number: str, actor: str, dispatch: Dispatch,
+                       note: str = "") -> list[TicketEvent]:
+        """Acknowledge an open ticket with the solution, the engineer and the ETA."""
+        m = self.manager
+        solution = _text(dispatch.solution, "solution", required=True)
+        assignee = _text(dispatch.assignee, "assigned engineer", required=True)
+        at = m.clock()
+        if dispatch.eta is not None and dispatch.eta < at - 3600:
+            raise ValueError("the expected arrival is in the past")
+        async with m._lock, m.store.transaction("dispatch an engineer") as session:
+            row = await ts.by_number(session, number)
+            target = next_state(number, Action.ACKNOWLEDGE, TicketState(row.state))
+            row.solution, row.assignee = solution, assignee[:200]
+            row.eta = ts.moment(dispatch.eta)
+            zone = m._terms(row.site).timezone
+            text = f"{assignee}: {solution}" + (
+                f" (ETA {_stamp(dispatch.eta, zone)})" if dispatch.eta is not None else "")
+            if note.strip():
+                text += f"; {_text(note, 'note')}"
+            event = await m._move(session, row, target, K.ACKNOWLEDGED, at, actor, text)
+        return m._emit([event])
+
+    async def arrive(self, number: str, actor: str, engineer: str,
+                     note: str = "") -> list[TicketEvent]:
+        m = self.manager
+        engineer = _text(engineer, "engineer", required=True)
+        at = m.clock()
+        async with m._lock, m.store.transaction("record an arrival") as session:
+            row = await ts.by_number(session, number)
+            await visits.arrive(session, row, engineer, at, note)
+            event = await ts.add_event(session, row, K.ARRIVED, at, actor=actor,
+                                       note=_text(note, "note"))
+        return m._emit([event])
+
+    async def depart(self, number: str, actor: str, engineer: str,
+                     note: str = "") -> list[TicketEvent]:
+        m = self.manager
+        engineer = _text(engineer, "engineer", required=True)
+        at = m.clock()
+        async with m._lock, m.store.transaction("record a departure") as session:
+            row = await ts.by_number(session, number)
+            await visits.depart(session, row, engineer, at, note)
+            event = await ts.add_event(session, row, K.DEPARTED, at, actor=actor,
+                                       note=_text(note, "note"))
+        return m._emit([event])
+
+    async def return_visit(self, site: str, actor: str, visit: ReturnVisit,
+                           number: str | None = None) -> list[TicketEvent]:
+        """Record a return visit: after ticket ``number`` (its service done: resolved or
+        later), or of the site as a whole (``number`` None)."""
+        if not 1 <= visit.rating <= 5:
+            raise ValueError("rating must be 1 to 5")
+        m = self.manager
+        recorder = _text(actor, "actor", required=True)
+        at = m.clock()
+        async with m._lock, m.store.transaction("record a return visit") as session:
+            row = None
+            if number is not None:
+                row = await ts.by_number(session, number)
+                if row.site != site:
+                    raise ValueError(f"ticket {number} is not of site {site}")
+                if row.state not in ("resolved", "verified", "closed"):
+                    raise IllegalTransition(
+                        f"cannot record a return visit on ticket {number}: it is "
+                        f"{row.state}; the return visit follows the service",
+                        number, Action.CLOSE, TicketState(row.state))
+            outcome = _text(visit.outcome, "outcome")
+            session.add(FeedbackRow(
+                ticket_id=None if row is None else row.id, site=site, at=ts.moment(at),
+                rating=visit.rating, comment=_text(visit.comment, "comment"),
+                recorded_by=recorder, contact=_text(visit.contact, "contact") or None,
+                quality_issue=visit.quality_issue,
+                solution=_text(visit.solution, "solution") or None, outcome=outcome or None,
+                outcome_at=ts.moment(at) if outcome else None))
+            events = []
+            if row is not None:
+                events.append(await ts.add_event(
+                    session, row, K.FEEDBACK, at, actor=actor,
+                    note=f"rating {visit.rating}" + (f": {visit.comment.strip()}"
+                                                     if visit.comment.strip() else "")))
+        return m._emit(events)
+
+    async def settle_return_visit(self, feedback_id: int, actor: str, outcome: str,
+                                  solution: str = "") -> None:
+        """Write the 处理结果 (and, if not given before, the 处理方案) of a return visit
+        found to be a workmanship problem."""
+        m = self.manager
+        outcome = _text(outcome, "outcome", required=True)
+        at = m.clock()
+        async with m._lock, m.store.transaction("settle a return visit") as session:
+            row = await session.get(FeedbackRow, feedback_id)
+            if row is None:
+                raise ValueError(f"no return visit {feedback_id}")
+            row.outcome, row.outcome_at = outcome, datetime.fromtimestamp(at, UTC)
+            if solution.strip():
+                row.solution = _text(solution, "solution")
+            row.recorded_by = (row.recorded_by + "; " + actor.strip())[:MAX_TEXT] \
+                if actor.strip() and actor.strip() not in row.recorded_by else row.recorded_by
