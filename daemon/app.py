@@ -37,6 +37,7 @@ from rules.model import DeviceSpec, build_rules
 from rules.silence import Silencer
 from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
 from tickets.events import TicketEvent
+from tickets.follower import EventFollower
 from tickets.manager import TicketManager
 from tickets.sla import SiteTerms
 from tickets.stats import TicketStats
@@ -98,7 +99,7 @@ class App(TicketWiring):
         self._unhealthy: set[str] = set()
         self._resynced = False
         self._tickets_changed = False
-        self._visits: list[TicketEvent] = []
+        self._follower: EventFollower | None = None
         self._last_ticket_tick = 0.0
         self.ticket_stats: TicketStats | None = None
         self.dispatcher: Dispatcher | None = None
@@ -107,11 +108,7 @@ class App(TicketWiring):
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, *, http: bool = True) -> None:
         self.store = await Store.open(self.config.storage_url)
-        settings = self.config.model.tickets
-        self.tickets = TicketManager(self.store, lambda: self._terms,
-                                     on_events=self._on_ticket_events,
-                                     verify_after_polls=settings.verify_after_polls,
-                                     reopen_window=settings.reopen_window)
+        await self._start_tickets(self.config)
         await self._apply(self.config)
         for device, (state, since, cause) in (await self.store.current_states()).items():
             self.tracker.restore(device, state, since, cause)
@@ -136,9 +133,7 @@ class App(TicketWiring):
         if any(c.type in ONVIF_CHECK_TYPES for d in config.devices.values() for c in d.checks):
             await load_wsdls()  # before settle_heap freezes them (probes/onvif_wsdl.py)
         self._terms = site_terms(config)
-        if self.tickets is not None:
-            self.tickets.verify_after_polls = config.model.tickets.verify_after_polls
-            self.tickets.reopen_window = config.model.tickets.reopen_window
+        self._apply_ticket_settings(config)
         specs = [DeviceSpec(id=d.id, site=d.config.site, system=d.system.value,
                             kind=d.config.kind, tags=frozenset(d.config.tags),
                             checks={c.name: c.type for c in d.checks},

@@ -113,9 +113,11 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
-def _load(path: Path) -> Config | None:
+def _load(path: Path, *, secrets: bool = True) -> Config | None:
+    """The config, or None after printing its errors.  ``secrets=False`` for commands
+    that read the store or the daemon, never a device (see load_config)."""
     try:
-        return load_config(path)
+        return load_config(path, secrets=secrets)
     except ConfigInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
@@ -147,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- status ------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args.config, secrets=False)
     if config is None:
         return EXIT_FAIL
     source, devices = _status_devices(config)
@@ -319,7 +321,7 @@ def cmd_devices_import(args: argparse.Namespace) -> int:
 def cmd_devices_export(args: argparse.Namespace) -> int:
     from daemon.inventory import export_devices
 
-    config = _load(args.config)
+    config = _load(args.config, secrets=False)
     if config is None:
         return EXIT_FAIL
     if args.output:

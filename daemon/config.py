@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from email.utils import parseaddr
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -105,11 +106,19 @@ def _seconds(value: object) -> object:
 
 class TicketsConfig(Strict):
     # Healthy polls of a device's first check in a row before its resolved ticket is
-    # verified (and closed) by the system.
+    # verified by the system (系统确认恢复; closing needs the site's sign-off).
     verify_after_polls: int = Field(3, ge=1, le=10_000)
     # A fault recurring within this long after its ticket was resolved reopens that
     # ticket (counting the recurrence) instead of opening a new one.
     reopen_window: Annotated[float, BeforeValidator(_seconds)] = Field(7 * 86400.0, ge=0)
+    # A ticket the site representative has not signed off is closed by the system this
+    # many days after its recovery was confirmed ("auto-closed: no sign-off within N
+    # days"); null: only a sign-off closes a ticket.
+    auto_close_days: float | None = Field(7.0, gt=0, le=3650)
+
+    @property
+    def close_after(self) -> float | None:
+        return None if self.auto_close_days is None else self.auto_close_days * 86400.0
 
 
 class SecretRef(Strict):
@@ -150,7 +159,8 @@ class ContractConfig(Strict):
     resolve_hours: dict[Severity, float | None] = Field(
         default_factory=lambda: {Severity.GENERAL: 12.0, Severity.MAJOR: None,
                                  Severity.EMERGENCY: 4.0})
-    emergency_response_hours: float = Field(0.5, gt=0)
+    # 0: immediately (the escalation contacts are paged when the ticket opens).
+    emergency_response_hours: float = Field(0.5, ge=0)
     preventive: Literal["monthly", "quarterly"] = "quarterly"
 
 
@@ -160,6 +170,16 @@ class Contact(Strict):
     phone: str | None = None
     email: str | None = None
 
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        # Escalations are mailed to it: a typo is found when the config loads.
+        if value is not None:
+            address = parseaddr(value)[1]
+            if "@" not in address or any(c in value for c in "\r\n"):
+                raise ValueError(f"{value!r} is not an email address")
+        return value
+
 
 class SiteConfig(Strict):
     id: Identifier
@@ -168,7 +188,12 @@ class SiteConfig(Strict):
     address: str | None = None
     contract: ContractConfig | None = None
     contacts: list[Contact] = Field(default_factory=list)
+    # Told when a response or repair deadline passes, and at once for an emergency ...
     escalation: list[Contact] = Field(default_factory=list)
+    # ... through these receivers (notify.receivers): an email receiver writes to their
+    # addresses, a DingTalk bot @-mentions their phones, a webhook or WeCom bot is the
+    # site's own route.
+    escalate_via: list[Identifier] = Field(default_factory=list)
 
 
 CheckParam = str | int | float | bool
@@ -329,8 +354,13 @@ def builtin_kinds() -> dict[str, KindDefaults]:
     return {name: KindDefaults.model_validate(spec) for name, spec in raw.items()}
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Load, validate and resolve ``path``; raise :class:`ConfigInvalid` with all errors."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
+                secrets: bool = True) -> Config:
+    """Load, validate and resolve ``path``; raise :class:`ConfigInvalid` with all errors.
+
+    ``secrets=False`` is for commands that read the store, not the devices (status,
+    tickets, report, brief, link): credentials keep their names and settings but no
+    secret is read, so one not set in the caller's environment is no error."""
     path = Path(path)
     env = os.environ if environ is None else environ
     data, errors = load_yaml(path)
@@ -348,7 +378,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     except ValidationError as exc:
         errors += _pydantic_errors(exc, data, str(path))
         raise ConfigInvalid(errors) from None
-    config, semantic = _resolve(path, model, data, env)
+    config, semantic = _resolve(path, model, data, env, secrets)
     errors += semantic
     if errors:
         raise ConfigInvalid(errors)
@@ -423,8 +453,8 @@ def _trim_loc(data: Any, loc: list[int | str]) -> list[int | str]:
     return kept
 
 
-def _resolve(path: Path, model: ConfigModel, data: SourceDict,
-             env: Mapping[str, str]) -> tuple[Config, list[ConfigError]]:
+def _resolve(path: Path, model: ConfigModel, data: SourceDict, env: Mapping[str, str],
+             secrets: bool = True) -> tuple[Config, list[ConfigError]]:
     errors: list[ConfigError] = []
 
     def err(loc: list[int | str], message: str) -> None:
@@ -439,6 +469,10 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
 
     credentials: dict[str, Credential] = {}
     for name, spec in model.credentials.items():
+        if not secrets:
+            credentials[name] = Credential(name=name, username=spec.username,
+                                           settings=dict(spec.settings))
+            continue
         credentials[name] = _resolve_credential(name, spec, path.parent, env,
                                                 lambda m, n=name: err(["credentials", n], m))
 
@@ -492,6 +526,11 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict,
         if receiver.credentials is not None and receiver.credentials not in credentials:
             err(["notify", "receivers", name, "credentials"],
                 f"unknown credentials {receiver.credentials!r}")
+    for i, site_config in enumerate(model.sites):
+        for j, via in enumerate(site_config.escalate_via):
+            if via not in model.notify.receivers:
+                err(["sites", i, "escalate_via", j], f"unknown receiver {via!r} (notify."
+                    f"receivers: {', '.join(sorted(model.notify.receivers)) or 'none'})")
 
     sources: dict[str, BaseModel | None] = {}
     for name, section in model.sources.items():

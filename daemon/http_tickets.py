@@ -2,9 +2,11 @@
 
 Reads are GET; every change is a POST and so needs the bearer token (daemon/http.py's
 middleware).  A write names the person acting in ``actor``: the token proves the
-caller may write, not who they are.  Refusals carry the lifecycle's message:
-404 unknown ticket, 409 transition not allowed now, 422 bad input, 503 store or
-ticket stage unavailable.
+caller may write, not who they are; the audit trail records the actor and that it came
+through the API.  Every action is the ticket stage's own (tickets.actions and its
+siblings), the same the CLI and the pages call.  Refusals carry the lifecycle's
+message: 404 unknown ticket, 409 transition not allowed now, 422 bad input, 503 store
+or ticket stage unavailable.
 """
 
 from __future__ import annotations
@@ -12,18 +14,26 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from rules.silence import Silence, Silencer, new_silence
 from tickets import silence_store
-from tickets.actions import PartReplaced, ServiceRecord, SignOff
 from tickets.events import TicketEvent
 from tickets.lifecycle import IllegalTransition, UnknownTicket
 from tickets.manager import TicketManager
+from tickets.records import (
+    Actor,
+    NewTicket,
+    PartReplaced,
+    Replacement,
+    RmaClaim,
+    ServiceRecord,
+    SignOff,
+)
 from tickets.store import StoreError
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,21 +43,37 @@ MANAGER: web.AppKey[ManagerGetter] = web.AppKey("ticket_manager", object)  # typ
 SILENCER: web.AppKey[SilencerGetter] = web.AppKey("silencer", object)  # type: ignore[arg-type]
 
 
-class Body(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Body(Strict):
     actor: str = Field(min_length=1, max_length=128)
     note: str = Field("", max_length=4000)
 
+    @property
+    def who(self) -> Actor:
+        return Actor(self.actor, "api")
 
-class Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Part(Strict):
     part: str = Field(min_length=1, max_length=400)
     device: str | None = None
     quantity: int = Field(1, ge=1, le=10_000)
 
 
-class ChecklistResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class DeviceReplacement(Strict):
+    """The new unit that replaced a device: written into the equipment archive."""
+
+    device: str | None = None
+    serial: str = Field(min_length=1, max_length=256)
+    model: str = Field("", max_length=256)
+    vendor: str = Field("", max_length=256)
+    installed: date | None = None
+    warranty_until: date | None = None
+
+
+class ChecklistResult(Strict):
     ok: bool
     note: str = ""
 
@@ -58,21 +84,27 @@ class ResolveBody(Body):
     engineer: str = Field(min_length=1, max_length=200)
     work_done: str = Field("", max_length=4000)
     parts: list[Part] = Field(default_factory=list)
+    replacements: list[DeviceReplacement] = Field(default_factory=list)
     results: dict[str, ChecklistResult] | None = None
 
 
-class SignOffBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SignOffBody(Body):
+    """The site representative's acceptance; through the API it is usually the paper
+    receipt (服务回执单) an engineer records."""
+
     name: str = Field(min_length=1, max_length=200)
     comment: str = Field("", max_length=4000)
-
-
-class VerifyBody(Body):
-    sign_off: SignOffBody | None = None
+    channel: Literal["paper", "link"] = "paper"
+    receipt: str = Field("", max_length=64)
 
 
 class DeadlineBody(Body):
-    due: datetime  # ISO 8601 with a zone
+    due: AwareDatetime  # ISO 8601 with a zone
+
+
+class ReclassifyBody(Body):
+    severity: Literal["general", "major", "emergency"]
+    reason: str = Field(min_length=1, max_length=4000)
 
 
 class FeedbackBody(Body):
@@ -80,8 +112,35 @@ class FeedbackBody(Body):
     comment: str = Field("", max_length=4000)
 
 
-class SilenceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RmaBody(Body):
+    claim_number: str = Field(min_length=1, max_length=64)
+    part: str = Field("", max_length=400)
+    vendor: str = Field("", max_length=200)
+    vendor_contact: str = Field("", max_length=400)
+    device: str | None = None
+    sent_on: date | None = None
+    returned_on: date | None = None
+
+
+class CreateBody(Strict):
+    """A ticket for a phone call, a WeChat message or a walk-in request."""
+
+    actor: str = Field(min_length=1, max_length=128)
+    site: str = Field(min_length=1, max_length=128)
+    description: str = Field(min_length=1, max_length=4000)
+    reporter: str = Field(min_length=1, max_length=200)
+    channel: Literal["phone", "wechat", "walk_in", "email", "other"]
+    severity: Literal["general", "major", "emergency"] = "general"
+    device: str | None = Field(None, max_length=128)
+    location: str | None = Field(None, max_length=400)
+    system: Literal["cctv", "access_control", "intercom", "alarm", "network",
+                    "power"] | None = None
+    reporter_contact: str = Field("", max_length=200)
+    title: str = Field("", max_length=200)
+    reported_at: AwareDatetime | None = None
+
+
+class SilenceBody(Strict):
     matchers: dict[str, str | list[str]]
     who: str = Field(min_length=1, max_length=128)
     why: str = Field(min_length=1, max_length=4000)
@@ -156,39 +215,103 @@ async def show_ticket(request: web.Request) -> web.Response:
     return _json(dataclasses.asdict(detail))
 
 
+async def create_ticket(request: web.Request) -> web.Response:
+    manager = _manager(request)
+    b = await _body(request, CreateBody)
+    events = await manager.create(NewTicket(
+        site=b.site, description=b.description, reporter=b.reporter, channel=b.channel,
+        severity=b.severity, device=b.device, location=b.location, system=b.system,
+        reporter_contact=b.reporter_contact, title=b.title,
+        reported_at=b.reported_at.timestamp() if b.reported_at else None),
+        Actor(b.actor, "api"))
+    detail = await manager.get(events[0].ticket)
+    return _json({"ticket": dataclasses.asdict(detail.ticket), "events": _events(events)},
+                 status=201)
+
+
+Act = Callable[[TicketManager, str, web.Request], Awaitable[list[TicketEvent]]]
+
+
+async def _ack(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, Body)
+    return await m.acknowledge(number, b.who, b.note)
+
+
+async def _resolve(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, ResolveBody)
+    if b.results is not None:
+        return await m.complete_preventive(
+            number, b.who, b.engineer, {k: (v.ok, v.note) for k, v in b.results.items()},
+            b.work_done)
+    return await m.resolve(number, b.who, ServiceRecord(
+        b.engineer, b.work_done,
+        tuple(PartReplaced(p.part, p.device, p.quantity) for p in b.parts),
+        tuple(Replacement(x.device, x.serial, x.model, x.vendor, x.installed,
+                          x.warranty_until) for x in b.replacements)))
+
+
+async def _verify(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, Body)
+    return await m.verify(number, b.who)
+
+
+async def _sign_off(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, SignOffBody)
+    return await m.sign_off(number, b.who, SignOff(b.name, b.comment, b.channel, b.receipt))
+
+
+async def _reopen(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, Body)
+    return await m.reopen(number, b.who, b.note)
+
+
+async def _resolve_due(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, DeadlineBody)
+    return await m.set_resolve_due(number, b.who, b.due.timestamp(), b.note)
+
+
+async def _reclassify(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, ReclassifyBody)
+    return await m.reclassify(number, b.who, b.severity, b.reason)
+
+
+async def _feedback(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, FeedbackBody)
+    return await m.add_feedback(number, b.who, b.rating, b.comment)
+
+
+async def _rma(m: TicketManager, number: str, r: web.Request) -> list[TicketEvent]:
+    b = await _body(r, RmaBody)
+    return await m.record_rma(number, b.who, RmaClaim(
+        b.claim_number, b.part, b.vendor_contact, b.vendor, b.device, b.sent_on,
+        b.returned_on, b.note))
+
+
+# action -> (handler, request body model, summary for the OpenAPI document)
+ACTIONS: dict[str, tuple[Act, type[BaseModel], str]] = {
+    "ack": (_ack, Body, "Acknowledge: an engineer takes the ticket (the response)"),
+    "resolve": (_resolve, ResolveBody, "Resolve with the engineer's service record "
+                "(also on a ticket waiting for it); preventive: checklist results"),
+    "verify": (_verify, Body, "Confirm the recovery by hand (the probes do it for a "
+               "watched device)"),
+    "sign_off": (_sign_off, SignOffBody, "The site representative's acceptance: closes "
+                 "the ticket once the recovery is confirmed"),
+    "reopen": (_reopen, Body, "Reopen"),
+    "resolve_due": (_resolve_due, DeadlineBody, "Set or renegotiate the agreed repair "
+                    "deadline (a breach of the one it replaces stays)"),
+    "reclassify": (_reclassify, ReclassifyBody, "Change the severity after diagnosis"),
+    "feedback": (_feedback, FeedbackBody, "Record return-visit feedback"),
+    "rma": (_rma, RmaBody, "Record or update a manufacturer warranty claim (RMA)"),
+}
+ALIASES = {"acknowledge": "ack"}
+
+
 async def act(request: web.Request) -> web.Response:
     manager, number = _manager(request), request.match_info["number"]
-    action = request.match_info["action"]
-    events: list[TicketEvent]
-    if action in ("ack", "acknowledge", "close", "reopen"):
-        body = await _body(request, Body)
-        call = {"ack": manager.acknowledge, "acknowledge": manager.acknowledge,
-                "close": manager.close, "reopen": manager.reopen}[action]
-        events = await call(number, body.actor, body.note)
-    elif action == "resolve":
-        rb = await _body(request, ResolveBody)
-        if rb.results is not None:
-            events = await manager.complete_preventive(
-                number, rb.actor, rb.engineer,
-                {k: (v.ok, v.note) for k, v in rb.results.items()}, rb.work_done)
-        else:
-            events = await manager.resolve(number, rb.actor, ServiceRecord(
-                rb.engineer, rb.work_done,
-                tuple(PartReplaced(p.part, p.device, p.quantity) for p in rb.parts)))
-    elif action == "verify":
-        vb = await _body(request, VerifyBody)
-        sign = SignOff(vb.sign_off.name, vb.sign_off.comment) if vb.sign_off else None
-        events = await manager.verify(number, vb.actor, sign)
-    elif action == "resolve_due":
-        db = await _body(request, DeadlineBody)
-        if db.due.tzinfo is None:
-            return _problem("due needs a time zone, e.g. 2026-03-05T18:00+08:00", 422)
-        events = await manager.set_resolve_due(number, db.actor, db.due.timestamp(), db.note)
-    elif action == "feedback":
-        fb = await _body(request, FeedbackBody)
-        events = await manager.add_feedback(number, fb.actor, fb.rating, fb.comment)
-    else:
-        return _problem(f"unknown action {action!r}", 404)
+    action = ALIASES.get(request.match_info["action"], request.match_info["action"])
+    if action not in ACTIONS:
+        return _problem(f"unknown action {action!r} (known: {', '.join(ACTIONS)})", 404)
+    events = await ACTIONS[action][0](manager, number, request)
     detail = await manager.get(number)
     return _json({"ticket": dataclasses.asdict(detail.ticket), "events": _events(events)})
 
@@ -246,6 +369,7 @@ def add_ticket_routes(web_app: web.Application, manager_getter: ManagerGetter,
     web_app.middlewares.append(_errors)
     web_app.add_routes([
         web.get("/api/v1/tickets", list_tickets),
+        web.post("/api/v1/tickets", create_ticket),
         web.get("/api/v1/tickets/{number}", show_ticket),
         web.post("/api/v1/tickets/{number}/{action}", act),
         web.get("/api/v1/silences", list_silences),
@@ -258,8 +382,9 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     """The paths and request-body schemas above, for daemon/api.py's OpenAPI document."""
     from pydantic.json_schema import models_json_schema
 
-    models = (Body, ResolveBody, VerifyBody, DeadlineBody, FeedbackBody, SilenceBody)
-    _, defs = models_json_schema([(m, "validation") for m in models],
+    models: dict[str, type[BaseModel]] = {m.__name__: m for _, m, _ in ACTIONS.values()}
+    models |= {"CreateBody": CreateBody, "SilenceBody": SilenceBody}
+    _, defs = models_json_schema([(models[n], "validation") for n in sorted(models)],
                                  ref_template="#/components/schemas/{model}")
 
     def body(model: str) -> dict[str, Any]:
@@ -273,14 +398,20 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "200": obj, "401": err, "404": err, "409": err, "422": err, "503": err}}
     number = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
     paths: dict[str, Any] = {
-        "/api/v1/tickets": {"get": {
-            "summary": "Tickets, newest first",
-            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("site", "state", "kind", "device", "limit")],
-            "responses": {"200": obj}}},
+        "/api/v1/tickets": {
+            "get": {"summary": "Tickets, newest first",
+                    "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                                   for n in ("site", "state", "kind", "device", "limit")],
+                    "responses": {"200": obj}},
+            "post": {"summary": "Open a ticket for a person's request (phone call, WeChat "
+                                "message, walk-in): the contract's deadlines from "
+                                "reported_at (default now)",
+                     "requestBody": body("CreateBody"), "security": [{"bearer": []}],
+                     "responses": {"201": obj, "401": err, "422": err, "503": err}}},
         "/api/v1/tickets/{number}": {"get": {
             "summary": "One ticket with its audit trail, service records, sign-offs, "
-                       "feedback and checklist results",
+                       "feedback, checklist results, warranty claims, archive changes and "
+                       "superseded deadlines",
             "parameters": [number], "responses": {"200": obj, "404": err}}},
         "/api/v1/silences": {
             "get": {"summary": "Silences (?expired=1 includes ended ones)",
@@ -292,13 +423,8 @@ def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "parameters": [{"name": "id", "in": "path", "required": True,
                             "schema": {"type": "string"}}], **write}},
     }
-    for action, model, summary in (
-            ("ack", "Body", "Acknowledge"), ("resolve", "ResolveBody",
-             "Resolve with a service record (preventive: checklist results)"),
-            ("verify", "VerifyBody", "Verify, with the site representative's sign-off"),
-            ("close", "Body", "Close"), ("reopen", "Body", "Reopen"),
-            ("resolve_due", "DeadlineBody", "Set the agreed repair deadline"),
-            ("feedback", "FeedbackBody", "Record return-visit feedback")):
+    for action, (_, model, summary) in ACTIONS.items():
         paths[f"/api/v1/tickets/{{number}}/{action}"] = {"post": {
-            "summary": summary, "parameters": [number], "requestBody": body(model), **write}}
+            "summary": summary, "parameters": [number], "requestBody": body(model.__name__),
+            **write}}
     return paths, defs.get("$defs", {})

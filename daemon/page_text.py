@@ -42,9 +42,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sign_off": "验收签字", "sign_off_intro":
         "请确认故障已排除、设备运行正常后签字验收。",
         "your_name": "您的姓名", "comment": "意见（可选）", "submit_sign_off": "确认验收",
-        "signed": "已验收，谢谢。", "sign_off_not_now": "此工单当前为「{state}」，修复后才能验收。",
+        "signed": "用户已验收，谢谢。",
+        "sign_off_not_now": "此工单当前为「{state}」，修复后才能验收。",
         "sign_off_failing": "设备仍在故障中，恢复正常后才能验收。",
-        "sign_off_done": "此工单已验收。", "name_required": "请填写姓名。",
+        "sign_off_done": "此工单用户已验收。", "name_required": "请填写姓名。",
         "sign_off_refused": "未能验收：工单状态已变化，请查看下方记录。", "sign_off_hint":
         "甲方验收：用 elvwatch tickets signoff-link {number} 生成签字链接。",
         "recurrences": "复发次数", "recovered": "设备自行恢复", "fault_active": "故障持续中",
@@ -104,11 +105,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sign_off_intro": "Please confirm the fault is fixed and the equipment works, "
                           "then sign off.",
         "your_name": "Your name", "comment": "Comment (optional)",
-        "submit_sign_off": "Sign off", "signed": "Signed off, thank you.",
+        "submit_sign_off": "Sign off", "signed": "Accepted by the client, thank you.",
         "sign_off_not_now": "This ticket is {state}; it can be signed off once resolved.",
         "sign_off_failing": "The device is still failing; it can be signed off once "
                             "it is healthy again.",
-        "sign_off_done": "This ticket has been signed off.",
+        "sign_off_done": "The client has accepted this ticket.",
         "name_required": "Please give your name.",
         "sign_off_refused": "Not signed off: the ticket changed meanwhile, see below.",
         "sign_off_hint": "Site sign-off: make a link with "

@@ -1,5 +1,11 @@
 """The ticket stage of the running daemon: faults and poll health into the ticket
-manager, ticket events to the notifiers, preventive-visit silences, housekeeping.
+manager, stored ticket events to the notifiers and the rule engine's silences,
+housekeeping.
+
+Events reach the notifiers from the store, not from the manager's callback: an
+EventFollower reads every event written — by this daemon, ``elvwatch tickets …`` or
+another process on the same store — so every action notifies alike, and an event
+committed just before a crash is still notified after the restart.
 
 A part of :class:`daemon.app.App` kept in its own module; it works on the App's state
 (declared below) and is not used on its own.
@@ -14,32 +20,39 @@ from collections.abc import Sequence
 
 from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from daemon.config import Config
+from daemon.terms import escalation_contacts
+from exporters.notify.config import with_escalation
 from exporters.notify.dispatcher import Dispatcher
 from exporters.notify.log import SqlNotificationLog
 from exporters.notify.receivers import build_notifiers
 from rules.engine import Engine
 from rules.faults import FaultTransition
-from rules.silence import Silencer, new_silence
+from rules.silence import Silencer
 from tickets import silence_store
 from tickets.events import TicketEvent, TicketEventKind
+from tickets.follower import BATCH as FOLLOWER_BATCH
+from tickets.follower import EventFollower
 from tickets.manager import TicketManager
+from tickets.sla import SiteTerms
 from tickets.stats import TicketStats, ticket_stats
 from tickets.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+# Events of a preventive work order that open or end its visit's silence (written by
+# the ticket stage with the event; the rule engine's Silencer is refreshed on seeing it).
 VISIT_EVENTS = (TicketEventKind.ACKNOWLEDGED, TicketEventKind.RESOLVED,
                 TicketEventKind.CLOSED)
-# Rule durations and silences are checked every second; deadlines, preventive work
-# orders, CLI-made silences and the ticket figures of /metrics every 15 s.
+# Rule durations, silences and the stored ticket events are checked every second;
+# deadlines, preventive work orders, CLI-made silences and the ticket figures of
+# /metrics every 15 s.
 RULE_TICK_SECONDS = 1.0
 TICKET_TICK_SECONDS = 15.0
-# A preventive visit mutes its site's system from the moment the engineer acknowledges
-# the work order (on site) until it is resolved — at most this long, in case nobody
-# closes it: lens cleaning and walk tests must not open fault tickets.
-VISIT_SILENCE_SECONDS = 8 * 3600.0
-# Notifications owed from before a restart are looked up this far back.
+# At start, events from this far back are followed again: one committed just before a
+# crash is notified (the notification log skips those already sent).
 REPLAY_SECONDS = 86400.0
+# Reads of a storm of events per housekeeping round, at most.
+FOLLOW_ROUNDS = 20
 
 
 class TicketWiring:
@@ -48,6 +61,7 @@ class TicketWiring:
     engine: Engine
     silencer: Silencer
     tickets: TicketManager | None
+    _terms: dict[str, SiteTerms]
     dispatcher: Dispatcher | None
     ticket_stats: TicketStats | None
     started: float
@@ -55,7 +69,7 @@ class TicketWiring:
     _notify_log: SqlNotificationLog | None
     _pending_faults: list[FaultTransition]
     _pending_events: list[TicketEvent]
-    _visits: list[TicketEvent]
+    _follower: EventFollower | None
     _healthy: dict[str, int]
     _unhealthy: set[str]
     _tickets_changed: bool
@@ -80,6 +94,24 @@ class TicketWiring:
         if silences != sorted(self.silencer.list(include_expired=True), key=lambda s: s.id):
             self.silencer.replace_all(silences)
 
+    async def _start_tickets(self, config: Config) -> None:
+        """The ticket manager on the open store, and the follower of its events."""
+        assert self.store is not None
+        settings = config.model.tickets
+        self.tickets = TicketManager(
+            self.store, lambda: self._terms, on_events=self._on_ticket_events,
+            verify_after_polls=settings.verify_after_polls,
+            reopen_window=settings.reopen_window, close_after=settings.close_after)
+        self._follower = EventFollower(
+            self.tickets, await self.tickets.event_position(time.time() - REPLAY_SECONDS))
+
+    def _apply_ticket_settings(self, config: Config) -> None:
+        if self.tickets is not None:
+            settings = config.model.tickets
+            self.tickets.verify_after_polls = settings.verify_after_polls
+            self.tickets.reopen_window = settings.reopen_window
+            self.tickets.close_after = settings.close_after
+
     async def _start_notify(self, config: Config) -> None:
         """Build the new dispatcher before the old one stops, so a bad receiver leaves
         the running one in place; the log is shared by both."""
@@ -88,20 +120,15 @@ class TicketWiring:
                 await self.dispatcher.stop()
                 self.dispatcher = None
             return
-        notifiers = build_notifiers(config.model.notify, config.credentials)
+        notify = with_escalation(config.model.notify, escalation_contacts(config))
+        notifiers = build_notifiers(notify, config.credentials)
         if self._notify_log is None:
             self._notify_log = await SqlNotificationLog.open(config.storage_url)
-        dispatcher = Dispatcher(config.model.notify, notifiers, self._notify_log)
+        dispatcher = Dispatcher(notify, notifiers, self._notify_log)
         await dispatcher.start()
         old, self.dispatcher = self.dispatcher, dispatcher
         if old is not None:
             await old.stop()
-        if old is None and self.tickets is not None:
-            # Events stored just before a crash may not have been handed over yet; the
-            # log skips what it already has.
-            since = time.time() - REPLAY_SECONDS
-            self._pending_events += [e for _, e in
-                                     await self.tickets.events_after(0, since=since)]
 
     async def _write_tickets(self) -> None:
         """Faults to tickets, poll health to auto-verification, events to notifiers.
@@ -136,52 +163,41 @@ class TicketWiring:
             by_polls.setdefault(polls, []).append(device)
         for polls, devices in by_polls.items():
             await self.tickets.devices_healthy(devices, polls)
-        visits, self._visits = self._visits, []
-        try:
-            for event in visits:
-                await self._visit_silence(event)
-        except BaseException:
-            self._visits[:0] = visits
-            raise
-        events, self._pending_events = self._pending_events, []
-        if events and self.dispatcher is not None:
-            try:
-                await self.dispatcher.submit(events)
-            except BaseException:
-                self._pending_events[:0] = events
-                raise
 
     def _on_ticket_events(self, events: Sequence[TicketEvent]) -> None:
+        # Notified through the follower (from the store), like everyone else's events.
         for event in events:
             log.info("ticket %s %s: %s %s", event.ticket, event.kind.value, event.title_en,
                      event.note)
-            if event.ticket_kind == "preventive" and event.kind in VISIT_EVENTS:
-                self._visits.append(event)
-        self._pending_events += events
         self._tickets_changed = True
         self._flush.set()
 
-    async def _visit_silence(self, event: TicketEvent) -> None:
-        """Open or end the silence of a preventive visit (id ``visit-<ticket>``)."""
-        assert self.store is not None
-        silence_id = f"visit-{event.ticket}"
-        if event.kind is TicketEventKind.ACKNOWLEDGED:
-            matchers: dict[str, str] = {"site": event.site}
-            if event.system:
-                matchers["system"] = event.system
-            silence = new_silence(matchers, who=event.actor,
-                                  why=f"preventive visit {event.ticket}",
-                                  until=event.at + VISIT_SILENCE_SECONDS, starts=event.at,
-                                  id=silence_id, now=event.at)
-            await silence_store.save(self.store, silence)
-            self.silencer.add(silence)
-        elif await silence_store.expire(self.store, silence_id, event.at):
-            self.silencer.expire(silence_id)
+    async def _follow_events(self) -> None:
+        """Hand every newly stored ticket event to the notifiers; a preventive visit's
+        start or end refreshes the rule engine's silences from the store."""
+        if self._follower is None:
+            return
+        for _ in range(FOLLOW_ROUNDS):
+            events = await self._follower.poll()
+            if any(e.ticket_kind == "preventive" and e.kind in VISIT_EVENTS for e in events):
+                await self._refresh_silences(self.config)
+            if events:
+                self._tickets_changed = True
+            self._pending_events += events
+            if len(events) < FOLLOWER_BATCH:
+                break
+        pending, self._pending_events = self._pending_events, []
+        if pending and self.dispatcher is not None:
+            try:
+                await self.dispatcher.submit(pending)
+            except BaseException:
+                self._pending_events[:0] = pending
+                raise
 
     async def _ticket_housekeeping(self, now: float) -> None:
         """Once the rules have warmed up, settle tickets of faults that ended while the
         daemon was not running; every 15 s deadlines, work orders, CLI-made silences and
-        the ticket figures."""
+        the ticket figures; every round the events stored since the last one."""
         assert self.tickets is not None and self.store is not None
         try:
             if not self._resynced and \
@@ -197,6 +213,7 @@ class TicketWiring:
                 await self._refresh_silences(self.config)
                 self.ticket_stats = await ticket_stats(self.store)
                 self._flush.set()
+            await self._follow_events()
         except StoreError as exc:
             self.store_errors += 1
             log.error("ticket housekeeping failed, will retry: %s", exc)

@@ -28,6 +28,10 @@ TERMS = SiteTerms(site=SITE, name="Chaos Gardens", language="en")
 SEVERITY = {"cam-01": "emergency", "cam-02": "major"}
 CAMERAS = [f"cam-{i:02d}" for i in range(1, 6)]
 QUIET_TAIL = 12  # last steps without faults, so every ticket ends verified and closed
+# Nobody signs off here: the system closes a verified ticket after this long.  Shorter
+# than the reopen window less the verification's polls, so a run killed and restarted
+# (whose verification may come a poll earlier) reopens and opens the same tickets.
+CLOSE_AFTER = 2 * 3600.0
 
 
 def firing(step: int, steps: int) -> dict[str, str | None]:
@@ -59,7 +63,8 @@ async def run(url: str, progress: Path, steps: int, delay: float) -> None:
     store = await Store.open(url)
     try:
         manager = TicketManager(store, lambda: {SITE: TERMS}, lambda: T0,
-                                verify_after_polls=3, reopen_window=6 * 3600.0)
+                                verify_after_polls=3, reopen_window=6 * 3600.0,
+                                close_after=CLOSE_AFTER)
         start = int(progress.read_text()) if progress.exists() else 0  # noqa: ASYNC240
         if start > 0:  # restarted: a blank rule engine sees what fires now
             # It sees the world as it is now (at the step it resumes), never in the past.

@@ -46,11 +46,12 @@ def test_engineer_works_a_ticket_from_the_command_line(
     number = ticket["number"]
     assert main(["tickets", "ack", *c, number, "--by", "李四"]) == 0
     assert f"{number}: acknowledged" in capsys.readouterr().out
-    assert main(["tickets", "close", *c, number, "--by", "李四"]) == 1
-    assert "cannot close ticket" in capsys.readouterr().err
+    assert main(["tickets", "sign-off", *c, number, "--by", "李四", "--name", "张经理"]) == 1
+    assert "cannot sign off ticket" in capsys.readouterr().err
     assert main(["tickets", "resolve", *c, number, "--by", "王工", "--engineer", "王工",
                  "--work", "重新接线", "--part", "cam-01:RJ45"]) == 0
-    assert main(["tickets", "verify", *c, number, "--by", "张经理", "--sign-off", "张经理"]) == 1
+    assert main(["tickets", "sign-off", *c, number, "--by", "王工", "--name", "张经理",
+                 "--receipt", "HZ-0042"]) == 1
     assert "still failing" in capsys.readouterr().err
     assert main(["tickets", "show", *c, number]) == 0
     out = capsys.readouterr().out

@@ -66,8 +66,8 @@ async def test_ticket_actions_need_the_token_and_report_refusals(
         "actor": "王工", "engineer": "王工", "work_done": "换电源",
         "parts": [{"part": "12V PSU"}]})
     assert resolved.status == 200
-    failing = await client.post(f"{url}/verify", headers=AUTH,
-                                json={"actor": "张经理", "sign_off": {"name": "张经理"}})
+    failing = await client.post(f"{url}/sign_off", headers=AUTH,
+                                json={"actor": "王工", "name": "张经理", "receipt": "HZ-1"})
     assert failing.status == 409
     assert "cam-01 is still failing" in (await failing.json())["error"]
     bad = await client.post(f"{url}/feedback", headers=AUTH, json={"actor": "a", "rating": 9})
@@ -108,5 +108,14 @@ async def test_silences_are_added_listed_expired_and_kept_in_the_store(
 def test_ticket_and_silence_routes_are_in_the_openapi_document() -> None:
     paths = openapi_document()["paths"]
     assert {"/api/v1/tickets", "/api/v1/tickets/{number}", "/api/v1/tickets/{number}/verify",
-            "/api/v1/silences", "/api/v1/silences/{id}/expire"} <= set(paths)
+            "/api/v1/tickets/{number}/sign_off", "/api/v1/tickets/{number}/reclassify",
+            "/api/v1/tickets/{number}/rma", "/api/v1/silences",
+            "/api/v1/silences/{id}/expire"} <= set(paths)
     assert paths["/api/v1/tickets/{number}/ack"]["post"]["security"] == [{"bearer": []}]
+    create = paths["/api/v1/tickets"]["post"]
+    assert create["security"] == [{"bearer": []}] and "201" in create["responses"]
+    schemas = openapi_document()["components"]["schemas"]
+    assert {"site", "description", "reporter", "channel"} <= set(
+        schemas["CreateBody"]["required"])
+    for model in ("SignOffBody", "ReclassifyBody", "RmaBody", "ResolveBody"):
+        assert model in schemas

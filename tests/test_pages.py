@@ -245,7 +245,7 @@ async def test_device_supplied_markup_shows_as_text_and_never_runs(
         await context.close()
 
 
-async def test_sign_off_link_lets_the_site_representative_verify_the_ticket_once(
+async def test_sign_off_link_lets_the_site_representative_sign_off_the_ticket_once(
         env: Env, browser: Browser) -> None:
     assert env.app.tickets is not None
     detail = await env.app.tickets.get(env.work_order)
@@ -272,12 +272,13 @@ async def test_sign_off_link_lets_the_site_representative_verify_the_ticket_once
     finally:
         await context.close()
     final = await env.app.tickets.get(env.work_order)
-    assert final.ticket.state == "verified"
-    assert [s["name"] for s in final.sign_offs] == ["王经理"]
+    # A work order has no technical verification: the client's acceptance closes it.
+    assert (final.ticket.state, final.ticket.close_reason) == ("closed", "signed_off")
+    assert [(s["name"], s["channel"]) for s in final.sign_offs] == [("王经理", "link")]
     async with aiohttp.ClientSession() as http:
         signoff = f"{url}/signoff"
         async with http.post(f"{signoff}?link={link}", data={"name": "again"}) as resp:
-            assert resp.status == 409          # spent: the ticket is verified now
+            assert resp.status == 409          # spent: the ticket is closed now
         async with http.post(f"{signoff}?link=9{link}", data={"name": "forged"}) as resp:
             assert resp.status == 401
         other = links.sign(env.token, env.fault_ticket)

@@ -1,6 +1,7 @@
 """The whole pipeline in one daemon: a lab device fails → a fault → one ticket with the
-contract's deadlines → a signed webhook → the device returns → resolved, verified and
-closed by the system; the ticket figures in /metrics follow."""
+contract's deadlines → a signed webhook → the device returns → resolved and verified by
+the system, closed by the site representative's sign-off; the ticket figures in
+/metrics follow."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from daemon.config import load_config
 from lab.devices import Fault, LabFleet, tcp_check
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import PORT, aget, first_address, free_port, wait_for
+from tickets.records import SignOff
 
 
 def pipeline_config(path: Path, fleet: LabFleet, listen: str, hook: str) -> Path:
@@ -41,7 +43,7 @@ def pipeline_config(path: Path, fleet: LabFleet, listen: str, hook: str) -> Path
     return path
 
 
-async def test_device_failure_opens_one_ticket_notifies_and_closes_after_recovery(
+async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_after_recovery(
         tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("ELVWATCH_TEST_HOOK_SECRET", WEBHOOK_SECRET)
     port = free_port()
@@ -89,11 +91,16 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_after_recover
             await fleet.set_fault(camera, Fault.NONE)
             for _ in range(200):
                 final = (await app.tickets.get(ticket.number)).ticket
-                if final.state == "closed":
+                if final.state == "verified":
                     break
                 await asyncio.sleep(0.1)
-            assert final.state == "closed"
-            assert final.recovered_without_intervention
+            # The system confirms the recovery; closing is the site representative's.
+            assert final.state == "verified"
+            assert final.recovered_without_intervention and final.responded_at is None
+            await asyncio.sleep(1.0)
+            assert (await app.tickets.get(ticket.number)).ticket.state == "verified"
+            await app.tickets.sign_off(ticket.number, "王工", SignOff("张经理", channel="paper"))
+            assert (await app.tickets.get(ticket.number)).ticket.state == "closed"
 
             samples: list[tuple[str, dict[str, str], float]] = []
             for _ in range(100):
@@ -111,9 +118,12 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_after_recover
             # One fault ticket, plus the preventive work orders the contract is due.
             preventive = await app.tickets.list_tickets(kind="preventive")
             assert sum(opened) == 1 + len(preventive) and sum(verified) == 1
-            kinds = [e["kind"] for r in receiver.accepted("/hook")
-                     for e in json.loads(r.body)["events"]]
-            assert kinds.count("opened") == 1 and "verified" in kinds
+            def kinds() -> list[str]:
+                return [e["kind"] for r in receiver.accepted("/hook")
+                        for e in json.loads(r.body)["events"]]
+
+            await wait_for(lambda: "signed_off" in kinds(), what="sign-off notified")
+            assert kinds().count("opened") == 1 and "verified" in kinds()
         finally:
             await app.stop()
 

@@ -71,8 +71,8 @@ async def test_work_orders_open_once_per_period_across_month_and_quarter_ends(
     assert sorted((e.kind.value, e.system, e.note.split(" (")[0]) for e in crossed) == [
         ("breached", "alarm", "resolve deadline passed"),
         ("breached", "cctv", "resolve deadline passed"),
-        ("escalated", "alarm", "resolve deadline passed: escalation contacts told"),
-        ("escalated", "cctv", "resolve deadline passed: escalation contacts told"),
+        ("escalated", "alarm", "resolve deadline passed: escalated"),
+        ("escalated", "cctv", "resolve deadline passed: escalated"),
         ("preventive_due", "alarm", "due 2026-Q2"), ("preventive_due", "cctv", "due 2026-04")]
     may = await manager.tick(local(2026, 5, 1, 0, 0, 1))
     assert [e.note for e in may if e.kind.value == "preventive_due"] == ["due 2026-05"]

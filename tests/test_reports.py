@@ -254,8 +254,7 @@ async def test_service_records_receipts_and_feedback_come_from_the_tickets(
     manager, clock, numbers = await seed_tickets(sqlite_store)
     await manager.handle([fault("cam-01", CLEARED, T0 + 6 * HOUR)])
     clock.now = T0 + 7 * HOUR
-    await manager.verify(numbers[0], "张经理", SignOff("张经理", "图像正常"))
-    await manager.close(numbers[0], "李四")
+    await manager.sign_off(numbers[0], "张经理", SignOff("张经理", "图像正常"))
     clock.now = T0 + 3 * DAY
     await manager.add_feedback(numbers[0], "客服小刘", 4, "响应及时")
     march = whole_range(date(2026, 3, 1), date(2026, 3, 31), SH)

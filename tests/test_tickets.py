@@ -18,6 +18,7 @@ from tickets.store import Store
 
 K = TicketEventKind
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
+DAY = 24 * HOUR
 RECORD = ServiceRecord("王工", "replaced PoE injector",
                        (PartReplaced("PoE injector"), PartReplaced("cable", device="sw-01")))
 
@@ -65,20 +66,30 @@ async def test_full_lifecycle_with_service_record_sign_off_and_feedback(
     clock.now = T0 + 2 * HOUR
     assert kinds(await manager.resolve(number, "王工", RECORD)) == ["resolved"]
     with pytest.raises(IllegalTransition, match="device cam-01 is still failing"):
-        await manager.verify(number, "物业 张经理", SignOff("张经理"))
+        await manager.sign_off(number, "物业 张经理", SignOff("张经理"))
     await manager.handle([fault("cam-01", CLEARED, T0 + 3 * HOUR)])
     clock.now = T0 + 4 * HOUR
-    verified = await manager.verify(number, "张经理", SignOff("张经理", "图像正常"))
-    assert kinds(verified) == ["verified"] and verified[0].note == "signed off by 张经理: 图像正常"
-    assert kinds(await manager.close(number, "李四")) == ["closed"]
+    # Signed on site before the probes confirmed the recovery: kept, the ticket waits.
+    signed = await manager.sign_off(number, "张经理", SignOff("张经理", "图像正常"))
+    assert kinds(signed) == ["signed_off"] and signed[0].note == "signed off by 张经理: 图像正常"
+    assert (await manager.get(number)).ticket.state == "resolved"
+    clock.now = T0 + 5 * HOUR
+    assert kinds(await manager.device_healthy("cam-01", polls=3)) == ["verified", "closed"]
     assert kinds(await manager.add_feedback(number, "客服", 5, "满意")) == ["feedback"]
 
     detail = await manager.get(number)
-    assert [(e.from_state, e.to_state, e.actor) for e in detail.events] == [
-        (None, "open", "system"), ("open", "acknowledged", "李四"),
-        ("acknowledged", "resolved", "王工"), ("resolved", "verified", "张经理"),
-        ("verified", "closed", "李四"), (None, "closed", "客服")]
+    assert [(e.kind, e.from_state, e.to_state, e.actor) for e in detail.events] == [
+        ("opened", None, "open", "system"),
+        ("acknowledged", "open", "acknowledged", "李四"),
+        ("resolved", "acknowledged", "resolved", "王工"),
+        ("signed_off", "resolved", "resolved", "张经理"),
+        ("verified", "resolved", "verified", "system"),
+        ("closed", "verified", "closed", "system"),
+        ("feedback", None, "closed", "客服")]
     assert detail.events[1].at == T0 + HOUR
+    assert detail.events[5].note == "accepted by 张经理"
+    assert detail.ticket.close_reason == "signed_off"
+    assert detail.ticket.responded_at == T0 + HOUR
     parts = detail.service_records[0]["parts"]
     assert parts == [  # cam-01's warranty runs to 2027, the switch's ran out in 2025
         {"device": "cam-01", "part": "PoE injector", "quantity": 1, "coverage": "warranty",
@@ -93,13 +104,14 @@ async def test_full_lifecycle_with_service_record_sign_off_and_feedback(
 @pytest.mark.parametrize(("steps", "action", "message"), [
     ([], "verify", "cannot verify ticket T-2026-000001: it is open, verify needs a ticket "
                    "that is resolved"),
-    ([], "close", "cannot close ticket T-2026-000001: it is open"),
+    ([], "sign_off", "cannot sign off ticket T-2026-000001: it is open, sign off needs a "
+                     "ticket that is resolved or verified"),
     ([], "reopen", "cannot reopen ticket T-2026-000001: it is open"),
     (["acknowledge"], "acknowledge", "cannot acknowledge ticket T-2026-000001: it is "
                                      "acknowledged, acknowledge needs a ticket that is open"),
     (["resolve"], "resolve", "cannot resolve ticket T-2026-000001: it is resolved"),
-    (["resolve"], "close", "cannot close ticket T-2026-000001: it is resolved, close needs "
-                           "a ticket that is verified"),
+    (["resolve"], "sign_off", "cannot sign off ticket T-2026-000001: device cam-01 is still "
+                              "failing"),
 ])
 async def test_illegal_transitions_are_refused_with_a_reason_and_change_nothing(
         manager: TicketManager, steps: list[str], action: str, message: str) -> None:
@@ -107,7 +119,7 @@ async def test_illegal_transitions_are_refused_with_a_reason_and_change_nothing(
     calls = {"acknowledge": lambda: manager.acknowledge(number, "a"),
              "resolve": lambda: manager.resolve(number, "a", RECORD),
              "verify": lambda: manager.verify(number, "a"),
-             "close": lambda: manager.close(number, "a"),
+             "sign_off": lambda: manager.sign_off(number, "a", SignOff("张经理")),
              "reopen": lambda: manager.reopen(number, "a")}
     for step in steps:
         await calls[step]()
@@ -123,7 +135,7 @@ async def test_unknown_ticket_is_named(manager: TicketManager) -> None:
         await manager.acknowledge("T-1999-000001", "a")
 
 
-async def test_fault_that_clears_alone_is_resolved_verified_after_healthy_polls_and_closed(
+async def test_fault_that_clears_alone_is_resolved_verified_and_closed_only_days_later(
         manager: TicketManager, clock: Clock) -> None:
     number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
     resolved = await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
@@ -134,26 +146,40 @@ async def test_fault_that_clears_alone_is_resolved_verified_after_healthy_polls_
     await manager.device_unhealthy("cam-01")  # a failed poll starts the count again
     assert await manager.device_healthy("cam-01", polls=2) == []
     clock.now = T0 + 900
-    assert kinds(await manager.device_healthy("cam-01")) == ["verified", "closed"]
-    assert (await manager.get(number)).ticket.state == "closed"
+    assert kinds(await manager.device_healthy("cam-01")) == ["verified"]
+    # Verified is the system's; only a sign-off or the days without one close it.
+    assert (await manager.get(number)).ticket.state == "verified"
+    assert await manager.tick(T0 + 900 + 7 * DAY - 1) == []
+    closed = await manager.tick(T0 + 900 + 7 * DAY)
+    assert kinds(closed) == ["closed"]
+    assert closed[0].note == "auto-closed: no sign-off within 7 days"
+    ticket = (await manager.get(number)).ticket
+    assert (ticket.state, ticket.close_reason, ticket.signed_off_at) == (
+        "closed", "no_sign_off", None)
+    # Nobody acknowledged it: no response, whatever the system did.
+    assert ticket.responded_at is None
 
 
 async def test_recurrence_within_window_reopens_same_ticket_later_one_opens_new(
-        manager: TicketManager) -> None:
+        manager: TicketManager, clock: Clock) -> None:
+    async def recover_and_sign(at: float) -> None:
+        await manager.handle([fault("cam-01", CLEARED, at)])
+        await manager.device_healthy("cam-01", polls=3)
+        await manager.sign_off(number, "张经理", SignOff("张经理"))
+
     number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
-    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
-    for _ in range(3):
-        await manager.device_healthy("cam-01")  # verified and closed
+    await recover_and_sign(T0 + 600)
+    assert (await manager.get(number)).ticket.state == "closed"
     again = await manager.handle([fault("cam-01", FIRING, T0 + 2 * HOUR)])
     assert kinds(again) == ["reopened"] and again[0].ticket == number
     assert again[0].note == "fault recurred (recurrence 1)"
+    reopened = (await manager.get(number)).ticket
+    assert reopened.signed_off_at is None and reopened.close_reason is None
     await manager.handle([fault("cam-01", CLEARED, T0 + 3 * HOUR)])
-    reopened = await manager.handle([fault("cam-01", FIRING, T0 + 4 * HOUR)])
-    assert reopened[0].ticket == number  # resolved, not yet closed: same episode
+    reopened_again = await manager.handle([fault("cam-01", FIRING, T0 + 4 * HOUR)])
+    assert reopened_again[0].ticket == number  # resolved, not yet closed: same episode
     assert (await manager.get(number)).ticket.recurrences == 2
-    await manager.handle([fault("cam-01", CLEARED, T0 + 5 * HOUR)])
-    for _ in range(3):
-        await manager.device_healthy("cam-01")
+    await recover_and_sign(T0 + 5 * HOUR)
     late = await manager.handle([fault("cam-01", FIRING, T0 + 5 * HOUR + 25 * HOUR)])
     assert kinds(late) == ["opened"] and late[0].ticket != number
 
@@ -184,6 +210,8 @@ async def test_response_and_repair_breaches_escalate_once_each(
     breached = await manager.tick(T0 + 12 * HOUR)
     assert kinds(breached) == ["breached", "escalated", "breached", "escalated"]
     assert breached[0].note.startswith("response deadline passed")
+    assert breached[1].note == ("response deadline passed: escalated (the site names no "
+                                "escalation contacts)")
     assert breached[2].note.startswith("resolve deadline passed")
     assert await manager.tick(T0 + 13 * HOUR) == []
     ticket = (await manager.get(number)).ticket
@@ -198,7 +226,7 @@ async def test_acknowledged_in_time_breaches_only_the_repair_deadline(
     events = await manager.tick(T0 + 12 * HOUR + 1)
     assert [(e.kind.value, e.note.split(" (")[0]) for e in events] == [
         ("breached", "resolve deadline passed"),
-        ("escalated", "resolve deadline passed: escalation contacts told")]
+        ("escalated", "resolve deadline passed: escalated")]
 
 
 async def test_major_fault_deadline_to_agree_never_breaches_until_set(

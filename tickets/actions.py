@@ -1,106 +1,101 @@
-"""What people do to tickets (acknowledge, resolve with a service record, verify with a
-sign-off, close, reopen, agree a deadline, record feedback) and the read side.
+"""What people do to a ticket's life: acknowledge, resolve with a service record,
+complete a work order, verify, sign off, reopen.
 
-Each action is one transaction; a refused one (IllegalTransition, UnknownTicket,
-ValueError for bad input) changes nothing.
+This is the one path for every caller — the CLI, the JSON API and the pages call these
+methods of :class:`tickets.manager.TicketManager` and nothing else.  Each action is one
+transaction holding the change, its audit event (actor, and through what: cli, api,
+page, link) and a preventive visit's silence; the running daemon follows the stored
+events and notifies them (tickets.follower), so an action is notified alike from any
+process.  A refused action (IllegalTransition, UnknownTicket, ValueError for bad
+input) changes nothing.  ``actor`` is a name or a :class:`tickets.records.Actor`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from tickets import paperwork
 from tickets import ticket_store as ts
-from tickets import visits
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
 from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
-from tickets.schema import (
-    ChecklistResultRow,
-    FeedbackRow,
-    ServicePartRow,
-    ServiceRecordRow,
-    SignOffRow,
-    TicketRow,
+from tickets.records import (
+    Actor,
+    PartReplaced,
+    ServiceRecord,
+    SignOff,
+    actor_of,
+    choice,
+    coverage,
+    text,
 )
-from tickets.store import DeviceRow
+from tickets.schema import ChecklistResultRow, SignOffRow, TicketRow
 
-MAX_TEXT = 4000  # notes and records are typed by people; bounded all the same
-
-
-@dataclass(frozen=True, slots=True)
-class PartReplaced:
-    part: str
-    device: str | None = None   # None: the ticket's device
-    quantity: int = 1
-    unit_price_cents: int | None = None   # fen; None: not priced
-    consumable: bool = False    # cable, connectors, batteries: never under the device's warranty
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceRecord:
-    """服务记录: who did what and why; parts are claimed under warranty or charged at
-    cost according to the archive's warranty date of the device they went into
-    (consumables are always charged).  The record belongs to the engineer's visit in
-    progress on the ticket, if any (tickets/visits.py)."""
-
-    engineer: str
-    work_done: str
-    parts: tuple[PartReplaced, ...] = ()
-    cause: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SignOff:
-    name: str
-    comment: str = ""
-
-
-def coverage(warranty_until: date | None, on: date) -> str:
-    if warranty_until is None:
-        return "unknown"
-    return "warranty" if on <= warranty_until else "at_cost"
-
-
-def _text(value: str, what: str, required: bool = True) -> str:
-    value = value.strip()
-    if required and not value:
-        raise ValueError(f"{what} is required")
-    return value[:MAX_TEXT]
+# The value types callers hand over live in tickets.records; importable from here too.
+__all__ = ["PartReplaced", "ServiceRecord", "SignOff", "TicketActions", "coverage"]
 
 
 class TicketActions(ManagerBase):
-    async def acknowledge(self, number: str, actor: str, note: str = "") -> list[TicketEvent]:
-        return await self._act(number, Action.ACKNOWLEDGE, K.ACKNOWLEDGED, actor, note)
+    async def acknowledge(self, number: str, actor: str | Actor,
+                          note: str = "") -> list[TicketEvent]:
+        """An engineer takes the ticket (the response the contract's deadline asks for)."""
+        who = actor_of(actor)
+        at = self.clock()
+        async with self._lock, self.store.transaction("acknowledge a ticket") as session:
+            row = await ts.by_number(session, number)
+            target = next_state(number, Action.ACKNOWLEDGE, TicketState(row.state))
+            event = await self._move(session, row, target, K.ACKNOWLEDGED, at, who,
+                                     text(note, "note", required=False))
+        return self._emit([event])
 
-    async def resolve(self, number: str, actor: str,
+    async def resolve(self, number: str, actor: str | Actor,
                       record: ServiceRecord) -> list[TicketEvent]:
         """Resolve with the engineer's service record (a preventive work order is
-        completed with :meth:`complete_preventive` instead)."""
-        engineer = _text(record.engineer, "engineer")
-        work = _text(record.work_done, "work done")
+        completed with :meth:`complete_preventive` instead).  Accepted too on a ticket
+        resolved by its device's recovery and waiting for this record; if the probes
+        have already seen the device healthy long enough, it is verified at once."""
+        who = actor_of(actor)
+        engineer = text(record.engineer, "engineer", limit=200)
+        work = text(record.work_done, "work done")
         at = self.clock()
         async with self._lock, self.store.transaction("resolve a ticket") as session:
             row = await ts.by_number(session, number)
             if row.kind == "preventive":
                 raise ValueError(f"{number} is a preventive work order: complete it with its "
                                  "checklist results")
-            target = next_state(number, Action.RESOLVE, TicketState(row.state))
-            await self._record(session, row, engineer, work, record.parts, at, record.cause)
-            event = await self._move(session, row, target, K.RESOLVED, at, actor,
-                                     f"{engineer}: {work}")
-        return self._emit([event])
+            awaiting = row.awaiting_record
+            target = next_state(number, Action.RESOLVE, TicketState(row.state),
+                                awaiting_record=awaiting)
+            tz = self._terms(row.site).timezone
+            await paperwork.write_record(session, row, engineer, work, record.parts, at, tz)
+            replaced = await paperwork.replace_devices(session, row, record.replacements, at,
+                                                       tz, who)
+            if row.responded_at is None:
+                row.responded_at = ts.moment(at)  # an engineer's repair is a response
+            note = f"{engineer}: {work}"
+            if awaiting:
+                row.awaiting_record = False
+                events = [await ts.add_event(session, row, K.RESOLVED, at, actor=who.name,
+                                             note=note + " (service record after the "
+                                                         "device recovered)",
+                                             from_state=row.state, via=who.via or None)]
+                if not row.fault_active and row.healthy_polls >= self.verify_after_polls:
+                    events += await self._verified(
+                        session, row, at, f"device healthy for {row.healthy_polls} polls")
+            else:
+                events = [await self._move(session, row, target, K.RESOLVED, at, who, note)]
+            for change in replaced:
+                events.append(await ts.add_event(session, row, K.DEVICE_REPLACED, at,
+                                                 actor=who.name, note=change,
+                                                 via=who.via or None))
+        return self._emit(events)
 
-    async def complete_preventive(self, number: str, actor: str, engineer: str,
+    async def complete_preventive(self, number: str, actor: str | Actor, engineer: str,
                                   results: Mapping[str, tuple[bool, str]],
                                   work_done: str = "") -> list[TicketEvent]:
         """Complete a work order: every checklist item needs a result (ok, note)."""
-        engineer = _text(engineer, "engineer")
+        who = actor_of(actor)
+        engineer = text(engineer, "engineer", limit=200)
         at = self.clock()
         async with self._lock, self.store.transaction("complete a work order") as session:
             row = await ts.by_number(session, number)
@@ -115,39 +110,77 @@ class TicketActions(ManagerBase):
             for item in row.checklist:
                 ok, note = results[item]
                 session.add(ChecklistResultRow(ticket_id=row.id, item=item, ok=bool(ok),
-                                               note=_text(note, "note", False),
+                                               note=text(note, "note", required=False),
                                                at=ts.moment(at)))
             failed = [item for item in row.checklist if not results[item][0]]
             summary = work_done.strip() or "checklist done"
-            await self._record(session, row, engineer, _text(summary, "work"), (), at)
+            await paperwork.write_record(session, row, engineer, text(summary, "work"), (),
+                                         at, self._terms(row.site).timezone)
+            if row.responded_at is None:
+                row.responded_at = ts.moment(at)
             note = f"{engineer}: {summary}" + (f"; not ok: {', '.join(failed)}" if failed else "")
-            event = await self._move(session, row, target, K.RESOLVED, at, actor, note)
+            event = await self._move(session, row, target, K.RESOLVED, at, who, note)
         return self._emit([event])
 
-    async def verify(self, number: str, actor: str,
+    async def verify(self, number: str, actor: str | Actor,
                      sign_off: SignOff | None = None) -> list[TicketEvent]:
-        """Verify with the site representative's sign-off; refused while the device
-        is still failing."""
+        """Confirm a recovery by hand (the probes do it for a watched device); refused
+        while the device is still failing or its service record is owed.  With
+        ``sign_off`` this is :meth:`sign_off` (the site representative's acceptance)."""
+        if sign_off is not None:
+            return await self.sign_off(number, actor, sign_off)
+        who = actor_of(actor)
         at = self.clock()
         async with self._lock, self.store.transaction("verify a ticket") as session:
             row = await ts.by_number(session, number)
             target = next_state(number, Action.VERIFY, TicketState(row.state),
-                                device_failing=(row.device or number) if row.fault_active
-                                else None)
-            note = ""
-            if sign_off is not None:
-                name = _text(sign_off.name, "sign-off name")
-                comment = _text(sign_off.comment, "comment", False)
-                session.add(SignOffRow(ticket_id=row.id, name=name, at=ts.moment(at),
-                                       comment=comment))
-                note = f"signed off by {name}" + (f": {comment}" if comment else "")
-            event = await self._move(session, row, target, K.VERIFIED, at, actor, note)
-        return self._emit([event])
+                                device_failing=_failing(row),
+                                awaiting_record=row.awaiting_record)
+            events = [await self._move(session, row, target, K.VERIFIED, at, who,
+                                       "recovery confirmed by hand")]
+            if row.signed_off_at is not None:
+                events.append(await self._close_signed(session, row, at))
+        return self._emit(events)
 
-    async def close(self, number: str, actor: str, note: str = "") -> list[TicketEvent]:
-        return await self._act(number, Action.CLOSE, K.CLOSED, actor, note)
+    async def sign_off(self, number: str, actor: str | Actor,
+                       sign: SignOff) -> list[TicketEvent]:
+        """The site representative accepts the result (用户已验收): through the signed
+        link, or as a paper receipt an engineer records.  Closes the ticket when the
+        recovery is confirmed (or needs no confirmation); otherwise it closes when the
+        probes confirm it.  Refused while the device fails or the record is owed."""
+        who = actor_of(actor)
+        name = text(sign.name, "sign-off name", limit=200)
+        comment = text(sign.comment, "comment", required=False)
+        channel = choice(sign.channel, "sign-off channel", ("link", "paper"))
+        receipt = text(sign.receipt, "receipt", required=False, limit=64)
+        at = self.clock()
+        async with self._lock, self.store.transaction("sign off a ticket") as session:
+            row = await ts.by_number(session, number)
+            state = TicketState(row.state)
+            next_state(number, Action.SIGN_OFF, state, device_failing=_failing(row),
+                       awaiting_record=row.awaiting_record,
+                       signed_off=row.signed_off_at is not None)
+            session.add(SignOffRow(ticket_id=row.id, name=name, at=ts.moment(at),
+                                   comment=comment, channel=channel,
+                                   recorded_by=who.name if channel == "paper" else None,
+                                   receipt=receipt or None))
+            row.signed_off_at = ts.moment(at)
+            note = f"signed off by {name}" + (
+                f" on paper receipt {receipt}" if receipt else
+                " on a paper receipt" if channel == "paper" else "") + (
+                f": {comment}" if comment else "")
+            events = [await ts.add_event(session, row, K.SIGNED_OFF, at, actor=who.name,
+                                         note=note, from_state=row.state,
+                                         via=who.via or None)]
+            if state is TicketState.VERIFIED or not ts.needs_verification(row):
+                row.close_reason = "signed_off"
+                events.append(await self._move(session, row, TicketState.CLOSED, K.CLOSED,
+                                               at, who, f"accepted by {name}"))
+        return self._emit(events)
 
-    async def reopen(self, number: str, actor: str, note: str = "") -> list[TicketEvent]:
+    async def reopen(self, number: str, actor: str | Actor,
+                     note: str = "") -> list[TicketEvent]:
+        who = actor_of(actor)
         at = self.clock()
         async with self._lock, self.store.transaction("reopen a ticket") as session:
             row = await ts.by_number(session, number)
@@ -158,109 +191,11 @@ class TicketActions(ManagerBase):
                     raise IllegalTransition(
                         f"cannot reopen ticket {number}: the same fault is open as "
                         f"{other.number}", number, Action.REOPEN, TicketState(row.state))
-            event = await self._move(session, row, target, K.REOPENED, at, actor,
-                                     _text(note, "note", False))
+            event = await self._move(session, row, target, K.REOPENED, at, who,
+                                     text(note, "note", required=False))
         return self._emit([event])
 
-    async def set_resolve_due(self, number: str, actor: str, due: float,
-                              note: str = "") -> list[TicketEvent]:
-        """Set the repair deadline agreed with the site representative."""
-        at = self.clock()
-        async with self._lock, self.store.transaction("set a deadline") as session:
-            row = await ts.by_number(session, number)
-            if row.state in ("resolved", "verified", "closed"):
-                raise IllegalTransition(f"cannot set the repair deadline of ticket {number}: "
-                                        f"it is {row.state}", number, Action.RESOLVE,
-                                        TicketState(row.state))
-            if due <= ts.epoch(row.opened_at):  # type: ignore[operator]
-                raise ValueError("the repair deadline must be after the ticket was opened")
-            row.resolve_due, row.resolve_to_agree = ts.moment(due), False
-            if due > at:
-                row.resolve_breached_at = None  # a new deadline can be breached anew
-            stamp = datetime.fromtimestamp(due, UTC).isoformat(timespec="minutes")
-            event = await ts.add_event(session, row, K.DEADLINE_SET, at, actor=actor,
-                                       note=f"repair due {stamp}"
-                                       + (f": {note.strip()}" if note.strip() else ""))
-        return self._emit([event])
 
-    async def add_feedback(self, number: str, actor: str, rating: int,
-                           comment: str = "") -> list[TicketEvent]:
-        """Return-visit feedback (用户回访): a rating 1–5 and a comment."""
-        if not 1 <= rating <= 5:
-            raise ValueError("rating must be 1 to 5")
-        at = self.clock()
-        async with self._lock, self.store.transaction("record feedback") as session:
-            row = await ts.by_number(session, number)
-            if row.state not in ("resolved", "verified", "closed"):
-                raise IllegalTransition(f"cannot record feedback on ticket {number}: it is "
-                                        f"{row.state}; feedback follows the service",
-                                        number, Action.CLOSE, TicketState(row.state))
-            text = _text(comment, "comment", False)
-            session.add(FeedbackRow(ticket_id=row.id, at=ts.moment(at), rating=rating,
-                                    comment=text, recorded_by=_text(actor, "actor")))
-            event = await ts.add_event(session, row, K.FEEDBACK, at, actor=actor,
-                                       note=f"rating {rating}" + (f": {text}" if text else ""))
-        return self._emit([event])
-
-    # -- read side -------------------------------------------------------------------
-    async def list_tickets(self, *, site: str | None = None, state: str | None = None,
-                           kind: str | None = None, device: str | None = None,
-                           limit: int = 200) -> list[ts.Ticket]:
-        query = select(TicketRow).order_by(TicketRow.id.desc()).limit(max(1, min(limit, 5000)))
-        if site:
-            query = query.where(TicketRow.site == site)
-        if state == "live":
-            query = query.where(TicketRow.state != "closed")
-        elif state:
-            query = query.where(TicketRow.state == state)
-        if kind:
-            query = query.where(TicketRow.kind == kind)
-        if device:
-            query = query.where(TicketRow.device == device)
-        async with self.store.transaction("list tickets") as session:
-            return [await ts.view(session, row) for row in await session.scalars(query)]
-
-    async def get(self, number: str) -> ts.TicketDetail:
-        async with self.store.transaction("read a ticket") as session:
-            return await ts.detail(session, await ts.by_number(session, number))
-
-    async def events_after(self, after_id: int, limit: int = 500,
-                           since: float | None = None) -> list[tuple[int, TicketEvent]]:
-        """Stored events after a position (row id), optionally from a time on."""
-        async with self.store.transaction("read ticket events") as session:
-            return await ts.events_after(session, after_id, limit, since)
-
-    # -- helpers -----------------------------------------------------------------------
-    async def _act(self, number: str, action: Action, kind: K, actor: str,
-                   note: str) -> list[TicketEvent]:
-        at = self.clock()
-        async with self._lock, self.store.transaction(f"{action.value} a ticket") as session:
-            row = await ts.by_number(session, number)
-            target = next_state(number, action, TicketState(row.state))
-            event = await self._move(session, row, target, kind, at, actor,
-                                     _text(note, "note", False))
-        return self._emit([event])
-
-    async def _record(self, session: AsyncSession, row: TicketRow, engineer: str, work: str,
-                      parts: tuple[PartReplaced, ...], at: float, cause: str = "") -> None:
-        record = ServiceRecordRow(ticket_id=row.id, at=ts.moment(at), engineer=engineer,
-                                  work_done=work, cause=_text(cause, "cause", False) or None,
-                                  visit_id=await visits.open_visit_id(session, row.id))
-        session.add(record)
-        await session.flush()
-        today = datetime.fromtimestamp(at, ZoneInfo(self._terms(row.site).timezone)).date()
-        for part in parts:
-            if part.quantity < 1:
-                raise ValueError("a part's quantity must be at least 1")
-            if part.unit_price_cents is not None and part.unit_price_cents < 0:
-                raise ValueError("a part's price cannot be negative")
-            device_id = part.device or row.device
-            device = await session.get(DeviceRow, device_id) if device_id else None
-            warranty = device.warranty_until if device else None
-            session.add(ServicePartRow(record_id=record.id, device=device_id,
-                                       part=_text(part.part, "part"), quantity=part.quantity,
-                                       coverage="at_cost" if part.consumable
-                                       else coverage(warranty, today),
-                                       warranty_until=warranty,
-                                       unit_price_cents=part.unit_price_cents,
-                                       consumable=part.consumable))
+def _failing(row: TicketRow) -> str | None:
+    """The device named in refusals while the ticket's fault is still firing."""
+    return (row.device or row.number) if row.fault_active else None

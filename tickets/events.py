@@ -7,6 +7,9 @@ from enum import StrEnum
 
 
 class TicketEventKind(StrEnum):
+    """``verified`` is the system's confirmation of a recovery (系统确认恢复);
+    ``signed_off`` is the client's acceptance (用户已验收).  They are never worded alike."""
+
     OPENED = "opened"
     ACKNOWLEDGED = "acknowledged"
     ESCALATED = "escalated"        # a deadline is near or passed: escalation contacts told
@@ -21,6 +24,10 @@ class TicketEventKind(StrEnum):
     ARRIVED = "arrived"              # an engineer arrived on site (a visit starts)
     DEPARTED = "departed"            # ... and left (the visit's receipt is complete)
     PHOTO = "photo"                  # a photo taken on site was added
+    SIGNED_OFF = "signed_off"        # the site representative accepted the result
+    RECLASSIFIED = "reclassified"    # severity changed after diagnosis
+    RMA = "rma"                      # a manufacturer warranty claim recorded or updated
+    DEVICE_REPLACED = "device_replaced"  # a service record replaced a device: archive updated
 
 
 @dataclass(frozen=True, slots=True)

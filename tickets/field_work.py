@@ -19,6 +19,7 @@ from tickets import visits
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
 from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from tickets.records import Actor, actor_of
 from tickets.schema import FeedbackRow
 
 MAX_TEXT = 4000
@@ -65,10 +66,10 @@ class FieldWork:
     def __init__(self, manager: ManagerBase) -> None:
         self.manager = manager
 
-    async def dispatch(self, number: str, actor: str, dispatch: Dispatch,
+    async def dispatch(self, number: str, actor: str | Actor, dispatch: Dispatch,
                        note: str = "") -> list[TicketEvent]:
         """Acknowledge an open ticket with the solution, the engineer and the ETA."""
-        m = self.manager
+        m, who = self.manager, actor_of(actor)
         solution = _text(dispatch.solution, "solution", required=True)
         assignee = _text(dispatch.assignee, "assigned engineer", required=True)
         at = m.clock()
@@ -84,41 +85,40 @@ class FieldWork:
                 f" (ETA {_stamp(dispatch.eta, zone)})" if dispatch.eta is not None else "")
             if note.strip():
                 text += f"; {_text(note, 'note')}"
-            event = await m._move(session, row, target, K.ACKNOWLEDGED, at, actor, text)
+            event = await m._move(session, row, target, K.ACKNOWLEDGED, at, who, text)
         return m._emit([event])
 
-    async def arrive(self, number: str, actor: str, engineer: str,
+    async def arrive(self, number: str, actor: str | Actor, engineer: str,
                      note: str = "") -> list[TicketEvent]:
-        m = self.manager
+        m, who = self.manager, actor_of(actor)
         engineer = _text(engineer, "engineer", required=True)
         at = m.clock()
         async with m._lock, m.store.transaction("record an arrival") as session:
             row = await ts.by_number(session, number)
             await visits.arrive(session, row, engineer, at, note)
-            event = await ts.add_event(session, row, K.ARRIVED, at, actor=actor,
-                                       note=_text(note, "note"))
+            event = await ts.add_event(session, row, K.ARRIVED, at, actor=who.name,
+                                       note=_text(note, "note"), via=who.via or None)
         return m._emit([event])
 
-    async def depart(self, number: str, actor: str, engineer: str,
+    async def depart(self, number: str, actor: str | Actor, engineer: str,
                      note: str = "") -> list[TicketEvent]:
-        m = self.manager
+        m, who = self.manager, actor_of(actor)
         engineer = _text(engineer, "engineer", required=True)
         at = m.clock()
         async with m._lock, m.store.transaction("record a departure") as session:
             row = await ts.by_number(session, number)
             await visits.depart(session, row, engineer, at, note)
-            event = await ts.add_event(session, row, K.DEPARTED, at, actor=actor,
-                                       note=_text(note, "note"))
+            event = await ts.add_event(session, row, K.DEPARTED, at, actor=who.name,
+                                       note=_text(note, "note"), via=who.via or None)
         return m._emit([event])
 
-    async def return_visit(self, site: str, actor: str, visit: ReturnVisit,
+    async def return_visit(self, site: str, actor: str | Actor, visit: ReturnVisit,
                            number: str | None = None) -> list[TicketEvent]:
         """Record a return visit: after ticket ``number`` (its service done: resolved or
         later), or of the site as a whole (``number`` None)."""
         if not 1 <= visit.rating <= 5:
             raise ValueError("rating must be 1 to 5")
-        m = self.manager
-        recorder = _text(actor, "actor", required=True)
+        m, who = self.manager, actor_of(actor)
         at = m.clock()
         async with m._lock, m.store.transaction("record a return visit") as session:
             row = None
@@ -135,23 +135,23 @@ class FieldWork:
             session.add(FeedbackRow(
                 ticket_id=None if row is None else row.id, site=site, at=ts.moment(at),
                 rating=visit.rating, comment=_text(visit.comment, "comment"),
-                recorded_by=recorder, contact=_text(visit.contact, "contact") or None,
+                recorded_by=who.name, contact=_text(visit.contact, "contact") or None,
                 quality_issue=visit.quality_issue,
                 solution=_text(visit.solution, "solution") or None, outcome=outcome or None,
                 outcome_at=ts.moment(at) if outcome else None))
             events = []
             if row is not None:
                 events.append(await ts.add_event(
-                    session, row, K.FEEDBACK, at, actor=actor,
+                    session, row, K.FEEDBACK, at, actor=who.name, via=who.via or None,
                     note=f"rating {visit.rating}" + (f": {visit.comment.strip()}"
                                                      if visit.comment.strip() else "")))
         return m._emit(events)
 
-    async def settle_return_visit(self, feedback_id: int, actor: str, outcome: str,
+    async def settle_return_visit(self, feedback_id: int, actor: str | Actor, outcome: str,
                                   solution: str = "") -> None:
         """Write the 处理结果 (and, if not given before, the 处理方案) of a return visit
         found to be a workmanship problem."""
-        m = self.manager
+        m, who = self.manager, actor_of(actor)
         outcome = _text(outcome, "outcome", required=True)
         at = m.clock()
         async with m._lock, m.store.transaction("settle a return visit") as session:
@@ -161,5 +161,5 @@ class FieldWork:
             row.outcome, row.outcome_at = outcome, datetime.fromtimestamp(at, UTC)
             if solution.strip():
                 row.solution = _text(solution, "solution")
-            row.recorded_by = (row.recorded_by + "; " + actor.strip())[:MAX_TEXT] \
-                if actor.strip() and actor.strip() not in row.recorded_by else row.recorded_by
+            if who.name not in row.recorded_by:
+                row.recorded_by = f"{row.recorded_by}; {who.name}"[:MAX_TEXT]

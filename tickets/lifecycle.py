@@ -1,10 +1,24 @@
 """The ticket state machine: which action moves a ticket from which state to which.
 
 ``open → acknowledged → resolved → verified → closed``, and ``reopen`` back to open
-from resolved, verified or closed.  Resolving straight from open is allowed (the
-system resolves a fault that cleared by itself; an engineer may fix a fault before
-anyone acknowledged it).  Guards that need more than the state (a device still
-failing cannot be verified) are checked here too, so every refusal reads the same.
+from resolved, verified or closed.  The words are the maintenance plan's:
+
+* ``resolved`` by the engineer's service record (服务记录).  Resolving straight from
+  open is allowed (an engineer may fix a fault before anyone acknowledged it).  A
+  ticket nobody acknowledged whose fault cleared on its own is resolved by the system
+  ("recovered without intervention"); an acknowledged one whose device recovers is
+  resolved *awaiting the engineer's record*, and ``resolve`` is accepted once more in
+  that state to add it.
+* ``verified`` technically (系统确认恢复): the probes saw the device healthy for the
+  configured number of polls.  A ticket no probe watches (a work order, a request
+  about a place rather than a device) has no technical verification.
+* ``closed`` only by the site representative's sign-off (用户已验收: a signed link or a
+  recorded paper receipt), or by the system after a configured number of days without
+  one, with that reason recorded.  A sign-off given while the probes have not yet
+  confirmed the recovery is kept and closes the ticket when they do.
+
+Guards that need more than the state (a device still failing, a missing service
+record) are checked here too, so every refusal reads the same.
 
 Errors::
 
@@ -30,8 +44,10 @@ class Action(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"
     VERIFY = "verify"
+    SIGN_OFF = "sign off"
     CLOSE = "close"
     REOPEN = "reopen"
+    RECLASSIFY = "reclassify"
 
 
 class TicketError(Exception):
@@ -51,30 +67,68 @@ class IllegalTransition(TicketError):
 
 
 S = TicketState
-# action -> (states it may start from, state it leads to)
+# action -> (states it may start from, state it leads to).  SIGN_OFF leads to CLOSED
+# when the recovery is confirmed (or needs no confirmation); see sign_off_target.
 TRANSITIONS: dict[Action, tuple[frozenset[TicketState], TicketState]] = {
     Action.ACKNOWLEDGE: (frozenset({S.OPEN}), S.ACKNOWLEDGED),
     Action.RESOLVE: (frozenset({S.OPEN, S.ACKNOWLEDGED}), S.RESOLVED),
     Action.VERIFY: (frozenset({S.RESOLVED}), S.VERIFIED),
+    Action.SIGN_OFF: (frozenset({S.RESOLVED, S.VERIFIED}), S.CLOSED),
     Action.CLOSE: (frozenset({S.VERIFIED}), S.CLOSED),
     Action.REOPEN: (frozenset({S.RESOLVED, S.VERIFIED, S.CLOSED}), S.OPEN),
+    Action.RECLASSIFY: (frozenset({S.OPEN, S.ACKNOWLEDGED}), S.OPEN),  # state unchanged
 }
 
 
+def _refuse(number: str, action: Action, state: TicketState, why: str) -> IllegalTransition:
+    return IllegalTransition(f"cannot {action.value} ticket {number}: {why}", number, action,
+                             state)
+
+
 def next_state(number: str, action: Action, state: TicketState, *,
-               device_failing: str | None = None) -> TicketState:
+               device_failing: str | None = None, awaiting_record: bool = False,
+               signed_off: bool = False) -> TicketState:
     """The state ``action`` leads to, or IllegalTransition saying why not.
 
     ``device_failing`` names the device when the ticket's fault is still firing: such a
-    ticket cannot be verified (nor closed, which needs verification first)."""
+    ticket cannot be verified nor signed off.  ``awaiting_record``: resolved by the
+    device's recovery, the engineer's service record not written yet — resolve is
+    accepted (it stays resolved), verification and sign-off wait for the record."""
+    if action is Action.RESOLVE and state is S.RESOLVED and awaiting_record:
+        return S.RESOLVED
     allowed, target = TRANSITIONS[action]
     if state not in allowed:
         wanted = " or ".join(sorted(s.value for s in allowed))
-        raise IllegalTransition(
-            f"cannot {action.value} ticket {number}: it is {state.value}, "
-            f"{action.value} needs a ticket that is {wanted}", number, action, state)
-    if action is Action.VERIFY and device_failing is not None:
-        raise IllegalTransition(
-            f"cannot verify ticket {number}: device {device_failing} is still failing; "
-            "it can be verified once monitoring sees it healthy again", number, action, state)
+        raise _refuse(number, action, state,
+                      f"it is {state.value}, {action.value} needs a ticket that is {wanted}")
+    if action in (Action.VERIFY, Action.SIGN_OFF) and device_failing is not None:
+        raise _refuse(number, action, state,
+                      f"device {device_failing} is still failing; it can be "
+                      f"{'verified' if action is Action.VERIFY else 'signed off'} once "
+                      "monitoring sees it healthy again")
+    if action in (Action.VERIFY, Action.SIGN_OFF) and awaiting_record:
+        raise _refuse(number, action, state,
+                      "the device recovered but the engineer's service record is not "
+                      "written yet (resolve it with the record first)")
+    if action is Action.SIGN_OFF and signed_off:
+        raise _refuse(number, action, state, "it is already signed off")
+    if action is Action.RECLASSIFY:
+        return state
     return target
+
+
+def sign_off_refusal(state: str, *, fault_active: bool, awaiting_record: bool,
+                     signed_off: bool) -> str | None:
+    """Why a sign-off would be refused now (a short key a page can word), or None.
+
+    ``not_resolved`` (open or acknowledged), ``failing``, ``awaiting_record``,
+    ``signed_off`` (already, or closed)."""
+    if state == S.CLOSED or signed_off:
+        return "signed_off"
+    if state not in (S.RESOLVED, S.VERIFIED):
+        return "not_resolved"
+    if fault_active:
+        return "failing"
+    if awaiting_record:
+        return "awaiting_record"
+    return None

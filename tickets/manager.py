@@ -11,15 +11,17 @@ Episodes: one ticket per fault fingerprint while it is live (open..verified; the
 ticket, or of a closed one resolved within ``reopen_window`` seconds, reopens that same
 ticket and counts it; later ones open a new ticket.
 
-Human actions and queries are in :mod:`tickets.actions` (the base class); SLA and
-preventive clocks in :meth:`tick`.
+People's actions are in :mod:`tickets.actions` (the life), :mod:`tickets.deadlines`
+(agreed deadlines, reclassification), :mod:`tickets.paperwork` (feedback, warranty
+claims), :mod:`tickets.intake` (tickets from people) and the read side in
+:mod:`tickets.reads`; SLA clocks, closing without a sign-off and preventive work
+orders in :meth:`tick`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,10 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rules.faults import FaultState, FaultTransition, Severity
 from tickets import ticket_store as ts
 from tickets.actions import TicketActions
-from tickets.core import LIVE_STATES, RECOVERED_NOTE, K
+from tickets.core import AWAITING_NOTE, DAY, LIVE_STATES, RECOVERED_NOTE, K, when
+from tickets.deadlines import DeadlineActions
 from tickets.events import TicketEvent
+from tickets.intake import TicketIntake
 from tickets.lifecycle import TicketState
+from tickets.paperwork import TicketPaperwork
 from tickets.preventive import WorkOrderDue, due_work_orders
+from tickets.reads import TicketReads
+from tickets.records import SYSTEM
 from tickets.schema import FaultLogRow, TicketRow
 from tickets.sla import SiteTerms, breaches, deadlines
 from tickets.store import DeviceRow
@@ -39,7 +46,8 @@ from tickets.store import _to_epoch as _epoch
 log = logging.getLogger(__name__)
 
 
-class TicketManager(TicketActions):
+class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntake,
+                    TicketReads):
     # -- fault transitions ---------------------------------------------------------
     async def handle(self, transitions: Sequence[FaultTransition]) -> list[TicketEvent]:
         """Turn a batch of fault transitions into tickets, in one transaction.
@@ -122,7 +130,8 @@ class TicketManager(TicketActions):
             events.append(await ts.add_event(session, row, K.OPENED, t.at, note=t.summary))
             if row.severity == Severity.EMERGENCY:
                 events.append(await ts.add_event(
-                    session, row, K.ESCALATED, t.at, note="emergency: contacts paged at once"))
+                    session, row, K.ESCALATED, t.at,
+                    note=self._escalation("emergency, at once", row.site)))
         elif row.state in ("resolved", "verified", "closed") and not row.fault_active:
             row.fault_active, row.fault_cleared_at = True, None
             if t.previous is FaultState.FIRING:
@@ -166,10 +175,15 @@ class TicketManager(TicketActions):
         if not row.fault_active:
             return []
         row.fault_active, row.fault_cleared_at, row.healthy_polls = False, ts.moment(at), 0
-        if row.state in ("open", "acknowledged"):
+        if row.state == "open":
             row.recovered_without_intervention = True
             return [await self._move(session, row, TicketState.RESOLVED, K.RESOLVED, at,
-                                     "system", RECOVERED_NOTE)]
+                                     SYSTEM, RECOVERED_NOTE)]
+        if row.state == "acknowledged":
+            # An engineer is on it: the repair is theirs, and so is the service record.
+            row.awaiting_record = True
+            return [await self._move(session, row, TicketState.RESOLVED, K.RESOLVED, at,
+                                     SYSTEM, AWAITING_NOTE)]
         return []
 
     async def resync(self, firing: Collection[str], at: float, *,
@@ -195,7 +209,10 @@ class TicketManager(TicketActions):
     async def devices_healthy(self, devices: Iterable[str],
                               polls: int = 1) -> list[TicketEvent]:
         """Each device passed ``polls`` more polls: its resolved tickets whose fault has
-        cleared are verified after ``verify_after_polls`` in a row (and closed)."""
+        cleared are verified (系统确认恢复) after ``verify_after_polls`` in a row — not
+        closed: closing is the site representative's (or, after ``close_after``, the
+        system's with that reason).  A ticket still owed its service record counts the
+        polls but waits for the record."""
         at = self.clock()
         async with self._lock, self.store.transaction("count healthy polls") as session:
             events: list[TicketEvent] = []
@@ -203,14 +220,10 @@ class TicketManager(TicketActions):
                 if row.fault_active:
                     continue
                 row.healthy_polls += polls
-                if row.healthy_polls < self.verify_after_polls:
+                if row.healthy_polls < self.verify_after_polls or row.awaiting_record:
                     continue
-                events.append(await self._move(
-                    session, row, TicketState.VERIFIED, K.VERIFIED, at, "system",
-                    f"device healthy for {row.healthy_polls} polls"))
-                if self.auto_close:
-                    events.append(await self._move(session, row, TicketState.CLOSED,
-                                                   K.CLOSED, at, "system", "verified recovery"))
+                events += await self._verified(
+                    session, row, at, f"device healthy for {row.healthy_polls} polls")
         return self._emit(events)
 
     async def device_unhealthy(self, device: str) -> None:
@@ -221,33 +234,70 @@ class TicketManager(TicketActions):
 
     # -- clocks ------------------------------------------------------------------------
     async def tick(self, now: float | None = None) -> list[TicketEvent]:
-        """Report passed deadlines (once each) and open the preventive work orders due."""
+        """Report passed deadlines (once each, escalated to the site's contacts), close
+        tickets nobody signed off within ``close_after``, and open the preventive work
+        orders due."""
         now = self.clock() if now is None else now
         async with self._lock, self.store.transaction("check deadlines") as session:
             events: list[TicketEvent] = []
             for row in await ts.live_tickets(session):
-                for breach in breaches(
-                        row.state, now, response_due=ts.epoch(row.response_due),
-                        resolve_due=ts.epoch(row.resolve_due),
-                        response_breached=row.response_breached_at is not None,
-                        resolve_breached=row.resolve_breached_at is not None):
-                    stamp = ts.moment(now)
-                    if breach.which == "response":
-                        row.response_breached_at = stamp
-                    else:
-                        row.resolve_breached_at = stamp
-                    what = f"{breach.which} deadline passed"
-                    due = datetime.fromtimestamp(breach.due, UTC).isoformat(timespec="minutes")
-                    events.append(await ts.add_event(session, row, K.BREACHED, now,
-                                                     note=f"{what} (due {due})"))
-                    events.append(await ts.add_event(session, row, K.ESCALATED, now,
-                                                     note=f"{what}: escalation contacts told"))
+                events += await self._breaches(session, row, now)
+                events += await self._close_unsigned(session, row, now)
             for terms in self.sites().values():
                 for order in due_work_orders(terms, now):
                     event = await self._work_order(session, terms, order, now)
                     if event is not None:
                         events.append(event)
         return self._emit(events)
+
+    async def _breaches(self, session: AsyncSession, row: TicketRow,
+                        now: float) -> list[TicketEvent]:
+        events: list[TicketEvent] = []
+        for breach in breaches(
+                row.state, now, response_due=ts.epoch(row.response_due),
+                resolve_due=ts.epoch(row.resolve_due),
+                response_breached=row.response_breached_at is not None,
+                resolve_breached=row.resolve_breached_at is not None):
+            stamp = ts.moment(now)
+            if breach.which == "response":
+                row.response_breached_at = stamp
+                row.response_breaches += 1
+            else:
+                row.resolve_breached_at = stamp
+                row.resolve_breaches += 1
+            what = f"{breach.which} deadline passed"
+            events.append(await ts.add_event(session, row, K.BREACHED, now,
+                                             note=f"{what} (due {when(breach.due)})"))
+            if breach.which == "response" and breach.due <= _epoch(row.opened_at):
+                continue  # due "immediately": the contacts were told when it opened
+            events.append(await ts.add_event(session, row, K.ESCALATED, now,
+                                             note=self._escalation(what, row.site)))
+        return events
+
+    async def _close_unsigned(self, session: AsyncSession, row: TicketRow,
+                              now: float) -> list[TicketEvent]:
+        """Close a ticket ``close_after`` after its recovery was confirmed (or, needing
+        no confirmation, after it was resolved) when nobody signed it off; a signed
+        one whose recovery the probes never confirmed closes then too, as signed."""
+        signed = row.signed_off_at is not None
+        if row.state == "verified" and signed:
+            return [await self._close_signed(session, row, now)]  # signed before 0004
+        if row.awaiting_record or self.close_after is None:
+            return []
+        if row.state == "verified":
+            start = row.verified_at
+        elif row.state == "resolved" and (signed or not ts.needs_verification(row)):
+            start = row.resolved_at
+        else:
+            return []
+        if start is None or now < _epoch(start) + self.close_after:
+            return []
+        if signed:
+            return [await self._close_signed(session, row, now)]
+        row.close_reason = "no_sign_off"
+        return [await self._move(session, row, TicketState.CLOSED, K.CLOSED, now, SYSTEM,
+                                 f"auto-closed: no sign-off within "
+                                 f"{self.close_after / DAY:g} days")]
 
     async def _work_order(self, session: AsyncSession, terms: SiteTerms, order: WorkOrderDue,
                           now: float) -> TicketEvent | None:

@@ -12,13 +12,30 @@ Why some columns exist:
 * ``ticket_events.event_id`` is the stable id a notifier keys its log on (``notify_log``,
   migration 0003); the event is written in the same transaction as the change it
   reports, so it exists exactly once.
+* ``tickets.responded_at`` is the first response by a person (acknowledging, or an
+  engineer's resolution); the system resolving a fault that cleared on its own is no
+  response.  ``response_breaches``/``resolve_breaches`` count every breach ever
+  recorded: ``*_breached_at`` belong to the current deadline and a renegotiated one
+  starts afresh, but a breach stays a breach (migration 0004 adds these, the
+  superseded deadlines, RMA claims and the sign-off's channel).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tickets.store import _ROW_ID, Base, UTCDateTime
@@ -67,6 +84,19 @@ class TicketRow(Base):
     checklist: Mapped[list[str]] = mapped_column(JSON)
     event_seq: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Resolved because its device recovered while an engineer was on it: the engineer's
+    # service record is still owed, and verification and sign-off wait for it.
+    awaiting_record: Mapped[bool] = mapped_column(Boolean, default=False)
+    signed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    close_reason: Mapped[str | None] = mapped_column(String(16))  # signed_off | no_sign_off
+    original_severity: Mapped[str | None] = mapped_column(String(16))  # set on reclassify
+    response_breaches: Mapped[int] = mapped_column(Integer, default=0)
+    resolve_breaches: Mapped[int] = mapped_column(Integer, default=0)
+    # monitoring | schedule | phone | wechat | walk_in | email | other
+    channel: Mapped[str] = mapped_column(String(16), default="monitoring")
+    reporter: Mapped[str | None] = mapped_column(Text)
+    reporter_contact: Mapped[str | None] = mapped_column(Text)
     # Dispatch (0005): the solution given, the engineer sent and when they are expected.
     solution: Mapped[str | None] = mapped_column(Text)
     assignee: Mapped[str | None] = mapped_column(Text)
@@ -103,6 +133,7 @@ class TicketEventRow(Base):
     note: Mapped[str] = mapped_column(Text)
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str | None] = mapped_column(String(16))  # cli | api | page | link | system
 
 
 class ServiceRecordRow(Base):
@@ -138,7 +169,8 @@ class ServicePartRow(Base):
 
 
 class SignOffRow(Base):
-    """The site representative's verification of the result (服务回执单)."""
+    """The site representative's acceptance of the result (服务回执单): given through a
+    signed link, or a paper receipt an engineer recorded (``recorded_by``)."""
 
     __tablename__ = "sign_offs"
 
@@ -147,7 +179,48 @@ class SignOffRow(Base):
     name: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     comment: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(16))  # link | paper
+    recorded_by: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[str | None] = mapped_column(Text)  # the paper receipt's number
     visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))  # 0005: its sheet
+
+
+class SupersededDeadlineRow(Base):
+    """A deadline replaced by a renegotiation or a reclassification, with its breach:
+    the SLA report keeps it (the new deadline applies from ``replaced_at`` on)."""
+
+    __tablename__ = "superseded_deadlines"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    which: Mapped[str] = mapped_column(String(16))  # response | resolve
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    severity: Mapped[str] = mapped_column(String(16))
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replaced_by: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class RmaClaimRow(Base):
+    """A manufacturer warranty claim (RMA) for a part of a ticket's repair."""
+
+    __tablename__ = "rma_claims"
+    __table_args__ = (UniqueConstraint("ticket_id", "claim_number"),)
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    claim_number: Mapped[str] = mapped_column(String(64))
+    part: Mapped[str] = mapped_column(Text)
+    device: Mapped[str | None] = mapped_column(String(128))
+    vendor: Mapped[str] = mapped_column(Text)
+    vendor_contact: Mapped[str] = mapped_column(Text)
+    sent_on: Mapped[date | None] = mapped_column(Date)
+    returned_on: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class FeedbackRow(Base):

@@ -1,12 +1,15 @@
 """Silences made through the API/CLI, kept in the store so a restart keeps them.
 
 Config silences are not stored (the config is their home).  The rule engine's
-``Silencer`` is filled with ``load()`` at start and after each change.
+``Silencer`` is filled with ``load()`` at start and after each change.  The ``*_in``
+forms write inside the caller's transaction: a preventive visit's silence is opened
+and ended in the same transaction as the work order's acknowledgement and completion.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rules.silence import Silence
 from tickets.schema import SilenceRow
@@ -15,23 +18,31 @@ from tickets.store import Store, _from_epoch, _to_epoch
 
 async def save(store: Store, silence: Silence) -> None:
     async with store.transaction("save a silence") as session:
-        await session.merge(SilenceRow(
-            id=silence.id, matchers={k: sorted(v) for k, v in silence.matchers.items()},
-            created_by=silence.who, reason=silence.why, starts_at=_from_epoch(silence.starts),
-            ends_at=_from_epoch(silence.until), created_at=_from_epoch(silence.created),
-            expired_at=None))
+        await save_in(session, silence)
+
+
+async def save_in(session: AsyncSession, silence: Silence) -> None:
+    await session.merge(SilenceRow(
+        id=silence.id, matchers={k: sorted(v) for k, v in silence.matchers.items()},
+        created_by=silence.who, reason=silence.why, starts_at=_from_epoch(silence.starts),
+        ends_at=_from_epoch(silence.until), created_at=_from_epoch(silence.created),
+        expired_at=None))
 
 
 async def expire(store: Store, silence_id: str, at: float) -> bool:
     """End a silence at ``at`` (kept, listed as expired); False if unknown."""
     async with store.transaction("expire a silence") as session:
-        row = await session.get(SilenceRow, silence_id)
-        if row is None:
-            return False
-        if _to_epoch(row.ends_at) > at:
-            row.ends_at = _from_epoch(max(at, _to_epoch(row.starts_at)))
-            row.expired_at = _from_epoch(at)
-        return True
+        return await expire_in(session, silence_id, at)
+
+
+async def expire_in(session: AsyncSession, silence_id: str, at: float) -> bool:
+    row = await session.get(SilenceRow, silence_id)
+    if row is None:
+        return False
+    if _to_epoch(row.ends_at) > at:
+        row.ends_at = _from_epoch(max(at, _to_epoch(row.starts_at)))
+        row.expired_at = _from_epoch(at)
+    return True
 
 
 async def load(store: Store) -> list[Silence]:

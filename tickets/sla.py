@@ -41,6 +41,7 @@ class SiteTerms:
     # system -> its work orders' checklist items (id, zh, en), composed from the system's
     # and the installed device kinds' lists; a system not named has the built-in one.
     checklists: Mapping[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+    escalation: tuple[str, ...] = ()         # names of the people a breach is escalated to
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,9 @@ class Deadlines:
 def deadlines(terms: SiteTerms, severity: str, opened_at: float) -> Deadlines:
     """Deadlines of a ticket of ``severity`` opened at ``opened_at``.
 
-    An emergency is answered at once (``emergency_response_hours``); the rest within
-    ``response_hours``.  A severity the contract does not name gets the general terms."""
+    An emergency is answered within ``emergency_response_hours`` (0: immediately, the
+    deadline is the opening itself); the rest within ``response_hours``.  A severity
+    the contract does not name gets the general terms."""
     response = (terms.emergency_response_hours if severity == Severity.EMERGENCY
                 else terms.response_hours)
     if severity in terms.resolve_hours:

@@ -68,6 +68,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Facts a device reports about itself; a difference from the archive is an archive event
 # (serial changed = the unit was replaced, firmware changed = it was upgraded).
 FACT_FIELDS = ("vendor", "model", "serial", "firmware")
+# What the config declares that a replacement recorded on a ticket may also set: the
+# config's value wins only when the config itself changed since the last sync.
+DECLARED_FIELDS = (*FACT_FIELDS, "installed", "warranty_until")
 # Device-supplied strings are untrusted: bounded before they reach the database.
 MAX_FACT_LENGTH = 256
 
@@ -184,9 +187,10 @@ class DeviceRow(Base):
     warranty_until: Mapped[date | None] = mapped_column(Date)
     depends_on: Mapped[list[str]] = mapped_column(JSON)
     tags: Mapped[list[str]] = mapped_column(JSON)
-    # The config's values of FACT_FIELDS at the last sync.  A config value overrides a
-    # reported one only when the config itself changed, so a stale serial in the config
-    # does not undo the device's report (and log a "replacement") on every restart.
+    # The config's values of DECLARED_FIELDS at the last sync (dates as ISO text).  A
+    # config value overrides a reported or recorded one only when the config itself
+    # changed, so a stale serial in the config does not undo the device's report (and
+    # log a "replacement") on every restart, nor an old warranty a replacement's.
     declared: Mapped[dict[str, str | None]] = mapped_column(JSON)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -224,6 +228,9 @@ class ArchiveEventRow(Base):
     field: Mapped[str] = mapped_column(String(32))
     old: Mapped[str | None] = mapped_column(Text)
     new: Mapped[str | None] = mapped_column(Text)
+    # The ticket whose service record made the change (a replacement); NULL: the device
+    # reported it (migration 0004).
+    ticket: Mapped[str | None] = mapped_column(String(32))
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -518,10 +525,15 @@ def _to_epoch(moment: datetime) -> float:
     return ((moment - _EPOCH) // _MICROSECOND) / 1_000_000
 
 
+def _declared(entry: ArchiveEntry) -> dict[str, str | None]:
+    values = {name: getattr(entry, name) for name in DECLARED_FIELDS}
+    return {name: v.isoformat() if isinstance(v, date) else v for name, v in values.items()}
+
+
 def _new_row(entry: ArchiveEntry, now: datetime) -> DeviceRow:
     row = DeviceRow(id=entry.id, first_seen=now, updated_at=now, removed_at=None,
-                    declared={name: getattr(entry, name) for name in FACT_FIELDS})
-    for name in FACT_FIELDS:
+                    declared=_declared(entry))
+    for name in DECLARED_FIELDS:
         setattr(row, name, getattr(entry, name))
     _apply_entry(row, entry)
     return row
@@ -531,19 +543,18 @@ def _apply_entry(row: DeviceRow, entry: ArchiveEntry) -> bool:
     """Copy the configured fields onto the row; True if anything changed."""
     configured: dict[str, object] = {
         "site": entry.site, "system": entry.system, "kind": entry.kind, "host": entry.host,
-        "name": entry.name, "location": entry.location, "installed": entry.installed,
-        "warranty_until": entry.warranty_until, "depends_on": list(entry.depends_on),
-        "tags": list(entry.tags), "removed_at": None,
+        "name": entry.name, "location": entry.location,
+        "depends_on": list(entry.depends_on), "tags": list(entry.tags), "removed_at": None,
     }
-    declared = {name: getattr(entry, name) for name in FACT_FIELDS}
+    declared = _declared(entry)
     previous = row.declared or {}
     for name, value in declared.items():
         if value is not None and value != previous.get(name):
-            configured[name] = value  # the operator edited the config: it wins
+            configured[name] = getattr(entry, name)  # the operator edited the config: it wins
     changed = declared != previous
-    for name, value in configured.items():
-        if getattr(row, name, None) != value:
-            setattr(row, name, value)
+    for name, setting in configured.items():
+        if getattr(row, name, None) != setting:
+            setattr(row, name, setting)
             changed = True
     row.declared = declared
     return changed

@@ -16,18 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.events import TicketEvent, TicketEventKind
 from tickets.field_schema import PhotoRow, VisitRow
-from tickets.lifecycle import UnknownTicket
+from tickets.lifecycle import UnknownTicket, sign_off_refusal
 from tickets.schema import (
     ChecklistResultRow,
     FeedbackRow,
+    RmaClaimRow,
     ServicePartRow,
     ServiceRecordRow,
     SignOffRow,
+    SupersededDeadlineRow,
     TicketDeviceRow,
     TicketEventRow,
     TicketRow,
 )
-from tickets.store import DeviceRow, _from_epoch, _to_epoch
+from tickets.store import ArchiveEventRow, DeviceRow, _from_epoch, _to_epoch
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -47,6 +49,7 @@ class AuditEntry:
     note: str
     from_state: str | None
     to_state: str
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,19 @@ class Ticket:
     period: str | None
     checklist: tuple[str, ...]
     affected: tuple[str, ...]
+    # The plan's life (migration 0004).  ``responded_at``: first response by a person
+    # (no acknowledgement, no response time).  ``response_breached``/``resolve_breached``
+    # above stay true once a deadline was breached, even after it is renegotiated.
+    responded_at: float | None = None
+    awaiting_record: bool = False
+    signed_off_at: float | None = None
+    close_reason: str | None = None       # signed_off | no_sign_off
+    original_severity: str | None = None  # before a reclassification
+    channel: str = "monitoring"
+    reporter: str | None = None
+    reporter_contact: str | None = None
+    needs_verification: bool = True       # a device the probes watch confirms the repair
+    sign_off_refusal: str | None = None   # lifecycle.sign_off_refusal: None = can sign now
     solution: str | None = None       # dispatch: the solution given,
     assignee: str | None = None       # the engineer sent,
     eta: float | None = None          # and when they are expected on site
@@ -97,6 +113,11 @@ class TicketDetail:
     sign_offs: tuple[dict[str, object], ...] = field(default=())
     feedback: tuple[dict[str, object], ...] = field(default=())
     checklist_results: tuple[dict[str, object], ...] = field(default=())
+    rma_claims: tuple[dict[str, object], ...] = field(default=())
+    # Equipment archive changes this ticket's service records made (replacements).
+    archive_changes: tuple[dict[str, object], ...] = field(default=())
+    # Deadlines replaced by a renegotiation or reclassification, with their breaches.
+    superseded_deadlines: tuple[dict[str, object], ...] = field(default=())
     visits: tuple[dict[str, object], ...] = field(default=())
     photos: tuple[dict[str, object], ...] = field(default=())
 
@@ -174,14 +195,18 @@ async def mark_cleared(session: AsyncSession, ticket_id: int, device: str, at: f
 
 async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind, at: float,
                     *, actor: str = "system", note: str = "",
-                    from_state: str | None = None) -> TicketEvent:
-    """Write one audit event of ``row`` (after its change) and return it as a TicketEvent."""
+                    from_state: str | None = None, via: str | None = None) -> TicketEvent:
+    """Write one audit event of ``row`` (after its change) and return it as a TicketEvent.
+    ``via``: through what the actor acted (records.VIA); "system" for the system."""
     row.event_seq += 1
     row.updated_at = _from_epoch(at)
     event_id = f"{row.number}#{row.event_seq}"
+    if via is None and actor == "system":
+        via = "system"
     session.add(TicketEventRow(event_id=event_id, ticket_id=row.id, seq=row.event_seq,
                                kind=kind.value, at=_from_epoch(at), actor=actor[:128],
-                               note=note, from_state=from_state, to_state=row.state))
+                               note=note, from_state=from_state, to_state=row.state,
+                               via=via or None))
     return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id),
                         await device_name(session, row.device))
 
@@ -226,6 +251,12 @@ async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
     return out
 
 
+def needs_verification(row: TicketRow) -> bool:
+    """Whether the probes confirm this ticket's repair: a fault ticket of a device.
+    Work orders and requests about a place have no technical verification."""
+    return row.kind == "fault" and row.device is not None
+
+
 async def view(session: AsyncSession, row: TicketRow) -> Ticket:
     return Ticket(
         number=row.number, kind=row.kind, state=row.state, site=row.site,
@@ -236,13 +267,22 @@ async def view(session: AsyncSession, row: TicketRow) -> Ticket:
         resolved_at=epoch(row.resolved_at), verified_at=epoch(row.verified_at),
         closed_at=epoch(row.closed_at), response_due=epoch(row.response_due),
         resolve_due=epoch(row.resolve_due), resolve_to_agree=row.resolve_to_agree,
-        response_breached=row.response_breached_at is not None,
-        resolve_breached=row.resolve_breached_at is not None, fault_active=row.fault_active,
+        response_breached=row.response_breached_at is not None or row.response_breaches > 0,
+        resolve_breached=row.resolve_breached_at is not None or row.resolve_breaches > 0,
+        fault_active=row.fault_active,
         recurrences=row.recurrences,
         recovered_without_intervention=row.recovered_without_intervention,
         period=row.period, checklist=tuple(row.checklist),
-        affected=await affected(session, row.id), solution=row.solution,
-        assignee=row.assignee, eta=epoch(row.eta), follow_up_of=row.follow_up_of)
+        affected=await affected(session, row.id), responded_at=epoch(row.responded_at),
+        awaiting_record=row.awaiting_record, signed_off_at=epoch(row.signed_off_at),
+        close_reason=row.close_reason, original_severity=row.original_severity,
+        channel=row.channel, reporter=row.reporter, reporter_contact=row.reporter_contact,
+        needs_verification=needs_verification(row),
+        sign_off_refusal=sign_off_refusal(row.state, fault_active=row.fault_active,
+                                          awaiting_record=row.awaiting_record,
+                                          signed_off=row.signed_off_at is not None),
+        solution=row.solution, assignee=row.assignee, eta=epoch(row.eta),
+        follow_up_of=row.follow_up_of)
 
 
 async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
@@ -261,10 +301,11 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
                                    "warranty_until": _iso(p.warranty_until),
                                    "unit_price_cents": p.unit_price_cents,
                                    "consumable": p.consumable} for p in parts]})
-    signs: list[dict[str, object]] = [{"name": s.name, "at": _to_epoch(s.at), "comment": s.comment,
-              "visit_id": s.visit_id}
-             for s in await session.scalars(select(SignOffRow).where(
-                 SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
+    signs: list[dict[str, object]] = [
+        {"name": s.name, "at": _to_epoch(s.at), "comment": s.comment, "channel": s.channel,
+         "receipt": s.receipt, "recorded_by": s.recorded_by, "visit_id": s.visit_id}
+        for s in await session.scalars(select(SignOffRow).where(
+            SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
     feedback = [feedback_view(f) for f in await session.scalars(select(FeedbackRow).where(
         FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
     results: list[dict[str, object]] = [
@@ -272,6 +313,18 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
          "follow_up": c.follow_up}
         for c in await session.scalars(select(ChecklistResultRow).where(
             ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
+    claims: list[dict[str, object]] = [
+        {"claim_number": c.claim_number, "part": c.part, "device": c.device,
+         "vendor": c.vendor, "vendor_contact": c.vendor_contact,
+         "sent_on": _iso(c.sent_on), "returned_on": _iso(c.returned_on),
+         "note": c.note, "recorded_by": c.recorded_by, "updated_at": _to_epoch(c.updated_at)}
+        for c in await session.scalars(select(RmaClaimRow).where(
+            RmaClaimRow.ticket_id == row.id).order_by(RmaClaimRow.id))]
+    changes: list[dict[str, object]] = [
+        {"device": a.device_id, "field": a.field, "old": a.old, "new": a.new,
+         "at": _to_epoch(a.at)}
+        for a in await session.scalars(select(ArchiveEventRow).where(
+            ArchiveEventRow.ticket == row.number).order_by(ArchiveEventRow.id))]
     visits: list[dict[str, object]] = [
         {"id": v.id, "engineer": v.engineer, "arrived_at": _to_epoch(v.arrived_at),
          "departed_at": epoch(v.departed_at), "note": v.note}
@@ -286,9 +339,22 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
     return TicketDetail(
         ticket=await view(session, row),
         events=tuple(AuditEntry(e.event_id, e.kind, _to_epoch(e.at), e.actor, e.note,
-                                e.from_state, e.to_state) for e in events),
+                                e.from_state, e.to_state, e.via) for e in events),
         service_records=tuple(records), sign_offs=tuple(signs), feedback=tuple(feedback),
-        checklist_results=tuple(results), visits=tuple(visits), photos=tuple(photos))
+        checklist_results=tuple(results), rma_claims=tuple(claims),
+        archive_changes=tuple(changes),
+        superseded_deadlines=tuple(
+            {"which": d.which, "due": _to_epoch(d.due), "severity": d.severity,
+             "breached_at": epoch(d.breached_at), "replaced_at": _to_epoch(d.replaced_at),
+             "replaced_by": d.replaced_by, "reason": d.reason}
+            for d in await superseded(session, row.id)),
+        visits=tuple(visits), photos=tuple(photos))
+
+
+async def superseded(session: AsyncSession, ticket_id: int) -> list[SupersededDeadlineRow]:
+    rows = await session.scalars(select(SupersededDeadlineRow).where(
+        SupersededDeadlineRow.ticket_id == ticket_id).order_by(SupersededDeadlineRow.id))
+    return list(rows)
 
 
 def feedback_view(f: FeedbackRow) -> dict[str, object]:

@@ -20,6 +20,9 @@ bot secret, SMTP password or HMAC secret from that Credential.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
@@ -158,7 +161,8 @@ class Route(Strict):
     receivers: list[Identifier] = Field(min_length=1)
     events: list[TicketEventKind] = Field(default_factory=lambda: [
         TicketEventKind.OPENED, TicketEventKind.ESCALATED, TicketEventKind.BREACHED,
-        TicketEventKind.RESOLVED, TicketEventKind.VERIFIED, TicketEventKind.PREVENTIVE_DUE])
+        TicketEventKind.RESOLVED, TicketEventKind.VERIFIED, TicketEventKind.SIGNED_OFF,
+        TicketEventKind.RECLASSIFIED, TicketEventKind.PREVENTIVE_DUE])
     sites: list[Identifier] = Field(default_factory=list)
     severities: list[Severity] = Field(default_factory=list)
     systems: list[str] = Field(default_factory=list)
@@ -210,3 +214,61 @@ class NotifyConfig(Strict):
             if route.matches(event):
                 names.update(dict.fromkeys(route.receivers))
         return list(names)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationContact:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteEscalation:
+    """A site's escalation route: the receivers that reach its escalation contacts."""
+
+    receivers: tuple[str, ...]
+    contacts: tuple[EscalationContact, ...] = ()
+
+
+_MOBILE = re.compile(r"^\+?[0-9-]{5,20}$")
+
+
+def with_escalation(config: NotifyConfig, sites: Mapping[str, SiteEscalation]) -> NotifyConfig:
+    """``config`` plus, per site and escalation receiver, a receiver ``NAME:SITE`` that
+    reaches the site's escalation contacts and a route of the site's ``escalated``
+    events to it: an email receiver writes to their addresses (its own ``to`` when
+    none has one), a DingTalk bot also @-mentions their mobiles; a webhook or WeCom bot
+    is the site's route as it is.  Each such receiver has its own rate limit and
+    notification log entries."""
+    receivers = dict(config.receivers)
+    routes = list(config.routes)
+    for site, route in sorted(sites.items()):
+        names: list[str] = []
+        for via in route.receivers:
+            base = config.receivers.get(via)
+            if base is None:
+                raise ValueError(f"site {site}: unknown escalation receiver {via!r}")
+            name = f"{via}:{site}"[:128]
+            receivers[name] = _reaching(base, route.contacts)
+            names.append(name)
+        if names:
+            routes.append(Route(receivers=names, events=[TicketEventKind.ESCALATED],
+                                sites=[site]))
+    return config.model_copy(update={"receivers": receivers, "routes": routes})
+
+
+def _reaching(base: Receiver, contacts: tuple[EscalationContact, ...]) -> Receiver:
+    if isinstance(base, EmailReceiver):
+        emails = [c.email for c in contacts if c.email]
+        if not emails:
+            return base
+        return base.model_copy(update={"options": base.options.model_copy(
+            update={"to": emails})})
+    if isinstance(base, DingTalkReceiver):
+        mobiles = [m for m in (re.sub(r"[\s()]", "", c.phone or "") for c in contacts)
+                   if _MOBILE.match(m)]
+        merged = list(dict.fromkeys([*base.options.at_mobiles, *mobiles]))
+        return base.model_copy(update={"options": base.options.model_copy(
+            update={"at_mobiles": merged})})
+    return base

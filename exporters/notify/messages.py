@@ -25,16 +25,24 @@ LANGUAGES = ("zh-CN", "en")
 # A chat message listing more lines than this is cut: the rest is one "and N more" line.
 SUMMARY_LINES = 30
 
+# The system's confirmation of a recovery and the client's acceptance are never worded
+# alike: 系统确认恢复 (verified) is the probes', 用户已验收 (signed_off) the site's.
 _KIND = {
     TicketEventKind.OPENED: ("新工单", "Ticket opened"),
     TicketEventKind.ACKNOWLEDGED: ("工单已受理", "Ticket acknowledged"),
     TicketEventKind.ESCALATED: ("工单升级", "Ticket escalated"),
     TicketEventKind.BREACHED: ("工单超时", "SLA breached"),
     TicketEventKind.RESOLVED: ("工单已修复", "Ticket resolved"),
-    TicketEventKind.VERIFIED: ("工单已验收", "Ticket verified"),
+    TicketEventKind.VERIFIED: ("系统确认恢复", "Recovery confirmed by monitoring"),
+    TicketEventKind.SIGNED_OFF: ("用户已验收", "Accepted by the client"),
     TicketEventKind.CLOSED: ("工单已关闭", "Ticket closed"),
     TicketEventKind.REOPENED: ("工单重新打开", "Ticket reopened"),
     TicketEventKind.PREVENTIVE_DUE: ("定期保养到期", "Preventive maintenance due"),
+    TicketEventKind.DEADLINE_SET: ("修复期限已商定", "Repair deadline agreed"),
+    TicketEventKind.FEEDBACK: ("用户回访", "Return-visit feedback"),
+    TicketEventKind.RECLASSIFIED: ("工单级别调整", "Severity reclassified"),
+    TicketEventKind.RMA: ("厂商保修索赔", "Warranty claim (RMA)"),
+    TicketEventKind.DEVICE_REPLACED: ("设备已更换", "Device replaced"),
 }
 _LABELS = {
     "ticket": ("工单", "Ticket"), "site": ("小区", "Site"), "severity": ("级别", "Severity"),
@@ -74,7 +82,8 @@ def _t(pair: tuple[str, str], language: str) -> str:
 
 
 def _kind(event: TicketEvent, language: str) -> str:
-    return _t(_KIND.get(event.kind, (str(event.kind), str(event.kind))), language)
+    pair = _KIND.get(event.kind)
+    return _t(pair, language) if pair else term("event", event.kind.value, language)
 
 
 def _severity(event: TicketEvent, language: str) -> str:

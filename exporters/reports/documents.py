@@ -81,7 +81,9 @@ def sla_document(report: SlaReport, site: SiteInfo, generated_at: float) -> Docu
             "response_breaches": s.response_breaches, "repair_breaches": s.resolve_breaches,
         } for s in report.by_severity],
         "tickets": [{
-            "ticket": t.number, "severity": t.severity, "state": t.state, "device": t.device,
+            "ticket": t.number, "severity": t.severity,
+            "original_severity": t.original_severity, "channel": t.channel,
+            "state": t.state, "device": t.device,
             "location": t.location, "title_zh": t.title_zh, "title_en": t.title_en,
             "opened_at": _iso(t.opened_at, site),
             "response_due": _iso(t.response_due, site),
@@ -93,6 +95,7 @@ def sla_document(report: SlaReport, site: SiteInfo, generated_at: float) -> Docu
             "deadline": "response" if b.which == "response" else "repair",
             "due": _iso(b.due, site), "met_at": _iso(b.met_at, site),
             "late_seconds": b.late_s, "escalated_at": _iso(b.recorded_at, site),
+            "replaced_at": _iso(b.replaced_at, site), "replaced_why": b.replaced_why,
             "reason": breach_reason(b, site),
         } for b in report.breaches],
         "preventive": {"due": report.preventive_due,

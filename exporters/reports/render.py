@@ -75,6 +75,7 @@ def _render(template: str, site: SiteInfo, generated_at: float,
     helpers: dict[str, Callable[..., str]] = {
         "t": t, "at": at, "hms": hms, "pct": lambda v: percent(v, 2), "yuan": yuan,
         "reason": lambda b: breach_reason(b, site),
+        "severity_label": lambda s, was=None: severity_text(s, was, lang),
         "system_name": lambda system: term("system", system, lang),
         "kind_name": lambda kind: term("device_kind", kind, lang),
         "sev": lambda severity: term("severity", severity, lang),
@@ -98,11 +99,25 @@ def _render(template: str, site: SiteInfo, generated_at: float,
 def breach_reason(breach: Breach, site: SiteInfo) -> str:
     which = word(breach.which, site.language)
     key = "reason_open" if breach.met_at is None else "reason_late"
+    if breach.met_at is None and breach.replaced_at is not None:
+        key = "reason_replaced"
     text = word(key, site.language).format(which=which, late=hms(breach.late_s))
+    sep = "；" if site.language == "zh-CN" else "; "
     if breach.recorded_at is not None:
-        sep = "；" if site.language == "zh-CN" else "; "
         text += sep + word("reason_recorded", site.language).format(
             at=when(breach.recorded_at, site.timezone))
+    if breach.replaced_at is not None:
+        text += sep + word("reason_superseded", site.language).format(
+            at=when(breach.replaced_at, site.timezone), why=breach.replaced_why)
+    return text
+
+
+def severity_text(severity: str, original: str | None, language: str) -> str:
+    """The severity, and the one a reclassified ticket opened with."""
+    text = word(severity, language)
+    if original:
+        was = word(original, language)
+        text += f"（原{was}）" if language == "zh-CN" else f" (was {was})"
     return text
 
 

@@ -1,16 +1,22 @@
 """SLA report per site and period: response and repair times, breaches with reasons.
 
-Fault tickets opened in the period count.  Times:
+Fault tickets opened in the period count (those the rule engine opened and those people
+reported).  Times:
 
-* response time = first of acknowledged / resolved minus opened (tickets/sla.py: the
-  response deadline is met by acknowledging or by resolving);
+* response time = the first response by a person (acknowledging, or an engineer's
+  resolution) minus opened.  A ticket nobody acknowledged has no response time, even
+  when its fault cleared on its own: it counts as not responded, and as a breach once
+  its response deadline has passed;
 * repair time = resolved minus opened, for tickets resolved (a reopened ticket's
   resolution is its latest one).
 
 A deadline is breached when the daemon recorded a breach (``*_breached_at``), or it
 was met late, or it is still unmet at ``as_of`` (the moment the report is made) — so a
-breach the daemon missed while it was stopped still shows.  A repair deadline "to
-agree" (major faults) cannot be breached and is shown as such.
+breach the daemon missed while it was stopped still shows.  A deadline replaced later
+(renegotiated with the site representative, or by a reclassification) keeps its breach:
+it is listed with when it was replaced, and the new deadline is judged from then on.
+A repair deadline "to agree" (major faults) cannot be breached and is shown as such.
+A reclassified ticket counts under its severity now and shows the one it opened with.
 
 Preventive work orders opened in the period are listed apart, each one of: done in
 time (completed by the end of its period), done late, late (its period is over and it
@@ -29,7 +35,7 @@ from sqlalchemy import select
 
 from exporters.reports.labels import Label, site_labels
 from exporters.reports.periods import Period
-from tickets.schema import TicketRow
+from tickets.schema import SupersededDeadlineRow, TicketRow
 from tickets.store import Store
 
 SEVERITIES = ("emergency", "major", "general")
@@ -38,12 +44,14 @@ SEVERITIES = ("emergency", "major", "general")
 @dataclass(frozen=True, slots=True)
 class Breach:
     number: str
-    severity: str
+    severity: str           # the ticket's severity when the deadline applied
     which: str              # response | resolve
     due: float
-    met_at: float | None    # None: not met by as_of
-    late_s: float           # met_at (or as_of) minus due
+    met_at: float | None    # None: not met by as_of (or before the deadline was replaced)
+    late_s: float           # met_at (or as_of, or replaced_at) minus due
     recorded_at: float | None   # when the daemon escalated it, if it did
+    replaced_at: float | None = None    # the deadline was renegotiated or reclassified
+    replaced_why: str = ""              # e.g. "renegotiated: 需订购硬盘"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +67,10 @@ class TicketTimes:
     response_due: float | None
     resolve_due: float | None
     resolve_to_agree: bool
-    response_s: float | None
+    response_s: float | None    # None: nobody responded
     repair_s: float | None
+    original_severity: str | None = None    # before a reclassification
+    channel: str = "monitoring"             # how the ticket came in
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +125,39 @@ def work_order_status(due: float | None, completed_at: float | None, as_of: floa
 
 def ticket_times(row: TicketRow) -> TicketTimes:
     opened = row.opened_at.timestamp()
-    met = _first(row.acknowledged_at, row.resolved_at)
+    responded = _ts(row.responded_at)
     return TicketTimes(
         row.number, row.severity, row.state, row.device, row.location, row.title_zh,
         row.title_en, opened, _ts(row.response_due), _ts(row.resolve_due),
-        row.resolve_to_agree, None if met is None else met - opened,
-        None if row.resolved_at is None else row.resolved_at.timestamp() - opened)
+        row.resolve_to_agree, None if responded is None else responded - opened,
+        None if row.resolved_at is None else row.resolved_at.timestamp() - opened,
+        row.original_severity, row.channel)
 
 
-def ticket_breaches(row: TicketRow, as_of: float) -> list[Breach]:
+def ticket_breaches(row: TicketRow, as_of: float,
+                    superseded: Sequence[SupersededDeadlineRow] = ()) -> list[Breach]:
+    """The ticket's breached deadlines: those replaced (with their breach) in the order
+    they were replaced, then the current ones."""
     out: list[Breach] = []
-    checks = (("response", row.response_due, _first(row.acknowledged_at, row.resolved_at),
-               row.response_breached_at),
-              ("resolve", row.resolve_due, _ts(row.resolved_at), row.resolve_breached_at))
-    for which, due_dt, met_at, recorded in checks:
+    met = {"response": _ts(row.responded_at), "resolve": _ts(row.resolved_at)}
+    for old in superseded:
+        due, replaced = old.due.timestamp(), old.replaced_at.timestamp()
+        done = met[old.which]
+        met_at = done if done is not None and done <= replaced else None
+        until = replaced if met_at is None else met_at
+        if until > due or old.breached_at is not None:
+            out.append(Breach(row.number, old.severity, old.which, due, met_at,
+                              max(0.0, until - due), _ts(old.breached_at), replaced,
+                              old.reason))
+    checks = (("response", row.response_due, row.response_breached_at),
+              ("resolve", row.resolve_due, row.resolve_breached_at))
+    for which, due_dt, recorded in checks:
         if due_dt is None:
             continue
-        due = due_dt.timestamp()
-        until = as_of if met_at is None else met_at
+        due, done = due_dt.timestamp(), met[which]
+        until = as_of if done is None else done
         if until > due or recorded is not None:
-            out.append(Breach(row.number, row.severity, which, due, met_at,
+            out.append(Breach(row.number, row.severity, which, due, done,
                               max(0.0, until - due), _ts(recorded)))
     return out
 
@@ -158,14 +181,14 @@ async def sla_report(store: Store, site: str, period: Period, as_of: float) -> S
                                     TicketRow.opened_at >= _dt(period.start),
                                     TicketRow.opened_at < _dt(period.end))
             .order_by(TicketRow.opened_at, TicketRow.id)))
+        replaced: dict[int, list[SupersededDeadlineRow]] = {}
+        for old in await session.scalars(
+                select(SupersededDeadlineRow)
+                .where(SupersededDeadlineRow.ticket_id.in_([r.id for r in rows]))
+                .order_by(SupersededDeadlineRow.id)):
+            replaced.setdefault(old.ticket_id, []).append(old)
         faults = [r for r in rows if r.kind == "fault"]
         preventive = [r for r in rows if r.kind == "preventive"]
-        times = [ticket_times(r) for r in faults]
-        breaches = [b for r in faults for b in ticket_breaches(r, as_of)]
-        present = [s for s in SEVERITIES if any(t.severity == s for t in times)]
-        present += sorted({t.severity for t in times} - set(SEVERITIES))
-        stats = tuple(summarise(s, [t for t in times if t.severity == s],
-                                [b for b in breaches if b.severity == s]) for s in present)
         follow_ups: dict[str, list[str]] = {}
         if preventive:
             for number, origin in (await session.execute(
@@ -174,6 +197,12 @@ async def sla_report(store: Store, site: str, period: Period, as_of: float) -> S
                     .order_by(TicketRow.id))).all():
                 follow_ups.setdefault(origin or "", []).append(number)
         labels = await site_labels(session, site)
+    times = [ticket_times(r) for r in faults]
+    breaches = [b for r in faults for b in ticket_breaches(r, as_of, replaced.get(r.id, ()))]
+    present = [s for s in SEVERITIES if any(t.severity == s for t in times)]
+    present += sorted({t.severity for t in times} - set(SEVERITIES))
+    stats = tuple(summarise(s, [t for t in times if t.severity == s],
+                            [b for b in breaches if b.severity == s]) for s in present)
     orders = tuple(WorkOrder(
         r.number, r.system, r.period, _ts(r.resolve_due), _ts(r.resolved_at),
         work_order_status(_ts(r.resolve_due), _ts(r.resolved_at), as_of),
@@ -181,11 +210,6 @@ async def sla_report(store: Store, site: str, period: Period, as_of: float) -> S
     done = sum(1 for w in orders if w.status == "done_in_time")
     return SlaReport(site, period, as_of, tuple(times), stats, tuple(breaches),
                      len(preventive), done, orders, labels)
-
-
-def _first(*moments: datetime | None) -> float | None:
-    known = [m.timestamp() for m in moments if m is not None]
-    return min(known) if known else None
 
 
 def _ts(moment: datetime | None) -> float | None:

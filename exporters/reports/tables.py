@@ -86,15 +86,18 @@ def sla_csv(report: SlaReport, language: str, timezone: str) -> bytes:
         breaches.setdefault(b.number, []).append(b.which)
     names = Labels(dict(report.labels), language)
     return write_csv([word(k, language) for k in keys], (
-        [t.number, term("severity", t.severity, language), state_term(t.state, "fault", language),
-         t.device, names.name(t.device), t.location,
+        [t.number, term("severity", t.severity, language) + (
+            f" ({term('severity', t.original_severity, language)})"
+            if t.original_severity else ""),
+         state_term(t.state, "fault", language), t.device, names.name(t.device), t.location,
          names.title(t.title_zh, t.title_en, t.device), iso(t.opened_at, timezone),
          "" if t.response_s is None else number(t.response_s),
          "" if t.repair_s is None else number(t.repair_s),
-         int("response" in breaches.get(t.number, ())),
-         int("resolve" in breaches.get(t.number, ())),
-         "; ".join(f"{word(b.which, language)} +{hms(b.late_s)}" for b in report.breaches
-                   if b.number == t.number)]
+         breaches.get(t.number, []).count("response"),
+         breaches.get(t.number, []).count("resolve"),
+         "; ".join(f"{word(b.which, language)} +{hms(b.late_s)}"
+                   + (f" ({b.replaced_why})" if b.replaced_at else "")
+                   for b in report.breaches if b.number == t.number)]
         for t in report.tickets))
 
 

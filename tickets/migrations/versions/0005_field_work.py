@@ -4,7 +4,7 @@ records, price and consumables on parts, the visit a sign-off signs, the return-
 form's fields (per ticket or per site), the device and follow-up of checklist results.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,177 @@
+"""The ticket life of the maintenance plan on real databases: the engineer's repair waits
+for the engineer's service record, the system's verification is not the client's
+acceptance, and a ticket closes by sign-off or, days later, by the system with that
+reason — never a few polls after the repair."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from exporters.notify.messages import render
+from rules.faults import FaultState
+from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
+from tickets.core import AWAITING_NOTE
+from tickets.events import TicketEvent
+from tickets.lifecycle import IllegalTransition, sign_off_refusal
+from tickets.manager import TicketManager
+from tickets.records import Actor, ServiceRecord, SignOff
+from tickets.store import Store
+
+FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
+DAY = 24 * HOUR
+RECORD = ServiceRecord("王工", "重新压接网线水晶头")
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    async with await Store.open(store_url) as opened:
+        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
+        yield opened
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def manager(store: Store, clock: Clock) -> TicketManager:
+    terms = replace(TERMS, contract_start=None)
+    return TicketManager(store, lambda: {SITE: terms}, clock, verify_after_polls=3)
+
+
+def kinds(events: list[TicketEvent]) -> list[str]:
+    return [e.kind.value for e in events]
+
+
+async def test_acknowledged_ticket_whose_device_recovers_waits_for_the_engineers_record(
+        manager: TicketManager, clock: Clock) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    clock.now = T0 + HOUR
+    await manager.acknowledge(number, "李四", "派王工到场")
+    recovered = await manager.handle([fault("cam-01", CLEARED, T0 + 2 * HOUR)])
+    assert kinds(recovered) == ["resolved"] and recovered[0].note == AWAITING_NOTE
+    ticket = (await manager.get(number)).ticket
+    assert (ticket.state, ticket.awaiting_record) == ("resolved", True)
+    assert not ticket.recovered_without_intervention  # the engineer was on it
+    assert ticket.sign_off_refusal == "awaiting_record"
+
+    # Healthy polls count, but neither the system nor the client closes the record's gap.
+    assert await manager.device_healthy("cam-01", polls=5) == []
+    for call in (lambda: manager.verify(number, "李四"),
+                 lambda: manager.sign_off(number, "李四", SignOff("张经理"))):
+        with pytest.raises(IllegalTransition, match="service record is not written yet"):
+            await call()
+
+    clock.now = T0 + 3 * HOUR
+    done = await manager.resolve(number, Actor("王工", "cli"), RECORD)
+    # Accepted in that state; the device has been healthy long enough: verified at once.
+    assert kinds(done) == ["resolved", "verified"]
+    assert done[0].note.startswith("王工: 重新压接网线水晶头")
+    detail = await manager.get(number)
+    assert [(e.kind, e.from_state, e.to_state, e.actor, e.via) for e in detail.events[-3:]] == [
+        ("resolved", "acknowledged", "resolved", "system", "system"),
+        ("resolved", "resolved", "resolved", "王工", "cli"),
+        ("verified", "resolved", "verified", "system", "system")]
+    assert detail.ticket.state == "verified" and not detail.ticket.awaiting_record
+    assert detail.service_records[0]["engineer"] == "王工"
+    assert detail.ticket.sign_off_refusal is None
+
+
+async def test_record_written_before_enough_healthy_polls_is_verified_by_later_polls(
+        manager: TicketManager) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.acknowledge(number, "李四")
+    await manager.handle([fault("cam-01", CLEARED, T0 + HOUR)])
+    assert kinds(await manager.resolve(number, "王工", RECORD)) == ["resolved"]
+    assert kinds(await manager.device_healthy("cam-01", polls=3)) == ["verified"]
+
+
+async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it(
+        manager: TicketManager, clock: Clock) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
+    await manager.device_healthy("cam-01", polls=3)
+    clock.now = T0 + DAY
+    events = await manager.sign_off(number, Actor("王工", "cli"),
+                                    SignOff("张经理", "已恢复", channel="paper", receipt="HZ-0042"))
+    assert kinds(events) == ["signed_off", "closed"]
+    assert events[0].note == "signed off by 张经理 on paper receipt HZ-0042: 已恢复"
+    detail = await manager.get(number)
+    assert detail.ticket.close_reason == "signed_off"
+    assert detail.ticket.signed_off_at == T0 + DAY
+    assert detail.sign_offs == ({"name": "张经理", "at": T0 + DAY, "comment": "已恢复",
+                                 "channel": "paper", "receipt": "HZ-0042",
+                                 "recorded_by": "王工"},)
+    with pytest.raises(IllegalTransition, match="it is closed"):
+        await manager.sign_off(number, "王工", SignOff("张经理"))
+
+
+async def test_work_order_needs_no_verification_and_closes_on_sign_off(
+        store: Store, clock: Clock) -> None:
+    manager = TicketManager(store, lambda: {SITE: TERMS}, clock)
+    (order,) = [e for e in await manager.tick(T0) if e.system == "cctv"]
+    await manager.acknowledge(order.ticket, "王工")
+    ticket = (await manager.get(order.ticket)).ticket
+    await manager.complete_preventive(order.ticket, "王工", "王工",
+                                      {item: (True, "") for item in ticket.checklist})
+    assert (await manager.get(order.ticket)).ticket.needs_verification is False
+    signed = await manager.sign_off(order.ticket, "张经理", SignOff("张经理"))
+    assert kinds(signed) == ["signed_off", "closed"]
+
+
+async def test_without_auto_close_only_a_sign_off_closes(store: Store, clock: Clock) -> None:
+    manager = TicketManager(store, lambda: {}, clock, close_after=None)
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
+    await manager.device_healthy("cam-01", polls=3)
+    assert await manager.tick(T0 + 365 * DAY) == []
+    assert (await manager.get(number)).ticket.state == "verified"
+
+
+async def test_auto_close_counts_the_configured_days_from_the_verification(
+        store: Store, clock: Clock) -> None:
+    manager = TicketManager(store, lambda: {}, clock, close_after=2.5 * DAY)
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
+    clock.now = T0 + HOUR
+    await manager.device_healthy("cam-01", polls=3)
+    assert await manager.tick(T0 + HOUR + 2.5 * DAY - 1) == []
+    (closed,) = await manager.tick(T0 + HOUR + 2.5 * DAY)
+    assert closed.note == "auto-closed: no sign-off within 2.5 days"
+    assert (await manager.get(number)).ticket.close_reason == "no_sign_off"
+
+
+@pytest.mark.parametrize(("state", "failing", "awaiting", "signed", "refusal"), [
+    ("open", False, False, False, "not_resolved"),
+    ("acknowledged", False, False, False, "not_resolved"),
+    ("resolved", True, False, False, "failing"),
+    ("resolved", False, True, False, "awaiting_record"),
+    ("resolved", False, False, False, None),
+    ("verified", False, False, False, None),
+    ("resolved", False, False, True, "signed_off"),
+    ("closed", False, False, False, "signed_off"),
+])
+def test_sign_off_refusal_says_why_a_page_shows_no_form(
+        state: str, failing: bool, awaiting: bool, signed: bool, refusal: str | None) -> None:
+    assert sign_off_refusal(state, fault_active=failing, awaiting_record=awaiting,
+                            signed_off=signed) == refusal
+
+
+async def test_notifications_word_the_systems_check_and_the_clients_acceptance_apart(
+        manager: TicketManager) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
+    (verified,) = await manager.device_healthy("cam-01", polls=3)
+    signed, closed = await manager.sign_off(number, "张经理", SignOff("张经理"))
+    system = render(verified)
+    client = render(signed)
+    assert "系统确认恢复" in system.subject and "验收" not in system.plain
+    assert "用户已验收" in client.subject and "系统确认恢复" not in client.plain
+    assert "Recovery confirmed by monitoring" in render(verified, language="en").subject
+    assert "Accepted by the client" in render(signed, language="en").subject
+    assert "工单已关闭" in render(closed).subject
