@@ -67,7 +67,8 @@ class TicketActions(ManagerBase):
             target = next_state(number, Action.RESOLVE, TicketState(row.state),
                                 awaiting_record=awaiting)
             tz = self._terms(row.site).timezone
-            await paperwork.write_record(session, row, engineer, work, record.parts, at, tz)
+            await paperwork.write_record(session, row, engineer, work, record.parts, at, tz,
+                                         record.cause)
             replaced = await paperwork.replace_devices(session, row, record.replacements, at,
                                                        tz, who)
             if row.responded_at is None:
