@@ -119,7 +119,10 @@ def _fields(event: TicketEvent, language: str, tz: tzinfo) -> list[tuple[str, st
     rows = [
         ("ticket", event.ticket), ("site", event.site_name or event.site),
         ("severity", _severity(event, language)),
-        ("state", state_term(event.state, event.ticket_kind, language) if event.state else ""),
+        # A sign-off is the client's word; the state it leaves (the system's confirmed
+        # recovery, closed next) is not repeated in the same message.
+        ("state", state_term(event.state, event.ticket_kind, language)
+         if event.state and event.kind is not TicketEventKind.SIGNED_OFF else ""),
         ("device", event.device_name or event.device or ""), ("system", system),
         ("location", event.location or ""), ("affected", affected),
         ("response_due", _when(event.response_due, tz) if event.response_due else ""),
