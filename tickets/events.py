@@ -24,6 +24,7 @@ class TicketEventKind(StrEnum):
     ARRIVED = "arrived"              # an engineer arrived on site (a visit starts)
     DEPARTED = "departed"            # ... and left (the visit's receipt is complete)
     PHOTO = "photo"                  # a photo taken on site was added
+    FOLLOW_UP = "follow_up"          # a failed checklist item opened a follow-up ticket
     SIGNED_OFF = "signed_off"        # the site representative accepted the result
     RECLASSIFIED = "reclassified"    # severity changed after diagnosis
     RMA = "rma"                      # a manufacturer warranty claim recorded or updated

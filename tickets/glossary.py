@@ -56,6 +56,7 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "arrived": ("到场", "arrived on site"),
         "departed": ("离场", "left the site"),
         "photo": ("上传照片", "photo added"),
+        "follow_up": ("开后续工单", "follow-up opened"),
     },
     "system": {
         "cctv": ("视频监控", "CCTV"),
@@ -94,6 +95,16 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "alarm_panel": ("报警主机", "alarm panel"),
         "ups": ("不间断电源", "UPS"),
         "pdu": ("电源分配单元", "PDU"),
+    },
+    # How a ticket came in (tickets/records.py CHANNELS).
+    "channel": {
+        "monitoring": ("系统监测", "monitoring"),
+        "schedule": ("定期保养", "preventive maintenance"),
+        "phone": ("电话", "phone"),
+        "wechat": ("微信", "WeChat"),
+        "walk_in": ("上门", "walk-in"),
+        "email": ("邮件", "email"),
+        "other": ("其他", "other"),
     },
     "actor": {
         "system": ("系统", "system"),

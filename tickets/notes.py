@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from tickets.glossary import term
+
 ISO = (r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)?")
 _ISO = re.compile(ISO)
 
@@ -52,6 +54,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
     (r"^(?P<who>[^:]{1,200}): (?P<solution>.*) \(ETA (?P<at>" + ISO + r")\)(?:; (?P<rest>.*))?$",
      "派 {who}：{solution}（预计到场 {at}）{rest}",
      "{who} sent: {solution} (expected {at}){rest}"),
+    (r"^schedule from (?P<who>[^:]+): (?P<detail>.*)$", "定期保养发现问题（{who}）：{detail}",
+     "found on preventive maintenance by {who}: {detail}"),
+    (r"^(?P<channel>phone|wechat|walk-in|email|other) from (?P<who>.+?)"
+     r"(?: \((?P<contact>[^)]*)\))?(?: at (?P<at>" + ISO + r"))?: (?P<detail>.*)$",
+     "{channel}报修：{who}{contact}{at}：{detail}",
+     "by {channel} from {who}{contact}{at}: {detail}"),
+    (r"^follow-up (?P<ticket>T-[\w-]+): (?P<item>.+)$", "开后续工单 {ticket}：{item} 不合格",
+     "follow-up {ticket}: {item} not ok"),
     (r"^(?P<who>[^:]{1,200}): checklist done(?:; not ok: (?P<items>.*))?$",
      "{who}：保养完成{items}", "{who}: checklist done{items}"),
 )]
@@ -79,7 +89,15 @@ def local_note(note: str, language: str, timezone: str,
         for key, value in match.groupdict().items():
             value = value or ""
             if key.startswith("at") and value:
-                value = local_time(value, timezone)
+                value = (" " if zh else " at ") + local_time(value, timezone) \
+                    if key == "at" and "channel" in match.groupdict() \
+                    else local_time(value, timezone)
+            elif key == "item":
+                value = item_name(value) or value
+            elif key == "channel":
+                value = term("channel", value.replace("-", "_"), language)
+            elif key == "contact" and value:
+                value = f"（{value}）" if zh else f" ({value})"
             elif key == "which":
                 value = _WHICH[value][0 if zh else 1]
             elif key == "items":
