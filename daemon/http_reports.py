@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from daemon.terms import site_terms
+from daemon.terms import site_info, site_terms
 from exporters.reports import catalog
 from exporters.reports.brief import Contact, build_brief
-from exporters.reports.render import PdfUnavailable, SiteInfo, brief_html
+from exporters.reports.render import PdfUnavailable, brief_html
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ async def site_report(request: web.Request) -> web.StreamResponse:
         return _problem(str(exc), 422)
     if app.store is None:
         return _problem("the store is not open", 503)
-    info = SiteInfo(site_id, site.name, lang, timezone)
+    info = site_info(app.config, site_id, lang)
     try:
         async with request.app[ONE_AT_A_TIME]:
             report = await catalog.compute(app.store, kind, info, first, last, now)
@@ -145,10 +145,11 @@ async def site_brief(request: web.Request) -> web.StreamResponse:
     contacts = [Contact(c.name, c.role, c.phone, c.email) for c in site.contacts]
     try:
         brief = await build_brief(app.store, site_id, site_name=site.name, language=lang,
-                                  contacts=contacts, now=time.time(), timezone=timezone)
+                                  contacts=contacts, now=time.time(), timezone=timezone,
+                                  address=site.address)
     except StoreError as exc:
         return _problem(str(exc), 503)
-    html = brief_html(brief, SiteInfo(site_id, site.name, lang, timezone))
+    html = brief_html(brief, site_info(app.config, site_id, lang))
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer", "Content-Security-Policy": _REPORT_CSP})

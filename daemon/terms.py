@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from daemon.config import ChecklistItemConfig, Config
 from exporters.notify.config import EscalationContact, SiteEscalation
+from exporters.reports.render import SiteInfo
 from tickets.preventive import ChecklistItem, Checklists, builtin_checklists
 from tickets.sla import SiteTerms
 
@@ -61,6 +62,14 @@ def site_terms(config: Config) -> dict[str, SiteTerms]:
             contract_start=contract.start, contract_months=contract.months,
             escalation=base.escalation, checklists=base.checklists)
     return out
+
+
+def site_info(config: Config, site_id: str, language: str | None = None) -> SiteInfo:
+    """What the reports print about a site (KeyError: no such site)."""
+    site = config.sites[site_id]
+    return SiteInfo(site_id, site.name, language or site.language,
+                    site_terms(config)[site_id].timezone, site.address,
+                    checklist_words(config))
 
 
 def escalation_contacts(config: Config) -> dict[str, SiteEscalation]:

@@ -91,7 +91,8 @@ def _render(template: str, site: SiteInfo, generated_at: float,
             "yes" if flag else "no"),
         "total": lambda sheets: yuan(total_charge(sheets)),
         "money": lambda cents: t("not_priced") if cents is None else yuan(cents),
-        "cause": lambda text: cause_text(text, lang)}
+        "cause": lambda text: cause_text(text, lang),
+        "channel": lambda channel: term("channel", channel, lang)}
     return _ENV.get_template(template).render(
         site=site, generated=at(generated_at), lang=lang, **helpers, **values)
 
@@ -168,8 +169,10 @@ def cover_html(contents: list[CoverLine], site: SiteInfo, period: Period,
 
 
 def brief_html(brief: Brief, site: SiteInfo) -> str:
-    return _render("brief.html", site, brief.generated_at, brief=brief, period=None,
-                   title=word("brief_title", site.language))
+    """The brief as a page: every ticket and device links to its page (relative links:
+    the daemon serves it), phone numbers dial."""
+    return _render("brief.html", site, brief.generated_at, brief.labels, brief=brief,
+                   period=None, title=word("brief_title", site.language))
 
 
 def to_pdf(html: str) -> bytes:
