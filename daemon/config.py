@@ -57,6 +57,8 @@ class System(StrEnum):
 class StorageConfig(Strict):
     # None: SQLite file ``elvwatch.db`` next to the config file.
     url: str | None = None
+    # Photos engineers take on site (daemon/photos.py); relative to the config file.
+    photos_dir: Path = Path("elvwatch-photos")
 
 
 class HttpConfig(Strict):
@@ -355,6 +357,12 @@ class Config:
     credentials: Mapping[str, Credential] = field(default_factory=dict)
     sources: Mapping[str, BaseModel | None] = field(default_factory=dict)
     files: tuple[Path, ...] = field(default=())
+
+    @property
+    def photos_dir(self) -> Path:
+        """Where photos taken on site are kept, beside the store by default."""
+        configured = self.model.storage.photos_dir
+        return configured if configured.is_absolute() else self.path.parent / configured
 
     @property
     def check_count(self) -> int:

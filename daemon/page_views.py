@@ -10,18 +10,19 @@ from __future__ import annotations
 import functools
 import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon.page_text import text
+from exporters.reports.words import yuan
 from rules.state import DeviceState, DeviceStatus
 from tickets.glossary import state_term, term
 from tickets.notes import display_title, event_note, person
-from tickets.preventive import CHECKLISTS
-from tickets.ticket_store import AuditEntry, Ticket
+from tickets.preventive import item_names
+from tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 
 if TYPE_CHECKING:
     from daemon.app import App
@@ -56,6 +57,7 @@ class Fmt:
     tz: ZoneInfo
     now: float = field(default_factory=time.time)
     labels: Callable[[str], DeviceLabel | None] = _no_label
+    items: Mapping[str, str] = field(default_factory=dict)   # checklist id → words
 
     def t(self, key: str, **values: object) -> str:
         return text(self.lang, key, **values)
@@ -85,10 +87,25 @@ class Fmt:
     def person(self, actor: str) -> str:
         return person(actor, self.lang)
 
+    def error(self, key: str, values: Mapping[str, object]) -> str:
+        """A refused form's message; the field it names in words."""
+        words = dict(values)
+        if "field" in words:
+            field_key = str(words["field"])
+            words["field"] = self.items.get(field_key) or self.t(field_key)
+        if "state" in words:
+            words["state"] = self.tstate(str(words["state"]))
+        try:
+            return self.t(key, **words)
+        except (KeyError, IndexError):
+            return self.t(key)
+
+    def yuan(self, cents: int) -> str:
+        return yuan(cents)
+
     def note(self, event: AuditEntry) -> str:
-        names = checklist_names(self.lang)
         return event_note(event.kind, event.actor, event.note, self.lang, self.tz.key,
-                          lambda item: names.get(item, item))
+                          lambda item: self.items.get(item) or item)
 
     def iso(self, seconds: float) -> str:
         return datetime.fromtimestamp(seconds, self.tz).isoformat(timespec="seconds")
@@ -307,10 +324,12 @@ async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
             and cfg.warranty_until >= fmt.today(), "dependents": dependents}
 
 
-def checklist_names(lang: str) -> dict[str, str]:
-    """Checklist item id → its words in ``lang`` (ids are what the store keeps)."""
-    return {item.id: item.zh if lang == "zh-CN" else item.en
-            for items in CHECKLISTS.values() for item in items}
+def checklist_names(app: App, lang: str) -> dict[str, str]:
+    """Checklist item id → its words in ``lang`` (ids are what the store keeps): the
+    built-in items and the config's own."""
+    from daemon.terms import checklist_words
+
+    return item_names(lang, checklist_words(app.config))
 
 
 def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]]:
@@ -320,4 +339,57 @@ def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]
         out.append({"id": s.id, "matchers": sorted((k, sorted(v)) for k, v in s.matchers.items()),
                     "who": s.who, "why": s.why, "starts": s.starts or None, "until": s.until,
                     "state": state})
+    return out
+
+
+def handover_link(app: App, site_id: str, fmt: Fmt) -> str | None:
+    """The handover package of the contract period (daemon/http_reports.py), if the site
+    has a contract."""
+    from daemon.http_reports import HANDOVER_PATH, contract_period
+
+    contract = app.config.sites[site_id].contract
+    if contract is None:
+        return None
+    first, last = contract_period(contract.start, contract.months)
+    pdf = "1" if _pdf_available() else "0"
+    return str(HANDOVER_PATH.format(site=site_id)
+            + f"?from={first.isoformat()}&to={last.isoformat()}&pdf={pdf}&lang={fmt.lang}")
+
+
+def site_devices(app: App, site_id: str, system: str | None) -> list[dict[str, str]]:
+    """The site's devices (of ``system``, if given) for a form's choice, by location."""
+    out = [{"id": d.id, "name": d.config.name or d.id,
+            "location": str(d.config.location) if d.config.location else ""}
+           for d in app.config.devices.values()
+           if d.config.site == site_id and (system is None or d.system.value == system)]
+    return sorted(out, key=lambda d: (d["location"], d["name"]))
+
+
+def field_view(app: App, detail: TicketDetail, engineer: Any) -> dict[str, Any]:
+    """What the field forms of a ticket page offer the engineer looking at it (nothing
+    to anyone else): which actions the ticket's state allows, their visit in progress,
+    the engineers who can be sent, the devices a checklist item can name."""
+    t = detail.ticket
+    out: dict[str, Any] = {"on": engineer is not None}
+    if engineer is None:
+        return out
+    name = engineer.config.name
+    visit = next((v for v in detail.visits if v["engineer"] == name
+                  and v["departed_at"] is None), None)
+    live = t.state in ("open", "acknowledged", "resolved")
+    out.update({
+        "name": name, "visit": visit,
+        "engineers": [e for e in app.config.model.engineers
+                      if not e.sites or t.site in e.sites],
+        "devices": site_devices(app, t.site, t.system),
+        "dispatch": t.state == "open",
+        "arrive": live and visit is None, "depart": visit is not None,
+        "record": t.kind == "fault" and (t.state in ("open", "acknowledged")
+                                         or (t.state == "resolved" and t.awaiting_record)),
+        "checklist": t.kind == "preventive" and t.state in ("open", "acknowledged"),
+        "photo": t.state != "closed",
+        "sign": t.sign_off_refusal is None and t.state in ("resolved", "verified"),
+        "return_visit": t.state in ("resolved", "verified", "closed"),
+        "part_rows": range(1, 5),
+    })
     return out

@@ -18,6 +18,7 @@ from tickets import ticket_store as ts
 from tickets import visits
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
+from tickets.field_schema import PhotoRow
 from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
 from tickets.records import Actor, actor_of
 from tickets.schema import FeedbackRow
@@ -33,6 +34,18 @@ class Dispatch:
     solution: str
     assignee: str
     eta: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFile:
+    """A checked photo already kept on disk under ``file`` (daemon/photos.py)."""
+
+    file: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int
+    height: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,33 @@ class FieldWork:
             event = await ts.add_event(session, row, K.DEPARTED, at, actor=who.name,
                                        note=_text(note, "note"), via=who.via or None)
         return m._emit([event])
+
+    async def add_photo(self, number: str, actor: str | Actor, photo: PhotoFile,
+                        caption: str = "") -> list[TicketEvent]:
+        """Record a photo (its file already written) on the ticket, in the visit in
+        progress if there is one."""
+        m, who = self.manager, actor_of(actor)
+        at = m.clock()
+        async with m._lock, m.store.transaction("add a photo") as session:
+            row = await ts.by_number(session, number)
+            session.add(PhotoRow(
+                ticket_id=row.id, visit_id=await visits.open_visit_id(session, row.id),
+                file=photo.file, content_type=photo.content_type, bytes=photo.size,
+                sha256=photo.sha256, width=photo.width, height=photo.height,
+                caption=_text(caption, "caption")[:500], uploaded_by=who.name, at=ts.moment(at)))
+            event = await ts.add_event(session, row, K.PHOTO, at, actor=who.name,
+                                       note=_text(caption, "caption")[:500],
+                                       via=who.via or None)
+        return m._emit([event])
+
+    async def photo_file(self, number: str, photo_id: int) -> PhotoRow:
+        """The stored photo ``photo_id`` of ticket ``number`` (ValueError: not one of its)."""
+        async with self.manager.store.transaction("read a photo") as session:
+            row = await ts.by_number(session, number)
+            photo = await session.get(PhotoRow, photo_id)
+            if photo is None or photo.ticket_id != row.id:
+                raise ValueError(f"ticket {number} has no photo {photo_id}")
+            return photo
 
     async def return_visit(self, site: str, actor: str | Actor, visit: ReturnVisit,
                            number: str | None = None) -> list[TicketEvent]:
