@@ -8,7 +8,10 @@ plain TCP listeners and the banner says so.
 
 The demo's credentials are random per run and reach the daemon the way real ones do,
 through environment variables named in the config; the demo sets them in its own
-process only and never prints them.
+process only and never prints them.  The read-only commands (status, tickets, report,
+brief, link) need none of them: the banner prints how to run them against the demo's
+config from another terminal.  The bearer token (API writes, read and sign-off links)
+is written to a file of its own in the demo's directory, readable by its owner only.
 
 Checks run every few seconds and a device goes down after two failed runs.  The
 injector alternates: one device goes down and comes back (the first about 20 s after
@@ -29,6 +32,7 @@ import secrets
 import signal
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +77,8 @@ def _snmp_env(device: str) -> str:
     return f"{ENV_PREFIX}SNMP_{device.upper().replace('-', '_')}"
 
 
-def demo_config(listen: str, community: Community) -> dict[str, Any]:
+def demo_config(listen: str, community: Community,
+                token_file: Path | None = None) -> dict[str, Any]:
     s = community.secrets
     credentials: dict[str, Any] = {
         "demo-camera": {"username": s.camera_user,
@@ -89,7 +94,7 @@ def demo_config(listen: str, community: Community) -> dict[str, Any]:
             if check["type"] == "onvif":
                 check["timeout"] = ONVIF_TIMEOUT
     config: dict[str, Any] = {
-        "http": {"listen": listen},
+        "http": {"listen": listen} | ({"token_file": str(token_file)} if token_file else {}),
         "interval": INTERVAL,
         "timeout": TIMEOUT,
         "scheduler": {"down_after": 2, "jitter": 0.5},
@@ -148,9 +153,9 @@ async def run_demo(listen: str = "127.0.0.1:9780", directory: Path | None = None
     try:
         community = await _start_community(demo_secrets())
         config_path = workdir / "config.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(listen, community),
-                                              allow_unicode=True, sort_keys=False),
-                               encoding="utf-8")
+        config_path.write_text(yaml.safe_dump(
+            demo_config(listen, community, _token_file(workdir)), allow_unicode=True,
+            sort_keys=False), encoding="utf-8")
         app = App(load_config(config_path))
         await app.start()
         if stopping.is_set():
@@ -202,6 +207,27 @@ async def _start_community(made: Secrets) -> Community:
                        f"(last error: {failure})")
 
 
+def _token_file(workdir: Path) -> Path:
+    path = workdir / "token"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
+def read_only_commands(config_path: Path, today: date) -> list[str]:
+    """The commands that read the demo's store (no device secrets needed), as typed."""
+    c = f"-c {config_path}"
+    first = today.replace(day=1).isoformat()
+    return [f"elvwatch status {c}",
+            f"elvwatch tickets list {c}",
+            f"elvwatch tickets show T-{today.year}-000001 {c}",
+            f"elvwatch report sla --site {SITE} --from {first} --to {today.isoformat()} {c}",
+            f"elvwatch brief --site {SITE} {c}",
+            f"elvwatch link --site {SITE} {c}"]
+
+
 def _banner(listen: str, config_path: Path, community: Community, took: float) -> None:
     base = f"http://{listen}"
     protocols = sorted({c["type"] for d in community.config_devices(SITE)
@@ -214,7 +240,12 @@ def _banner(listen: str, config_path: Path, community: Community, took: float) -
              f"  tickets    {base}/api/v1/tickets",
              f"  metrics    {base}/metrics",
              f"  health     {base}/healthz",
+             f"  token      {config_path.parent / 'token'}  (API writes, read and "
+             "sign-off links)",
              *(f"  note       {note}" for note in community.notes),
+             "From another terminal, these read the demo's store (no device secrets "
+             "needed):",
+             *(f"  {command}" for command in read_only_commands(config_path, date.today())),
              f"A device is taken down about {FIRST_FAULT_AFTER:.0f}s from now and brought "
              f"back later, then a device reports a fault that opens a ticket; Ctrl-C stops."]
     print("\n".join(lines), flush=True)

@@ -19,11 +19,15 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import URL, make_url
+
+from tests.ticket_fixtures import Clock
+from tickets.store import Store
 
 PG_USER = "elvwatch"
 PG_PASSWORD = "elv-" + secrets.token_hex(8)
@@ -132,3 +136,20 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """A fresh store (SQLite, then PostgreSQL) holding the ticket tests' equipment archive
+    (tests/ticket_fixtures.py) as of their T0."""
+    from tests.ticket_fixtures import T0, archive
+
+    async with await Store.open(store_url) as opened:
+        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
+        yield opened
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The ticket tests' settable clock, at their T0."""
+    return Clock()

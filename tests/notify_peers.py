@@ -1,6 +1,7 @@
 """Real local receivers for the notifier tests: one aiohttp server on loopback that plays
 a generic webhook endpoint, a WeCom bot and a DingTalk bot, and checks what it is sent
-the way the real services do (HMAC signature, bot key, DingTalk's sign)."""
+the way the real services do (HMAC signature, bot key, DingTalk's sign); and a plain
+SMTP server (aiosmtpd) that keeps every mail with its envelope."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiosmtpd.smtp import SMTP
 
 from tickets.events import TicketEvent, TicketEventKind
 
@@ -134,3 +136,42 @@ def event(n: int = 1, *, kind: TicketEventKind = TicketEventKind.OPENED,
         device=device, system="cctv", location="1号楼 / B1 / 大门", state="open",
         response_due=1_780_043_200.0, resolve_due=None, note=note,
         url=f"http://127.0.0.1:9780/tickets/T-2026-{n:06d}")
+
+
+@dataclass
+class Mail:
+    sender: str
+    recipients: list[str]
+    raw: bytes
+
+    def parsed(self) -> Any:
+        import email
+        from email.policy import default as default_policy
+
+        return email.message_from_bytes(self.raw, policy=default_policy)
+
+
+@dataclass
+class SmtpReceiver:
+    host: str = "127.0.0.1"
+    port: int = 0
+    mails: list[Mail] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos),
+                               envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+@asynccontextmanager
+async def smtp_receiver() -> AsyncIterator[SmtpReceiver]:
+    """aiosmtpd's SMTP protocol without TLS or login, in the test's own loop."""
+    state = SmtpReceiver()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(state, hostname="mx.test"), "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -105,6 +105,17 @@ INVALID = {
         "invalid-silence-matcher.yaml:4: silences[0].matchers.colour: Input should be "
         "'site', 'device', 'system', 'kind' or 'rule'",
     ],
+    "invalid-escalation.yaml": [
+        "invalid-escalation.yaml:4: sites[0].contract.emergency_response_hours: Input should "
+        "be greater than or equal to 0",
+        "invalid-escalation.yaml:6: sites[0].escalation[0].email: Value error, "
+        "'zhang-at-example.com' is not an email address",
+        "invalid-escalation.yaml:9: tickets.auto_close_days: Input should be greater than 0",
+    ],
+    "invalid-escalation-receiver.yaml": [
+        "invalid-escalation-receiver.yaml:7: sites[0].escalate_via[1]: unknown receiver "
+        "'mgr-ding' (notify.receivers: noc)",
+    ],
     "invalid-mqtt-references.yaml": [
         "invalid-mqtt-references.yaml:6: sources.mqtt.brokers.site_a.credentials: "
         "unknown credentials 'brokr-login'",

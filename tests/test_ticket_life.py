@@ -5,15 +5,14 @@ reason — never a few polls after the repair."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from exporters.notify.messages import render
+from exporters.reports.brief import build_brief
 from rules.faults import FaultState
-from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
+from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 from tickets.core import AWAITING_NOTE
 from tickets.events import TicketEvent
 from tickets.lifecycle import IllegalTransition, sign_off_refusal
@@ -24,18 +23,6 @@ from tickets.store import Store
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
 DAY = 24 * HOUR
 RECORD = ServiceRecord("王工", "重新压接网线水晶头")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -92,10 +79,14 @@ async def test_record_written_before_enough_healthy_polls_is_verified_by_later_p
 
 
 async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it(
-        manager: TicketManager, clock: Clock) -> None:
+        manager: TicketManager, store: Store, clock: Clock) -> None:
     number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
     await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
     await manager.device_healthy("cam-01", polls=3)
+    # The engineer's pre-visit brief lists it as waiting for the site's sign-off.
+    brief = await build_brief(store, SITE, site_name="湖畔花园", language="zh-CN",
+                              contacts=(), now=T0 + HOUR)
+    assert [t.number for t in brief.awaiting_sign_off] == [number]
     clock.now = T0 + DAY
     events = await manager.sign_off(number, Actor("王工", "cli"),
                                     SignOff("张经理", "已恢复", channel="paper", receipt="HZ-0042"))
@@ -109,6 +100,9 @@ async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it
                                  "recorded_by": "王工", "visit_id": None},)
     with pytest.raises(IllegalTransition, match="it is closed"):
         await manager.sign_off(number, "王工", SignOff("张经理"))
+    brief = await build_brief(store, SITE, site_name="湖畔花园", language="zh-CN",
+                              contacts=(), now=T0 + DAY)
+    assert brief.awaiting_sign_off == ()
 
 
 async def test_work_order_needs_no_verification_and_closes_on_sign_off(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
 
 from rules.faults import FaultState
-from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
+from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 from tickets.actions import PartReplaced, ServiceRecord, SignOff
 from tickets.events import TicketEvent, TicketEventKind
 from tickets.lifecycle import IllegalTransition, UnknownTicket
@@ -21,18 +19,6 @@ FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
 DAY = 24 * HOUR
 RECORD = ServiceRecord("王工", "replaced PoE injector",
                        (PartReplaced("PoE injector"), PartReplaced("cable", device="sw-01")))
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        await opened.sync_archive(archive(), datetime.fromtimestamp(T0, UTC))
-        yield opened
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -1,10 +1,21 @@
-"""Shared helpers of the ticket tests: a settable clock, fault transitions, a manager."""
+"""Shared helpers of the ticket tests: a settable clock, fault transitions, a manager,
+and the ticket API over a real loopback socket behind the token check."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
+from types import SimpleNamespace
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from daemon.http import APP, access
+from daemon.http_tickets import add_ticket_routes
 from rules.faults import FaultState, FaultTransition, fingerprint
+from tickets.manager import TicketManager
 from tickets.sla import SiteTerms
 from tickets.store import ArchiveEntry
 
@@ -44,3 +55,23 @@ def fault(device: str, state: FaultState, at: float, *, rule: str = "device_unre
         system=system, kind="ipc", name_zh="设备离线", name_en="device unreachable",
         severity=severity, previous=previous, state=state, at=at, summary="icmp: timeout",
         root_cause=root_cause, affected=affected, suppressed_by=suppressed_by)
+
+
+API_TOKEN = "ticket-api-token"
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@asynccontextmanager
+async def ticket_api(manager: TicketManager, directory: Path
+                     ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The ticket API of ``manager``; writes need ``API_AUTH``."""
+    token_file = directory / "token"
+    token_file.write_text(API_TOKEN + "\n")
+    web_app = web.Application(middlewares=[access])
+    # The token middleware reads only this from the daemon's App.
+    web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
+        config=SimpleNamespace(model=SimpleNamespace(http=SimpleNamespace(
+            token_file=token_file, loopback_reads=True))))
+    add_ticket_routes(web_app, lambda: manager)
+    async with TestClient(TestServer(web_app, host="127.0.0.1")) as client:
+        yield client

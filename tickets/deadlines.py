@@ -85,6 +85,7 @@ class DeadlineActions(ManagerBase):
             events = [await ts.add_event(session, row, K.RECLASSIFIED, at, actor=who.name,
                                          note="; ".join(said), via=who.via or None)]
             if severity == "emergency":
-                events.append(await ts.add_event(session, row, K.ESCALATED, at,
-                                                 note=self._escalation("emergency", row.site)))
+                events.append(await ts.add_event(
+                    session, row, K.ESCALATED, at,
+                    note=self._escalation("emergency, at once", row.site)))
         return self._emit(events)

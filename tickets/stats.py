@@ -39,7 +39,7 @@ async def ticket_stats(store: Store) -> TicketStats:
         live = [
             LiveTicket(row.number, row.site, row.system or "", row.severity, row.state,
                        _epoch(row.response_due), _epoch(row.resolve_due),
-                       row.acknowledged_at is not None, row.device)
+                       row.responded_at is not None, row.device)
             for row in await session.scalars(
                 select(TicketRow).where(TicketRow.state.in_(tuple(LIVE_STATES))))]
         keys = (TicketRow.site, func.coalesce(TicketRow.system, ""), TicketRow.severity)
@@ -48,14 +48,16 @@ async def ticket_stats(store: Store) -> TicketStats:
         verified = {(s, y, v): n for s, y, v, n in (await session.execute(
             select(*keys, func.count()).where(TicketRow.verified_at.is_not(None))
             .group_by(*keys))).all()}
+        # Every breach ever recorded: a renegotiated deadline's stays counted, so the
+        # counter never goes down.
         breaches: dict[tuple[str, str, str], int] = {}
-        for which, column in (("response", TicketRow.response_breached_at),
-                              ("resolve", TicketRow.resolve_breached_at)):
+        for which, column in (("response", TicketRow.response_breaches),
+                              ("resolve", TicketRow.resolve_breaches)):
             rows = await session.execute(
-                select(TicketRow.site, TicketRow.severity, func.count())
-                .where(column.is_not(None)).group_by(TicketRow.site, TicketRow.severity))
+                select(TicketRow.site, TicketRow.severity, func.sum(column))
+                .where(column > 0).group_by(TicketRow.site, TicketRow.severity))
             for site, severity, count in rows.all():
-                breaches[(site, severity, which)] = count
+                breaches[(site, severity, which)] = int(count)
     return TicketStats(tuple(live), opened, verified, breaches)
 
 

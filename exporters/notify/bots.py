@@ -21,6 +21,7 @@ from urllib.parse import quote, quote_plus
 from exporters.notify.base import Message, NotifyConfigError, SendResult
 from exporters.notify.webhook import HttpPoster, http_result
 from probes.base import Credential, bounded
+from tickets.events import TicketEventKind
 
 # WeCom rejects markdown content over 4096 bytes of UTF-8.
 WECOM_MAX_BYTES = 4096
@@ -127,8 +128,10 @@ class DingTalkNotifier:
 
     def body(self, message: Message) -> bytes:
         text = message.markdown
+        # Emergencies and escalations page people: the mentioned numbers are notified.
         mobiles = list(self._at_mobiles) \
-            if any(e.severity == "emergency" for e in message.events) else []
+            if any(e.severity == "emergency" or e.kind is TicketEventKind.ESCALATED
+                   for e in message.events) else []
         if mobiles:
             # DingTalk only notifies a mentioned number that also appears in the text.
             text += "\n\n" + " ".join(f"@{m}" for m in mobiles)

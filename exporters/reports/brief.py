@@ -10,7 +10,7 @@
   by vendor and model, with warranty status on the visit day (claim under warranty or
   charge at cost, tickets/actions.py ``coverage``);
 * due preventive checklist items: open preventive work orders and their checklists;
-* tickets resolved and waiting for the site representative's sign-off;
+* tickets resolved or verified and waiting for the site representative's sign-off;
 * the site's contacts and address (passed in: exporters never read the daemon's config).
 
 Each ticket carries its dispatch (the solution given, the engineer sent, the expected
@@ -191,14 +191,16 @@ async def build_brief(store: Store, site: str, *, site_name: str, language: str,
     async with store.transaction("read tickets") as session:
         rows = list(await session.scalars(
             select(TicketRow).where(TicketRow.site == site,
-                                    TicketRow.state.in_(("open", "acknowledged", "resolved")))
+                                    TicketRow.state.in_(("open", "acknowledged", "resolved",
+                                                         "verified")))
             .order_by(TicketRow.id)))
         labels = await site_labels(session, site)
     states = await store.current_states()
     archive = {e.id: e for e in await store.archive() if e.site == site}
-    live = [r for r in rows if r.state != "resolved"]
+    live = [r for r in rows if r.state in ("open", "acknowledged")]
     tickets = sorted((_brief_ticket(r, now) for r in live), key=urgency)
-    waiting = tuple(sorted((_brief_ticket(r, now) for r in rows if r.state == "resolved"),
+    waiting = tuple(sorted((_brief_ticket(r, now) for r in rows
+                            if r.state in ("resolved", "verified") and r.signed_off_at is None),
                            key=lambda t: t.opened_at))
     by_device: dict[str, list[str]] = {}
     for t in tickets:
