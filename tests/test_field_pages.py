@@ -173,7 +173,12 @@ async def test_an_engineer_dispatches_visits_records_and_photographs_from_a_phon
         await page.click("#photo-form button")
     assert "照片已上传" in await page.inner_text("#done")
     image = page.locator(".photos img").first
-    assert await image.evaluate("img => img.complete && img.naturalWidth") == 640
+    await image.scroll_into_view_if_needed()   # loading="lazy": fetched once in view
+    for _ in range(50):
+        if await image.evaluate("img => img.complete && img.naturalWidth") == 640:
+            break
+        await asyncio.sleep(0.1)
+    assert await image.evaluate("img => img.naturalWidth") == 640
 
     await page.fill("#record-form textarea[name=cause]", "电源适配器老化")
     await page.fill("#record-form textarea[name=work]", "更换电源适配器，重做水晶头")
