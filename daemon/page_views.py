@@ -105,7 +105,7 @@ class Fmt:
 
     def note(self, event: AuditEntry) -> str:
         return event_note(event.kind, event.actor, event.note, self.lang, self.tz.key,
-                          lambda item: self.items.get(item) or item)
+                          lambda item: self.items.get(item) or item, self.device)
 
     def iso(self, seconds: float) -> str:
         return datetime.fromtimestamp(seconds, self.tz).isoformat(timespec="seconds")

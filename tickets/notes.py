@@ -23,12 +23,21 @@ ISO = (r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)?")
 _ISO = re.compile(ISO)
 
 ItemName = Callable[[str], str]
+DeviceName = Callable[[str], str]
+_SEV = r"(?:general|major|emergency)"
+_NONE = r"\(the site names no escalation contacts\)"
 
-# (pattern, zh, en): the groups go into the templates; a group named ``at*`` is a time,
-# ``items`` a comma-separated list of checklist item ids, ``which`` a deadline.
+# (pattern, zh, en): the groups go into the templates.  A group named ``at*`` is a time,
+# ``which`` a deadline, ``old``/``new`` severities, ``item`` a checklist item id and
+# ``items`` a comma-separated list of them, ``device`` a device id, ``channel`` how a
+# request came in; ``phrases`` and ``was`` are the system's own clauses, said in the
+# site's words; ``rest`` is a person's text, kept as typed.
 _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for p, zh, en in (
     (r"^recovered without intervention$", "设备自行恢复（无人处理）",
      "recovered without intervention"),
+    (r"^device recovered; waiting for the engineer's service record$",
+     "设备已恢复，等待工程师填写服务记录",
+     "device recovered; waiting for the engineer's service record"),
     (r"^attached to (?P<ticket>T-[\w-]+)$", "并入工单 {ticket} 处理",
      "handled on ticket {ticket}"),
     (r"^still failing after the parent fault cleared$", "上联设备恢复后仍有故障",
@@ -37,20 +46,49 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
      "fault recurred (recurrence {n})"),
     (r"^emergency: contacts paged at once$", "紧急故障：已立即通知联系人",
      "emergency: contacts paged at once"),
+    (r"^emergency, at once: escalated to (?P<names>.+)$", "紧急故障：已立即通知 {names}",
+     "emergency: {names} told at once"),
+    (r"^emergency, at once: escalated " + _NONE + "$",
+     "紧急故障：已升级（本小区未登记升级联系人）",
+     "emergency: escalated (the site names no escalation contacts)"),
     (r"^device healthy for (?P<n>\d+) polls$", "系统连续 {n} 次检测设备正常",
      "monitoring saw the device healthy {n} times in a row"),
     (r"^verified recovery$", "系统确认恢复后关闭", "closed after the recovery was confirmed"),
+    (r"^recovery confirmed by hand$", "人工确认恢复", "recovery confirmed by hand"),
+    (r"^accepted by (?P<name>.+)$", "{name} 验收通过", "accepted by {name}"),
+    (r"^auto-closed: no sign-off within (?P<n>[\d.]+) days$",
+     "{n} 天内未签字验收，系统自动关闭", "closed by the system: no sign-off within {n} days"),
     (r"^(?P<which>response|resolve) deadline passed \(due (?P<at>" + ISO + r")\)$",
      "{which}期限已过（期限 {at}）", "{which} deadline passed (due {at})"),
     (r"^(?P<which>response|resolve) deadline passed: escalation contacts told$",
      "{which}期限已过：已通知升级联系人", "{which} deadline passed: escalation contacts told"),
+    (r"^(?P<which>response|resolve) deadline passed: escalated to (?P<names>.+)$",
+     "{which}期限已过：已通知 {names}", "{which} deadline passed: {names} told"),
+    (r"^(?P<which>response|resolve) deadline passed: escalated " + _NONE + "$",
+     "{which}期限已过：已升级（本小区未登记升级联系人）",
+     "{which} deadline passed: escalated (the site names no escalation contacts)"),
     (r"^due (?P<period>\d{4}-(?:\d\d|Q[1-4]))$", "保养周期 {period}，期末前完成",
      "due by the end of {period}"),
-    (r"^repair due (?P<at>" + ISO + r")(?:: (?P<rest>.*))?$", "修复期限商定为 {at}{rest}",
-     "repair due {at}{rest}"),
+    (r"^repair due (?P<at>" + ISO + r")(?: \((?P<was>was due [^)]*)\))?(?:: (?P<rest>.*))?$",
+     "修复期限商定为 {at}{was}{rest}", "repair due {at}{was}{rest}"),
+    (r"^(?P<old>" + _SEV + r") → (?P<new>" + _SEV + r"): (?P<phrases>.*)$",
+     "级别由{old}调整为{new}：{phrases}", "severity {old} → {new}: {phrases}"),
+    (r"^(?P<device>[A-Za-z0-9][\w.:-]*) replaced by (?P<who>[^:]+): (?P<phrases>.*)$",
+     "{device} 已由 {who} 更换：{phrases}", "{device} replaced by {who}: {phrases}"),
+    (r"^claim (?P<claim>\S+) for (?P<part>.+?) with (?P<vendor>[^;]+)(?P<phrases>(?:; .*)?)$",
+     "厂商保修索赔 {claim}：{part}，厂商联系人 {vendor}{phrases}",
+     "warranty claim {claim}: {part}, vendor contact {vendor}{phrases}"),
+    (r"^claim (?P<claim>\S+) updated(?P<phrases>(?:; .*)?)$",
+     "厂商保修索赔 {claim} 已更新{phrases}", "warranty claim {claim} updated{phrases}"),
+    (r"^signed off by (?P<name>.+?) on (?:paper receipt (?P<receipt>\S+)|a paper receipt)"
+     r"(?:: (?P<rest>.*))?$", "{name} 在纸质回执单{receipt}上验收签字{rest}",
+     "signed off by {name} on paper receipt{receipt}{rest}"),
     (r"^signed off by (?P<name>.+?)(?:: (?P<rest>.*))?$", "{name} 验收签字{rest}",
      "signed off by {name}{rest}"),
     (r"^rating (?P<n>[1-5])(?:: (?P<rest>.*))?$", "满意度 {n}/5{rest}", "rating {n}/5{rest}"),
+    (r"^(?P<who>[^:]{1,200}): (?P<work>.*) \(service record after the device recovered\)$",
+     "{who}：{work}（设备恢复后补填服务记录）",
+     "{who}: {work} (service record written after the device recovered)"),
     (r"^(?P<who>[^:]{1,200}): (?P<solution>.*) \(ETA (?P<at>" + ISO + r")\)(?:; (?P<rest>.*))?$",
      "派 {who}：{solution}（预计到场 {at}）{rest}",
      "{who} sent: {solution} (expected {at}){rest}"),
@@ -66,6 +104,14 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
      "{who}：保养完成{items}", "{who}: checklist done{items}"),
 )]
 _WHICH = {"response": ("响应", "response"), "resolve": ("修复", "repair")}
+# The system's clauses inside compound notes (a renegotiation, a reclassification, a
+# replacement, a warranty claim), longest first so "repair due to agree" wins.
+_PHRASES = (("repair due to agree", "修复期限待商定"), ("was due ", "原期限 "),
+            ("; breached", "，已超时"), ("respond by ", "响应期限 "), ("repair due ", "修复期限 "),
+            ("same facts as before", "档案信息不变"), ("warranty_until ", "保修期至 "),
+            ("serial ", "序列号 "), ("model ", "型号 "), ("vendor ", "厂商 "),
+            ("installed ", "安装日期 "), ("sent ", "寄出 "), ("returned ", "返回 "),
+            ("; ", "；"), (" (", "（"), (")", "）"))
 
 
 def local_time(text: str, timezone: str) -> str:
@@ -77,47 +123,81 @@ def local_time(text: str, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
 
 
+def _times(text: str, timezone: str) -> str:
+    return _ISO.sub(lambda m: local_time(m.group(0), timezone), text)
+
+
+def _phrases(text: str, zh: bool, timezone: str) -> str:
+    text = _times(text, timezone)
+    if zh:
+        for english, chinese in _PHRASES:
+            text = text.replace(english, chinese)
+    return text
+
+
 def local_note(note: str, language: str, timezone: str,
-               item_name: ItemName = lambda item: item) -> str:
+               item_name: ItemName = lambda item: item,
+               device_name: DeviceName = lambda device: device) -> str:
     """``note`` in ``language`` with its times in ``timezone``."""
     zh = language == "zh-CN"
     for pattern, zh_text, en_text in _PATTERNS:
         match = pattern.match(note)
         if match is None:
             continue
+        groups = match.groupdict()
         values: dict[str, str] = {}
-        for key, value in match.groupdict().items():
-            value = value or ""
-            if key.startswith("at") and value:
-                value = (" " if zh else " at ") + local_time(value, timezone) \
-                    if key == "at" and "channel" in match.groupdict() \
-                    else local_time(value, timezone)
-            elif key == "item":
-                value = item_name(value) or value
-            elif key == "channel":
-                value = term("channel", value.replace("-", "_"), language)
-            elif key == "contact" and value:
-                value = f"（{value}）" if zh else f" ({value})"
-            elif key == "which":
-                value = _WHICH[value][0 if zh else 1]
-            elif key == "items":
-                names = [item_name(i.strip()) or i.strip() for i in value.split(",") if i.strip()]
-                joined = ("、" if zh else ", ").join(names)
-                value = (("；不合格：" if zh else "; not ok: ") + joined) if names else ""
-            elif key == "rest" and value:
-                value = ("：" if zh else ": ") + value
-            values[key] = value
+        for key, value in groups.items():
+            values[key] = _value(key, value or "", zh, language, timezone, item_name,
+                                 device_name, "channel" in groups)
         return (zh_text if zh else en_text).format(**values)
-    return _ISO.sub(lambda m: local_time(m.group(0), timezone), note)
+    return _times(note, timezone)
+
+
+def _value(key: str, value: str, zh: bool, language: str, timezone: str,
+           item_name: ItemName, device_name: DeviceName, heard: bool) -> str:
+    if not value:
+        return ""
+    if key.startswith("at"):
+        stamp = local_time(value, timezone)
+        return ((" " if zh else " at ") + stamp) if key == "at" and heard else stamp
+    if key in ("old", "new"):
+        return term("severity", value, language)
+    if key == "which":
+        return _WHICH[value][0 if zh else 1]
+    if key == "item":
+        return item_name(value) or value
+    if key == "items":
+        names = [item_name(i.strip()) or i.strip() for i in value.split(",") if i.strip()]
+        joined = ("、" if zh else ", ").join(names)
+        return (("；不合格：" if zh else "; not ok: ") + joined) if names else ""
+    if key == "device":
+        return device_name(value) or value
+    if key == "who":
+        return person(value, language)
+    if key == "channel":
+        return term("channel", value.replace("-", "_"), language)
+    if key == "contact":
+        return f"（{value}）" if zh else f" ({value})"
+    if key == "receipt":
+        return f" {value} "
+    if key == "was":
+        said = _phrases(value, zh, timezone)
+        return f"（{said}）" if zh else f" ({said})"
+    if key == "phrases":
+        return _phrases(value, zh, timezone)
+    if key == "rest":
+        return ("：" if zh else ": ") + value
+    return value
 
 
 def event_note(kind: str, actor: str, note: str, language: str, timezone: str,
-               item_name: ItemName = lambda item: item) -> str:
+               item_name: ItemName = lambda item: item,
+               device_name: DeviceName = lambda device: device) -> str:
     """What the timeline shows for an audit event: a fault ticket's opening note is the
     rule expression, which the site does not read."""
     if kind == "opened" and actor == "system":
         return ""
-    return local_note(note, language, timezone, item_name) if note else ""
+    return local_note(note, language, timezone, item_name, device_name) if note else ""
 
 
 # An engineer acting through a personal link is recorded as "王工 (wang)": the name to

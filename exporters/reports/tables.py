@@ -164,7 +164,7 @@ def audit_csv(logs: Logs, language: str, timezone: str,
          state_term(e.from_state, tr.kind, language) if e.from_state else "",
          state_term(e.to_state, tr.kind, language), person(e.actor, language),
          event_note(e.kind, e.actor, e.note, language, timezone,
-                    lambda i: item.get(i) or i)]
+                    lambda i: item.get(i) or i, names.name)]
         for tr in logs.trails for e in tr.events))
 
 
