@@ -270,7 +270,19 @@ async def _signoff_link(request: web.Request, app: App, engineer: Engineer, numb
     return await ticket_page(request, signoff_url=base + url)
 
 
-_TICKET_ACTIONS = {"dispatch": _dispatch, "arrive": _arrive, "depart": _depart,
+async def _resolve_due(request: web.Request, app: App, engineer: Engineer, number: str,
+                       site: str) -> Result:
+    """The repair deadline agreed with the site representative (a major fault's), or a
+    new one: the one it replaces keeps its breach."""
+    form = await request.post()
+    due = _local_time(_field(form, "due", required="resolve_by"), request, site)
+    assert app.tickets is not None and due is not None
+    await app.tickets.set_resolve_due(number, engineer.actor, due, _field(form, "note"))
+    return None
+
+
+_TICKET_ACTIONS = {"dispatch": _dispatch, "resolve_due": _resolve_due, "arrive": _arrive,
+                   "depart": _depart,
                    "record": _record, "complete": _complete, "photo": _photo,
                    "paper_receipt": _paper_receipt, "return_visit": _return_visit,
                    "signoff_link": _signoff_link}

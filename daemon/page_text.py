@@ -111,6 +111,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "photo_too_big": "照片太大（最大 {mb} MB）。",
         "photo_not_image": "只能上传 JPEG 或 PNG 照片。",
         "none_selected": "请选择", "follow_up_of": "来自保养单", "rating_word": "满意度",
+        "sign_off_awaiting_record": "设备已恢复，工程师的服务记录填写后才能验收。",
+        "agree_deadline": "与甲方商定修复期限", "submit_deadline": "确认期限",
+        "done_resolve_due": "修复期限已商定。",
     },
     "en": {
         "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
@@ -226,6 +229,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "photo_too_big": "The photo is too big (at most {mb} MB).",
         "photo_not_image": "Only JPEG or PNG photos can be uploaded.",
         "none_selected": "choose", "follow_up_of": "From work order", "rating_word": "Rating",
+        "sign_off_awaiting_record": "The device has recovered; it can be signed off once "
+                                    "the engineer's service record is written.",
+        "agree_deadline": "Repair deadline agreed with the site",
+        "submit_deadline": "Set the deadline", "done_resolve_due": "Repair deadline set.",
     },
 }
 

@@ -20,7 +20,7 @@ from daemon.page_text import text
 from exporters.reports.words import yuan
 from rules.state import DeviceState, DeviceStatus
 from tickets.glossary import state_term, term
-from tickets.notes import display_title, event_note, person
+from tickets.notes import display_title, event_note, local_work, person
 from tickets.preventive import item_names
 from tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 
@@ -99,6 +99,9 @@ class Fmt:
             return self.t(key, **words)
         except (KeyError, IndexError):
             return self.t(key)
+
+    def work(self, text: str) -> str:
+        return local_work(text, self.lang)
 
     def yuan(self, cents: int) -> str:
         return yuan(cents)
@@ -383,6 +386,7 @@ def field_view(app: App, detail: TicketDetail, engineer: Any) -> dict[str, Any]:
                       if not e.sites or t.site in e.sites],
         "devices": site_devices(app, t.site, t.system),
         "dispatch": t.state == "open",
+        "deadline": t.kind == "fault" and t.state in ("open", "acknowledged"),
         "arrive": live and visit is None, "depart": visit is not None,
         "record": t.kind == "fault" and (t.state in ("open", "acknowledged")
                                          or (t.state == "resolved" and t.awaiting_record)),

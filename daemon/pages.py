@@ -30,6 +30,7 @@ from daemon import links, page_views
 from daemon.page_text import LANGUAGES, choose
 from tickets.actions import SignOff
 from tickets.lifecycle import TicketError, UnknownTicket
+from tickets.records import Actor
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ async def ticket_page(request: web.Request, *, error: str | None = None,
 
 
 async def sign_off(request: web.Request) -> web.Response:
-    """The sign-off form's POST: verify the ticket with the representative's name."""
+    """The sign-off form's POST: the representative accepts the result (用户已验收)."""
     app, number = request.app[PAGES_APP], request.match_info["number"]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
@@ -201,7 +202,7 @@ async def sign_off(request: web.Request) -> web.Response:
     try:
         if not name:
             raise ValueError("name")
-        await app.tickets.verify(number, name, SignOff(name, comment))
+        await app.tickets.sign_off(number, Actor(name, "link"), SignOff(name, comment))
     except UnknownTicket:
         return _missing(request, _fmt(request, None), number)
     except ValueError:

@@ -71,6 +71,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
      "due by the end of {period}"),
     (r"^repair due (?P<at>" + ISO + r")(?: \((?P<was>was due [^)]*)\))?(?:: (?P<rest>.*))?$",
      "修复期限商定为 {at}{was}{rest}", "repair due {at}{was}{rest}"),
+    (r"^renegotiated(?:: (?P<rest>.*))?$", "重新商定{rest}", "renegotiated{rest}"),
+    (r"^reclassified (?P<old>" + _SEV + r") → (?P<new>" + _SEV + r")$",
+     "级别由{old}调整为{new}", "severity {old} → {new}"),
     (r"^(?P<old>" + _SEV + r") → (?P<new>" + _SEV + r"): (?P<phrases>.*)$",
      "级别由{old}调整为{new}：{phrases}", "severity {old} → {new}: {phrases}"),
     (r"^(?P<device>[A-Za-z0-9][\w.:-]*) replaced by (?P<who>[^:]+): (?P<phrases>.*)$",
@@ -188,6 +191,17 @@ def _value(key: str, value: str, zh: bool, language: str, timezone: str,
     if key == "rest":
         return ("：" if zh else ": ") + value
     return value
+
+
+# Work a record says in the system's words: a work order completed with no words of the
+# engineer's (tickets/actions.py complete_preventive).
+_WORK = {"checklist done": ("按保养项目完成定期保养", "checklist done")}
+
+
+def local_work(work: str, language: str) -> str:
+    """A service record's work done as the site reads it."""
+    pair = _WORK.get(work)
+    return work if pair is None else pair[0 if language == "zh-CN" else 1]
 
 
 def event_note(kind: str, actor: str, note: str, language: str, timezone: str,

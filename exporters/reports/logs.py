@@ -90,6 +90,29 @@ _ERRORS = {"down": ("故障", "down"), "degraded": ("部分故障", "degraded"),
            "connection refused": ("连接被拒绝", "connection refused"),
            "unknown": ("未知", "unknown")}
 _PART = re.compile(r"^(?P<check>[A-Za-z0-9_.:-]+): (?P<error>.*)$", re.S)
+# The probes' usual messages (probes/tcp.py, probes/icmp.py), worded for the site; the
+# number is kept, anything else a device said stays as it said it.
+_MESSAGES = [(re.compile(p), zh, en) for p, zh, en in (
+    (r"^connect to port (?P<n>\d+): connection refused$", "端口 {n} 拒绝连接",
+     "port {n} refused the connection"),
+    (r"^connect to port (?P<n>\d+): (?:timed out|timeout|TimeoutError)$", "端口 {n} 连接超时",
+     "port {n} timed out"),
+    (r"^connect to port (?P<n>\d+): (?:no route to host|network is unreachable)$",
+     "端口 {n} 网络不可达", "port {n} unreachable"),
+    (r"^port (?P<n>\d+) did not answer .*$", "端口 {n} 应答不符", "port {n} answered wrongly"),
+    (r"^port (?P<n>\d+): connection closed early$", "端口 {n} 连接中断",
+     "port {n} closed the connection"),
+    (r"^no echo reply in (?P<n>\d+) tries$", "{n} 次探测均无回应", "no echo reply in {n} tries"),
+    (r"^(?P<n>\d+) of (?P<m>\d+) lost$", "{m} 次探测丢失 {n} 次", "{n} of {m} lost"),
+)]
+
+
+def _message(error: str, index: int) -> str:
+    for pattern, zh, en in _MESSAGES:
+        match = pattern.match(error.strip())
+        if match:
+            return (zh, en)[index].format(**match.groupdict())
+    return error
 
 
 def cause_text(cause: str, language: str) -> str:
@@ -108,5 +131,5 @@ def cause_text(cause: str, language: str) -> str:
         name = _CHECKS.get(kind)
         label = (f"{name[index]} {port}".strip() if name else check)
         words = _ERRORS.get(error.strip().lower())
-        out.append(f"{label}: {words[index] if words else error}")
-    return "; ".join(out)
+        out.append(f"{label}: {words[index] if words else _message(error, index)}")
+    return ("；" if index == 0 else "; ").join(out)

@@ -25,7 +25,7 @@ from exporters.reports.service import ArchiveRow, ServiceReport, total_charge
 from exporters.reports.sla import Breach, SlaReport
 from exporters.reports.words import hms, percent, when, word, yuan
 from tickets.glossary import state_term, term
-from tickets.notes import event_note, person
+from tickets.notes import event_note, local_note, local_work, person
 from tickets.preventive import item_names
 
 
@@ -93,7 +93,8 @@ def _render(template: str, site: SiteInfo, generated_at: float,
         "total": lambda sheets: yuan(total_charge(sheets)),
         "money": lambda cents: t("not_priced") if cents is None else yuan(cents),
         "cause": lambda text: cause_text(text, lang),
-        "channel": lambda channel: term("channel", channel, lang)}
+        "channel": lambda channel: term("channel", channel, lang),
+        "work": lambda text: local_work(text, lang)}
     return _ENV.get_template(template).render(
         site=site, generated=at(generated_at), lang=lang, **helpers, **values)
 
@@ -110,7 +111,8 @@ def breach_reason(breach: Breach, site: SiteInfo) -> str:
             at=when(breach.recorded_at, site.timezone))
     if breach.replaced_at is not None:
         text += sep + word("reason_superseded", site.language).format(
-            at=when(breach.replaced_at, site.timezone), why=breach.replaced_why)
+            at=when(breach.replaced_at, site.timezone),
+            why=local_note(breach.replaced_why or "", site.language, site.timezone))
     return text
 
 

@@ -24,7 +24,7 @@ from exporters.reports.service import ArchiveRow, Part, ServiceReport
 from exporters.reports.sla import SlaReport
 from exporters.reports.words import hms, number, percent, when, word, yuan
 from tickets.glossary import state_term, term
-from tickets.notes import event_note, person
+from tickets.notes import event_note, local_note, local_work, person
 from tickets.preventive import item_names
 
 # Excel runs a cell starting with one of these as a formula; device-reported text (an
@@ -96,7 +96,8 @@ def sla_csv(report: SlaReport, language: str, timezone: str) -> bytes:
          breaches.get(t.number, []).count("response"),
          breaches.get(t.number, []).count("resolve"),
          "; ".join(f"{word(b.which, language)} +{hms(b.late_s)}"
-                   + (f" ({b.replaced_why})" if b.replaced_at else "")
+                   + (f" ({local_note(b.replaced_why or '', language, timezone)})"
+                      if b.replaced_at else "")
                    for b in report.breaches if b.number == t.number)]
         for t in report.tickets))
 
@@ -131,7 +132,8 @@ def service_csv(report: ServiceReport, language: str, timezone: str) -> bytes:
                     iso(sheet.arrived_at, timezone), iso(sheet.departed_at, timezone),
                     "" if r is None else iso(r.at, timezone),
                     person(r.engineer if r is not None else sheet.engineer, language),
-                    "" if r is None else r.cause, "" if r is None else r.work_done,
+                    "" if r is None else r.cause,
+                    "" if r is None else local_work(r.work_done, language),
                     "" if r is None else parts_text(r.parts, language),
                     yuan(sheet.charge_cents), signs, comments])
     return write_csv([word(k, language) for k in keys], rows)
