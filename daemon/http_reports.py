@@ -205,7 +205,7 @@ def add_report_routes(web_app: web.Application, app: App) -> None:
 
 
 def openapi_paths() -> dict[str, Any]:
-    """The report path for daemon/api.py's OpenAPI document."""
+    """The report and handover paths for daemon/api.py's OpenAPI document."""
     err = {"description": "Error", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Problem"}}}}
     return {PATH: {"get": {
@@ -230,4 +230,21 @@ def openapi_paths() -> dict[str, Any]:
                                       else {"type": "string",
                                             **({"format": "binary"} if fmt == "pdf" else {})}}
                 for fmt, media in catalog.MEDIA_TYPES.items()}},
-            "404": err, "422": err, "503": err}}}}
+            "404": err, "422": err, "503": err}}},
+        HANDOVER_PATH: {"get": {
+            "summary": "The contract handover package (zip: cover, every report, the archive, "
+                       "audit trails, state changes, manifest.json), like "
+                       "`elvwatch report handover`",
+            "parameters": [
+                {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
+                 "description": "first local day (default: the contract's first)"},
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
+                 "description": "last local day, included (default: the contract's last)"},
+                {"name": "pdf", "in": "query", "schema": {"type": "string", "enum": ["0", "1"],
+                                                         "default": "1"}},
+                {"name": "lang", "in": "query",
+                 "schema": {"type": "string", "enum": list(LANGUAGES)}}],
+            "responses": {"200": {"description": "The package", "content": {
+                "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                "404": err, "422": err, "503": err}}}}
