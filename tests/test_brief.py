@@ -5,17 +5,15 @@ the row stays in view while a wide table scrolls under it."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-
-import pytest
 
 from exporters.reports import render
 from exporters.reports.brief import Brief, Contact, build_brief
 from exporters.reports.render import SiteInfo
 from rules.faults import FaultState
+from tests.chromium import NEEDS_CHROMIUM, PHONE, launched
 from tests.test_reports import sqlite_store  # noqa: F401  (fixture)
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 from tickets.actions import ServiceRecord, SignOff
@@ -24,12 +22,6 @@ from tickets.manager import TicketManager
 from tickets.records import NewTicket
 from tickets.store import ArchiveEntry, Store
 
-try:
-    from playwright.async_api import async_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None  # type: ignore[assignment]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DAY = 86400.0
 SITE_ZH = SiteInfo(SITE, "湖畔花园", "zh-CN", address="滨江路 88 号")
 ARCHIVE = [
@@ -97,43 +89,38 @@ async def test_the_brief_carries_dispatch_reporters_and_each_devices_repair_hist
     assert ">cam-01<" not in html    # devices by name
 
 
-@pytest.mark.skipif(async_playwright is None or not Path(CHROMIUM).exists(),
-                    reason="playwright or chromium not installed")
+@NEEDS_CHROMIUM[0]
+@NEEDS_CHROMIUM[1]
 async def test_on_a_phone_the_first_column_stays_in_view_while_the_table_scrolls(
         sqlite_store: Store, tmp_path: Path) -> None:  # noqa: F811
     brief, numbers = await seed(sqlite_store)
     page_file = tmp_path / "brief.html"
     page_file.write_text(render.brief_html(brief, SITE_ZH), encoding="utf-8")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            page = await browser.new_page(viewport={"width": 375, "height": 812})
-            await page.goto(page_file.as_uri())
-            assert await page.evaluate(
-                "document.documentElement.scrollWidth <= window.innerWidth")
-            positions = await page.evaluate("""() => {
-                const table = document.querySelector('table.brief');
-                const first = table.querySelector('tr:nth-child(2) > td:first-child');
-                const third = table.querySelector('tr:nth-child(2) > td:nth-child(3)');
-                const before = [first.getBoundingClientRect().left,
-                                third.getBoundingClientRect().left];
-                table.scrollLeft = 300;
-                return {wide: table.scrollWidth > table.clientWidth, scrolled: table.scrollLeft,
-                        before, after: [first.getBoundingClientRect().left,
-                                        third.getBoundingClientRect().left],
-                        text: first.innerText};
-            }""")
-            assert positions["wide"] and positions["scrolled"] > 0
-            first_before, third_before = positions["before"]
-            first_after, third_after = positions["after"]
-            assert abs(first_after - first_before) <= 1  # the ticket number stays put
-            assert third_after < third_before - 100     # the rest scrolled under it
-            assert positions["text"] in numbers.values()
-            call = page.locator('a[href="tel:13800000000"]')
-            assert await call.count() == 1 and await call.is_visible()
-            box = await call.bounding_box()
-            assert box is not None and box["height"] >= 24   # a finger can hit it
-            await page.screenshot(path=str(tmp_path / "brief-phone.png"), full_page=True)
-        finally:
-            await browser.close()
+    async with launched() as browser:
+        page = await browser.new_page(viewport=PHONE)
+        await page.goto(page_file.as_uri())
+        assert await page.evaluate(
+            "document.documentElement.scrollWidth <= window.innerWidth")
+        positions = await page.evaluate("""() => {
+            const table = document.querySelector('table.brief');
+            const first = table.querySelector('tr:nth-child(2) > td:first-child');
+            const third = table.querySelector('tr:nth-child(2) > td:nth-child(3)');
+            const before = [first.getBoundingClientRect().left,
+                            third.getBoundingClientRect().left];
+            table.scrollLeft = 300;
+            return {wide: table.scrollWidth > table.clientWidth, scrolled: table.scrollLeft,
+                    before, after: [first.getBoundingClientRect().left,
+                                    third.getBoundingClientRect().left],
+                    text: first.innerText};
+        }""")
+        assert positions["wide"] and positions["scrolled"] > 0
+        first_before, third_before = positions["before"]
+        first_after, third_after = positions["after"]
+        assert abs(first_after - first_before) <= 1  # the ticket number stays put
+        assert third_after < third_before - 100     # the rest scrolled under it
+        assert positions["text"] in numbers.values()
+        call = page.locator('a[href="tel:13800000000"]')
+        assert await call.count() == 1 and await call.is_visible()
+        box = await call.bounding_box()
+        assert box is not None and box["height"] >= 24   # a finger can hit it
+        await page.screenshot(path=str(tmp_path / "brief-phone.png"), full_page=True)

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -47,25 +48,20 @@ import yaml
 from PIL import Image
 
 from daemon.app import App
-from daemon.cli import main
 from daemon.config import load_config
 from lab.devices import Fault, LabFleet, tcp_check
+from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched
 from tests.test_daemon import PORT, first_address, free_port
 
-try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, BrowserContext, Page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright not installed (test extra)"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed"),
+    *NEEDS_CHROMIUM,
     pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext not installed"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
 SH = ZoneInfo("Asia/Shanghai")
-PHONE = {"width": 375, "height": 812}
 SHOTS = Path(__file__).parent.parent / "test-output" / "screenshots"
 # Words that must not reach the client in English: states, coverage, systems, kinds,
 # the rule language and the system's own notes.
@@ -142,13 +138,8 @@ async def month(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Month
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched() as chromium:
+        yield chromium
 
 
 async def until(check: Callable[[], object] | Callable[[], Awaitable[object]],
@@ -164,19 +155,6 @@ async def until(check: Callable[[], object] | Callable[[], Awaitable[object]],
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
-
-
-async def cli(*args: str) -> tuple[int, str]:
-    """``elvwatch ARGS`` in a thread (it runs its own event loop), with its stdout."""
-    out = io.StringIO()
-
-    def run() -> int:
-        from contextlib import redirect_stdout
-        with redirect_stdout(out):
-            return main(list(args))
-
-    code = await asyncio.to_thread(run)
-    return code, out.getvalue()
 
 
 async def submit(page: Page, form: str, expect_done: str) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
-import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -28,22 +28,14 @@ from PIL import Image
 
 from daemon import engineer_links
 from daemon.app import App
-from daemon.cli import main
 from daemon.config import load_config
+from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
 from tests.test_daemon import free_port
 
-try:
-    from playwright.async_api import Browser, Page, async_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright not installed (test extra)"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed"),
-    pytest.mark.asyncio(loop_scope="module"),
-]
-PHONE = {"width": 375, "height": 812}
+pytestmark = [*NEEDS_CHROMIUM, pytest.mark.asyncio(loop_scope="module")]
 
 
 @dataclass
@@ -92,14 +84,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     app = App(load_config(config))
     await app.start()
     try:
-        tickets: dict[str, str] = {}
-        for _ in range(200):
-            live = await app.tickets.list_tickets(state="live")  # type: ignore[union-attr]
-            tickets = {t.device: t.number for t in live if t.device}
-            if {"g-cam", "h-cam"} <= tickets.keys():
-                break
-            await asyncio.sleep(0.1)
-        assert {"g-cam", "h-cam"} <= tickets.keys(), tickets
+        tickets = await tickets_for(app, ("g-cam", "h-cam"))
         yield Env(app, f"http://127.0.0.1:{port}", token, config, tmp, tickets["g-cam"],
                   tickets["h-cam"])
     finally:
@@ -108,26 +93,17 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def cli(*args: str) -> int:
-    """``elvwatch ARGS`` (it runs its own event loop: in a thread)."""
-    return await asyncio.to_thread(main, list(args))
+    async with launched() as chromium:
+        yield chromium
 
 
 async def engineer_url(env: Env, engineer: str, capsys: pytest.CaptureFixture[str],
                        *extra: str) -> tuple[str, str]:
     """``elvwatch link --engineer``: the URL it prints and the link's id."""
-    assert await cli("link", "-c", str(env.config), "--engineer", engineer, "--url", env.base,
-                     *extra) == 0
-    out, err = capsys.readouterr()
+    code, out = await cli("link", "-c", str(env.config), "--engineer", engineer, "--url",
+                          env.base, *extra)
+    assert code == 0
+    err = capsys.readouterr().err
     link = err.split("link ", 1)[1].split(" ", 1)[0]
     return out.strip(), link
 
@@ -277,7 +253,7 @@ async def test_a_revoked_or_expired_link_gets_a_401_page_and_loses_its_cookie(
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(url) as resp:
             assert resp.status == 200
-        assert await cli("link", "-c", str(env.config), "--revoke", link) == 0
+        assert (await cli("link", "-c", str(env.config), "--revoke", link))[0] == 0
         assert f"revoked {link} (li)" in capsys.readouterr().err
         async with http.get(f"{env.base}/tickets/{env.garden_ticket}") as resp:
             assert resp.status == 401
@@ -289,7 +265,7 @@ async def test_a_revoked_or_expired_link_gets_a_401_page_and_loses_its_cookie(
     async with aiohttp.ClientSession() as http, \
             http.get(f"{env.base}/sites/garden?grant={grant}") as resp:
         assert resp.status == 401 and "这个工程师链接已过期" in await resp.text()
-    assert await cli("link", "-c", str(env.config), "--list") == 0
-    listed = capsys.readouterr().out
+    code, listed = await cli("link", "-c", str(env.config), "--list")
+    assert code == 0
     assert f"{link}  li  until" in listed and "revoked" in listed and "expired" in listed
-    assert await cli("link", "-c", str(env.config), "--engineer", "nobody") == 2
+    assert (await cli("link", "-c", str(env.config), "--engineer", "nobody"))[0] == 2

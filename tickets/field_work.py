@@ -103,26 +103,26 @@ class FieldWork:
 
     async def arrive(self, number: str, actor: str | Actor, engineer: str,
                      note: str = "") -> list[TicketEvent]:
-        m, who = self.manager, actor_of(actor)
-        engineer = _text(engineer, "engineer", required=True)
-        at = m.clock()
-        async with m._lock, m.store.transaction("record an arrival") as session:
-            row = await ts.by_number(session, number)
-            await visits.arrive(session, row, engineer, at, note)
-            event = await ts.add_event(session, row, K.ARRIVED, at, actor=who.name,
-                                       note=_text(note, "note"), via=who.via or None)
-        return m._emit([event])
+        return await self._visit(number, actor, engineer, note, arriving=True)
 
     async def depart(self, number: str, actor: str | Actor, engineer: str,
                      note: str = "") -> list[TicketEvent]:
+        return await self._visit(number, actor, engineer, note, arriving=False)
+
+    async def _visit(self, number: str, actor: str | Actor, engineer: str, note: str, *,
+                     arriving: bool) -> list[TicketEvent]:
+        """An arrival (a visit starts: its 服务回执单) or a departure (it ends)."""
         m, who = self.manager, actor_of(actor)
         engineer = _text(engineer, "engineer", required=True)
         at = m.clock()
-        async with m._lock, m.store.transaction("record a departure") as session:
+        doing = "record an arrival" if arriving else "record a departure"
+        async with m._lock, m.store.transaction(doing) as session:
             row = await ts.by_number(session, number)
-            await visits.depart(session, row, engineer, at, note)
-            event = await ts.add_event(session, row, K.DEPARTED, at, actor=who.name,
-                                       note=_text(note, "note"), via=who.via or None)
+            await (visits.arrive if arriving else visits.depart)(session, row, engineer, at,
+                                                                 note)
+            event = await ts.add_event(session, row, K.ARRIVED if arriving else K.DEPARTED,
+                                       at, actor=who.name, note=_text(note, "note"),
+                                       via=who.via or None)
         return m._emit([event])
 
     async def add_photo(self, number: str, actor: str | Actor, photo: PhotoFile,
