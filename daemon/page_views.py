@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon.page_text import text
+from exporters.reports.logs import cause_text
 from exporters.reports.words import yuan
 from rules.state import DeviceState, DeviceStatus
 from tickets.glossary import state_term, term
@@ -99,6 +100,10 @@ class Fmt:
             return self.t(key, **words)
         except (KeyError, IndexError):
             return self.t(key)
+
+    def cause(self, text: str) -> str:
+        """A device state's cause (the checks' words) in the page's language."""
+        return cause_text(text, self.lang)
 
     def work(self, text: str) -> str:
         return local_work(text, self.lang)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from exporters.reports import render
+from exporters.reports import render, tables
 from exporters.reports.brief import Brief, Contact, build_brief
 from exporters.reports.render import SiteInfo
 from rules.faults import FaultState
@@ -87,6 +87,9 @@ async def test_the_brief_carries_dispatch_reporters_and_each_devices_repair_hist
                   "电话 · 业主李女士", "维修记录", "故障原因: 电源适配器老化"):
         assert words in html, words
     assert ">cam-01<" not in html    # devices by name
+    text = tables.brief_text(brief)
+    assert "派工: 王工 · 预计到场" in text and "电话 · 业主李女士  13900000000" in text
+    assert f"{numbers['old']} 更换电源适配器 (故障原因: 电源适配器老化)" in text
 
 
 @NEEDS_CHROMIUM[0]

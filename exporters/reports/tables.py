@@ -212,6 +212,12 @@ def brief_text(brief: Brief) -> str:
         title = tk.title_zh if lang == "zh-CN" else tk.title_en
         lines.append(f"  {tk.number}  {pad(t(tk.severity), 9)} {due}{flag}  "
                      f"{tk.device or '-'}  {tk.location or ''}  {title}")
+        if tk.assignee:
+            eta = f" · {t('eta')} {when(tk.eta, tz)}" if tk.eta is not None else ""
+            lines.append(f"    {t('dispatch')}: {tk.assignee}{eta}  {tk.solution or ''}")
+        if tk.reporter:
+            lines.append(f"    {term('channel', tk.channel, lang)} · {tk.reporter}  "
+                         f"{tk.reporter_contact or ''}")
     if not brief.tickets:
         lines.append(f"  {t('none')}")
     lines += ["", f"== {t('to_visit')}"]
@@ -222,6 +228,10 @@ def brief_text(brief: Brief) -> str:
             lines.append(f"    {e.id:<16} {pad(t(d.state), 9)} {t('since')} {when(d.since, tz)}  "
                          f"{e.location or ''}  {e.vendor or ''} {e.model or ''} "
                          f"{e.firmware or ''}  {t('cov_' + d.warranty)}  {' '.join(d.tickets)}")
+            for r in d.history[:3]:
+                lines.append(f"      {when(r.opened_at, tz)} {r.number} "
+                             f"{local_work(r.work_done, lang) or '-'}"
+                             + (f" ({t('cause')}: {r.cause})" if r.cause else ""))
     if not brief.groups:
         lines.append(f"  {t('none')}")
     lines += ["", f"== {t('parts_needed')}"]
