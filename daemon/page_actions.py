@@ -153,19 +153,21 @@ async def _dispatch(request: web.Request, app: App, engineer: Engineer, number: 
 
 async def _arrive(request: web.Request, app: App, engineer: Engineer, number: str,
                   site: str) -> Result:
-    form = await request.post()
-    assert app.tickets is not None
-    await FieldWork(app.tickets).arrive(number, engineer.actor, engineer.config.name,
-                                        _field(form, "note"))
-    return None
+    return await _visit(request, app, engineer, number, arriving=True)
 
 
 async def _depart(request: web.Request, app: App, engineer: Engineer, number: str,
                   site: str) -> Result:
+    return await _visit(request, app, engineer, number, arriving=False)
+
+
+async def _visit(request: web.Request, app: App, engineer: Engineer, number: str, *,
+                 arriving: bool) -> Result:
     form = await request.post()
     assert app.tickets is not None
-    await FieldWork(app.tickets).depart(number, engineer.actor, engineer.config.name,
-                                        _field(form, "note"))
+    field = FieldWork(app.tickets)
+    await (field.arrive if arriving else field.depart)(
+        number, engineer.actor, engineer.config.name, _field(form, "note"))
     return None
 
 

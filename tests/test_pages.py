@@ -8,8 +8,8 @@ phone and desktop width, go to test-output/screenshots/ for review.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,29 +25,13 @@ from daemon.app import App
 from daemon.config import load_config
 from lab.devices import Fault, LabFleet, tcp_check
 from lab.onvif import DeviceInfo, OnvifSimulator
+from tests.chromium import NEEDS_CHROMIUM, launched
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 
-try:
-    from playwright.async_api import (
-        Browser,
-        BrowserContext,
-        Page,
-        async_playwright,
-        expect,
-    )
-except ImportError:  # pragma: no cover - the test extra installs it
-    async_playwright = None  # type: ignore[assignment]
+with contextlib.suppress(ImportError):  # the test extra installs it; else skipped
+    from playwright.async_api import Browser, BrowserContext, Page, expect
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(async_playwright is None, reason="playwright not installed (test extra)"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                       reason="chromium not installed (Debian package chromium)"),
-    pytest.mark.asyncio(loop_scope="module"),
-]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+pytestmark = [*NEEDS_CHROMIUM, pytest.mark.asyncio(loop_scope="module")]
 SHOTS = Path(__file__).parent.parent / "test-output" / "screenshots"
 XSS = "<script>alert(1)</script>"
 PHONE = {"width": 375, "height": 812}
@@ -144,13 +128,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM,
-                                                    args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with launched() as chromium:
+        yield chromium
 
 
 @dataclass
