@@ -376,7 +376,8 @@ async def test_the_link_command_prints_a_url_that_opens_the_site_page(
                     reason="chromium not installed (Debian package chromium)")
 async def test_a_phone_opens_the_printed_link_and_taps_through_to_a_device(
         env: Env, from_afar: None, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_pages import CHROMIUM_ARGS, PHONE, no_horizontal_scroll
+    from tests.chromium import CHROMIUM_ARGS, PHONE
+    from tests.test_pages import no_horizontal_scroll
 
     assert main(["link", "-c", str(env.config), "--site", "garden", "--url", env.base]) == 0
     url = capsys.readouterr().out.strip()
