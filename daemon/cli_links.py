@@ -1,4 +1,5 @@
-"""``elvwatch link``: a signed read link for an engineer's phone (daemon/read_links.py).
+"""``elvwatch link``: a signed read link for an engineer's phone (daemon/read_links.py), or
+an engineer's personal link, its revocation and the list (daemon/engineer_links.py).
 
 Prints the URL on stdout (nothing else there, so ``elvwatch link … | qrencode`` or a
 paste into WeChat takes it as is) and, on stderr, until when it works.  No QR code is
@@ -8,8 +9,10 @@ drawn: no QR library is a dependency, and one is not worth adding for this.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,17 +25,27 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``link`` command to the main parser's subparsers."""
+    from daemon import engineer_links
     from daemon.read_links import DEFAULT_HOURS, MAX_HOURS
 
-    link = sub.add_parser("link", help="a signed link that opens a site's pages (read "
-                                       "only) on a phone")
+    link = sub.add_parser("link", help="a signed link that opens a site's pages on a phone "
+                                       "(read only), or an engineer's personal link")
     link.add_argument("-c", "--config", type=Path, required=True)
     scope = link.add_mutually_exclusive_group(required=True)
     scope.add_argument("--site", help="open this site's pages: the site, its devices, "
                                       "tickets, pre-visit brief and reports")
     scope.add_argument("--all", action="store_true", help="open every site's pages")
-    link.add_argument("--hours", type=float, default=DEFAULT_HOURS,
-                      help=f"valid this long ({DEFAULT_HOURS:g}; at most {MAX_HOURS:g})")
+    scope.add_argument("--engineer", metavar="ID",
+                       help="a personal link for this engineer of the config's engineers: "
+                            "their sites' pages and forms, every action recorded as theirs")
+    scope.add_argument("--revoke", metavar="LINK", help="revoke one engineer's link")
+    scope.add_argument("--revoke-engineer", metavar="ID",
+                       help="revoke every link of this engineer")
+    scope.add_argument("--list", action="store_true", dest="list_links",
+                       help="list the engineers' links")
+    link.add_argument("--hours", type=float,
+                      help=f"valid this long (read links {DEFAULT_HOURS:g}, engineers' "
+                           f"{engineer_links.DEFAULT_HOURS:g}; at most {MAX_HOURS:g})")
     link.add_argument("--url", "--base", dest="base", metavar="BASE",
                       help="URL the phone reaches the daemon at "
                            "(default: http://<http.listen>)")
@@ -73,6 +86,9 @@ def cmd_link(args: argparse.Namespace) -> int:
     except ConfigInvalid as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAIL
+    if args.engineer or args.revoke or args.revoke_engineer or args.list_links:
+        return _engineer_links(args, config)
+    args.hours = read_links.DEFAULT_HOURS if args.hours is None else args.hours
     site: str | None = None if args.all else args.site
     if site is not None and site not in config.sites:
         print(f"elvwatch: no site {site!r} in {args.config} "
@@ -96,6 +112,69 @@ def cmd_link(args: argparse.Namespace) -> int:
         print(f"note: http.listen is {config.model.http.listen}, which a phone cannot "
               "reach; give --url with the address it can", file=sys.stderr)
     return EXIT_OK
+
+
+def _engineer_links(args: argparse.Namespace, config: Config) -> int:
+    """Issue, revoke or list engineers' personal links (they live in the store)."""
+    from daemon import engineer_links
+    from tickets.store import Store, StoreError
+
+    known = {e.id: e for e in config.model.engineers}
+    for wanted in (args.engineer, args.revoke_engineer):
+        if wanted is not None and wanted not in known:
+            print(f"elvwatch: no engineer {wanted!r} in {args.config} "
+                  f"(engineers: {', '.join(sorted(known)) or 'none'})", file=sys.stderr)
+            return EXIT_USAGE
+    token = signing_token(config, "engineers' links") if args.engineer else None
+    if args.engineer and token is None:
+        return EXIT_FAIL
+    now = time.time()
+
+    async def run() -> int:
+        async with await Store.open(config.storage_url) as store:
+            if args.engineer:
+                assert token is not None
+                hours = engineer_links.DEFAULT_HOURS if args.hours is None else args.hours
+                grant, record = await engineer_links.issue(store, token, args.engineer, hours,
+                                                           now)
+                engineer = known[args.engineer]
+                path = "/" if len(engineer.sites) != 1 else \
+                    f"/sites/{quote(engineer.sites[0], safe=':')}"
+                print(f"{link_base(args, config)}{path}?grant={quote(grant, safe='~')}")
+                print(f"link {record.link} for {engineer.name} ({engineer.id}), valid until "
+                      f"{_local(record.expires_at)}; revoke it with "
+                      f"elvwatch link --revoke {record.link}", file=sys.stderr)
+                if args.base is None and _unreachable(config):
+                    print(f"note: http.listen is {config.model.http.listen}, which a phone "
+                          "cannot reach; give --url with the address it can", file=sys.stderr)
+                return EXIT_OK
+            if args.list_links:
+                for r in await engineer_links.links(store):
+                    status = ("revoked " + _local(r.revoked_at) if r.revoked_at is not None
+                              else "expired" if r.expires_at <= now else "live")
+                    print(f"{r.link}  {r.engineer}  until {_local(r.expires_at)}  {status}")
+                return EXIT_OK
+            revoked = await engineer_links.revoke(store, now, link=args.revoke,
+                                                  engineer=args.revoke_engineer)
+            for r in revoked:
+                print(f"revoked {r.link} ({r.engineer})", file=sys.stderr)
+            if args.revoke and not revoked:
+                print(f"elvwatch: no live link {args.revoke!r}", file=sys.stderr)
+                return EXIT_USAGE
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"elvwatch: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def _local(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="minutes")
 
 
 def _unreachable(config: Config) -> bool:

@@ -61,15 +61,12 @@ def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _site(config: Config, site_id: str) -> SiteInfo:
-    from daemon.terms import site_terms
-    from exporters.reports.render import SiteInfo
+    from daemon.terms import site_info
 
-    site = config.sites.get(site_id)
-    if site is None:
+    if site_id not in config.sites:
         raise KeyError(f"no site {site_id!r} in {config.path} "
                        f"(sites: {', '.join(sorted(config.sites)) or 'none'})")
-    terms = site_terms(config)[site_id]
-    return SiteInfo(site_id, site.name, site.language, terms.timezone)
+    return site_info(config, site_id)
 
 
 def _load(path: Path, site_id: str) -> tuple[Config, SiteInfo] | int:
@@ -102,7 +99,8 @@ def cmd_brief(args: argparse.Namespace) -> int:
         async with await Store.open(config.storage_url) as store:
             brief = await build_brief(store, info.site, site_name=info.name,
                                       language=info.language, contacts=contacts,
-                                      now=time.time(), timezone=info.timezone)
+                                      now=time.time(), timezone=info.timezone,
+                                      address=info.address)
         if args.html:
             args.html.write_text(brief_html(brief, info), encoding="utf-8")
         return brief_text(brief)

@@ -63,6 +63,8 @@ class StorageConfig(Strict):
     # The notifications' local outbox (exporters/notify/spool.py), a SQLite file; a
     # relative path is next to the config file.
     notify_spool: Path = Path("elvwatch-notify-spool.db")
+    # Photos engineers take on site (daemon/photos.py); relative to the config file.
+    photos_dir: Path = Path("elvwatch-photos")
 
 
 class HttpConfig(Strict):
@@ -282,6 +284,28 @@ class DeviceConfig(Strict):
         return {"place": value} if isinstance(value, str) else value
 
 
+class ChecklistItemConfig(Strict):
+    id: Identifier                       # kept in the store, named on the command line
+    zh: str = Field(min_length=1, max_length=200)   # what people read
+    en: str = Field(min_length=1, max_length=200)
+
+
+class ChecklistsConfig(Strict):
+    """A system's or a kind's list replaces the built-in one (tickets/checklists.yaml);
+    an empty list drops it (a system with no items gets no work order)."""
+
+    systems: dict[System, list[ChecklistItemConfig]] = Field(default_factory=dict)
+    kinds: dict[Identifier, list[ChecklistItemConfig]] = Field(default_factory=dict)
+
+
+class EngineerConfig(Strict):
+    id: Identifier
+    name: str = Field(min_length=1, max_length=64)
+    phone: str | None = None
+    # The sites the engineer works at; empty: every site.
+    sites: list[Identifier] = Field(default_factory=list)
+
+
 class ConfigModel(Strict):
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()
@@ -309,6 +333,11 @@ class ConfigModel(Strict):
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     # What /probe?target=URL may reach, with which credentials (daemon/probe_access.py).
     probe: ProbeConfig = ProbeConfig()
+    # Preventive checklists replacing the built-in ones per system or device kind.
+    checklists: ChecklistsConfig = ChecklistsConfig()
+    # Field engineers: each acts from the pages through a personal link (elvwatch link
+    # --engineer ID), never with the bearer token.
+    engineers: list[EngineerConfig] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +373,12 @@ class Config:
     credentials: Mapping[str, Credential] = field(default_factory=dict)
     sources: Mapping[str, BaseModel | None] = field(default_factory=dict)
     files: tuple[Path, ...] = field(default=())
+
+    @property
+    def photos_dir(self) -> Path:
+        """Where photos taken on site are kept, beside the store by default."""
+        configured = self.model.storage.photos_dir
+        return configured if configured.is_absolute() else self.path.parent / configured
 
     @property
     def check_count(self) -> int:
@@ -444,6 +479,9 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict, env: Mapping[str,
         if site.id in sites:
             err(["sites", i, "id"], f"duplicate site id {site.id!r}")
         sites[site.id] = site
+
+    _check_engineers(model, sites, err)
+    _check_checklists(model, err)
 
     credentials: dict[str, Credential] = {}
     for name, spec in model.credentials.items():
@@ -549,6 +587,28 @@ def _resolve(path: Path, model: ConfigModel, data: SourceDict, env: Mapping[str,
     config = Config(path=path, model=model, devices=devices, sites=sites,
                     storage_url=storage_url, credentials=credentials, sources=sources)
     return config, errors
+
+
+def _check_engineers(model: ConfigModel, sites: Mapping[str, SiteConfig], err: Any) -> None:
+    seen: set[str] = set()
+    for i, engineer in enumerate(model.engineers):
+        if engineer.id in seen:
+            err(["engineers", i, "id"], f"duplicate engineer id {engineer.id!r}")
+        seen.add(engineer.id)
+        for j, site in enumerate(engineer.sites):
+            if site not in sites:
+                err(["engineers", i, "sites", j], f"unknown site {site!r}")
+
+
+def _check_checklists(model: ConfigModel, err: Any) -> None:
+    lists = [(["checklists", "systems", str(k)], v) for k, v in model.checklists.systems.items()]
+    lists += [(["checklists", "kinds", k], v) for k, v in model.checklists.kinds.items()]
+    for loc, items in lists:
+        seen: set[str] = set()
+        for j, item in enumerate(items):
+            if item.id in seen:
+                err([*loc, j, "id"], f"duplicate checklist item {item.id!r}")
+            seen.add(item.id)
 
 
 def _check_uplinks(devices: Mapping[str, Device], ids: Mapping[str, int], err: Any) -> None:

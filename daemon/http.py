@@ -28,9 +28,11 @@ from prometheus_client.process_collector import ProcessCollector
 
 from daemon import api
 from daemon.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
+from daemon.engineer_access import engineer_access, identify
 from daemon.http_alertmanager import add_alertmanager_route
 from daemon.http_reports import add_report_routes
 from daemon.http_tickets import add_ticket_routes
+from daemon.page_actions import add_action_routes
 from daemon.page_grants import carries_grant, read_with_grant
 from daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
 from daemon.probe_access import ProbeRefused, grant
@@ -110,6 +112,16 @@ def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
 
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if PAGES_APP in request.app:
+        # An engineer's personal link or its cookie, wherever the request comes from:
+        # it says who acts (daemon/engineer_access.py).
+        found = await identify(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        if found is not None:
+            answer = await engineer_access(request, handler, found)
+            if answer is not None:
+                return answer
     settings = request.app[APP].config.model.http
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     open_read = not write and settings.loopback_reads and _is_loopback(request.remote)
@@ -294,6 +306,7 @@ def build_web_app(app: App) -> web.Application:
     web_app[APP] = app
     add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
     add_page_routes(web_app, app)
+    add_action_routes(web_app)
     add_report_routes(web_app, app)
     add_alertmanager_route(web_app)
     process = CollectorRegistry(auto_describe=False)

@@ -26,10 +26,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from daemon.terms import site_terms
-from exporters.reports import catalog
+from daemon.terms import site_info, site_terms
+from exporters.reports import catalog, handover
 from exporters.reports.brief import Contact, build_brief
-from exporters.reports.render import PdfUnavailable, SiteInfo, brief_html
+from exporters.reports.render import PdfUnavailable, brief_html
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ REPORTS_APP: web.AppKey[App] = web.AppKey("elvwatch_reports", object)  # type: i
 ONE_AT_A_TIME: web.AppKey[asyncio.Semaphore] = web.AppKey("report_slot", asyncio.Semaphore)
 PATH = "/api/v1/sites/{site}/reports/{kind}"
 BRIEF_PATH = "/sites/{site}/brief"
+HANDOVER_PATH = "/api/v1/sites/{site}/handover"
 # A report's (and the brief's) own inline style and nothing else: no script can run in it.
 _REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
@@ -108,7 +109,7 @@ async def site_report(request: web.Request) -> web.StreamResponse:
         return _problem(str(exc), 422)
     if app.store is None:
         return _problem("the store is not open", 503)
-    info = SiteInfo(site_id, site.name, lang, timezone)
+    info = site_info(app.config, site_id, lang)
     try:
         async with request.app[ONE_AT_A_TIME]:
             report = await catalog.compute(app.store, kind, info, first, last, now)
@@ -145,25 +146,66 @@ async def site_brief(request: web.Request) -> web.StreamResponse:
     contacts = [Contact(c.name, c.role, c.phone, c.email) for c in site.contacts]
     try:
         brief = await build_brief(app.store, site_id, site_name=site.name, language=lang,
-                                  contacts=contacts, now=time.time(), timezone=timezone)
+                                  contacts=contacts, now=time.time(), timezone=timezone,
+                                  address=site.address)
     except StoreError as exc:
         return _problem(str(exc), 503)
-    html = brief_html(brief, SiteInfo(site_id, site.name, lang, timezone))
+    html = brief_html(brief, site_info(app.config, site_id, lang))
     return web.Response(text=html, content_type="text/html", charset="utf-8", headers={
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer", "Content-Security-Policy": _REPORT_CSP})
 
 
+async def site_handover(request: web.Request) -> web.StreamResponse:
+    """``/api/v1/sites/{site}/handover``: the contract handover package (zip), as
+    ``elvwatch report handover`` writes it; ``pdf=0`` leaves the PDFs out, ``from``/``to``
+    default to the contract period."""
+    app = request.app[REPORTS_APP]
+    site_id = request.match_info["site"]
+    site = app.config.sites.get(site_id)
+    if site is None:
+        return _problem(f"no site {site_id!r}", 404)
+    lang = request.query.get("lang", site.language)
+    if lang not in LANGUAGES:
+        return _problem(f"lang must be one of {', '.join(LANGUAGES)}", 422)
+    info = site_info(app.config, site_id, lang)
+    now = time.time()
+    today = datetime.fromtimestamp(now, ZoneInfo(info.timezone)).date()
+    query = dict(request.query)
+    if site.contract is not None:
+        first, last = contract_period(site.contract.start, site.contract.months)
+        query.setdefault("from", first.isoformat())
+        query.setdefault("to", last.isoformat())
+    try:
+        first, last = _dates(query, today)
+    except ValueError as exc:
+        return _problem(str(exc), 422)
+    if app.store is None:
+        return _problem("the store is not open", 503)
+    try:
+        async with request.app[ONE_AT_A_TIME]:
+            contents = await handover.collect(app.store, info, first, last, now)
+            body = await asyncio.to_thread(handover.handover_zip, contents, info, now,
+                                           pdf=request.query.get("pdf", "1") != "0")
+    except (StoreError, PdfUnavailable) as exc:
+        return _problem(str(exc), 503)
+    name = f"handover-{site_id}-{first.isoformat()}-{last.isoformat()}.zip"
+    return web.Response(body=body, headers={
+        "Content-Type": "application/zip", "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
 def add_report_routes(web_app: web.Application, app: App) -> None:
-    """Mount the report and brief routes on the daemon's aiohttp application."""
+    """Mount the report, handover and brief routes on the daemon's aiohttp application."""
     web_app[REPORTS_APP] = app
     web_app[ONE_AT_A_TIME] = asyncio.Semaphore(1)
     web_app.add_routes([web.get(PATH, site_report, name="site_report"),
+                        web.get(HANDOVER_PATH, site_handover, name="site_handover"),
                         web.get(BRIEF_PATH, site_brief, name="site_brief")])
 
 
 def openapi_paths() -> dict[str, Any]:
-    """The report path for daemon/api.py's OpenAPI document."""
+    """The report and handover paths for daemon/api.py's OpenAPI document."""
     err = {"description": "Error", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Problem"}}}}
     return {PATH: {"get": {
@@ -188,4 +230,21 @@ def openapi_paths() -> dict[str, Any]:
                                       else {"type": "string",
                                             **({"format": "binary"} if fmt == "pdf" else {})}}
                 for fmt, media in catalog.MEDIA_TYPES.items()}},
-            "404": err, "422": err, "503": err}}}}
+            "404": err, "422": err, "503": err}}},
+        HANDOVER_PATH: {"get": {
+            "summary": "The contract handover package (zip: cover, every report, the archive, "
+                       "audit trails, state changes, manifest.json), like "
+                       "`elvwatch report handover`",
+            "parameters": [
+                {"name": "site", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"},
+                 "description": "first local day (default: the contract's first)"},
+                {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"},
+                 "description": "last local day, included (default: the contract's last)"},
+                {"name": "pdf", "in": "query", "schema": {"type": "string", "enum": ["0", "1"],
+                                                         "default": "1"}},
+                {"name": "lang", "in": "query",
+                 "schema": {"type": "string", "enum": list(LANGUAGES)}}],
+            "responses": {"200": {"description": "The package", "content": {
+                "application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                "404": err, "422": err, "503": err}}}}

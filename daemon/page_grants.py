@@ -48,8 +48,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUERY = "grant"
 COOKIE = "elvwatch_grant"
 # Route name → the match_info key naming the site.
-_SITE_ROUTES = {"site_page": "id", "site_brief": "site", "site_report": "site"}
+_SITE_ROUTES = {"site_page": "id", "site_brief": "site", "site_report": "site",
+                "site_handover": "site", "site_new_ticket": "site",
+                "site_return_visit": "site"}
 _EVERY_SITE_ROUTES = ("overview", "silences_page")
+# Routes naming a ticket: the ticket's site.
+_TICKET_ROUTES = ("ticket_page", "ticket_action", "ticket_photo")
 # Pages answer a missing grant with a page; other paths keep the API's JSON 401.
 _PAGE_ROUTES = frozenset({"site_page", "site_brief", "device_page", "ticket_page",
                           *_EVERY_SITE_ROUTES})
@@ -84,7 +88,7 @@ async def read_with_grant(request: web.Request, handler: Handler) -> web.StreamR
         response.del_cookie(COOKIE, path="/")
         return response
     try:
-        scope = await _scope(request)
+        scope = await scope_of(request)
     except StoreError:
         return message_page(request, 503, "unavailable", "unavailable")
     if scope is None:
@@ -103,7 +107,7 @@ def _route(request: web.Request) -> str | None:
     return request.match_info.route.name
 
 
-async def _scope(request: web.Request) -> str | None:
+async def scope_of(request: web.Request) -> str | None:
     """The site the requested path belongs to, EVERY_SITE, or None if no link opens it."""
     name, app = _route(request), request.app[PAGES_APP]
     if name in _SITE_ROUTES:
@@ -113,7 +117,7 @@ async def _scope(request: web.Request) -> str | None:
     if name == "device_page":
         device = app.config.devices.get(request.match_info["id"])
         return device.config.site if device is not None else EVERY_SITE
-    if name == "ticket_page":
+    if name in _TICKET_ROUTES:
         if app.tickets is None:
             return EVERY_SITE
         try:
@@ -133,11 +137,11 @@ def _see_other(location: str) -> web.Response:
 def _keep_in_cookie(request: web.Request, grant: Grant) -> web.Response:
     response = _see_other(str(request.rel_url.without_query_params(QUERY)))
     response.set_cookie(COOKIE, grant.text, max_age=max(1, grant.expires - int(time.time())),
-                        path="/", httponly=True, samesite="Lax", secure=_over_https(request))
+                        path="/", httponly=True, samesite="Lax", secure=over_https(request))
     return response
 
 
-def _over_https(request: web.Request) -> bool:
+def over_https(request: web.Request) -> bool:
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
     return request.secure or forwarded == "https"
 

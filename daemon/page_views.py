@@ -10,15 +10,20 @@ from __future__ import annotations
 import functools
 import importlib.util
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from daemon.page_text import text
+from exporters.reports.logs import cause_text
+from exporters.reports.words import yuan
 from rules.state import DeviceState, DeviceStatus
-from tickets.preventive import CHECKLISTS
-from tickets.ticket_store import Ticket
+from tickets.glossary import state_term, term
+from tickets.notes import display_title, event_note, local_work, person
+from tickets.preventive import item_names
+from tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 
 if TYPE_CHECKING:
     from daemon.app import App
@@ -34,16 +39,81 @@ LIVE_TICKET_LIMIT = 5000
 VALUE_CHARS = 300
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceLabel:
+    name: str | None
+    location: str | None
+
+
+def _no_label(_device: str) -> DeviceLabel | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Fmt:
-    """Words, times and spans in the page's language and the site's time zone."""
+    """Words, times and spans in the page's language and the site's time zone; devices
+    by name (``labels`` looks one up)."""
 
     lang: str
     tz: ZoneInfo
     now: float = field(default_factory=time.time)
+    labels: Callable[[str], DeviceLabel | None] = _no_label
+    items: Mapping[str, str] = field(default_factory=dict)   # checklist id → words
 
     def t(self, key: str, **values: object) -> str:
         return text(self.lang, key, **values)
+
+    def term(self, group: str, key: str | None) -> str:
+        return term(group, key, self.lang)
+
+    def tstate(self, state: str, kind: str = "fault") -> str:
+        return state_term(state, kind, self.lang)
+
+    def device(self, device: str | None) -> str:
+        """A device by its name (its id only when the archive gives it none)."""
+        if not device:
+            return ""
+        label = self.labels(device)
+        return label.name if label is not None and label.name else device
+
+    def place(self, device: str | None) -> str:
+        label = self.labels(device) if device else None
+        return label.location or "" if label is not None else ""
+
+    def title(self, ticket: Ticket) -> str:
+        label = self.labels(ticket.device) if ticket.device else None
+        name = label.name if label is not None else None
+        return display_title(ticket.title_zh, ticket.title_en, ticket.device, name, self.lang)
+
+    def person(self, actor: str) -> str:
+        return person(actor, self.lang)
+
+    def error(self, key: str, values: Mapping[str, object]) -> str:
+        """A refused form's message; the field it names in words."""
+        words = dict(values)
+        if "field" in words:
+            field_key = str(words["field"])
+            words["field"] = self.items.get(field_key) or self.t(field_key)
+        if "state" in words:
+            words["state"] = self.tstate(str(words["state"]))
+        try:
+            return self.t(key, **words)
+        except (KeyError, IndexError):
+            return self.t(key)
+
+    def cause(self, text: str) -> str:
+        """A device state's cause (the checks' words) in the page's language."""
+        return cause_text(text, self.lang)
+
+    def work(self, text: str) -> str:
+        return local_work(text, self.lang)
+
+    def yuan(self, cents: int) -> str:
+        return yuan(cents)
+
+    def note(self, event: AuditEntry) -> str:
+        return event_note(event.kind, event.actor, event.note, self.lang, self.tz.key,
+                          lambda item: self.items.get(item) or item, self.device)
 
     def iso(self, seconds: float) -> str:
         return datetime.fromtimestamp(seconds, self.tz).isoformat(timespec="seconds")
@@ -87,6 +157,17 @@ class Fmt:
 
     def today(self) -> date:
         return datetime.fromtimestamp(self.now, self.tz).date()
+
+
+def labels_of(app: App) -> Callable[[str], DeviceLabel | None]:
+    """Names and locations of the configured devices, for :class:`Fmt`."""
+    def look(device: str) -> DeviceLabel | None:
+        dev = app.config.devices.get(device)
+        if dev is None:
+            return None
+        cfg = dev.config
+        return DeviceLabel(cfg.name, str(cfg.location) if cfg.location else None)
+    return look
 
 
 def tz_of(app: App, site: str | None) -> ZoneInfo:
@@ -251,10 +332,12 @@ async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
             and cfg.warranty_until >= fmt.today(), "dependents": dependents}
 
 
-def checklist_names(lang: str) -> dict[str, str]:
-    """Checklist item id → its words in ``lang`` (ids are what the store keeps)."""
-    return {item.id: item.zh if lang == "zh-CN" else item.en
-            for items in CHECKLISTS.values() for item in items}
+def checklist_names(app: App, lang: str) -> dict[str, str]:
+    """Checklist item id → its words in ``lang`` (ids are what the store keeps): the
+    built-in items and the config's own."""
+    from daemon.terms import checklist_words
+
+    return item_names(lang, checklist_words(app.config))
 
 
 def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]]:
@@ -264,4 +347,58 @@ def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]
         out.append({"id": s.id, "matchers": sorted((k, sorted(v)) for k, v in s.matchers.items()),
                     "who": s.who, "why": s.why, "starts": s.starts or None, "until": s.until,
                     "state": state})
+    return out
+
+
+def handover_link(app: App, site_id: str, fmt: Fmt) -> str | None:
+    """The handover package of the contract period (daemon/http_reports.py), if the site
+    has a contract."""
+    from daemon.http_reports import HANDOVER_PATH, contract_period
+
+    contract = app.config.sites[site_id].contract
+    if contract is None:
+        return None
+    first, last = contract_period(contract.start, contract.months)
+    pdf = "1" if _pdf_available() else "0"
+    return str(HANDOVER_PATH.format(site=site_id)
+            + f"?from={first.isoformat()}&to={last.isoformat()}&pdf={pdf}&lang={fmt.lang}")
+
+
+def site_devices(app: App, site_id: str, system: str | None) -> list[dict[str, str]]:
+    """The site's devices (of ``system``, if given) for a form's choice, by location."""
+    out = [{"id": d.id, "name": d.config.name or d.id,
+            "location": str(d.config.location) if d.config.location else ""}
+           for d in app.config.devices.values()
+           if d.config.site == site_id and (system is None or d.system.value == system)]
+    return sorted(out, key=lambda d: (d["location"], d["name"]))
+
+
+def field_view(app: App, detail: TicketDetail, engineer: Any) -> dict[str, Any]:
+    """What the field forms of a ticket page offer the engineer looking at it (nothing
+    to anyone else): which actions the ticket's state allows, their visit in progress,
+    the engineers who can be sent, the devices a checklist item can name."""
+    t = detail.ticket
+    out: dict[str, Any] = {"on": engineer is not None}
+    if engineer is None:
+        return out
+    name = engineer.config.name
+    visit = next((v for v in detail.visits if v["engineer"] == name
+                  and v["departed_at"] is None), None)
+    live = t.state in ("open", "acknowledged", "resolved")
+    out.update({
+        "name": name, "visit": visit,
+        "engineers": [e for e in app.config.model.engineers
+                      if not e.sites or t.site in e.sites],
+        "devices": site_devices(app, t.site, t.system),
+        "dispatch": t.state == "open",
+        "deadline": t.kind == "fault" and t.state in ("open", "acknowledged"),
+        "arrive": live and visit is None, "depart": visit is not None,
+        "record": t.kind == "fault" and (t.state in ("open", "acknowledged")
+                                         or (t.state == "resolved" and t.awaiting_record)),
+        "checklist": t.kind == "preventive" and t.state in ("open", "acknowledged"),
+        "photo": t.state != "closed",
+        "sign": t.sign_off_refusal is None and t.state in ("resolved", "verified"),
+        "return_visit": t.state in ("resolved", "verified", "closed"),
+        "part_rows": range(1, 5),
+    })
     return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from daemon import links, page_views
 from daemon.page_text import LANGUAGES, choose
 from tickets.actions import SignOff
 from tickets.lifecycle import TicketError, UnknownTicket
+from tickets.records import Actor
 from tickets.store import StoreError
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ HERE = Path(__file__).parent
 PAGES_APP: web.AppKey[App] = web.AppKey("elvwatch_pages", object)  # type: ignore[arg-type]
 # Status parts refresh this often (seconds); ``?refresh=`` may ask for 2–600, 0 = off.
 REFRESH_SECONDS = 15
+# The request's key for the engineer acting through a personal link (set by
+# daemon/engineer_access.py, read by the templates to show the forms).
+ENGINEER: web.RequestKey[object] = web.RequestKey("elvwatch_engineer", object)
 _LINK_PATH = re.compile(r"^/tickets/([A-Za-z0-9_.:-]{1,64})(/signoff)?$")
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -72,7 +76,8 @@ def _fmt(request: web.Request, site: str | None) -> page_views.Fmt:
     explicit = request.query.get("lang") or request.cookies.get("lang")
     lang = choose(_site_language(app, site), request.headers.get("Accept-Language"),
                   explicit)
-    return page_views.Fmt(lang, page_views.tz_of(app, site), time.time())
+    return page_views.Fmt(lang, page_views.tz_of(app, site), time.time(),
+                          page_views.labels_of(app), page_views.checklist_names(app, lang))
 
 
 def _refresh(request: web.Request) -> int:
@@ -87,9 +92,12 @@ def _render(request: web.Request, template: str, fmt: page_views.Fmt, title: str
             status: int = 200, **context: Any) -> web.Response:
     nonce = secrets.token_urlsafe(16)
     other = next(lang for lang in LANGUAGES if lang != fmt.lang)
+    engineer = request.get(ENGINEER)
     html = _ENV.get_template(template).render(
         f=fmt, t=fmt.t, title=title, css=_CSS, js=_JS, nonce=nonce,
-        refresh=_refresh(request), other_lang=other,
+        refresh=_refresh(request), other_lang=other, engineer=engineer,
+        # Forms post with the token of the engineer's link (daemon/engineer_access.py).
+        form_query=f"?form={engineer.form}" if engineer is not None else "",
         # The refresh script's request: no style or script, whose nonce would not match.
         live_only=request.headers.get("X-Live-Parts") == "1",
         lang_href=str(request.rel_url.update_query(lang=other)), **context)
@@ -128,14 +136,21 @@ async def overview_page(request: web.Request) -> web.Response:
     return _render(request, "overview.html", fmt, fmt.t("overview"), **view)
 
 
-async def site_page(request: web.Request) -> web.Response:
-    site_id = request.match_info["id"]
+async def site_page(request: web.Request, *, error: str | None = None, status: int = 200,
+                    error_values: Mapping[str, object] | None = None) -> web.Response:
+    """The site's page (also shown again, with ``error``, after a refused site form)."""
+    site_id = request.match_info.get("id") or request.match_info["site"]
     fmt = _fmt(request, site_id)
-    view = await page_views.site(request.app[PAGES_APP], site_id)
+    app = request.app[PAGES_APP]
+    view = await page_views.site(app, site_id)
     if view is None:
         return _missing(request, fmt, site_id)
-    return _render(request, "site.html", fmt, view["site"].name, **view,
-                   reports=page_views.report_links(request.app[PAGES_APP], site_id, fmt))
+    return _render(request, "site.html", fmt, view["site"].name, status=status, **view,
+                   reports=page_views.report_links(app, site_id, fmt),
+                   handover=page_views.handover_link(app, site_id, fmt),
+                   devices=page_views.site_devices(app, site_id, None),
+                   error=error, error_values=error_values or {},
+                   done=request.query.get("done"))
 
 
 async def device_page(request: web.Request) -> web.Response:
@@ -149,7 +164,8 @@ async def device_page(request: web.Request) -> web.Response:
 
 
 async def ticket_page(request: web.Request, *, error: str | None = None,
-                      status: int = 200) -> web.Response:
+                      status: int = 200, error_values: Mapping[str, object] | None = None,
+                      signoff_url: str | None = None) -> web.Response:
     app, number = request.app[PAGES_APP], request.match_info["number"]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
@@ -164,16 +180,19 @@ async def ticket_page(request: web.Request, *, error: str | None = None,
     can_sign = links.valid(token, number, link)
     return _render(
         request, "ticket.html", fmt, t.number, status=status, d=detail, t_=t,
-        title_text=t.title_zh if fmt.lang == "zh-CN" else t.title_en,
+        title_text=fmt.title(t),
         response=fmt.deadline(t.response_due, t.acknowledged_at or t.resolved_at),
         resolve=fmt.deadline(t.resolve_due, t.resolved_at, t.resolve_to_agree),
-        checklist_names=page_views.checklist_names(fmt.lang),
+        checklist_names=fmt.items,
         site=app.config.sites.get(t.site), can_sign=can_sign, link=link if can_sign else None,
-        signed=request.query.get("signed") == "1", error=error)
+        signed=request.query.get("signed") == "1", error=error,
+        error_values=error_values or {}, done=request.query.get("done"),
+        field=page_views.field_view(app, detail, request.get(ENGINEER)),
+        signoff_url=signoff_url, signoff_hours=72)
 
 
 async def sign_off(request: web.Request) -> web.Response:
-    """The sign-off form's POST: verify the ticket with the representative's name."""
+    """The sign-off form's POST: the representative accepts the result (用户已验收)."""
     app, number = request.app[PAGES_APP], request.match_info["number"]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
@@ -183,7 +202,7 @@ async def sign_off(request: web.Request) -> web.Response:
     try:
         if not name:
             raise ValueError("name")
-        await app.tickets.verify(number, name, SignOff(name, comment))
+        await app.tickets.sign_off(number, Actor(name, "link"), SignOff(name, comment))
     except UnknownTicket:
         return _missing(request, _fmt(request, None), number)
     except ValueError:

@@ -3,23 +3,53 @@ each site's escalation route for the notifiers."""
 
 from __future__ import annotations
 
-from daemon.config import Config
+from daemon.config import ChecklistItemConfig, Config
 from exporters.notify.config import EscalationContact, SiteEscalation
+from exporters.reports.render import SiteInfo
+from tickets.preventive import ChecklistItem, Checklists, builtin_checklists
 from tickets.sla import SiteTerms
+
+
+def checklists(config: Config) -> Checklists:
+    """The built-in checklists with the config's replacements laid over."""
+    spec = config.model.checklists
+
+    def items(raw: list[ChecklistItemConfig]) -> tuple[ChecklistItem, ...]:
+        return tuple(ChecklistItem(i.id, i.zh, i.en) for i in raw)
+
+    return builtin_checklists().replaced(
+        {str(system): items(raw) for system, raw in spec.systems.items()},
+        {kind: items(raw) for kind, raw in spec.kinds.items()})
+
+
+def checklist_words(config: Config) -> dict[str, tuple[str, str]]:
+    """Checklist item id → (zh, en) of the config's own items (documents name them)."""
+    spec = config.model.checklists
+    return {i.id: (i.zh, i.en) for raw in (*spec.systems.values(), *spec.kinds.values())
+            for i in raw}
 
 
 def site_terms(config: Config) -> dict[str, SiteTerms]:
     """One SiteTerms per configured site; a site without a contract gets the default
-    deadlines and no preventive schedule."""
+    deadlines and no preventive schedule.  Each system's work orders list the system's
+    checklist and those of the device kinds the site has in it."""
     systems: dict[str, set[str]] = {}
+    kinds: dict[tuple[str, str], set[str]] = {}
     for device in config.devices.values():
         systems.setdefault(device.config.site, set()).add(device.system.value)
+        kinds.setdefault((device.config.site, device.system.value), set()).add(
+            device.config.kind)
+    lists = checklists(config)
     out: dict[str, SiteTerms] = {}
     for site_id, site in config.sites.items():
         contract = site.contract
+        composed = {system: tuple((i.id, i.zh, i.en) for i in lists.for_system(
+                        system, kinds.get((site_id, system), ())))
+                    for system in systems.get(site_id, ())}
         base = SiteTerms(site=site_id, name=site.name, language=site.language,
                          systems=tuple(sorted(systems.get(site_id, ()))),
-                         escalation=tuple(c.name for c in site.escalation))
+                         escalation=tuple(c.name for c in site.escalation),
+                         checklists=composed)
         if contract is None:
             out[site_id] = base
             continue
@@ -30,8 +60,16 @@ def site_terms(config: Config) -> dict[str, SiteTerms]:
             emergency_response_hours=contract.emergency_response_hours,
             preventive=contract.preventive, systems=base.systems,
             contract_start=contract.start, contract_months=contract.months,
-            escalation=base.escalation)
+            escalation=base.escalation, checklists=base.checklists)
     return out
+
+
+def site_info(config: Config, site_id: str, language: str | None = None) -> SiteInfo:
+    """What the reports print about a site (KeyError: no such site)."""
+    site = config.sites[site_id]
+    return SiteInfo(site_id, site.name, language or site.language,
+                    site_terms(config)[site_id].timezone, site.address,
+                    checklist_words(config))
 
 
 def escalation_contacts(config: Config) -> dict[str, SiteEscalation]:

@@ -121,8 +121,12 @@ def test_preventive_work_order_is_completed_with_every_checklist_item(
     assert results["check_recording"] == (False, "3号硬盘坏道")
     assert results["clean_lens"] == (True, "")
     assert detail["ticket"]["state"] == "resolved"
+    # The failed item opened a follow-up fault ticket linked to the order.
+    follow_up, fault_ticket = tickets(config, capsys, "fault")   # newest first
+    assert follow_up["follow_up_of"] == number and follow_up["channel"] == "schedule"
+    assert [r["follow_up"] for r in detail["checklist_results"]
+            if r["item"] == "check_recording"] == [follow_up["number"]]
     # A fault ticket is not a work order.
-    (fault_ticket,) = tickets(config, capsys, "fault")
     assert main(["tickets", "complete", *c, str(fault_ticket["number"]), "--by", "王工",
                  "--engineer", "王工", "--item", "clean_lens=ok"]) == 1
     assert "is not a preventive work order" in capsys.readouterr().err

@@ -166,6 +166,20 @@ INVALID = {
         "invalid-probe-networks.yaml:2: probe.allowed_networks[1]: value is not a valid "
         "IPv4 or IPv6 network",
     ],
+    "invalid-engineers.yaml": [
+        "invalid-engineers.yaml:5: engineers[1].id: duplicate engineer id 'wang'",
+        "invalid-engineers.yaml:6: engineers[2].sites[1]: unknown site 'harbour'",
+    ],
+    "invalid-checklists.yaml": [
+        "invalid-checklists.yaml:6: checklists.systems.elevator: Input should be 'cctv', "
+        "'access_control', 'intercom', 'alarm', 'network' or 'power'",
+        "invalid-checklists.yaml:10: checklists.kinds.ups[0].id: String should match pattern "
+        "'^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$'",
+    ],
+    "invalid-checklist-duplicate.yaml": [
+        "invalid-checklist-duplicate.yaml:5: checklists.systems.cctv[1].id: duplicate "
+        "checklist item 'clean_lens'",
+    ],
 }
 
 

@@ -83,8 +83,8 @@ async def test_a_report_is_served_as_json_csv_and_html_with_the_stored_figures(
     assert headers["Content-Disposition"] == (
         f'attachment; filename="availability-{SITE}-2026-01-15-2026-03-10.csv"')
     csv_rows = tables.read_csv(body)
-    assert [(r["期间"], r["设备"], float(r["故障时长(秒)"])) for r in csv_rows
-            if r["设备"] == "cam-a"] == [("2026-01-15..2026-01-31", "cam-a", 3 * HOUR),
+    assert [(r["期间"], r["设备编号"], float(r["故障时长(秒)"])) for r in csv_rows
+            if r["设备编号"] == "cam-a"] == [("2026-01-15..2026-01-31", "cam-a", 3 * HOUR),
                                         ("2026-02", "cam-a", 1.5 * HOUR),
                                         ("2026-03-01..2026-03-10", "cam-a", 0.0)]
 

@@ -1,18 +1,30 @@
-"""Preventive maintenance work orders: periods across month and quarter boundaries."""
+"""Preventive maintenance work orders: periods across month and quarter boundaries,
+checklists per system and device kind from the config, follow-ups of failed items, and
+the SLA report telling late orders from those not yet due."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
-from tests.ticket_fixtures import SITE, TERMS, Clock
+from daemon.config import load_config
+from daemon.terms import checklist_words, site_terms
+from exporters.reports import render
+from exporters.reports.periods import whole_range
+from exporters.reports.render import SiteInfo
+from exporters.reports.sla import sla_report
+from tests.ticket_fixtures import SITE, TERMS, Clock, archive
 from tickets.lifecycle import IllegalTransition
 from tickets.manager import TicketManager
-from tickets.preventive import due_work_orders, period_at
+from tickets.notes import local_note
+from tickets.preventive import due_work_orders, item_names, period_at
+from tickets.records import Actor
 from tickets.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -43,8 +55,8 @@ def test_period_boundaries_are_local_calendar_months_and_quarters(
 def test_no_work_orders_outside_the_contract_or_without_one() -> None:
     terms = replace(TERMS, contract_start=date(2026, 1, 15), contract_months=12)
     assert due_work_orders(terms, local(2026, 1, 14, 23)) == []
-    assert [o.period.key for o in due_work_orders(terms, local(2026, 1, 15))] == [
-        "2026-Q1", "2026-01"]  # alarm quarterly, cctv monthly; network has no checklist
+    assert [(o.system, o.period.key) for o in due_work_orders(terms, local(2026, 1, 15))] == [
+        ("alarm", "2026-Q1"), ("cctv", "2026-01"), ("network", "2026-01")]  # every system
     assert due_work_orders(terms, local(2027, 1, 14, 23)) != []
     assert due_work_orders(terms, local(2027, 1, 15)) == []
     assert due_work_orders(replace(terms, contract_start=None), local(2026, 6, 1)) == []
@@ -52,8 +64,10 @@ def test_no_work_orders_outside_the_contract_or_without_one() -> None:
 
 @pytest.fixture
 async def manager(store_url: str) -> AsyncIterator[TicketManager]:
+    # CCTV monthly and alarm quarterly: the two cadences (network has its own test).
+    terms = replace(TERMS, systems=("cctv", "alarm"))
     async with await Store.open(store_url) as store:
-        yield TicketManager(store, lambda: {SITE: TERMS}, Clock(local(2026, 3, 31, 23)))
+        yield TicketManager(store, lambda: {SITE: terms}, Clock(local(2026, 3, 31, 23)))
 
 
 async def test_work_orders_open_once_per_period_across_month_and_quarter_ends(
@@ -96,3 +110,94 @@ async def test_completing_a_work_order_records_its_checklist(manager: TicketMana
         ("check_time", False, "慢 40 s"), ("check_recording", True, "30 天")]
     with pytest.raises(IllegalTransition, match="it is resolved"):
         await manager.complete_preventive(number, "王工", "王工", {})
+
+
+def test_every_system_gets_work_orders_with_its_kinds_items_and_the_configs_lists(
+        tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "sites": [{"id": SITE, "name": "湖畔花园", "contract": {"start": "2026-01-01",
+                                                              "preventive": "monthly"}}],
+        "checklists": {"kinds": {"ups": [
+            {"id": "ups_runtime", "zh": "测试 UPS 后备时间", "en": "test UPS runtime"}]},
+                       "systems": {"alarm": []}},
+        "devices": [
+            {"id": "cam-01", "site": SITE, "kind": "camera", "host": "127.0.0.1"},
+            {"id": "nvr-01", "site": SITE, "kind": "nvr", "host": "127.0.0.1"},
+            {"id": "sw-01", "site": SITE, "kind": "switch", "host": "127.0.0.1"},
+            {"id": "ups-01", "site": SITE, "kind": "ups", "host": "127.0.0.1"},
+            {"id": "panel-01", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1"}],
+    }, allow_unicode=True), encoding="utf-8")
+    terms = site_terms(load_config(path, environ={}))[SITE]
+    orders = {o.system: [i.id for i in o.checklist]
+              for o in due_work_orders(terms, local(2026, 3, 10))}
+    assert orders == {
+        # The system's items, then those of its kinds at the site (NVR: disks, retention).
+        "cctv": ["clean_lens", "check_image", "check_time", "check_recording", "nvr_disks",
+                 "nvr_retention"],
+        "network": ["check_links", "check_cabinet", "check_labels", "switch_poe_budget"],
+        # The config's list replaces the UPS kind's; its empty alarm list drops the system
+        # (the panel's own kind items remain).
+        "power": ["check_mains", "check_breakers", "ups_runtime"],
+        "alarm": ["alarm_panel_zones"]}
+    names = item_names("zh-CN", checklist_words(load_config(path, environ={})))
+    assert names["ups_runtime"] == "测试 UPS 后备时间" and names["nvr_disks"] == "检查硬盘状态"
+
+
+async def test_a_failed_item_opens_a_follow_up_ticket_linked_to_the_order(
+        store_url: str) -> None:
+    terms = replace(TERMS, systems=("cctv",))
+    async with await Store.open(store_url) as store:
+        await store.sync_archive(archive(), datetime.fromtimestamp(local(2026, 3, 1), UTC))
+        clock = Clock(local(2026, 3, 10))
+        manager = TicketManager(store, lambda: {SITE: terms}, clock)
+        order = (await manager.tick(local(2026, 3, 10)))[0].ticket
+        clock.now = local(2026, 3, 12, 10)
+        events = await manager.complete_preventive(
+            order, Actor("王工 (wang)", "page"), "王工",
+            {"clean_lens": (True, ""), "check_image": (True, ""),
+             "check_time": (False, "快 3 分钟，无法校时"), "check_recording": (True, "")},
+            devices={"check_time": "cam-03"})
+        assert [e.kind.value for e in events] == ["resolved", "opened", "follow_up"]
+        follow = await manager.get(events[1].ticket)
+        assert (follow.ticket.follow_up_of, follow.ticket.device, follow.ticket.channel,
+                follow.ticket.reporter) == (order, "cam-03", "schedule", "王工")
+        assert follow.ticket.title_zh == "cam-03 保养项目不合格：核对设备时间"
+        assert follow.ticket.response_due == local(2026, 3, 12, 22)   # the contract's 12 h
+        detail = await manager.get(order)
+        (failed,) = [r for r in detail.checklist_results if not r["ok"]]
+        assert (failed["follow_up"], failed["device"]) == (events[1].ticket, "cam-03")
+        note = local_note(detail.events[-1].note, "zh-CN", "Asia/Shanghai",
+                          item_names("zh-CN").get)
+        assert note == f"开后续工单 {events[1].ticket}：核对设备时间 不合格"
+        report = await sla_report(store, SITE, whole_range(date(2026, 3, 1),
+                                                           date(2026, 3, 31), SHANGHAI),
+                                  as_of=local(2026, 3, 20))
+        (work_order,) = report.work_orders
+        assert (work_order.status, work_order.follow_ups) == ("done_in_time",
+                                                              (events[1].ticket,))
+
+
+async def test_the_sla_report_tells_late_work_orders_from_those_not_yet_due(
+        store_url: str) -> None:
+    async with await Store.open(store_url) as store:
+        manager = TicketManager(store, lambda: {SITE: TERMS}, Clock(local(2026, 3, 10)))
+        await manager.tick(local(2026, 3, 10))   # March (cctv, network), Q1 (alarm)
+        march = whole_range(date(2026, 3, 1), date(2026, 3, 31), SHANGHAI)
+
+        async def statuses(as_of: float) -> dict[str, str]:
+            report = await sla_report(store, SITE, march, as_of=as_of)
+            return {w.system or "": w.status for w in report.work_orders}
+
+        assert await statuses(local(2026, 3, 20)) == {
+            "alarm": "not_yet_due", "cctv": "not_yet_due", "network": "not_yet_due"}
+        cctv = next(t for t in await manager.list_tickets(kind="preventive")
+                    if t.system == "cctv")
+        manager.clock = Clock(local(2026, 4, 2))
+        await manager.complete_preventive(cctv.number, "王工", "王工", {
+            item: (True, "") for item in cctv.checklist})
+        after = await statuses(local(2026, 4, 5))
+        assert after == {"alarm": "late", "cctv": "done_late", "network": "late"}
+        report = await sla_report(store, SITE, march, as_of=local(2026, 4, 5))
+        html = render.sla_html(report, SiteInfo(SITE, "湖畔花园"), local(2026, 4, 5))
+        assert "逾期未完成 2 张" in html and "逾期完成 1 张" in html and "未到期 0 张" in html

@@ -10,7 +10,6 @@ Everything else — routing, cookies, redirects, signatures, the store — is th
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 import time
@@ -34,6 +33,7 @@ from daemon.app import App
 from daemon.cli import main
 from daemon.config import load_config
 from daemon.http import access, build_web_app
+from tests.chromium import tickets_for
 from tests.test_daemon import free_port
 
 try:
@@ -89,14 +89,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     app = App(load_config(config))
     await app.start()
     try:
-        tickets: dict[str, str] = {}
-        for _ in range(200):
-            live = await app.tickets.list_tickets(state="live")  # type: ignore[union-attr]
-            tickets = {t.device: t.number for t in live if t.device}
-            if {"g-cam", "h-cam"} <= tickets.keys():
-                break
-            await asyncio.sleep(0.1)
-        assert {"g-cam", "h-cam"} <= tickets.keys(), tickets
+        tickets = await tickets_for(app, ("g-cam", "h-cam"))
         yield Env(app, f"http://127.0.0.1:{port}", token, tmp / "token", config,
                   tickets["g-cam"], tickets["h-cam"])
     finally:
@@ -383,7 +376,8 @@ async def test_the_link_command_prints_a_url_that_opens_the_site_page(
                     reason="chromium not installed (Debian package chromium)")
 async def test_a_phone_opens_the_printed_link_and_taps_through_to_a_device(
         env: Env, from_afar: None, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_pages import CHROMIUM_ARGS, PHONE, no_horizontal_scroll
+    from tests.chromium import CHROMIUM_ARGS, PHONE
+    from tests.test_pages import no_horizontal_scroll
 
     assert main(["link", "-c", str(env.config), "--site", "garden", "--url", env.base]) == 0
     url = capsys.readouterr().out.strip()

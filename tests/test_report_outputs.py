@@ -145,17 +145,27 @@ def test_service_json_holds_visits_receipts_and_feedback(
     doc = report_json(capsys, ticket_config, "service", "2026-03-01", "2026-03-31")
     assert set(doc) == {"report", "site", "period", "generated_at", "entries", "feedback"}
     first = doc["entries"][0]
-    assert first["visits"] == [{"at": "2026-03-02T21:00:00+08:00", "engineer": "王工",
-                                "work_done": "更换电源适配器",
-                                "parts": [{"device": "cam-01", "part": "电源适配器", "quantity": 1,
-                                           "coverage": "warranty"}]}]
+    record = {"at": "2026-03-02T21:00:00+08:00", "engineer": "王工", "cause": "",
+              "work_done": "更换电源适配器",
+              "parts": [{"device": "cam-01", "part": "电源适配器", "quantity": 1,
+                         "coverage": "warranty", "consumable": False,
+                         "unit_price_cents": None, "charge_cents": 0}]}
+    assert first["visits"] == [record]
+    # No visit was recorded (resolved from the command line): the record is its own sheet,
+    # signed by the sign-off made after it.
+    assert first["sheets"] == [{"engineer": "王工", "arrived_at": None, "departed_at": None,
+                                "records": [record], "checklist": [],
+                                "receipts": first["receipts"], "photos": 0,
+                                "charge_cents": 0}]
     assert first["receipts"] == [{"signed_by": "张经理", "at": "2026-03-02T23:00:00+08:00",
                                   "comment": "图像正常"}]
     assert [len(e["receipts"]) for e in doc["entries"]] == [1, 0, 0]
     assert doc["feedback"] == [{"ticket": first["ticket"], "device": "cam-01",
                                 "title_zh": "cam-01 设备离线", "title_en": first["title_en"],
                                 "at": "2026-03-05T16:00:00+08:00", "rating": 4,
-                                "comment": "响应及时", "recorded_by": "客服小刘"}]
+                                "comment": "响应及时", "recorded_by": "客服小刘",
+                                "contact": "", "quality_issue": None, "solution": "",
+                                "outcome": "", "outcome_at": None}]
 
 
 def test_handover_json_prints_the_manifest_of_the_written_package(

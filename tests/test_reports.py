@@ -161,7 +161,9 @@ async def test_availability_csv_round_trips_with_bom_and_chinese_headers(
     back = tables.read_csv(data)
     assert len(back) == len(report.rows) == 6
     for row, original in zip(back, report.rows, strict=True):
-        assert row["设备"] == original.device
+        assert row["设备编号"] == original.device
+        assert row["名称"] == ("北门" if original.device == "cam-a" else "网络摄像机 · 2栋 / B1")
+        assert row["系统"] == "视频监控"
         assert float(row["故障时长(秒)"]) == original.down_s
         assert float(row["正常(秒)"]) == original.up_s
         assert row["期间"] == original.period.label
@@ -259,7 +261,7 @@ async def test_service_records_receipts_and_feedback_come_from_the_tickets(
     report = await service_report(sqlite_store, SITE, march)
     assert [e.number for e in report.entries] == [numbers[0], numbers[2], numbers[1]]
     first = report.entries[0]
-    assert first.visits[0].engineer == "王工" and first.visits[0].parts[0].coverage == "warranty"
+    assert first.records[0].engineer == "王工" and first.records[0].parts[0].coverage == "warranty"
     assert [(r.name, r.comment) for r in first.receipts] == [("张经理", "图像正常")]
     assert [(f.number, f.rating, f.comment) for f in report.feedback] == [
         (numbers[0], 4, "响应及时")]
@@ -267,9 +269,11 @@ async def test_service_records_receipts_and_feedback_come_from_the_tickets(
     assert "服务回执单" in html and "用户回访反馈信息表" in html and "响应及时" in html
     assert html.count("未签字") == 2   # the two tickets nobody signed yet
     feedback = tables.read_csv(tables.feedback_csv(report, "zh-CN", "Asia/Shanghai"))
-    assert feedback == [{"工单号": numbers[0], "设备": "cam-01", "内容": "cam-01 设备离线",
-                         "时间": "2026-03-05T16:00:00+08:00", "满意度(1-5)": "4",
-                         "意见": "响应及时", "回访人": "客服小刘"}]
+    assert feedback == [{"工单号": numbers[0], "设备": "网络摄像机 · 1栋 / 1F",
+                         "内容": "网络摄像机 · 1栋 / 1F 设备离线",
+                         "时间": "2026-03-05T16:00:00+08:00", "被访人": "", "满意度(1-5)": "4",
+                         "意见": "响应及时", "是否工程质量问题": "未判定", "处理方案": "",
+                         "处理结果": "", "回访人": "客服小刘"}]
     february = whole_range(date(2026, 2, 1), date(2026, 2, 28), SH)
     assert (await service_report(sqlite_store, SITE, february)).entries == ()
 
@@ -297,7 +301,8 @@ async def test_availability_pdf_has_one_page_per_month_in_chinese(
     for page, label in zip(pages, ["2026-01-15..2026-01-31", "2026-02",
                                    "2026-03-01..2026-03-10"], strict=True):
         assert "设备运行情况记录" in page and "湖畔花园" in page and label in page
-        assert "cam-a" in page and "cam-b" in page
+        assert "北门" in page and "网络摄像机 · 2栋 / B1" in page   # by name, not id
+        assert "cam-a" not in page and "cctv" not in page
     assert "3:00:00" in pages[0] and "1:30:00" in pages[1]
 
 
@@ -314,19 +319,31 @@ async def test_handover_zip_holds_every_record_with_a_checked_manifest(
         for entry in manifest["files"]:
             assert hashlib.sha256(z.read(entry["name"])).hexdigest() == entry["sha256"]
         archive_rows = tables.read_csv(z.read("04-archive.csv"))
+        state_log = tables.read_csv(z.read("06-state-log.csv"))
         archive_pdf = z.read("04-archive.pdf")
-    stems = ["01-availability", "02-sla", "03-service", "04-archive"]
-    assert names == sorted([f"{s}.{e}" for s in stems for e in ("html", "pdf")]
+        cover = pdf_pages(z.read("00-cover.pdf"), tmp_path)
+    stems = ["01-availability", "02-sla", "03-service", "04-archive", "05-audit",
+             "06-state-log"]
+    assert names == sorted([f"{s}.{e}" for s in ["00-cover", *stems] for e in ("html", "pdf")]
                            + [f"{s}.csv" for s in stems] + ["03-feedback.csv",
                                                             "manifest.json"])
     assert {f["name"] for f in manifest["files"]} == set(names) - {"manifest.json"}
     assert manifest["period"]["label"] == "2026-01-01..2026-03-31"
     assert manifest["counts"]["devices"] == 2 and manifest["counts"]["fault_tickets"] == 2
+    assert manifest["counts"]["state_changes"] == len(state_log) == 12
     # The removed camera stays in the archive a handover gives away.
-    assert [(r["设备"], r["保修"]) for r in archive_rows] == [
-        ("cam-a", "warranty"), ("cam-b", "at_cost")]
+    assert [(r["设备编号"], r["系统"], r["保修"]) for r in archive_rows] == [
+        ("cam-a", "视频监控", "保修索赔"), ("cam-b", "视频监控", "按成本收费")]
     assert archive_rows[1]["移除时间"].startswith("2026-03-02T16:00:00")
     assert "Hikvision" in pdf_pages(archive_pdf, tmp_path)[0]
+    assert [(r["设备"], r["原状态"], r["新状态"]) for r in state_log[:2]] == [
+        ("北门", "正常", "故障"), ("北门", "故障", "正常")]
+    # The cover lists every document and leaves room for both parties' signatures.
+    assert len(cover) == 1
+    for words in ("维护资料移交清单", "湖畔花园", "设备运行情况记录", "服务记录",
+                  "工单处理记录", "设备状态变化记录", "移交方（维护单位）签字",
+                  "接收方（甲方）签字", "05-audit.pdf"):
+        assert words in cover[0], words
 
 
 async def test_device_supplied_text_is_escaped_in_html_and_inert_in_csv(
@@ -389,6 +406,7 @@ async def test_brief_orders_by_deadline_groups_by_location_and_prices_parts(
         ("sw-01", "response", False),
         ("Preventive maintenance, alarm, 2026-Q1", "resolve", False),
         ("Preventive maintenance, CCTV, 2026-03", "resolve", False),
+        ("Preventive maintenance, network, 2026-03", "resolve", False),
         ("cam-07", "to_agree", False),          # major, acknowledged: deadline to agree
     ]
     assert [(g.building, g.floor, [d.entry.id for d in g.devices]) for g in brief.groups] == [
@@ -400,12 +418,13 @@ async def test_brief_orders_by_deadline_groups_by_location_and_prices_parts(
         ("Hikvision", "DS-2CD", "warranty", ("cam-01", "cam-02", "cam-05"))]
     assert [(w.system, [i.id for i in w.items]) for w in brief.preventive] == [
         ("alarm", ["walk_test", "test_battery", "test_communicator"]),
-        ("cctv", ["clean_lens", "check_image", "check_time", "check_recording"])]
+        ("cctv", ["clean_lens", "check_image", "check_time", "check_recording"]),
+        ("network", ["check_links", "check_cabinet", "check_labels"])]
     assert [t.device for t in brief.awaiting_sign_off] == ["cam-09"]
 
     text = tables.brief_text(brief)
     assert text.index("cam-05") < text.index("sw-01") < text.index("cam-07")
-    for words in ("上门前简报 · 湖畔花园", "紧急", "已超时", "已过保，按成本收费",
+    for words in ("上门前简报 · 湖畔花园", "紧急", "已超时", "按成本收费",
                   "[ ] 清洁镜头及防护罩", "张经理  物业经理  13800000000", "[未登记位置]"):
         assert words in text
     html = render.brief_html(brief, SITE_ZH)
@@ -444,7 +463,7 @@ def test_report_commands_write_csv_html_and_handover_with_a_clean_stderr(
     # Off a terminal progress is silent: stderr says only what was written.
     assert capsys.readouterr().err == f"wrote {out} ({out.stat().st_size} bytes)\n"
     rows = tables.read_csv(out.read_bytes())
-    jan_a = next(r for r in rows if r["设备"] == "cam-a")
+    jan_a = next(r for r in rows if r["设备编号"] == "cam-a")
     assert (jan_a["期间"], float(jan_a["故障时长(秒)"])) == ("2026-01-15..2026-01-31", 3 * HOUR)
 
     assert main(["report", "sla", *c, "--from", "2026-03-01", "--to", "2026-03-31"]) == 0

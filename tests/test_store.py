@@ -23,7 +23,7 @@ from tickets.store import ArchiveChange, ArchiveEntry, Base, Store, StoreError, 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = {"devices", "device_states", "state_transitions", "archive_events", "tickets",
           "ticket_events"}
-HEAD = "0004"  # the newest migration shipped (0004: the ticket life of the plan)
+HEAD = "0005"  # the newest migration shipped (0005: field work, the plan's forms)
 
 
 def entry(device: str, **fields: object) -> ArchiveEntry:

@@ -124,10 +124,10 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
             assert to_zhang.recipients == [ZHANG] and to_li.recipients == [LI]
             assert emergency in to_zhang.parsed()["Subject"]
             assert "工单升级" in to_zhang.parsed()["Subject"]
-            assert "湖畔花园" in text_of(to_zhang) and "escalated to 张经理" in text_of(to_zhang)
+            assert "湖畔花园" in text_of(to_zhang) and "已立即通知 张经理" in text_of(to_zhang)
             harbour_text = text_of(to_li)
             assert "海港城" in harbour_text and "湖畔花园" not in harbour_text
-            assert "response deadline passed: escalated to 李总" in harbour_text
+            assert "响应期限已过：已通知 李总" in harbour_text
             assert all(m.recipients in ([ZHANG], [LI]) for m in smtp.mails)
 
             # The harbour's DingTalk bot @-mentions its contact; the lakeside's is never

@@ -97,7 +97,7 @@ async def test_paper_receipt_of_a_verified_ticket_closes_it_with_who_recorded_it
     assert detail.ticket.signed_off_at == T0 + DAY
     assert detail.sign_offs == ({"name": "张经理", "at": T0 + DAY, "comment": "已恢复",
                                  "channel": "paper", "receipt": "HZ-0042",
-                                 "recorded_by": "王工"},)
+                                 "recorded_by": "王工", "visit_id": None},)
     with pytest.raises(IllegalTransition, match="it is closed"):
         await manager.sign_off(number, "王工", SignOff("张经理"))
     brief = await build_brief(store, SITE, site_name="湖畔花园", language="zh-CN",

@@ -130,8 +130,8 @@ async def test_cli_api_page_and_daemon_actions_notify_silence_and_audit_alike(
                 ("preventive_due", "system", "system"),
                 ("acknowledged", "王工", "cli"),
                 ("resolved", "王工", "api"),
-                ("signed_off", "张经理", None),
-                ("closed", "张经理", None),
+                ("signed_off", "张经理", "link"),   # through the signed link
+                ("closed", "张经理", "link"),
                 ("feedback", "客服小刘", "page")]
             # Each told once, though the daemon follows the store every second.
             assert sorted(k for t, k, _ in told() if t == number) == sorted(EVENTS)

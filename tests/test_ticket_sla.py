@@ -106,7 +106,7 @@ async def test_renegotiated_major_deadline_keeps_its_breach_and_the_new_one_appl
         "major", 1, 60 * HOUR)
     assert render.breach_reason(breach, ZH) == (
         "修复期限届满未完成，超时 6:00:00 后改期；系统于 2026-03-03 16:00 记录超时；"
-        "2026-03-03 22:00 改为新期限（renegotiated: 厂家缺货），超时仍计")
+        "2026-03-03 22:00 改为新期限（重新商定：厂家缺货），超时仍计")
     detail = await manager.get(number)
     assert [d["due"] for d in detail.superseded_deadlines] == [T0 + 24 * HOUR]
 

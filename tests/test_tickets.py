@@ -79,9 +79,9 @@ async def test_full_lifecycle_with_service_record_sign_off_and_feedback(
     parts = detail.service_records[0]["parts"]
     assert parts == [  # cam-01's warranty runs to 2027, the switch's ran out in 2025
         {"device": "cam-01", "part": "PoE injector", "quantity": 1, "coverage": "warranty",
-         "warranty_until": "2027-01-01"},
+         "warranty_until": "2027-01-01", "unit_price_cents": None, "consumable": False},
         {"device": "sw-01", "part": "cable", "quantity": 1, "coverage": "at_cost",
-         "warranty_until": "2025-06-30"}]
+         "warranty_until": "2025-06-30", "unit_price_cents": None, "consumable": False}]
     assert detail.sign_offs[0]["name"] == "张经理"
     assert detail.feedback[0]["rating"] == 5
     assert not detail.ticket.recovered_without_intervention

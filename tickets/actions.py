@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tickets import paperwork
+from tickets import follow_ups, paperwork
 from tickets import ticket_store as ts
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
@@ -67,7 +67,8 @@ class TicketActions(ManagerBase):
             target = next_state(number, Action.RESOLVE, TicketState(row.state),
                                 awaiting_record=awaiting)
             tz = self._terms(row.site).timezone
-            await paperwork.write_record(session, row, engineer, work, record.parts, at, tz)
+            await paperwork.write_record(session, row, engineer, work, record.parts, at, tz,
+                                         record.cause)
             replaced = await paperwork.replace_devices(session, row, record.replacements, at,
                                                        tz, who)
             if row.responded_at is None:
@@ -92,8 +93,11 @@ class TicketActions(ManagerBase):
 
     async def complete_preventive(self, number: str, actor: str | Actor, engineer: str,
                                   results: Mapping[str, tuple[bool, str]],
-                                  work_done: str = "") -> list[TicketEvent]:
-        """Complete a work order: every checklist item needs a result (ok, note)."""
+                                  work_done: str = "",
+                                  devices: Mapping[str, str] | None = None
+                                  ) -> list[TicketEvent]:
+        """Complete a work order: every checklist item needs a result (ok, note).  Each
+        item not ok opens a follow-up ticket (about ``devices[item]`` if named)."""
         who = actor_of(actor)
         engineer = text(engineer, "engineer", limit=200)
         at = self.clock()
@@ -120,7 +124,11 @@ class TicketActions(ManagerBase):
                 row.responded_at = ts.moment(at)
             note = f"{engineer}: {summary}" + (f"; not ok: {', '.join(failed)}" if failed else "")
             event = await self._move(session, row, target, K.RESOLVED, at, who, note)
-        return self._emit([event])
+            follow = await follow_ups.open_follow_ups(
+                session, row, self._terms(row.site),
+                [follow_ups.FailedItem(item, results[item][1], (devices or {}).get(item))
+                 for item in failed], engineer, who, at, self._escalation)
+        return self._emit([event, *follow])
 
     async def verify(self, number: str, actor: str | Actor,
                      sign_off: SignOff | None = None) -> list[TicketEvent]:

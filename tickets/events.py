@@ -21,6 +21,10 @@ class TicketEventKind(StrEnum):
     PREVENTIVE_DUE = "preventive_due"
     DEADLINE_SET = "deadline_set"    # the repair deadline was agreed (or changed)
     FEEDBACK = "feedback"            # return-visit feedback recorded
+    ARRIVED = "arrived"              # an engineer arrived on site (a visit starts)
+    DEPARTED = "departed"            # ... and left (the visit's receipt is complete)
+    PHOTO = "photo"                  # a photo taken on site was added
+    FOLLOW_UP = "follow_up"          # a failed checklist item opened a follow-up ticket
     SIGNED_OFF = "signed_off"        # the site representative accepted the result
     RECLASSIFIED = "reclassified"    # severity changed after diagnosis
     RMA = "rma"                      # a manufacturer warranty claim recorded or updated
@@ -55,6 +59,7 @@ class TicketEvent:
     note: str = ""
     url: str | None = None      # the ticket page, where the daemon knows its address
     ticket_kind: str = "fault"  # fault | preventive
+    device_name: str | None = None  # the archive's name of ``device``, what people read
     # The fault episode an opened/reopened event starts (:func:`fault_episode`): a
     # notification already sent for it while the store was down stands for this one.
     episode: str | None = None

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets import ticket_store as ts
+from tickets import visits
 from tickets.core import K, ManagerBase
 from tickets.events import TicketEvent
 from tickets.lifecycle import Action, IllegalTransition, TicketState
@@ -47,24 +48,34 @@ def local_day(at: float, timezone: str) -> date:
 
 
 async def write_record(session: AsyncSession, row: TicketRow, engineer: str, work: str,
-                       parts: Sequence[PartReplaced], at: float, timezone: str) -> None:
-    """服务记录 with its parts, each covered by the warranty of the device it went into
-    as the archive has it now (so before any replacement in the same record)."""
+                       parts: Sequence[PartReplaced], at: float, timezone: str,
+                       cause: str = "") -> None:
+    """服务记录 with its cause and parts, each covered by the warranty of the device it
+    went into as the archive has it now (so before any replacement in the same record);
+    a consumable is charged whatever that warranty says.  The record belongs to the
+    visit in progress on the ticket, if any (its 服务回执单)."""
     record = ServiceRecordRow(ticket_id=row.id, at=ts.moment(at), engineer=engineer,
-                              work_done=work)
+                              work_done=work,
+                              cause=text(cause, "cause", required=False) or None,
+                              visit_id=await visits.open_visit_id(session, row.id))
     session.add(record)
     await session.flush()
     today = local_day(at, timezone)
     for part in parts:
         if part.quantity < 1:
             raise ValueError("a part's quantity must be at least 1")
+        if part.unit_price_cents is not None and part.unit_price_cents < 0:
+            raise ValueError("a part's price cannot be negative")
         device_id = part.device or row.device
         device = await session.get(DeviceRow, device_id) if device_id else None
         warranty = device.warranty_until if device else None
         session.add(ServicePartRow(record_id=record.id, device=device_id,
                                    part=text(part.part, "part"), quantity=part.quantity,
-                                   coverage=coverage(warranty, today),
-                                   warranty_until=warranty))
+                                   coverage="at_cost" if part.consumable
+                                   else coverage(warranty, today),
+                                   warranty_until=warranty,
+                                   unit_price_cents=part.unit_price_cents,
+                                   consumable=part.consumable))
 
 
 async def replace_devices(session: AsyncSession, row: TicketRow,

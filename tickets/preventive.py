@@ -9,10 +9,16 @@ however often (and across however many restarts) the schedule is evaluated.
 from __future__ import annotations
 
 import calendar
+import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from importlib import resources
 from zoneinfo import ZoneInfo
 
+import yaml
+
+from tickets.glossary import term
 from tickets.sla import SiteTerms
 
 
@@ -23,29 +29,60 @@ class ChecklistItem:
     en: str
 
 
-CHECKLISTS: dict[str, tuple[ChecklistItem, ...]] = {
-    "cctv": (
-        ChecklistItem("clean_lens", "清洁镜头及防护罩", "clean lens and housing"),
-        ChecklistItem("check_image", "检查图像质量", "check image quality"),
-        ChecklistItem("check_time", "核对设备时间", "check device time"),
-        ChecklistItem("check_recording", "检查录像及存储", "check recording and storage"),
-    ),
-    "access_control": (
-        ChecklistItem("test_readers", "测试读卡器", "test card readers"),
-        ChecklistItem("test_door_contacts", "测试门磁", "test door contacts"),
-        ChecklistItem("test_backup_battery", "检查备用电池", "check backup battery"),
-    ),
-    "intercom": (
-        ChecklistItem("call_test", "呼叫测试", "call test"),
-    ),
-    "alarm": (
-        ChecklistItem("walk_test", "步测探测器", "walk test detectors"),
-        ChecklistItem("test_battery", "检查蓄电池", "check battery"),
-        ChecklistItem("test_communicator", "测试报警通讯", "test communicator"),
-    ),
-}
-SYSTEM_NAMES = {"cctv": ("视频监控", "CCTV"), "access_control": ("门禁", "access control"),
-                "intercom": ("楼宇对讲", "intercom"), "alarm": ("防盗报警", "alarm")}
+Items = tuple[ChecklistItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Checklists:
+    """Checklist items per system and per device kind (tickets/checklists.yaml, with a
+    config's replacements laid over)."""
+
+    systems: Mapping[str, Items]
+    kinds: Mapping[str, Items]
+
+    def for_system(self, system: str, kinds: Iterable[str] = ()) -> Items:
+        """The system's items, then those of each installed kind, each id once."""
+        seen: dict[str, ChecklistItem] = {}
+        for item in (*self.systems.get(system, ()),
+                     *(i for kind in sorted(set(kinds)) for i in self.kinds.get(kind, ()))):
+            seen.setdefault(item.id, item)
+        return tuple(seen.values())
+
+    def replaced(self, systems: Mapping[str, Items], kinds: Mapping[str, Items]) -> Checklists:
+        return Checklists({**self.systems, **systems}, {**self.kinds, **kinds})
+
+    def names(self, language: str) -> dict[str, str]:
+        """Item id → its words in ``language``."""
+        return {item.id: item.zh if language == "zh-CN" else item.en
+                for items in (*self.systems.values(), *self.kinds.values()) for item in items}
+
+
+def _items(raw: object) -> Items:
+    if not isinstance(raw, list):
+        raise ValueError("a checklist is a list of {id, zh, en}")
+    return tuple(ChecklistItem(str(i["id"]), str(i["zh"]), str(i["en"])) for i in raw)
+
+
+@functools.cache
+def builtin_checklists() -> Checklists:
+    text = resources.files("tickets").joinpath("checklists.yaml").read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    return Checklists({k: _items(v) for k, v in raw["systems"].items()},
+                      {k: _items(v) for k, v in raw["kinds"].items()})
+
+
+# The built-in items per system (the brief and the pages name items by them).
+CHECKLISTS: Mapping[str, Items] = builtin_checklists().systems
+
+
+def item_names(language: str, extra: Mapping[str, tuple[str, str]] | None = None
+               ) -> dict[str, str]:
+    """Checklist item id → words in ``language``: the built-in items and ``extra``
+    (id → (zh, en), a config's own)."""
+    names = builtin_checklists().names(language)
+    for item_id, (zh, en) in (extra or {}).items():
+        names[item_id] = zh if language == "zh-CN" else en
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +105,7 @@ class WorkOrderDue:
 
     @property
     def titles(self) -> tuple[str, str]:
-        zh, en = SYSTEM_NAMES.get(self.system, (self.system, self.system))
+        zh, en = term("system", self.system, "zh-CN"), term("system", self.system, "en")
         return (f"{zh}系统定期保养 {self.period.key}",
                 f"Preventive maintenance, {en}, {self.period.key}")
 
@@ -98,7 +135,8 @@ def _midnight(day: date, zone: ZoneInfo) -> float:
 
 def due_work_orders(terms: SiteTerms, now: float) -> list[WorkOrderDue]:
     """The work orders of the period containing ``now``, one per installed system that
-    has a checklist; none outside the contract period or without a contract."""
+    has a checklist (``terms.checklists``, composed by the daemon from the config, else
+    the built-in one); none outside the contract period or without a contract."""
     if terms.contract_start is None:
         return []
     zone = ZoneInfo(terms.timezone)
@@ -110,7 +148,9 @@ def due_work_orders(terms: SiteTerms, now: float) -> list[WorkOrderDue]:
         return []
     orders = []
     for system in sorted(set(terms.systems)):
-        checklist = CHECKLISTS.get(system)
+        composed = terms.checklists.get(system)
+        checklist = (tuple(ChecklistItem(*item) for item in composed) if composed is not None
+                     else CHECKLISTS.get(system, ()))
         if not checklist:
             continue
         frequency = terms.preventive_by_system.get(system, terms.preventive)

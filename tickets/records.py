@@ -37,6 +37,8 @@ class PartReplaced:
     part: str
     device: str | None = None   # None: the ticket's device
     quantity: int = 1
+    unit_price_cents: int | None = None   # fen; None: not priced
+    consumable: bool = False    # cable, connectors, batteries: never under the device's warranty
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +59,16 @@ class Replacement:
 
 @dataclass(frozen=True, slots=True)
 class ServiceRecord:
-    """服务记录: who did what; parts are claimed under warranty or charged at cost
-    according to the archive's warranty date of the device they went into (before
-    any replacement in the same record)."""
+    """服务记录: who did what and why; parts are claimed under warranty or charged at
+    cost according to the archive's warranty date of the device they went into (before
+    any replacement in the same record) — a consumable is always charged.  The record
+    belongs to the engineer's visit in progress on the ticket, if any (tickets/visits.py)."""
 
     engineer: str
     work_done: str
     parts: tuple[PartReplaced, ...] = ()
     replacements: tuple[Replacement, ...] = ()
+    cause: str = ""             # the cause the engineer found (故障原因)
 
 
 @dataclass(frozen=True, slots=True)

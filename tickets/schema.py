@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -96,6 +97,12 @@ class TicketRow(Base):
     channel: Mapped[str] = mapped_column(String(16), default="monitoring")
     reporter: Mapped[str | None] = mapped_column(Text)
     reporter_contact: Mapped[str | None] = mapped_column(Text)
+    # Dispatch (0005): the solution given, the engineer sent and when they are expected.
+    solution: Mapped[str | None] = mapped_column(Text)
+    assignee: Mapped[str | None] = mapped_column(Text)
+    eta: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A ticket opened for a failed checklist item names its work order (0005).
+    follow_up_of: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class TicketDeviceRow(Base):
@@ -139,6 +146,8 @@ class ServiceRecordRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     engineer: Mapped[str] = mapped_column(Text)
     work_done: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str | None] = mapped_column(Text)                       # 0005
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))  # 0005
 
 
 class ServicePartRow(Base):
@@ -153,6 +162,10 @@ class ServicePartRow(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     coverage: Mapped[str] = mapped_column(String(16))  # warranty | at_cost | unknown
     warranty_until: Mapped[date | None] = mapped_column(Date)
+    # 0005: the price of one (fen, 1/100 yuan; None: not priced) and whether it is a
+    # consumable (cable, connectors, batteries), which the device's warranty never covers.
+    unit_price_cents: Mapped[int | None] = mapped_column(Integer)
+    consumable: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class SignOffRow(Base):
@@ -169,6 +182,7 @@ class SignOffRow(Base):
     channel: Mapped[str | None] = mapped_column(String(16))  # link | paper
     recorded_by: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[str | None] = mapped_column(Text)  # the paper receipt's number
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id"))  # 0005: its sheet
 
 
 class SupersededDeadlineRow(Base):
@@ -210,16 +224,25 @@ class RmaClaimRow(Base):
 
 
 class FeedbackRow(Base):
-    """Return-visit feedback (用户回访反馈信息表)."""
+    """Return-visit feedback (用户回访反馈信息表): after a ticket, or a periodic return
+    visit of the site with no ticket (``ticket_id`` NULL, 0005)."""
 
     __tablename__ = "feedback"
 
     id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(Text)
+    # 0005: the plan's fields.  ``quality_issue`` 是否工程质量问题 (None: not assessed);
+    # ``solution`` 处理方案 proposed by the customer response centre; ``outcome`` 处理结果.
+    site: Mapped[str | None] = mapped_column(String(128), index=True)
+    contact: Mapped[str | None] = mapped_column(Text)
+    quality_issue: Mapped[bool | None] = mapped_column(Boolean)
+    solution: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ChecklistResultRow(Base):
@@ -231,6 +254,8 @@ class ChecklistResultRow(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     note: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    device: Mapped[str | None] = mapped_column(String(128))    # 0005: the item's device
+    follow_up: Mapped[str | None] = mapped_column(String(32))  # 0005: ticket it opened
 
 
 class FaultLogRow(Base):
@@ -269,3 +294,7 @@ class SilenceRow(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The engineers' field records (visits, photos, personal links), migration 0005.
+import tickets.field_schema  # noqa: E402, F401

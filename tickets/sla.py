@@ -38,6 +38,9 @@ class SiteTerms:
     contract_start: date | None = None       # None: no contract, no preventive schedule
     contract_months: int = 12
     timezone: str = "Asia/Shanghai"          # periods (months, quarters) are local
+    # system -> its work orders' checklist items (id, zh, en), composed from the system's
+    # and the installed device kinds' lists; a system not named has the built-in one.
+    checklists: Mapping[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
     escalation: tuple[str, ...] = ()         # names of the people a breach is escalated to
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tickets.events import TicketEvent, TicketEventKind, fault_episode
+from tickets.field_schema import PhotoRow, VisitRow
 from tickets.lifecycle import UnknownTicket, sign_off_refusal
 from tickets.schema import (
     ChecklistResultRow,
@@ -28,7 +29,7 @@ from tickets.schema import (
     TicketEventRow,
     TicketRow,
 )
-from tickets.store import ArchiveEventRow, _from_epoch, _to_epoch
+from tickets.store import ArchiveEventRow, DeviceRow, _from_epoch, _to_epoch
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -98,6 +99,10 @@ class Ticket:
     reporter_contact: str | None = None
     needs_verification: bool = True       # a device the probes watch confirms the repair
     sign_off_refusal: str | None = None   # lifecycle.sign_off_refusal: None = can sign now
+    solution: str | None = None       # dispatch: the solution given,
+    assignee: str | None = None       # the engineer sent,
+    eta: float | None = None          # and when they are expected on site
+    follow_up_of: str | None = None   # the work order whose checklist opened this ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,8 @@ class TicketDetail:
     archive_changes: tuple[dict[str, object], ...] = field(default=())
     # Deadlines replaced by a renegotiation or reclassification, with their breaches.
     superseded_deadlines: tuple[dict[str, object], ...] = field(default=())
+    visits: tuple[dict[str, object], ...] = field(default=())
+    photos: tuple[dict[str, object], ...] = field(default=())
 
 
 async def by_number(session: AsyncSession, number: str) -> TicketRow:
@@ -200,18 +207,28 @@ async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind
                                kind=kind.value, at=_from_epoch(at), actor=actor[:128],
                                note=note, from_state=from_state, to_state=row.state,
                                via=via or None))
-    return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id))
+    return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id),
+                        await device_name(session, row.device))
+
+
+async def device_name(session: AsyncSession, device: str | None) -> str | None:
+    """The archive's name of ``device`` (None: no device, unknown, or unnamed)."""
+    if device is None:
+        return None
+    found = await session.get(DeviceRow, device)
+    return found.name if found is not None else None
 
 
 def ticket_event(row: TicketRow, event_id: str, kind: TicketEventKind, at: float, actor: str,
-                 note: str, affected_devices: tuple[str, ...]) -> TicketEvent:
+                 note: str, affected_devices: tuple[str, ...],
+                 name: str | None = None) -> TicketEvent:
     return TicketEvent(
         id=event_id, kind=kind, ticket=row.number, at=at, site=row.site,
         site_name=row.site_name, language=row.language, severity=row.severity,
         title_zh=row.title_zh, title_en=row.title_en, device=row.device, system=row.system,
         location=row.location, state=row.state, response_due=epoch(row.response_due),
         resolve_due=epoch(row.resolve_due), affected=affected_devices, actor=actor, note=note,
-        ticket_kind=row.kind,
+        ticket_kind=row.kind, device_name=name,
         episode=fault_episode(row.fingerprint, at)
         if row.fingerprint and kind in (TicketEventKind.OPENED, TicketEventKind.REOPENED)
         else None)
@@ -232,7 +249,8 @@ async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
     for ev, row in result:
         out.append((ev.id, ticket_event(row, ev.event_id, TicketEventKind(ev.kind),
                                         _to_epoch(ev.at), ev.actor, ev.note,
-                                        await affected(session, row.id))))
+                                        await affected(session, row.id),
+                                        await device_name(session, row.device))))
     return out
 
 
@@ -265,7 +283,9 @@ async def view(session: AsyncSession, row: TicketRow) -> Ticket:
         needs_verification=needs_verification(row),
         sign_off_refusal=sign_off_refusal(row.state, fault_active=row.fault_active,
                                           awaiting_record=row.awaiting_record,
-                                          signed_off=row.signed_off_at is not None))
+                                          signed_off=row.signed_off_at is not None),
+        solution=row.solution, assignee=row.assignee, eta=epoch(row.eta),
+        follow_up_of=row.follow_up_of)
 
 
 async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
@@ -277,21 +297,25 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
         parts = await session.scalars(select(ServicePartRow).where(
             ServicePartRow.record_id == rec.id).order_by(ServicePartRow.id))
         records.append({"at": _to_epoch(rec.at), "engineer": rec.engineer,
-                        "work_done": rec.work_done,
+                        "work_done": rec.work_done, "cause": rec.cause or "",
+                        "visit_id": rec.visit_id,
                         "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
                                    "coverage": p.coverage,
-                                   "warranty_until": _iso(p.warranty_until)} for p in parts]})
-    signs: list[dict[str, object]] = [{"name": s.name, "at": _to_epoch(s.at), "comment": s.comment,
-              "channel": s.channel, "receipt": s.receipt, "recorded_by": s.recorded_by}
-             for s in await session.scalars(select(SignOffRow).where(
-                 SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
-    feedback = [{"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
-                 "recorded_by": f.recorded_by}
-                for f in await session.scalars(select(FeedbackRow).where(
-                    FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
-    results = [{"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at)}
-               for c in await session.scalars(select(ChecklistResultRow).where(
-                   ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
+                                   "warranty_until": _iso(p.warranty_until),
+                                   "unit_price_cents": p.unit_price_cents,
+                                   "consumable": p.consumable} for p in parts]})
+    signs: list[dict[str, object]] = [
+        {"name": s.name, "at": _to_epoch(s.at), "comment": s.comment, "channel": s.channel,
+         "receipt": s.receipt, "recorded_by": s.recorded_by, "visit_id": s.visit_id}
+        for s in await session.scalars(select(SignOffRow).where(
+            SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
+    feedback = [feedback_view(f) for f in await session.scalars(select(FeedbackRow).where(
+        FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
+    results: list[dict[str, object]] = [
+        {"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at), "device": c.device,
+         "follow_up": c.follow_up}
+        for c in await session.scalars(select(ChecklistResultRow).where(
+            ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
     claims: list[dict[str, object]] = [
         {"claim_number": c.claim_number, "part": c.part, "device": c.device,
          "vendor": c.vendor, "vendor_contact": c.vendor_contact,
@@ -304,6 +328,17 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
          "at": _to_epoch(a.at)}
         for a in await session.scalars(select(ArchiveEventRow).where(
             ArchiveEventRow.ticket == row.number).order_by(ArchiveEventRow.id))]
+    visits: list[dict[str, object]] = [
+        {"id": v.id, "engineer": v.engineer, "arrived_at": _to_epoch(v.arrived_at),
+         "departed_at": epoch(v.departed_at), "note": v.note}
+        for v in await session.scalars(select(VisitRow).where(
+            VisitRow.ticket_id == row.id).order_by(VisitRow.arrived_at, VisitRow.id))]
+    photos: list[dict[str, object]] = [
+        {"id": p.id, "visit_id": p.visit_id, "content_type": p.content_type,
+         "bytes": p.bytes, "sha256": p.sha256, "width": p.width, "height": p.height,
+         "caption": p.caption, "uploaded_by": p.uploaded_by, "at": _to_epoch(p.at)}
+        for p in await session.scalars(select(PhotoRow).where(
+            PhotoRow.ticket_id == row.id).order_by(PhotoRow.id))]
     return TicketDetail(
         ticket=await view(session, row),
         events=tuple(AuditEntry(e.event_id, e.kind, _to_epoch(e.at), e.actor, e.note,
@@ -315,13 +350,22 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
             {"which": d.which, "due": _to_epoch(d.due), "severity": d.severity,
              "breached_at": epoch(d.breached_at), "replaced_at": _to_epoch(d.replaced_at),
              "replaced_by": d.replaced_by, "reason": d.reason}
-            for d in await superseded(session, row.id)))
+            for d in await superseded(session, row.id)),
+        visits=tuple(visits), photos=tuple(photos))
 
 
 async def superseded(session: AsyncSession, ticket_id: int) -> list[SupersededDeadlineRow]:
     rows = await session.scalars(select(SupersededDeadlineRow).where(
         SupersededDeadlineRow.ticket_id == ticket_id).order_by(SupersededDeadlineRow.id))
     return list(rows)
+
+
+def feedback_view(f: FeedbackRow) -> dict[str, object]:
+    """A return visit as the API and the forms read it (用户回访反馈信息表)."""
+    return {"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
+            "recorded_by": f.recorded_by, "site": f.site, "contact": f.contact,
+            "quality_issue": f.quality_issue, "solution": f.solution, "outcome": f.outcome,
+            "outcome_at": epoch(f.outcome_at)}
 
 
 def _iso(day: date | None) -> str | None:

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from exporters.notify.base import Message
 from probes.base import bounded
 from tickets.events import TicketEvent, TicketEventKind
+from tickets.glossary import state_term, term
+from tickets.notes import display_title, local_note, person
 
 LANGUAGES = ("zh-CN", "en")
 # A chat message listing more lines than this is cut: the rest is one "and N more" line.
@@ -35,15 +37,13 @@ _KIND = {
     TicketEventKind.SIGNED_OFF: ("用户已验收", "Accepted by the client"),
     TicketEventKind.CLOSED: ("工单已关闭", "Ticket closed"),
     TicketEventKind.REOPENED: ("工单重新打开", "Ticket reopened"),
-    TicketEventKind.PREVENTIVE_DUE: ("预防性维护到期", "Preventive maintenance due"),
+    TicketEventKind.PREVENTIVE_DUE: ("定期保养到期", "Preventive maintenance due"),
     TicketEventKind.DEADLINE_SET: ("修复期限已商定", "Repair deadline agreed"),
     TicketEventKind.FEEDBACK: ("用户回访", "Return-visit feedback"),
     TicketEventKind.RECLASSIFIED: ("工单级别调整", "Severity reclassified"),
     TicketEventKind.RMA: ("厂商保修索赔", "Warranty claim (RMA)"),
     TicketEventKind.DEVICE_REPLACED: ("设备已更换", "Device replaced"),
 }
-_SEVERITY = {"general": ("一般", "general"), "major": ("重大", "major"),
-             "emergency": ("紧急", "EMERGENCY")}
 _LABELS = {
     "ticket": ("工单", "Ticket"), "site": ("小区", "Site"), "severity": ("级别", "Severity"),
     "state": ("状态", "State"), "device": ("设备", "Device"), "system": ("系统", "System"),
@@ -52,8 +52,6 @@ _LABELS = {
     "actor": ("操作人", "By"), "note": ("备注", "Note"), "at": ("时间", "Time"),
     "link": ("查看工单", "Open ticket"),
 }
-_SYSTEM = {"cctv": "视频监控", "access_control": "门禁", "intercom": "楼宇对讲",
-           "alarm": "防盗报警", "network": "网络", "power": "供电"}
 _COLOR = {"emergency": "warning", "major": "warning", "general": "info"}
 
 # Characters that start markdown syntax in WeCom/DingTalk messages.
@@ -84,15 +82,18 @@ def _t(pair: tuple[str, str], language: str) -> str:
 
 
 def _kind(event: TicketEvent, language: str) -> str:
-    return _t(_KIND.get(event.kind, (str(event.kind), str(event.kind))), language)
+    pair = _KIND.get(event.kind)
+    return _t(pair, language) if pair else term("event", event.kind.value, language)
 
 
 def _severity(event: TicketEvent, language: str) -> str:
-    return _t(_SEVERITY.get(event.severity, (event.severity, event.severity)), language)
+    word = term("severity", event.severity, language)
+    return word.upper() if event.severity == "emergency" and language != "zh-CN" else word
 
 
 def _title(event: TicketEvent, language: str) -> str:
-    title = event.title_zh if language == "zh-CN" else event.title_en
+    title = display_title(event.title_zh, event.title_en, event.device, event.device_name,
+                          language)
     return bounded(title or event.title_en or event.title_zh)
 
 
@@ -108,9 +109,8 @@ def _headline(event: TicketEvent, language: str) -> str:
 
 def _fields(event: TicketEvent, language: str, tz: tzinfo) -> list[tuple[str, str]]:
     """(label, untrusted value) rows; empty values are left out."""
-    system = event.system or ""
-    if language == "zh-CN":
-        system = _SYSTEM.get(system, system)
+    system = term("system", event.system, language)
+    timezone = getattr(tz, "key", None) or "UTC"
     affected = ""
     if event.affected:
         shown = ", ".join(bounded(a, 64) for a in event.affected[:10])
@@ -118,13 +118,18 @@ def _fields(event: TicketEvent, language: str, tz: tzinfo) -> list[tuple[str, st
         affected = f"{len(event.affected)}: {shown}" + (f" (+{more})" if more > 0 else "")
     rows = [
         ("ticket", event.ticket), ("site", event.site_name or event.site),
-        ("severity", _severity(event, language)), ("state", event.state),
-        ("device", event.device or ""), ("system", system),
+        ("severity", _severity(event, language)),
+        # A sign-off is the client's word; the state it leaves (the system's confirmed
+        # recovery, closed next) is not repeated in the same message.
+        ("state", state_term(event.state, event.ticket_kind, language)
+         if event.state and event.kind is not TicketEventKind.SIGNED_OFF else ""),
+        ("device", event.device_name or event.device or ""), ("system", system),
         ("location", event.location or ""), ("affected", affected),
         ("response_due", _when(event.response_due, tz) if event.response_due else ""),
         ("resolve_due", _when(event.resolve_due, tz) if event.resolve_due else ""),
-        ("actor", event.actor if event.actor != "system" else ""),
-        ("note", event.note), ("at", _when(event.at, tz)),
+        ("actor", person(event.actor, language) if event.actor != "system" else ""),
+        ("note", local_note(event.note, language, timezone)),
+        ("at", _when(event.at, tz)),
     ]
     return [(_t(_LABELS[key], language), bounded(value)) for key, value in rows if value]
 
@@ -233,6 +238,7 @@ def event_json(event: TicketEvent) -> dict[str, object]:
         "state": event.state, "response_due": event.response_due,
         "resolve_due": event.resolve_due, "affected": list(event.affected),
         "actor": event.actor, "note": event.note, "url": event.url,
+        "ticket_kind": event.ticket_kind, "device_name": event.device_name,
     }
 
 
@@ -260,4 +266,5 @@ def event_from_json(data: dict[str, object]) -> TicketEvent:
         response_due=opt_float("response_due"), resolve_due=opt_float("resolve_due"),
         affected=tuple(a for a in affected if isinstance(a, str))
         if isinstance(affected, list) else (),
-        actor=text("actor") or "system", note=text("note"), url=opt_text("url"))
+        actor=text("actor") or "system", note=text("note"), url=opt_text("url"),
+        ticket_kind=text("ticket_kind") or "fault", device_name=opt_text("device_name"))

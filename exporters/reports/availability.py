@@ -24,11 +24,12 @@ Arithmetic is in integer microseconds (the store's precision), so sums are exact
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 
+from exporters.reports.labels import Label
 from exporters.reports.periods import Period
 from rules.state import DeviceState
 from tickets.schema import TicketDeviceRow, TicketRow
@@ -78,6 +79,7 @@ class AvailabilityReport:
     site: str
     periods: tuple[Period, ...]
     rows: tuple[DeviceAvailability, ...]   # by period, then device id
+    labels: dict[str, Label] = field(default_factory=dict)
 
     def for_period(self, period: Period) -> list[DeviceAvailability]:
         return [r for r in self.rows if r.period == period]
@@ -175,7 +177,8 @@ async def availability_report(store: Store, site: str, periods: Sequence[Period]
         if progress is not None:
             progress(done, len(devices))
     rows.sort(key=lambda r: (r.period.start, r.device))
-    return AvailabilityReport(site, tuple(periods), tuple(rows))
+    labels = {d.id: Label(d.name, d.kind, d.location) for d in devices}
+    return AvailabilityReport(site, tuple(periods), tuple(rows), labels)
 
 
 async def _state_before(store: Store, device: str, moment: datetime) -> DeviceState:

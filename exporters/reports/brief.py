@@ -11,21 +11,27 @@
   charge at cost, tickets/actions.py ``coverage``);
 * due preventive checklist items: open preventive work orders and their checklists;
 * tickets resolved or verified and waiting for the site representative's sign-off;
-* the site's contacts (passed in: exporters never read the daemon's config).
+* the site's contacts and address (passed in: exporters never read the daemon's config).
+
+Each ticket carries its dispatch (the solution given, the engineer sent, the expected
+arrival, who reported it and how), each device to visit its repair history: its last
+tickets with the cause found and the work done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from exporters.reports.labels import Label, site_labels
 from tickets.actions import coverage
-from tickets.preventive import CHECKLISTS, ChecklistItem
-from tickets.schema import TicketRow
+from tickets.preventive import ChecklistItem, builtin_checklists
+from tickets.schema import ServiceRecordRow, TicketRow
 from tickets.store import ArchiveEntry, Store
 
 SEVERITY_RANK = {"emergency": 0, "major": 1, "general": 2}
@@ -54,6 +60,25 @@ class BriefTicket:
     deadline: float | None
     deadline_kind: str      # response | resolve | to_agree | none
     overdue: bool
+    solution: str | None = None     # the dispatch: what was promised,
+    assignee: str | None = None     # who is sent,
+    eta: float | None = None        # when expected on site
+    channel: str = "monitoring"     # how it came in, and from whom
+    reporter: str | None = None
+    reporter_contact: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A past ticket of a device, as its repair history shows it."""
+
+    number: str
+    opened_at: float
+    state: str
+    title_zh: str
+    title_en: str
+    cause: str
+    work_done: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +89,7 @@ class BriefDevice:
     cause: str
     warranty: str           # warranty | at_cost | unknown
     tickets: tuple[str, ...]
+    history: tuple[Repair, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +129,8 @@ class Brief:
     preventive: tuple[PreventiveDue, ...]
     awaiting_sign_off: tuple[BriefTicket, ...]
     contacts: tuple[Contact, ...]
+    address: str | None = None
+    labels: dict[str, Label] = field(default_factory=dict)
 
 
 def split_location(location: str | None) -> tuple[str, str]:
@@ -128,18 +156,45 @@ def _brief_ticket(row: TicketRow, now: float) -> BriefTicket:
     due, which = deadline_of(row)
     return BriefTicket(row.number, row.kind, row.state, row.severity, row.device,
                        row.location, row.title_zh, row.title_en, row.opened_at.timestamp(),
-                       due, which, due is not None and now >= due)
+                       due, which, due is not None and now >= due, row.solution,
+                       row.assignee, None if row.eta is None else row.eta.timestamp(),
+                       row.channel, row.reporter, row.reporter_contact)
+
+
+HISTORY = 5   # past tickets shown per device to visit
+
+
+async def repair_history(session: AsyncSession, devices: Sequence[str],
+                         limit: int = HISTORY) -> dict[str, tuple[Repair, ...]]:
+    """Each device's last ``limit`` fault tickets, newest first, with the cause found
+    and the work done (their service records joined)."""
+    out: dict[str, tuple[Repair, ...]] = {}
+    for device in devices:
+        rows = list(await session.scalars(
+            select(TicketRow).where(TicketRow.device == device, TicketRow.kind == "fault")
+            .order_by(TicketRow.opened_at.desc(), TicketRow.id.desc()).limit(limit)))
+        repairs = []
+        for row in rows:
+            records = list(await session.scalars(select(ServiceRecordRow).where(
+                ServiceRecordRow.ticket_id == row.id).order_by(ServiceRecordRow.id)))
+            repairs.append(Repair(
+                row.number, row.opened_at.timestamp(), row.state, row.title_zh, row.title_en,
+                "; ".join(r.cause for r in records if r.cause),
+                "; ".join(r.work_done for r in records)))
+        out[device] = tuple(repairs)
+    return out
 
 
 async def build_brief(store: Store, site: str, *, site_name: str, language: str,
                       contacts: Sequence[Contact], now: float,
-                      timezone: str = "Asia/Shanghai") -> Brief:
+                      timezone: str = "Asia/Shanghai", address: str | None = None) -> Brief:
     async with store.transaction("read tickets") as session:
         rows = list(await session.scalars(
             select(TicketRow).where(TicketRow.site == site,
                                     TicketRow.state.in_(("open", "acknowledged", "resolved",
                                                          "verified")))
             .order_by(TicketRow.id)))
+        labels = await site_labels(session, site)
     states = await store.current_states()
     archive = {e.id: e for e in await store.archive() if e.site == site}
     live = [r for r in rows if r.state in ("open", "acknowledged")]
@@ -153,13 +208,16 @@ async def build_brief(store: Store, site: str, *, site_name: str, language: str,
             by_device.setdefault(t.device, []).append(t.number)
     faulty = {d for d, (s, _, _) in states.items() if s.value in ("down", "degraded")}
     visit_day = datetime.fromtimestamp(now, ZoneInfo(timezone)).date()
+    to_visit = sorted((set(by_device) | faulty) & set(archive))
+    async with store.transaction("read the repair history") as session:
+        history = await repair_history(session, to_visit)
     visits: list[BriefDevice] = []
-    for device in sorted((set(by_device) | faulty) & set(archive)):
+    for device in to_visit:
         entry = archive[device]
         state, since, cause = states.get(device, (None, None, ""))
         visits.append(BriefDevice(entry, state.value if state else "unknown", since, cause,
                                   coverage(entry.warranty_until, visit_day),
-                                  tuple(by_device.get(device, ()))))
+                                  tuple(by_device.get(device, ())), history.get(device, ())))
     groups: dict[tuple[str, str], list[BriefDevice]] = {}
     for v in visits:
         groups.setdefault(split_location(v.entry.location), []).append(v)
@@ -177,13 +235,17 @@ async def build_brief(store: Store, site: str, *, site_name: str, language: str,
                   for (vendor, model, w), ids in sorted(needs.items()))
     preventive = tuple(
         PreventiveDue(t.number, row.system, row.period, t.deadline,
-                      _checklist(row.system, row.checklist))
+                      _checklist(row.checklist))
         for t in tickets if t.kind == "preventive"
         for row in live if row.number == t.number)
     return Brief(site, site_name, language, timezone, now, tuple(tickets), ordered, parts,
-                 preventive, waiting, tuple(contacts))
+                 preventive, waiting, tuple(contacts), address, labels)
 
 
-def _checklist(system: str | None, ids: Sequence[str]) -> tuple[ChecklistItem, ...]:
-    known = {item.id: item for item in CHECKLISTS.get(system or "", ())}
+def _checklist(ids: Sequence[str]) -> tuple[ChecklistItem, ...]:
+    """The work order's items with their built-in words (a config's own items keep their
+    id here; the renderers name them from the site's config)."""
+    lists = builtin_checklists()
+    known = {item.id: item for items in (*lists.systems.values(), *lists.kinds.values())
+             for item in items}
     return tuple(known.get(i, ChecklistItem(i, i, i)) for i in ids)

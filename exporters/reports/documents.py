@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from exporters.reports.availability import AvailabilityReport
 from exporters.reports.periods import Period
 from exporters.reports.render import SiteInfo, breach_reason
-from exporters.reports.service import ServiceReport
+from exporters.reports.service import Record, ServiceReport
 from exporters.reports.sla import SlaReport
 
 Document = dict[str, Any]
@@ -99,23 +99,47 @@ def sla_document(report: SlaReport, site: SiteInfo, generated_at: float) -> Docu
             "reason": breach_reason(b, site),
         } for b in report.breaches],
         "preventive": {"due": report.preventive_due,
-                       "done_in_time": report.preventive_done_in_time},
+                       "done_in_time": report.preventive_done_in_time,
+                       "done_late": report.preventive("done_late"),
+                       "late": report.preventive("late"),
+                       "not_yet_due": report.preventive("not_yet_due"),
+                       "orders": [{"ticket": w.number, "system": w.system, "period": w.period,
+                                   "due": _iso(w.due, site),
+                                   "completed_at": _iso(w.completed_at, site),
+                                   "status": w.status, "follow_ups": list(w.follow_ups)}
+                                  for w in report.work_orders]},
     }
 
 
+def _record(r: Record, site: SiteInfo) -> Document:
+    return {"at": _iso(r.at, site), "engineer": r.engineer, "cause": r.cause,
+            "work_done": r.work_done,
+            "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
+                       "coverage": p.coverage, "consumable": p.consumable,
+                       "unit_price_cents": p.unit_price_cents,
+                       "charge_cents": p.charge_cents} for p in r.parts]}
+
+
 def service_document(report: ServiceReport, site: SiteInfo, generated_at: float) -> Document:
-    """服务记录 / 服务回执单 (``entries``) and 用户回访反馈信息表 (``feedback``)."""
+    """服务记录 (``entries[].visits``: the service records, a name kept from before the
+    receipts were per visit), 服务回执单 (``entries[].sheets``: one per visit) and
+    用户回访反馈信息表 (``feedback``; ``ticket`` null: a periodic visit of the site)."""
     return _head("service", site, report.period, generated_at) | {
         "entries": [{
             "ticket": e.number, "kind": e.kind, "state": e.state, "severity": e.severity,
             "device": e.device, "location": e.location, "title_zh": e.title_zh,
             "title_en": e.title_en, "opened_at": _iso(e.opened_at, site),
             "resolved_at": _iso(e.resolved_at, site),
-            "visits": [{"at": _iso(v.at, site), "engineer": v.engineer,
-                        "work_done": v.work_done,
-                        "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
-                                   "coverage": p.coverage} for p in v.parts]}
-                       for v in e.visits],
+            "visits": [_record(r, site) for r in e.records],
+            "sheets": [{"engineer": s.engineer, "arrived_at": _iso(s.arrived_at, site),
+                        "departed_at": _iso(s.departed_at, site),
+                        "records": [_record(r, site) for r in s.records],
+                        "checklist": [{"item": item, "ok": ok, "note": note}
+                                      for item, ok, note in s.checklist],
+                        "receipts": [{"signed_by": r.name, "at": _iso(r.at, site),
+                                      "comment": r.comment} for r in s.receipts],
+                        "photos": s.photos, "charge_cents": s.charge_cents}
+                       for s in e.sheets],
             "receipts": [{"signed_by": r.name, "at": _iso(r.at, site), "comment": r.comment}
                          for r in e.receipts],
             "checklist": [{"item": item, "ok": ok, "note": note}
@@ -124,6 +148,8 @@ def service_document(report: ServiceReport, site: SiteInfo, generated_at: float)
         "feedback": [{
             "ticket": f.number, "device": f.device, "title_zh": f.title_zh,
             "title_en": f.title_en, "at": _iso(f.at, site), "rating": f.rating,
-            "comment": f.comment, "recorded_by": f.recorded_by,
+            "comment": f.comment, "recorded_by": f.recorded_by, "contact": f.contact,
+            "quality_issue": f.quality_issue, "solution": f.solution, "outcome": f.outcome,
+            "outcome_at": _iso(f.outcome_at, site),
         } for f in report.feedback],
     }

@@ -9,8 +9,8 @@ firmware) is escaped by autoescaping like everything else.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,15 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from exporters.reports.availability import AvailabilityReport
 from exporters.reports.brief import Brief
+from exporters.reports.labels import Label, Labels
+from exporters.reports.logs import Logs, cause_text
 from exporters.reports.periods import Period
-from exporters.reports.service import ArchiveRow, ServiceReport
+from exporters.reports.service import ArchiveRow, ServiceReport, total_charge
 from exporters.reports.sla import Breach, SlaReport
-from exporters.reports.words import hms, percent, when, word
-from tickets.preventive import SYSTEM_NAMES
+from exporters.reports.words import hms, percent, when, word, yuan
+from tickets.glossary import state_term, term
+from tickets.notes import event_note, local_note, local_work, person
+from tickets.preventive import item_names
 
 
 class PdfUnavailable(RuntimeError):
@@ -35,6 +39,9 @@ class SiteInfo:
     name: str
     language: str = "zh-CN"          # zh-CN | en
     timezone: str = "Asia/Shanghai"
+    address: str | None = None
+    # Checklist item id -> (zh, en) for items beyond the built-in ones (the config's).
+    checklist_items: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 _ENV = Environment(
@@ -43,23 +50,53 @@ _ENV = Environment(
     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def _render(template: str, site: SiteInfo, generated_at: float, **values: Any) -> str:
+def _render(template: str, site: SiteInfo, generated_at: float,
+            labels: Mapping[str, Label] | None = None, **values: Any) -> str:
+    lang = site.language
+    names = Labels(dict(labels or {}), lang)
+    items = item_names(lang, site.checklist_items)
+
     def t(key: str) -> str:
-        return word(key, site.language)
+        return word(key, lang)
 
     def at(seconds: float | None) -> str:
         return when(seconds, site.timezone)
 
-    def system_name(system: str | None) -> str:
-        zh, en = SYSTEM_NAMES.get(system or "", (system or "", system or ""))
-        return zh if site.language == "zh-CN" else en
+    def item(item_id: str) -> str:
+        return items.get(item_id) or item_id
+
+    def cov(part: object) -> str:
+        """A part's coverage (a consumable says so), or a coverage id's word."""
+        coverage = term("coverage", str(getattr(part, "coverage", part)), lang)
+        if getattr(part, "consumable", False):
+            return f"{term('words', 'consumable', lang)} · {coverage}"
+        return coverage
 
     helpers: dict[str, Callable[..., str]] = {
-        "t": t, "at": at, "hms": hms, "pct": lambda v: percent(v, 2),
-        "reason": lambda b: breach_reason(b, site), "system_name": system_name,
-        "severity_label": lambda s, was=None: severity_text(s, was, site.language)}
+        "t": t, "at": at, "hms": hms, "pct": lambda v: percent(v, 2), "yuan": yuan,
+        "reason": lambda b: breach_reason(b, site),
+        "severity_label": lambda s, was=None: severity_text(s, was, lang),
+        "system_name": lambda system: term("system", system, lang),
+        "kind_name": lambda kind: term("device_kind", kind, lang),
+        "sev": lambda severity: term("severity", severity, lang),
+        "state": lambda state, kind="fault": state_term(state, kind, lang),
+        "dstate": lambda state: term("device_state", state, lang),
+        "ek": lambda kind: term("event", kind, lang),
+        "cov": cov,
+        "dev": names.name, "loc": names.location, "ttitle": names.title,
+        "who": lambda actor: person(actor, lang),
+        "note": lambda e: event_note(e.kind, e.actor, e.note, lang, site.timezone, item,
+                                     names.name),
+        "item": item,
+        "yes_no": lambda flag: t("not_assessed") if flag is None else t(
+            "yes" if flag else "no"),
+        "total": lambda sheets: yuan(total_charge(sheets)),
+        "money": lambda cents: t("not_priced") if cents is None else yuan(cents),
+        "cause": lambda text: cause_text(text, lang),
+        "channel": lambda channel: term("channel", channel, lang),
+        "work": lambda text: local_work(text, lang)}
     return _ENV.get_template(template).render(
-        site=site, generated=at(generated_at), lang=site.language, **helpers, **values)
+        site=site, generated=at(generated_at), lang=lang, **helpers, **values)
 
 
 def breach_reason(breach: Breach, site: SiteInfo) -> str:
@@ -74,7 +111,8 @@ def breach_reason(breach: Breach, site: SiteInfo) -> str:
             at=when(breach.recorded_at, site.timezone))
     if breach.replaced_at is not None:
         text += sep + word("reason_superseded", site.language).format(
-            at=when(breach.replaced_at, site.timezone), why=breach.replaced_why)
+            at=when(breach.replaced_at, site.timezone),
+            why=local_note(breach.replaced_why or "", site.language, site.timezone))
     return text
 
 
@@ -89,18 +127,19 @@ def severity_text(severity: str, original: str | None, language: str) -> str:
 
 def availability_html(report: AvailabilityReport, site: SiteInfo, generated_at: float) -> str:
     sections = [(p, report.for_period(p)) for p in report.periods]
-    return _render("availability.html", site, generated_at, sections=sections,
+    return _render("availability.html", site, generated_at, report.labels, sections=sections,
                    title=word("availability_title", site.language), period=_span(report))
 
 
 def sla_html(report: SlaReport, site: SiteInfo, generated_at: float) -> str:
-    return _render("sla.html", site, generated_at, report=report, period=report.period,
-                   title=word("sla_title", site.language))
+    return _render("sla.html", site, generated_at, report.labels, report=report,
+                   period=report.period, title=word("sla_title", site.language),
+                   devices={t.number: t.device for t in report.tickets})
 
 
 def service_html(report: ServiceReport, site: SiteInfo, generated_at: float) -> str:
-    return _render("service.html", site, generated_at, report=report, period=report.period,
-                   title=word("service_title", site.language))
+    return _render("service.html", site, generated_at, report.labels, report=report,
+                   period=report.period, title=word("service_title", site.language))
 
 
 def archive_html(rows: list[ArchiveRow], site: SiteInfo, generated_at: float) -> str:
@@ -108,9 +147,35 @@ def archive_html(rows: list[ArchiveRow], site: SiteInfo, generated_at: float) ->
                    title=word("archive_title", site.language))
 
 
+def audit_html(logs: Logs, site: SiteInfo, generated_at: float) -> str:
+    return _render("audit.html", site, generated_at, logs.labels, logs=logs,
+                   period=logs.period, title=word("audit_title", site.language))
+
+
+def state_log_html(logs: Logs, site: SiteInfo, generated_at: float) -> str:
+    return _render("statelog.html", site, generated_at, logs.labels, logs=logs,
+                   period=logs.period, title=word("state_log_title", site.language))
+
+
+@dataclass(frozen=True, slots=True)
+class CoverLine:
+    title: str
+    files: tuple[str, ...]
+    count: int
+
+
+def cover_html(contents: list[CoverLine], site: SiteInfo, period: Period,
+               generated_at: float) -> str:
+    """The handover's cover: what the package holds, and room for both parties to sign."""
+    return _render("cover.html", site, generated_at, contents=contents, period=period,
+                   title=word("cover_title", site.language))
+
+
 def brief_html(brief: Brief, site: SiteInfo) -> str:
-    return _render("brief.html", site, brief.generated_at, brief=brief, period=None,
-                   title=word("brief_title", site.language))
+    """The brief as a page: every ticket and device links to its page (relative links:
+    the daemon serves it), phone numbers dial."""
+    return _render("brief.html", site, brief.generated_at, brief.labels, brief=brief,
+                   period=None, title=word("brief_title", site.language))
 
 
 def to_pdf(html: str) -> bytes:

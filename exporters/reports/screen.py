@@ -8,11 +8,14 @@ availability two decimals (the CSV and ``--json`` carry the exact numbers).
 from __future__ import annotations
 
 from exporters.reports.availability import AvailabilityReport
+from exporters.reports.labels import Labels
 from exporters.reports.render import SiteInfo, breach_reason
 from exporters.reports.service import ServiceReport
 from exporters.reports.sla import SlaReport
+from exporters.reports.tables import parts_text
 from exporters.reports.words import hms, percent, when, word
 from exporters.terminal import Cell, Styled, Table, table
+from tickets.notes import person
 
 
 def _title(key: str, site: SiteInfo, label: str) -> str:
@@ -55,7 +58,7 @@ def sla_tables(report: SlaReport, site: SiteInfo) -> list[Table]:
         return word(key, lang)
 
     summary = table(
-        [w("severity"), w("count"), w("responded"), w("resolved"), w("response_median"),
+        [w("severity"), w("count"), w("responded"), w("resolved_count"), w("response_median"),
          w("response_worst"), w("repair_median"), w("repair_worst"), w("response_breaches"),
          w("resolve_breaches")],
         [[w(s.severity), str(s.tickets), str(s.responded), str(s.resolved),
@@ -85,26 +88,30 @@ def service_tables(report: ServiceReport, site: SiteInfo) -> list[Table]:
     def w(key: str) -> str:
         return word(key, lang)
 
+    names = Labels(dict(report.labels), lang)
     rows: list[list[Cell]] = []
     for e in report.entries:
-        signed: Cell = "; ".join(f"{r.name} {when(r.at, tz)}" for r in e.receipts) or \
-            Styled(w("unsigned"), "yellow")
-        title = e.title_zh if lang == "zh-CN" else e.title_en
-        for v in e.visits or (None,):
-            rows.append([e.number, e.device or "", title,
-                         "" if v is None else when(v.at, tz),
-                         "" if v is None else v.engineer,
-                         "" if v is None else v.work_done,
-                         "" if v is None else "; ".join(
-                             f"{p.part} x{p.quantity} {w('cov_' + p.coverage)}"
-                             for p in v.parts),
-                         signed])
+        title = names.title(e.title_zh, e.title_en, e.device)
+        for sheet in e.sheets:
+            signed: Cell = "; ".join(f"{r.name} {when(r.at, tz)}" for r in sheet.receipts) \
+                or Styled(w("unsigned"), "yellow")
+            for r in sheet.records or (None,):
+                rows.append([e.number, names.name(e.device), title,
+                             when(sheet.arrived_at if r is None else r.at, tz),
+                             person(sheet.engineer if r is None else r.engineer, lang),
+                             "" if r is None else r.work_done,
+                             "" if r is None else parts_text(r.parts, lang),
+                             signed])
     records = table([w("ticket"), w("device"), w("title"), w("at"), w("engineer"),
                      w("work_done"), w("parts"), w("signed_by")], rows,
                     title=_title("service_title", site, report.period.label))
     feedback = table(
-        [w("ticket"), w("device"), w("at"), w("rating"), w("comment"), w("recorded_by")],
-        [[f.number, f.device or "", when(f.at, tz), str(f.rating), f.comment, f.recorded_by]
+        [w("ticket"), w("device"), w("at"), w("rating"), w("comment"), w("quality_issue"),
+         w("outcome"), w("recorded_by")],
+        [[f.number or w("periodic_visit"), names.name(f.device), when(f.at, tz),
+          str(f.rating), f.comment,
+          w("not_assessed" if f.quality_issue is None else "yes" if f.quality_issue else "no"),
+          f.outcome, person(f.recorded_by, lang)]
          for f in report.feedback],
         title=w("feedback_title"), right=(3,))
     return [records, feedback]

@@ -1,24 +1,38 @@
 """Service records and receipts (服务记录 / 服务回执单), return-visit feedback
 (用户回访反馈信息表) and the equipment archive (设备档案) of a site, from the store.
 
-A ticket belongs to a period's service report when a service record, a sign-off or
-checklist result of it is dated in the period; the feedback form lists feedback dated
-in the period.  The archive includes devices removed from the config (a handover
-lists everything that was maintained), with warranty status as of a given day.
+The plan's forms, as the store keeps them:
+
+* 服务记录: every service record — who, when, the cause found, the work done, the parts
+  with quantity, unit price and warranty coverage (a consumable is always charged);
+* 服务回执单: one sheet per visit — arrival and departure, the records written during it,
+  the checklist of a preventive work order, the charges, and the site representative's
+  signature (or an empty line).  A record written with no visit recorded (from the
+  command line, say) is a sheet of its own; a sign-off not made during a visit signs
+  the ticket's last sheet;
+* 用户回访反馈信息表: every return visit of the period, after a ticket or a periodic
+  visit of the site (no ticket), with the plan's fields 是否工程质量问题, 处理方案, 处理结果.
+
+A ticket belongs to a period's service report when one of its sheets is dated in the
+period (arrival, else the first record, else the sign-off).  The archive includes
+devices removed from the config (a handover lists everything that was maintained),
+with warranty status as of a given day.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from exporters.reports.labels import Label, site_labels
 from exporters.reports.periods import Period
 from tickets import ticket_store as ts
 from tickets.actions import coverage
-from tickets.schema import TicketRow
+from tickets.schema import FeedbackRow, TicketRow
 from tickets.store import ArchiveEntry, Store
 
 
@@ -28,25 +42,65 @@ class Part:
     part: str
     quantity: int
     coverage: str       # warranty | at_cost | unknown
+    unit_price_cents: int | None = None
+    consumable: bool = False
+
+    @property
+    def charge_cents(self) -> int | None:
+        """What the site pays: nothing under warranty, quantity × price otherwise
+        (None: not priced)."""
+        if self.coverage == "warranty":
+            return 0
+        return None if self.unit_price_cents is None else self.quantity * self.unit_price_cents
 
 
 @dataclass(frozen=True, slots=True)
-class Visit:
-    """One service record with its parts."""
+class Record:
+    """One service record (服务记录) with its parts."""
 
     at: float
     engineer: str
     work_done: str
     parts: tuple[Part, ...]
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """The site representative's sign-off (服务回执单)."""
+    """The site representative's sign-off."""
 
     name: str
     at: float
     comment: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sheet:
+    """One 服务回执单: one visit (or one record made without a visit)."""
+
+    engineer: str
+    arrived_at: float | None
+    departed_at: float | None
+    records: tuple[Record, ...]
+    checklist: tuple[tuple[str, bool, str], ...]   # (item, ok, note)
+    receipts: tuple[Receipt, ...]
+    photos: int = 0
+
+    @property
+    def at(self) -> float:
+        times = ([self.arrived_at] if self.arrived_at is not None else []) + \
+            [r.at for r in self.records] + [r.at for r in self.receipts]
+        return min(times) if times else 0.0
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return tuple(p for r in self.records for p in r.parts)
+
+    @property
+    def charge_cents(self) -> int | None:
+        """The sheet's total charge; None when a charged part has no price."""
+        charges = [p.charge_cents for p in self.parts]
+        return None if any(c is None for c in charges) else sum(c or 0 for c in charges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +115,26 @@ class ServiceEntry:
     title_en: str
     opened_at: float
     resolved_at: float | None
-    visits: tuple[Visit, ...]
-    receipts: tuple[Receipt, ...]
-    checklist: tuple[tuple[str, bool, str], ...]   # (item, ok, note)
+    sheets: tuple[Sheet, ...]
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        return tuple(r for s in self.sheets for r in s.records)
+
+    @property
+    def receipts(self) -> tuple[Receipt, ...]:
+        return tuple(r for s in self.sheets for r in s.receipts)
+
+    @property
+    def checklist(self) -> tuple[tuple[str, bool, str], ...]:
+        return tuple(c for s in self.sheets for c in s.checklist)
 
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    number: str
+    """One line of 用户回访反馈信息表; ``number`` None: a periodic visit of the site."""
+
+    number: str | None
     device: str | None
     title_zh: str
     title_en: str
@@ -76,6 +142,11 @@ class Feedback:
     rating: int
     comment: str
     recorded_by: str
+    contact: str = ""
+    quality_issue: bool | None = None   # 是否工程质量问题; None: not assessed
+    solution: str = ""                  # 处理方案
+    outcome: str = ""                   # 处理结果
+    outcome_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +155,7 @@ class ServiceReport:
     period: Period
     entries: tuple[ServiceEntry, ...]
     feedback: tuple[Feedback, ...]
+    labels: dict[str, Label] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +175,77 @@ def _num(value: object) -> float:
     return float(value)
 
 
+def _opt_num(value: object) -> float | None:
+    return None if value is None else _num(value)
+
+
 def _dicts(value: object) -> list[dict[str, object]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _record(r: dict[str, object]) -> Record:
+    return Record(_num(r["at"]), str(r["engineer"]), str(r["work_done"]), tuple(
+        Part(None if p["device"] is None else str(p["device"]), str(p["part"]),
+             int(_num(p["quantity"])), str(p["coverage"]),
+             None if p.get("unit_price_cents") is None else int(_num(p["unit_price_cents"])),
+             bool(p.get("consumable")))
+        for p in _dicts(r["parts"])), str(r.get("cause") or ""))
+
+
+def sheets_of(detail: ts.TicketDetail) -> list[Sheet]:
+    """The ticket's 服务回执单, oldest first (see the module docstring)."""
+    by_visit: dict[object, list[Record]] = {}
+    loose: list[Record] = []
+    for r in detail.service_records:
+        if r.get("visit_id") is None:
+            loose.append(_record(r))
+        else:
+            by_visit.setdefault(r["visit_id"], []).append(_record(r))
+    signs: dict[object, list[Receipt]] = {}
+    unsigned: list[Receipt] = []
+    for s in detail.sign_offs:
+        receipt = Receipt(str(s["name"]), _num(s["at"]), str(s["comment"]))
+        if s.get("visit_id") is None:
+            unsigned.append(receipt)
+        else:
+            signs.setdefault(s["visit_id"], []).append(receipt)
+    photos: dict[object, int] = {}
+    for p in detail.photos:
+        photos[p.get("visit_id")] = photos.get(p.get("visit_id"), 0) + 1
+    sheets: list[tuple[float, Sheet]] = []
+    for v in detail.visits:
+        sheet = Sheet(str(v["engineer"]), _num(v["arrived_at"]), _opt_num(v["departed_at"]),
+                      tuple(by_visit.get(v["id"], ())), (), tuple(signs.get(v["id"], ())),
+                      photos.get(v["id"], 0))
+        sheets.append((sheet.at, sheet))
+    for record in loose:
+        sheets.append((record.at, Sheet(record.engineer, None, None, (record,), (), ())))
+    sheets.sort(key=lambda pair: pair[0])
+    out = [sheet for _, sheet in sheets]
+    checklist = tuple((str(c["item"]), bool(c["ok"]), str(c["note"]))
+                      for c in detail.checklist_results)
+    if (unsigned or checklist or photos.get(None)) and not out:
+        out.append(Sheet("", None, None, (), (), ()))
+    if out:
+        last = out[-1]
+        out[-1] = Sheet(last.engineer, last.arrived_at, last.departed_at, last.records,
+                        last.checklist + checklist, last.receipts + tuple(unsigned),
+                        last.photos + photos.get(None, 0))
+    return out
+
+
+def feedback_line(f: FeedbackRow, row: TicketRow | None) -> Feedback:
+    return Feedback(
+        None if row is None else row.number, None if row is None else row.device,
+        "" if row is None else row.title_zh, "" if row is None else row.title_en,
+        ts.epoch(f.at) or 0.0, f.rating, f.comment, f.recorded_by, f.contact or "",
+        f.quality_issue, f.solution or "", f.outcome or "", ts.epoch(f.outcome_at))
 
 
 async def service_report(store: Store, site: str, period: Period, *,
                          progress: Callable[[int, int], None] | None = None) -> ServiceReport:
     """``progress(done, total)`` is called after each of the site's tickets is read."""
     entries: list[ServiceEntry] = []
-    feedback: list[Feedback] = []
     async with store.transaction("read service records") as session:
         rows = list(await session.scalars(
             select(TicketRow).where(TicketRow.site == site,
@@ -120,31 +254,35 @@ async def service_report(store: Store, site: str, period: Period, *,
         for done, row in enumerate(rows, 1):
             d = await ts.detail(session, row)
             t = d.ticket
-            visits = tuple(
-                Visit(_num(r["at"]), str(r["engineer"]), str(r["work_done"]),
-                      tuple(Part(None if p["device"] is None else str(p["device"]),
-                                 str(p["part"]), int(_num(p["quantity"])), str(p["coverage"]))
-                            for p in _dicts(r["parts"])))
-                for r in d.service_records if _in(period, r["at"]))
-            receipts = tuple(Receipt(str(s["name"]), _num(s["at"]), str(s["comment"]))
-                             for s in d.sign_offs if _in(period, s["at"]))
-            checklist = tuple((str(c["item"]), bool(c["ok"]), str(c["note"]))
-                              for c in d.checklist_results if _in(period, c["at"]))
-            if visits or receipts or checklist:
+            sheets = tuple(s for s in sheets_of(d) if _in(period, s.at))
+            if sheets:
                 entries.append(ServiceEntry(
                     t.number, t.kind, t.state, t.severity, t.device, t.location, t.title_zh,
-                    t.title_en, t.opened_at, t.resolved_at, visits, receipts, checklist))
-            feedback.extend(
-                Feedback(t.number, t.device, t.title_zh, t.title_en, _num(f["at"]),
-                         int(_num(f["rating"])), str(f["comment"]), str(f["recorded_by"]))
-                for f in d.feedback if _in(period, f["at"]))
+                    t.title_en, t.opened_at, t.resolved_at, sheets))
             if progress is not None:
                 progress(done, len(rows))
+        feedback = await _feedback(session, site, period)
+        labels = await site_labels(session, site)
     # A service log reads in the order the work was done.
-    entries.sort(key=lambda e: (min([v.at for v in e.visits] + [r.at for r in e.receipts]
-                                    or [e.opened_at]), e.opened_at, e.number))
-    feedback.sort(key=lambda f: (f.at, f.number))
-    return ServiceReport(site, period, tuple(entries), tuple(feedback))
+    entries.sort(key=lambda e: (e.sheets[0].at, e.opened_at, e.number))
+    return ServiceReport(site, period, tuple(entries), tuple(feedback), labels)
+
+
+async def _feedback(session: AsyncSession, site: str, period: Period) -> list[Feedback]:
+    # Feedback on a ticket is the ticket's site's, whether or not its row names the site.
+    rows = await session.execute(
+        select(FeedbackRow, TicketRow)
+        .outerjoin(TicketRow, FeedbackRow.ticket_id == TicketRow.id)
+        .where(or_(FeedbackRow.site == site, TicketRow.site == site),
+               FeedbackRow.at >= datetime.fromtimestamp(period.start, UTC),
+               FeedbackRow.at < datetime.fromtimestamp(period.end, UTC))
+        .order_by(FeedbackRow.at, FeedbackRow.id))
+    return [feedback_line(f, row) for f, row in rows.all()]
+
+
+def total_charge(sheets: Sequence[Sheet]) -> int | None:
+    charges = [s.charge_cents for s in sheets]
+    return None if any(c is None for c in charges) else sum(c or 0 for c in charges)
 
 
 async def archive_rows(store: Store, site: str, on: date) -> list[ArchiveRow]:

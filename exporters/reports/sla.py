@@ -17,18 +17,23 @@ breach the daemon missed while it was stopped still shows.  A deadline replaced 
 it is listed with when it was replaced, and the new deadline is judged from then on.
 A repair deadline "to agree" (major faults) cannot be breached and is shown as such.
 A reclassified ticket counts under its severity now and shows the one it opened with.
-Preventive work orders are counted separately: done by the end of their period or not.
+
+Preventive work orders opened in the period are listed apart, each one of: done in
+time (completed by the end of its period), done late, late (its period is over and it
+is not completed) or not yet due (its period is still running) — an order of the
+running month is not counted against the contract before its time.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from exporters.reports.labels import Label, site_labels
 from exporters.reports.periods import Period
 from tickets.schema import SupersededDeadlineRow, TicketRow
 from tickets.store import Store
@@ -83,6 +88,19 @@ class SeverityStats:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkOrder:
+    """A preventive work order and how it stands against its due time."""
+
+    number: str
+    system: str | None
+    period: str | None
+    due: float | None
+    completed_at: float | None
+    status: str     # done_in_time | done_late | late | not_yet_due
+    follow_ups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SlaReport:
     site: str
     period: Period
@@ -92,6 +110,17 @@ class SlaReport:
     breaches: tuple[Breach, ...]
     preventive_due: int
     preventive_done_in_time: int
+    work_orders: tuple[WorkOrder, ...] = ()
+    labels: dict[str, Label] = field(default_factory=dict)
+
+    def preventive(self, status: str) -> int:
+        return sum(1 for w in self.work_orders if w.status == status)
+
+
+def work_order_status(due: float | None, completed_at: float | None, as_of: float) -> str:
+    if completed_at is not None:
+        return "done_in_time" if due is None or completed_at <= due else "done_late"
+    return "late" if due is not None and as_of >= due else "not_yet_due"
 
 
 def ticket_times(row: TicketRow) -> TicketTimes:
@@ -158,18 +187,29 @@ async def sla_report(store: Store, site: str, period: Period, as_of: float) -> S
                 .where(SupersededDeadlineRow.ticket_id.in_([r.id for r in rows]))
                 .order_by(SupersededDeadlineRow.id)):
             replaced.setdefault(old.ticket_id, []).append(old)
-    faults = [r for r in rows if r.kind == "fault"]
-    preventive = [r for r in rows if r.kind == "preventive"]
+        faults = [r for r in rows if r.kind == "fault"]
+        preventive = [r for r in rows if r.kind == "preventive"]
+        follow_ups: dict[str, list[str]] = {}
+        if preventive:
+            for number, origin in (await session.execute(
+                    select(TicketRow.number, TicketRow.follow_up_of).where(
+                        TicketRow.follow_up_of.in_([r.number for r in preventive]))
+                    .order_by(TicketRow.id))).all():
+                follow_ups.setdefault(origin or "", []).append(number)
+        labels = await site_labels(session, site)
     times = [ticket_times(r) for r in faults]
     breaches = [b for r in faults for b in ticket_breaches(r, as_of, replaced.get(r.id, ()))]
     present = [s for s in SEVERITIES if any(t.severity == s for t in times)]
     present += sorted({t.severity for t in times} - set(SEVERITIES))
     stats = tuple(summarise(s, [t for t in times if t.severity == s],
                             [b for b in breaches if b.severity == s]) for s in present)
-    done = sum(1 for r in preventive if r.resolved_at is not None and
-               (r.resolve_due is None or r.resolved_at <= r.resolve_due))
+    orders = tuple(WorkOrder(
+        r.number, r.system, r.period, _ts(r.resolve_due), _ts(r.resolved_at),
+        work_order_status(_ts(r.resolve_due), _ts(r.resolved_at), as_of),
+        tuple(follow_ups.get(r.number, ()))) for r in preventive)
+    done = sum(1 for w in orders if w.status == "done_in_time")
     return SlaReport(site, period, as_of, tuple(times), stats, tuple(breaches),
-                     len(preventive), done)
+                     len(preventive), done, orders, labels)
 
 
 def _ts(moment: datetime | None) -> float | None:

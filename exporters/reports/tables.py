@@ -12,16 +12,20 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from exporters.reports.availability import AvailabilityReport
 from exporters.reports.brief import Brief
-from exporters.reports.service import ArchiveRow, ServiceReport
+from exporters.reports.labels import Labels
+from exporters.reports.logs import Logs, cause_text
+from exporters.reports.service import ArchiveRow, Part, ServiceReport
 from exporters.reports.sla import SlaReport
-from exporters.reports.words import hms, number, percent, when, word
-from tickets.preventive import SYSTEM_NAMES
+from exporters.reports.words import hms, number, percent, when, word, yuan
+from tickets.glossary import state_term, term
+from tickets.notes import event_note, local_note, local_work, person
+from tickets.preventive import item_names
 
 # Excel runs a cell starting with one of these as a formula; device-reported text (an
 # ONVIF manufacturer "=HYPERLINK(...)") must stay text, so it gets a leading apostrophe.
@@ -59,73 +63,130 @@ def iso(seconds: float | None, timezone: str) -> str:
 
 
 def availability_csv(report: AvailabilityReport, language: str) -> bytes:
-    keys = ("period", "device", "name", "system", "location", "availability", "downtime_s",
-            "up_s", "degraded_s", "unknown_s", "not_in_service_s", "down_at_start", "faults",
-            "fault_tickets", "tickets")
+    keys = ("period", "device_id", "name", "system", "location", "availability",
+            "downtime_s", "up_s", "degraded_s", "unknown_s", "not_in_service_s",
+            "down_at_start", "faults", "fault_tickets", "tickets")
+    names = Labels(dict(report.labels), language)
     return write_csv([word(k, language) for k in keys], (
-        [r.period.label, r.device, r.name, r.system, r.location, percent(r.availability),
-         number(r.down_s), number(r.up_s), number(r.degraded_s), number(r.unknown_s),
-         number(r.not_in_service_s), word("yes" if r.down_at_start else "no", language),
-         r.down_episodes, r.fault_tickets, " ".join(r.tickets)]
+        [r.period.label, r.device, names.name(r.device), term("system", r.system, language),
+         r.location, percent(r.availability), number(r.down_s), number(r.up_s),
+         number(r.degraded_s), number(r.unknown_s), number(r.not_in_service_s),
+         word("yes" if r.down_at_start else "no", language), r.down_episodes,
+         r.fault_tickets, " ".join(r.tickets)]
         for r in report.rows))
 
 
 def sla_csv(report: SlaReport, language: str, timezone: str) -> bytes:
     """One row per fault ticket with its times and breaches (the summary is in HTML)."""
-    keys = ("ticket", "severity", "state", "device", "location", "title", "opened",
-            "response_s", "repair_s", "response_breaches", "resolve_breaches", "reason")
+    keys = ("ticket", "severity", "state", "device_id", "device", "location", "title",
+            "opened", "response_s", "repair_s", "response_breaches", "resolve_breaches",
+            "reason")
     breaches: dict[str, list[str]] = {}
     for b in report.breaches:
         breaches.setdefault(b.number, []).append(b.which)
-    title = "title_zh" if language == "zh-CN" else "title_en"
+    names = Labels(dict(report.labels), language)
     return write_csv([word(k, language) for k in keys], (
-        [t.number, t.severity + (f" ({t.original_severity})" if t.original_severity else ""),
-         t.state, t.device, t.location, getattr(t, title),
-         iso(t.opened_at, timezone),
+        [t.number, term("severity", t.severity, language) + (
+            f" ({term('severity', t.original_severity, language)})"
+            if t.original_severity else ""),
+         state_term(t.state, "fault", language), t.device, names.name(t.device), t.location,
+         names.title(t.title_zh, t.title_en, t.device), iso(t.opened_at, timezone),
          "" if t.response_s is None else number(t.response_s),
          "" if t.repair_s is None else number(t.repair_s),
          breaches.get(t.number, []).count("response"),
          breaches.get(t.number, []).count("resolve"),
-         "; ".join(f"{b.which} +{hms(b.late_s)}"
-                   + (f" (replaced: {b.replaced_why})" if b.replaced_at else "")
+         "; ".join(f"{word(b.which, language)} +{hms(b.late_s)}"
+                   + (f" ({local_note(b.replaced_why or '', language, timezone)})"
+                      if b.replaced_at else "")
                    for b in report.breaches if b.number == t.number)]
         for t in report.tickets))
 
 
+def parts_text(parts: Sequence[Part], language: str) -> str:
+    """Parts in one cell: "12V 电源 ×1 保修索赔; 网线 ×20 耗材 · 按成本收费 1.50"."""
+    out = []
+    for p in parts:
+        cover = term("coverage", p.coverage, language)
+        if p.consumable:
+            cover = f"{term('words', 'consumable', language)} · {cover}"
+        price = "" if p.unit_price_cents is None else f" {yuan(p.unit_price_cents)}"
+        out.append(f"{p.part} ×{p.quantity} {cover}{price}")
+    return "; ".join(out)
+
+
 def service_csv(report: ServiceReport, language: str, timezone: str) -> bytes:
-    """服务记录 and 服务回执单 in one sheet: a row per service visit with the sign-off."""
-    keys = ("ticket", "device", "location", "title", "at", "engineer", "work_done", "parts",
-            "signed_by", "comment")
-    title = "title_zh" if language == "zh-CN" else "title_en"
+    """服务记录 and 服务回执单 in one sheet: a row per service receipt (visit) and record,
+    with the parts, the charges and the sign-off."""
+    keys = ("ticket", "device_id", "device", "location", "title", "arrived", "departed",
+            "at", "engineer", "cause", "work_done", "parts", "charges", "signed_by", "comment")
+    names = Labels(dict(report.labels), language)
     rows: list[list[object]] = []
     for e in report.entries:
-        signs = "; ".join(f"{r.name} {when(r.at, timezone)}" for r in e.receipts)
-        comments = "; ".join(r.comment for r in e.receipts if r.comment)
-        for v in e.visits or (None,):
-            rows.append([e.number, e.device, e.location, getattr(e, title),
-                         "" if v is None else iso(v.at, timezone),
-                         "" if v is None else v.engineer, "" if v is None else v.work_done,
-                         "" if v is None else "; ".join(
-                             f"{p.part} x{p.quantity} {p.coverage}" for p in v.parts),
-                         signs, comments])
+        title = names.title(e.title_zh, e.title_en, e.device)
+        for sheet in e.sheets:
+            signs = "; ".join(f"{r.name} {when(r.at, timezone)}" for r in sheet.receipts)
+            comments = "; ".join(r.comment for r in sheet.receipts if r.comment)
+            for r in sheet.records or (None,):
+                rows.append([
+                    e.number, e.device, names.name(e.device), e.location, title,
+                    iso(sheet.arrived_at, timezone), iso(sheet.departed_at, timezone),
+                    "" if r is None else iso(r.at, timezone),
+                    person(r.engineer if r is not None else sheet.engineer, language),
+                    "" if r is None else r.cause,
+                    "" if r is None else local_work(r.work_done, language),
+                    "" if r is None else parts_text(r.parts, language),
+                    yuan(sheet.charge_cents), signs, comments])
     return write_csv([word(k, language) for k in keys], rows)
 
 
 def feedback_csv(report: ServiceReport, language: str, timezone: str) -> bytes:
-    keys = ("ticket", "device", "title", "at", "rating", "comment", "recorded_by")
-    title = "title_zh" if language == "zh-CN" else "title_en"
+    """用户回访反馈信息表: a row per return visit, with the plan's fields."""
+    keys = ("ticket", "device", "title", "at", "contact", "rating", "comment",
+            "quality_issue", "solution", "outcome", "recorded_by")
+    names = Labels(dict(report.labels), language)
     return write_csv([word(k, language) for k in keys], (
-        [f.number, f.device, getattr(f, title), iso(f.at, timezone), f.rating, f.comment,
-         f.recorded_by] for f in report.feedback))
+        [f.number or word("periodic_visit", language), names.name(f.device),
+         names.title(f.title_zh, f.title_en, f.device), iso(f.at, timezone), f.contact,
+         f.rating, f.comment,
+         word("not_assessed" if f.quality_issue is None else
+              "yes" if f.quality_issue else "no", language),
+         f.solution, f.outcome, person(f.recorded_by, language)] for f in report.feedback))
+
+
+def audit_csv(logs: Logs, language: str, timezone: str,
+              items: Mapping[str, tuple[str, str]] | None = None) -> bytes:
+    """Every audit event of the period's tickets, a row each, in the site's words
+    (``items``: the config's own checklist items, id → (zh, en))."""
+    keys = ("ticket", "title", "at", "event", "from_state", "to_state", "actor", "note")
+    names = Labels(dict(logs.labels), language)
+    item = item_names(language, items)
+    return write_csv([word(k, language) for k in keys], (
+        [tr.number, names.title(tr.title_zh, tr.title_en, tr.device), iso(e.at, timezone),
+         term("event", e.kind, language),
+         state_term(e.from_state, tr.kind, language) if e.from_state else "",
+         state_term(e.to_state, tr.kind, language), person(e.actor, language),
+         event_note(e.kind, e.actor, e.note, language, timezone,
+                    lambda i: item.get(i) or i, names.name)]
+        for tr in logs.trails for e in tr.events))
+
+
+def state_log_csv(logs: Logs, language: str, timezone: str) -> bytes:
+    keys = ("at", "device_id", "device", "location", "from_state", "to_state", "reason")
+    names = Labels(dict(logs.labels), language)
+    return write_csv([word(k, language) for k in keys], (
+        [iso(c.at, timezone), c.device, names.name(c.device), names.location(c.device),
+         term("device_state", c.previous, language), term("device_state", c.state, language),
+         cause_text(c.cause, language)] for c in logs.changes))
 
 
 def archive_csv(rows: Sequence[ArchiveRow], language: str) -> bytes:
-    keys = ("device", "name", "system", "kind", "location", "vendor", "model", "serial",
+    keys = ("device_id", "name", "system", "kind", "location", "vendor", "model", "serial",
             "firmware", "host", "installed", "warranty_until", "warranty", "removed_at")
     return write_csv([word(k, language) for k in keys], (
-        [r.entry.id, r.entry.name, r.entry.system, r.entry.kind, r.entry.location,
+        [r.entry.id, r.entry.name, term("system", r.entry.system, language),
+         term("device_kind", r.entry.kind, language), r.entry.location,
          r.entry.vendor, r.entry.model, r.entry.serial, r.entry.firmware, r.entry.host,
-         r.entry.installed, r.entry.warranty_until, r.warranty,
+         r.entry.installed, r.entry.warranty_until, term("coverage", r.warranty, language),
          r.entry.removed_at.isoformat() if r.entry.removed_at else None] for r in rows))
 
 
@@ -151,6 +212,12 @@ def brief_text(brief: Brief) -> str:
         title = tk.title_zh if lang == "zh-CN" else tk.title_en
         lines.append(f"  {tk.number}  {pad(t(tk.severity), 9)} {due}{flag}  "
                      f"{tk.device or '-'}  {tk.location or ''}  {title}")
+        if tk.assignee:
+            eta = f" · {t('eta')} {when(tk.eta, tz)}" if tk.eta is not None else ""
+            lines.append(f"    {t('dispatch')}: {tk.assignee}{eta}  {tk.solution or ''}")
+        if tk.reporter:
+            lines.append(f"    {term('channel', tk.channel, lang)} · {tk.reporter}  "
+                         f"{tk.reporter_contact or ''}")
     if not brief.tickets:
         lines.append(f"  {t('none')}")
     lines += ["", f"== {t('to_visit')}"]
@@ -161,6 +228,10 @@ def brief_text(brief: Brief) -> str:
             lines.append(f"    {e.id:<16} {pad(t(d.state), 9)} {t('since')} {when(d.since, tz)}  "
                          f"{e.location or ''}  {e.vendor or ''} {e.model or ''} "
                          f"{e.firmware or ''}  {t('cov_' + d.warranty)}  {' '.join(d.tickets)}")
+            for r in d.history[:3]:
+                lines.append(f"      {when(r.opened_at, tz)} {r.number} "
+                             f"{local_work(r.work_done, lang) or '-'}"
+                             + (f" ({t('cause')}: {r.cause})" if r.cause else ""))
     if not brief.groups:
         lines.append(f"  {t('none')}")
     lines += ["", f"== {t('parts_needed')}"]
@@ -171,8 +242,7 @@ def brief_text(brief: Brief) -> str:
         lines.append(f"  {t('none')}")
     lines += ["", f"== {t('preventive_due')}"]
     for w in brief.preventive:
-        zh, en = SYSTEM_NAMES.get(w.system or "", (w.system or "", w.system or ""))
-        lines.append(f"  {w.number} {zh if lang == 'zh-CN' else en} {w.period or ''}  {t('due')} "
+        lines.append(f"  {w.number} {term('system', w.system, lang)} {w.period or ''}  {t('due')} "
                      f"{when(w.due, tz)}")
         lines += [f"    [ ] {item.zh if lang == 'zh-CN' else item.en}" for item in w.items]
     if not brief.preventive:

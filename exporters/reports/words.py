@@ -9,18 +9,41 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from tickets.glossary import GLOSSARY
+
 WORDS: dict[str, tuple[str, str]] = {
     "availability_title": ("设备运行情况记录", "Equipment operation record"),
     "sla_title": ("服务水平报告", "SLA report"),
     "service_title": ("服务记录", "Service records"),
+    "service_forms_title": ("服务记录、服务回执单及用户回访反馈信息表",
+                            "Service records, service receipts and return-visit feedback"),
     "receipt_title": ("服务回执单", "Service receipts"),
     "feedback_title": ("用户回访反馈信息表", "Return-visit feedback"),
     "archive_title": ("设备档案", "Equipment archive"),
+    "audit_title": ("工单处理记录", "Ticket audit trails"),
+    "state_log_title": ("设备状态变化记录", "Device state-change log"),
+    "cover_title": ("维护资料移交清单", "Maintenance records handover"),
+    "contents": ("移交内容", "Contents"),
+    "document": ("资料名称", "Document"),
+    "files": ("文件", "Files"),
+    "records": ("记录数", "Records"),
+    "number": ("序号", "No."),
+    "address": ("地址", "Address"),
+    "manifest_note": ("每个文件的大小及 SHA-256 校验值见 manifest.json。",
+                      "manifest.json lists each file's size and SHA-256."),
+    "handover_signatures": ("移交签字", "Signatures"),
+    "handed_over_by": ("移交方（维护单位）签字", "Handed over by (maintenance company)"),
+    "received_by": ("接收方（甲方）签字", "Received by (property company)"),
+    "event": ("事件", "Event"),
+    "actor": ("操作人", "By"),
+    "from_state": ("原状态", "From"),
+    "to_state": ("新状态", "To"),
     "brief_title": ("上门前简报", "Pre-visit brief"),
     "site": ("项目", "Site"),
     "period": ("期间", "Period"),
     "generated": ("生成时间", "Generated"),
     "device": ("设备", "Device"),
+    "device_id": ("设备编号", "Device ID"),
     "name": ("名称", "Name"),
     "system": ("系统", "System"),
     "kind": ("类型", "Kind"),
@@ -41,13 +64,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "Availability = (up + degraded) ÷ (up + degraded + down); unknown time and time "
         "before the device was added or after it was removed are left out."),
     "severity": ("等级", "Severity"),
-    "emergency": ("紧急", "emergency"),
-    "major": ("重大", "major"),
-    "general": ("一般", "general"),
     "count": ("数量", "Count"),
     "responded": ("已响应", "Responded"),
+    "resolved_count": ("已修复", "Resolved"),
     "not_responded": ("未响应", "no response"),
-    "resolved": ("已修复", "Resolved"),
     "response_median": ("响应时间中位数", "Response median"),
     "response_worst": ("最长响应时间", "Response worst"),
     "repair_median": ("修复时间中位数", "Repair median"),
@@ -68,25 +88,57 @@ WORDS: dict[str, tuple[str, str]] = {
     "reason_late": ("{which}逾期 {late} 完成", "{which} met {late} late"),
     "reason_open": ("截至报告时未{which}，已超时 {late}", "{which} not met, {late} overdue"),
     "reason_recorded": ("系统于 {at} 记录超时", "escalated at {at}"),
+    "preventive_summary": ("定期保养工单 {due} 张：按期完成 {done} 张，逾期完成 {done_late} 张，"
+                           "逾期未完成 {late} 张，未到期 {not_yet_due} 张",
+                           "Preventive work orders: {due}; done in time {done}, done late "
+                           "{done_late}, late {late}, not yet due {not_yet_due}"),
+    "preventive_title": ("定期保养工单", "Preventive work orders"),
+    "done_in_time": ("按期完成", "done in time"),
+    "done_late": ("逾期完成", "done late"),
+    "late": ("逾期未完成", "late"),
+    "not_yet_due": ("未到期", "not yet due"),
+    "completed_at": ("完成时间", "Completed"),
+    "follow_ups": ("后续工单", "Follow-up tickets"),
     "reason_replaced": ("{which}期限届满未完成，超时 {late} 后改期",
                         "{which} not met, {late} overdue when replaced"),
     "reason_superseded": ("{at} 改为新期限（{why}），超时仍计",
                           "replaced at {at} ({why}); the breach stands"),
-    "preventive_summary": ("定期保养工单 {due} 张，按期完成 {done} 张",
-                           "Preventive work orders: {due}, done in time: {done}"),
     "opened": ("开单时间", "Opened"),
     "state": ("状态", "State"),
     "title": ("内容", "Title"),
     "engineer": ("工程师", "Engineer"),
     "work_done": ("处理情况", "Work done"),
+    "cause": ("故障原因", "Cause"),
     "parts": ("更换配件", "Parts replaced"),
+    "part": ("配件", "Part"),
+    "quantity": ("数量", "Qty"),
+    "unit_price": ("单价(元)", "Unit price (CNY)"),
+    "amount": ("金额(元)", "Amount (CNY)"),
+    "charges": ("收费合计(元)", "Charges (CNY)"),
+    "not_priced": ("未定价", "not priced"),
     "at": ("时间", "Time"),
+    "arrived": ("到场时间", "Arrived"),
+    "departed": ("离场时间", "Left"),
+    "reported": ("报修时间", "Reported"),
     "signed_by": ("用户代表签字", "Signed by"),
+    "engineer_signature": ("工程师签字", "Engineer's signature"),
+    "client_opinion": ("用户意见", "Client's comments"),
+    "date": ("日期", "Date"),
     "comment": ("意见", "Comment"),
+    "note": ("说明", "Note"),
     "unsigned": ("未签字", "not signed"),
     "rating": ("满意度(1-5)", "Rating (1-5)"),
     "recorded_by": ("回访人", "Recorded by"),
-    "checklist": ("检查项目", "Checklist"),
+    "contact": ("被访人", "Visited"),
+    "quality_issue": ("是否工程质量问题", "Workmanship problem?"),
+    "not_assessed": ("未判定", "not assessed"),
+    "solution": ("处理方案", "Proposed solution"),
+    "outcome": ("处理结果", "Outcome"),
+    "periodic_visit": ("定期回访", "periodic return visit"),
+    "checklist": ("保养项目", "Checklist"),
+    "result": ("结果", "Result"),
+    "photos": ("现场照片", "Photos"),
+    "sheet_of": ("第 {n} / {total} 张", "sheet {n} of {total}"),
     "vendor": ("品牌", "Vendor"),
     "model": ("型号", "Model"),
     "serial": ("序列号", "Serial"),
@@ -96,15 +148,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "warranty_until": ("保修期至", "Warranty until"),
     "warranty": ("保修", "Warranty"),
     "removed_at": ("移除时间", "Removed"),
-    "cov_warranty": ("保修期内，向厂家索赔", "under warranty: claim"),
-    "cov_at_cost": ("已过保，按成本收费", "out of warranty: at cost"),
-    "cov_unknown": ("保修情况不明", "warranty unknown"),
     "open_tickets": ("未完成工单（按时限排序）", "Open tickets (by deadline)"),
     "to_visit": ("需上门设备（按位置）", "Devices to visit (by location)"),
     "parts_needed": ("可能需要的配件", "Parts likely needed"),
-    "preventive_due": ("到期保养项目", "Preventive checklist due"),
+    "preventive_due": ("到期定期保养", "Preventive maintenance due"),
     "awaiting_sign_off": ("待用户签字确认", "Awaiting sign-off"),
     "contacts": ("联系人", "Contacts"),
+    "dispatch": ("派工", "Dispatch"),
+    "eta": ("预计到场", "expected"),
+    "repair_history": ("维修记录", "Repair history"),
     "role": ("职务", "Role"),
     "phone": ("电话", "Phone"),
     "email": ("邮箱", "Email"),
@@ -115,20 +167,18 @@ WORDS: dict[str, tuple[str, str]] = {
     "none": ("无", "none"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
-    "ok": ("正常", "ok"),
-    "not_ok": ("异常", "not ok"),
-    "down": ("故障", "down"),
-    "degraded": ("降级", "degraded"),
-    "up": ("正常", "up"),
-    "unknown": ("未知", "unknown"),
-    "open": ("待响应", "open"),
-    "acknowledged": ("处理中", "acknowledged"),
-    "verified": ("系统确认恢复", "recovery confirmed"),
-    "closed": ("已关闭", "closed"),
-    "fault": ("故障", "fault"),
-    "preventive": ("保养", "preventive"),
+    "ok": ("合格", "ok"),
+    "not_ok": ("不合格", "not ok"),
     "total": ("合计", "Total"),
 }
+
+
+# Ticket states, severities, device states, ticket kinds and warranty coverage are the
+# glossary's words (tickets/glossary.py), shared with the pages and the messages.
+for _group, _prefix in (("state", ""), ("severity", ""), ("device_state", ""),
+                        ("ticket_kind", ""), ("coverage", "cov_")):
+    for _key, _pair in GLOSSARY[_group].items():
+        WORDS[_prefix + _key] = _pair
 
 
 def word(key: str, language: str) -> str:
@@ -159,3 +209,11 @@ def number(seconds: float) -> str:
 
 def percent(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def yuan(cents: int | None) -> str:
+    """Fen as yuan with two decimals ("12.50"); "-" when not priced."""
+    if cents is None:
+        return "-"
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"

@@ -1,0 +1,147 @@
+"""Photos taken on site: an upload from a phone, checked, and kept beside the store.
+
+An upload is untrusted: it is read in chunks and refused past :data:`MAX_BYTES` before
+it is all in memory; it must start like a JPEG or a PNG *and* decode as one (Pillow,
+with its decompression-bomb guard and a pixel bound of our own); its name is ours
+(the SHA-256 of its bytes), never the phone's, so a name cannot climb out of the photo
+directory or overwrite another photo.  It is written to a temporary file and renamed
+(a crash leaves no half photo under a real name), readable by the daemon's user only.
+Served back with its checked type, ``nosniff`` and a sandboxing CSP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+from PIL import Image
+
+MAX_BYTES = 10 * 1024 * 1024          # a phone's JPEG is 2–6 MB
+MAX_PIXELS = 60_000_000               # 60 MP: more than any phone camera takes
+MAX_CAPTION = 500
+CHUNK = 64 * 1024
+TYPES = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png")}
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"))
+
+
+class PhotoRefused(ValueError):
+    """Not a photo we keep; ``reason`` is the page's message key."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    data: bytes
+    caption: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPhoto:
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+    sha256: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.sha256[:40]}.{self.extension}"
+
+
+async def read_upload(request: web.Request, field: str = "photo") -> Upload:
+    """The photo and its caption from a multipart form, bounded while it streams in."""
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError) as exc:
+        raise PhotoRefused("photo_not_image", "not a multipart form") from exc
+    data: bytes | None = None
+    caption = ""
+    for _ in range(8):   # the form has two fields; a few more are ignored, not looped on
+        part = await reader.next()
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == field:
+            data = await _bounded(part)
+        elif part.name == "caption":
+            caption = (await part.read_chunk(MAX_CAPTION * 4)).decode("utf-8", "replace")
+        else:
+            await part.release()
+    if not data:
+        raise PhotoRefused("photo_not_image", "no photo in the form")
+    return Upload(data, caption.strip()[:MAX_CAPTION])
+
+
+async def _bounded(part: BodyPartReader) -> bytes:
+    out = bytearray()
+    while True:
+        chunk = await part.read_chunk(CHUNK)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if len(out) > MAX_BYTES:
+            raise PhotoRefused("photo_too_big", f"more than {MAX_BYTES} bytes")
+
+
+def check(data: bytes) -> CheckedPhoto:
+    """The photo's type and size, or PhotoRefused: it must be a JPEG or PNG by its first
+    bytes and by decoding."""
+    kind = next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+    if kind is None:
+        raise PhotoRefused("photo_not_image", "neither JPEG nor PNG")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != kind:
+                    raise PhotoRefused("photo_not_image", f"{kind} header, {image.format} body")
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise PhotoRefused("photo_too_big", f"{width}x{height} pixels")
+                image.verify()
+    except PhotoRefused:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise PhotoRefused("photo_not_image", f"does not decode: {exc}") from exc
+    content_type, extension = TYPES[kind]
+    return CheckedPhoto(data, content_type, extension, width, height,
+                        hashlib.sha256(data).hexdigest())
+
+
+def save(directory: Path, photo: CheckedPhoto) -> Path:
+    """Write the photo under its own name (the same photo twice is one file)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    target = directory / photo.file
+    if target.exists():
+        return target
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".upload-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(photo.data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o640)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load(directory: Path, file: str) -> bytes:
+    """A stored photo's bytes; ``file`` comes from the store, checked all the same."""
+    if "/" in file or "\\" in file or file.startswith("."):
+        raise FileNotFoundError(file)
+    return (directory / file).read_bytes()
