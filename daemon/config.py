@@ -123,7 +123,8 @@ class TicketsConfig(Strict):
     verify_after_polls: int = Field(3, ge=1, le=10_000)
     # A fault recurring within this long after its ticket was resolved reopens that
     # ticket (counting the recurrence) instead of opening a new one.
-    reopen_window: Annotated[float, BeforeValidator(_seconds)] = Field(7 * 86400.0, ge=0)
+    reopen_window: Annotated[float, BeforeValidator(_seconds, json_schema_input_type=float | str)] \
+        = Field(7 * 86400.0, ge=0)
     # A ticket the site representative has not signed off is closed by the system this
     # many days after its recovery was confirmed ("auto-closed: no sign-off within N
     # days"); null: only a sign-off closes a ticket.
@@ -278,7 +279,8 @@ class DeviceConfig(Strict):
     interval: float | None = Field(None, gt=0)
     timeout: float | None = Field(None, gt=0)
 
-    @field_validator("location", mode="before")
+    @field_validator("location", mode="before",
+                     json_schema_input_type=str | Location | None)
     @classmethod
     def _location_text(cls, value: object) -> object:
         return {"place": value} if isinstance(value, str) else value

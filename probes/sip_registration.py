@@ -53,7 +53,7 @@ class SipRegistrationOptions(BaseModel):
     unregistered: str = Field(DEFAULT_UNREGISTERED,
                               description="final codes meaning 'not registered'")
 
-    @field_validator("user", mode="before")
+    @field_validator("user", mode="before", json_schema_input_type=str | int)
     @classmethod
     def _extension_number(cls, value: object) -> object:
         # Extensions are numbers; YAML reads `user: 8101` as an int.

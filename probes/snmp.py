@@ -95,13 +95,16 @@ class SnmpOptions(BaseModel):
     max_rows: int = Field(512, ge=1, le=10_000)  # per table column
     max_repetitions: int = Field(25, ge=1, le=100)
 
-    @field_validator("version", mode="before")
+    @field_validator("version", mode="before",
+                     json_schema_input_type=Literal["1", "2c", "3", "2", "v1", "v2c", "v3",
+                                                    1, 2, 3])
     @classmethod
     def _version_text(cls, value: object) -> object:
         return {1: "1", 2: "2c", 3: "3", "2": "2c", "v1": "1", "v2c": "2c",
                 "v3": "3"}.get(value, value)  # type: ignore[call-overload,unused-ignore]
 
-    @field_validator("profiles", mode="before")
+    # A check's params are scalars: the profiles come as one comma-separated string.
+    @field_validator("profiles", mode="before", json_schema_input_type=str)
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -88,7 +88,7 @@ class SnmpTrapOptions(BaseModel):
     # Extra addresses this device sends traps from (a second interface, a NAT).
     addresses: tuple[str, ...] = Field(default=())
 
-    @field_validator("addresses", mode="before")
+    @field_validator("addresses", mode="before", json_schema_input_type=str)
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
