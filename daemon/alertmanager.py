@@ -35,11 +35,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import bounded
-from rules.faults import FaultState, FaultTransition, Severity, fingerprint
+from elvwatch.probes.base import bounded
+from elvwatch.rules.faults import FaultState, FaultTransition, Severity, fingerprint
 
 if TYPE_CHECKING:
-    from daemon.config import Device
+    from elvwatch.daemon.config import Device
 
 RULE_PREFIX = "alertmanager:"
 # Alertmanager sends this for "no end yet" (Go's zero time).

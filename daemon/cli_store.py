@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.daemon.config import Config, ConfigInvalid, load_config
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -35,10 +35,10 @@ def read_config(path: Path) -> Config | None:
 def with_manager(args: argparse.Namespace,
                  work: Callable[[Any], Awaitable[T]]) -> tuple[int, T | None]:
     """Run ``work(manager)`` on the config's store; errors are printed, not raised."""
-    from daemon.terms import site_terms
-    from tickets.lifecycle import TicketError
-    from tickets.manager import TicketManager
-    from tickets.store import Store, StoreError
+    from elvwatch.daemon.terms import site_terms
+    from elvwatch.tickets.lifecycle import TicketError
+    from elvwatch.tickets.manager import TicketManager
+    from elvwatch.tickets.store import Store, StoreError
 
     config = read_config(args.config)
     if config is None:

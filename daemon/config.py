@@ -28,18 +28,18 @@ from pydantic import (
     model_validator,
 )
 
-from daemon.alertmanager import AlertmanagerConfig
-from daemon.config_checks import check_receivers, check_store_url, resolve_token_file
-from daemon.includes import merge_includes
-from daemon.probe_access import ProbeConfig
-from daemon.yamlsource import ConfigError, SourceDict, key_path, load_yaml, locate
-from exporters.notify.config import NotifyConfig
-from probes.base import Check, Credential, Secret, Target
-from probes.mqtt_settings import MqttSettings
-from probes.registry import PUSH, known_types, options_model
-from rules.faults import Severity
-from rules.model import SiteRules, parse_duration
-from rules.silence import SilenceConfig
+from elvwatch.daemon.alertmanager import AlertmanagerConfig
+from elvwatch.daemon.config_checks import check_receivers, check_store_url, resolve_token_file
+from elvwatch.daemon.includes import merge_includes
+from elvwatch.daemon.probe_access import ProbeConfig
+from elvwatch.daemon.yamlsource import ConfigError, SourceDict, key_path, load_yaml, locate
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.probes.base import Check, Credential, Secret, Target
+from elvwatch.probes.mqtt_settings import MqttSettings
+from elvwatch.probes.registry import PUSH, known_types, options_model
+from elvwatch.rules.faults import Severity
+from elvwatch.rules.model import SiteRules, parse_duration
+from elvwatch.rules.silence import SilenceConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 
@@ -398,7 +398,7 @@ class ConfigInvalid(Exception):
 
 
 def builtin_kinds() -> dict[str, KindDefaults]:
-    text = resources.files("daemon").joinpath("kinds.yaml").read_text(encoding="utf-8")
+    text = resources.files("elvwatch.daemon").joinpath("kinds.yaml").read_text(encoding="utf-8")
     import yaml
 
     raw = yaml.safe_load(text)

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from daemon.alertmanager import DeviceIndex, Payload, to_transitions
-from daemon.http_json import BodyError, read_json
-from tickets.store import StoreError
+from elvwatch.daemon.alertmanager import DeviceIndex, Payload, to_transitions
+from elvwatch.daemon.http_json import BodyError, read_json
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
-    from daemon.config import Config
+    from elvwatch.daemon.app import App
+    from elvwatch.daemon.config import Config
 
 PATH = "/api/v1/alertmanager"
 MAX_ERRORS_SHOWN = 10
@@ -62,7 +62,7 @@ def _index(request: web.Request, app: App) -> DeviceIndex:
 
 
 async def receive(request: web.Request) -> web.Response:
-    from daemon.http import APP
+    from elvwatch.daemon.http import APP
 
     app = request.app[APP]
     try:

@@ -26,14 +26,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from daemon.terms import site_info, site_terms
-from exporters.reports import catalog, handover
-from exporters.reports.brief import Contact, build_brief
-from exporters.reports.render import PdfUnavailable, brief_html
-from tickets.store import StoreError
+from elvwatch.daemon.terms import site_info, site_terms
+from elvwatch.exporters.reports import catalog, handover
+from elvwatch.exporters.reports.brief import Contact, build_brief
+from elvwatch.exporters.reports.render import PdfUnavailable, brief_html
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
+    from elvwatch.daemon.app import App
 
 REPORTS_APP: web.AppKey[App] = web.AppKey("elvwatch_reports", object)  # type: ignore[arg-type]
 ONE_AT_A_TIME: web.AppKey[asyncio.Semaphore] = web.AppKey("report_slot", asyncio.Semaphore)

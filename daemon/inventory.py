@@ -30,7 +30,7 @@ import openpyxl  # type: ignore[import-untyped]
 import yaml
 from pydantic import ValidationError
 
-from daemon.config import Config, DeviceConfig, Location, builtin_kinds
+from elvwatch.daemon.config import Config, DeviceConfig, Location, builtin_kinds
 
 _Label = Callable[[str], str]  # archive field → its column header as written in the file
 

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
 
-from probes.base import Credential
-from probes.mqtt_settings import MqttSettings
+from elvwatch.probes.base import Credential
+from elvwatch.probes.mqtt_settings import MqttSettings
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    from elvwatch.daemon.config import Config
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -11,11 +11,17 @@ import aiohttp
 import pytest
 import yaml
 
-from daemon.alertmanager import AlertmanagerConfig, DeviceIndex, Payload, host_of, to_transitions
-from daemon.app import App
-from daemon.config import ConfigInvalid, load_config
-from lab.devices import LabFleet, tcp_check
-from rules.faults import FaultState
+from elvwatch.daemon.alertmanager import (
+    AlertmanagerConfig,
+    DeviceIndex,
+    Payload,
+    host_of,
+    to_transitions,
+)
+from elvwatch.daemon.app import App
+from elvwatch.daemon.config import ConfigInvalid, load_config
+from elvwatch.lab.devices import LabFleet, tcp_check
+from elvwatch.rules.faults import FaultState
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 
 TOKEN = "am-token-0123456789"

@@ -8,8 +8,8 @@ import openpyxl
 import pytest
 import yaml
 
-from daemon.config import DeviceConfig, Location, System, load_config
-from daemon.inventory import (
+from elvwatch.daemon.config import DeviceConfig, Location, System, load_config
+from elvwatch.daemon.inventory import (
     ImportResult,
     InventoryError,
     RowError,
