@@ -38,8 +38,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scheduler_bench import cpu, percentile, rss_mib
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.devices import loopback_addresses
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.daemon.http import metrics_body
 from elvwatch.lab.devices import loopback_addresses, tcp_check
 

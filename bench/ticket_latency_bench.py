@@ -38,8 +38,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.rules.faults import FaultState, FaultTransition
 from elvwatch.tickets.events import TicketEvent

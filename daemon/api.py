@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
-from elvwatch.daemon.config import Device
+from elvwatch.config.resolved import Device
 from elvwatch.rules.state import DeviceStatus
 
 API_VERSION = "1"

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from elvwatch.daemon.config import Config, ConfigInvalid, Device, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config, Device
+from elvwatch.config.terms import site_terms
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
-from elvwatch.daemon.terms import site_terms
 from elvwatch.daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot
 from elvwatch.exporters.notify.dispatcher import Dispatcher

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from elvwatch.daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 from elvwatch.daemon.links import read_token
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -300,7 +301,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 # -- devices -----------------------------------------------------------------------
 def cmd_devices_import(args: argparse.Namespace) -> int:
-    from elvwatch.daemon.inventory import InventoryError, devices_yaml, import_devices
+    from elvwatch.config.inventory import InventoryError, devices_yaml, import_devices
     from elvwatch.exporters import terminal
 
     try:
@@ -326,7 +327,7 @@ def cmd_devices_import(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_export(args: argparse.Namespace) -> int:
-    from elvwatch.daemon.inventory import export_devices
+    from elvwatch.config.inventory import export_devices
 
     config = _load(args.config, secrets=False)
     if config is None:

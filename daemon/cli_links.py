@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from elvwatch.daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -21,7 +21,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from elvwatch.daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 
 if TYPE_CHECKING:  # the report modules load on use: other commands start faster
     from elvwatch.exporters.reports.render import SiteInfo
@@ -61,7 +62,7 @@ def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _site(config: Config, site_id: str) -> SiteInfo:
-    from elvwatch.daemon.terms import site_info
+    from elvwatch.config.terms import site_info
 
     if site_id not in config.sites:
         raise KeyError(f"no site {site_id!r} in {config.path} "

@@ -9,8 +9,8 @@ import sys
 from datetime import date
 from typing import Any
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
-from elvwatch.daemon.config import load_config
 
 
 def _actor(args: argparse.Namespace) -> Any:

@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.community import Community, Secrets, snmp_available
 from elvwatch.lab.devices import LabError
 from elvwatch.lab.mosquitto import MosquittoServer

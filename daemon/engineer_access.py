@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from elvwatch.config.schema import EngineerConfig
 from elvwatch.daemon import engineer_links, links
-from elvwatch.daemon.config import EngineerConfig
 from elvwatch.daemon.engineer_links import EngineerGrant, LinkRefused
 from elvwatch.daemon.page_grants import over_https, scope_of
 from elvwatch.daemon.pages import ENGINEER, PAGES_APP, message_page

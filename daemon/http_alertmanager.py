@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from elvwatch.daemon.alertmanager import DeviceIndex, Payload, to_transitions
 from elvwatch.daemon.http_json import BodyError, read_json
+from elvwatch.rules.alertmanager import DeviceIndex, Payload, to_transitions
 from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
+    from elvwatch.config.resolved import Config
     from elvwatch.daemon.app import App
-    from elvwatch.daemon.config import Config
 
 PATH = "/api/v1/alertmanager"
 MAX_ERRORS_SHOWN = 10
@@ -57,7 +57,7 @@ def _index(request: web.Request, app: App) -> DeviceIndex:
     # Rebuilt when a reload swapped the config.
     cache = request.app[_INDEX]
     if not cache or cache[0][0] is not app.config:
-        cache[:] = [(app.config, DeviceIndex(app.config.devices))]
+        cache[:] = [(app.config, DeviceIndex(d.target for d in app.config.devices.values()))]
     return cache[0][1]
 
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from elvwatch.daemon.terms import site_info, site_terms
+from elvwatch.config.terms import site_info, site_terms
 from elvwatch.exporters.reports import catalog, handover
 from elvwatch.exporters.reports.brief import Contact, build_brief
 from elvwatch.exporters.reports.render import PdfUnavailable, brief_html
@@ -43,7 +43,7 @@ HANDOVER_PATH = "/api/v1/sites/{site}/handover"
 # A report's (and the brief's) own inline style and nothing else: no script can run in it.
 _REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-# A contract runs at most 120 months (daemon/config.py); a little more for its edges.
+# A contract runs at most 120 months (config/schema.py); a little more for its edges.
 MAX_DAYS = 3700
 LANGUAGES = ("zh-CN", "en")
 

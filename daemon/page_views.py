@@ -26,8 +26,8 @@ from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 
 if TYPE_CHECKING:
+    from elvwatch.config.resolved import Device
     from elvwatch.daemon.app import App
-    from elvwatch.daemon.config import Device
 
 # Faults first: the order devices and sites are listed in.
 STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN: 2,
@@ -335,7 +335,7 @@ async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
 def checklist_names(app: App, lang: str) -> dict[str, str]:
     """Checklist item id → its words in ``lang`` (ids are what the store keeps): the
     built-in items and the config's own."""
-    from elvwatch.daemon.terms import checklist_words
+    from elvwatch.config.terms import checklist_words
 
     return item_names(lang, checklist_words(app.config))
 

@@ -16,8 +16,8 @@ import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from elvwatch.daemon.config import Config
-from elvwatch.daemon.terms import escalation_contacts
+from elvwatch.config.resolved import Config
+from elvwatch.config.terms import escalation_contacts
 from elvwatch.exporters.notify.base import Notifier, NotifyConfigError
 from elvwatch.exporters.notify.config import NotifyConfig, with_escalation
 from elvwatch.exporters.notify.receivers import build_notifiers

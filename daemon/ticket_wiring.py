@@ -20,11 +20,11 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from elvwatch.daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
-from elvwatch.daemon.config import Config
+from elvwatch.config.resolved import Config
 from elvwatch.daemon.reload import ConfigUnusable, Plan
 from elvwatch.exporters.notify.dispatcher import Dispatcher
 from elvwatch.exporters.notify.spool import SpooledLog
+from elvwatch.rules.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
 from elvwatch.rules.engine import Engine
 from elvwatch.rules.faults import FaultState, FaultTransition
 from elvwatch.rules.silence import Silence, Silencer

@@ -122,7 +122,7 @@ def _unique_ids(rules: list[RuleConfig]) -> list[RuleConfig]:
     return rules
 
 
-# The config's ``rules:`` list (daemon.config.ConfigModel uses this type).
+# The config's ``rules:`` list (elvwatch.config.schema.ConfigModel uses this type).
 SiteRules = Annotated[list[RuleConfig], AfterValidator(_unique_ids)]
 
 

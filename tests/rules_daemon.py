@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from elvwatch.config.resolved import Config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import Config
 from elvwatch.probes.base import Observation
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from elvwatch.tickets.ticket_store import Ticket

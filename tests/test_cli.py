@@ -164,8 +164,8 @@ def test_devices_import_reports_bad_rows_and_exits_1(tmp_path: Path) -> None:
 
 async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
         tmp_path: Path) -> None:
+    from elvwatch.config.loading import load_config
     from elvwatch.daemon.app import App
-    from elvwatch.daemon.config import load_config
     from elvwatch.rules.state import DeviceState
     from tests.test_daemon import free_port, wait_for, write_config
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elvwatch.daemon.config import ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.probes.registry import known_types
 
 DATA = Path(__file__).parent / "data"

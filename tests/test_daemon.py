@@ -23,8 +23,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.daemon.http import metrics_body
 from elvwatch.exporters.exposition import render
 from elvwatch.exporters.metrics import families as metric_families

@@ -25,8 +25,8 @@ import aiohttp
 import pytest
 import yaml
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.devices import Fault, LabFleet, lab_checks
 from tests.test_daemon import PORT, first_address, free_port
 

@@ -20,9 +20,9 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.api import openapi_document
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.daemon.http import access
 from elvwatch.daemon.http_reports import contract_period
 from elvwatch.exporters.reports import tables

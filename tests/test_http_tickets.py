@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from elvwatch.config.schema import HttpConfig
 from elvwatch.daemon.api import openapi_document
-from elvwatch.daemon.config import HttpConfig
 from elvwatch.daemon.http import APP, access
 from elvwatch.daemon.http_tickets import add_ticket_routes
 from elvwatch.rules.faults import FaultState

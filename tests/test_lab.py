@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.__main__ import write_config
 from elvwatch.lab.control import ControlServer, require_loopback
 from elvwatch.lab.devices import (

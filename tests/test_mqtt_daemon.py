@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.adhoc import UsageError, parse_target, probe_all, probe_result
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import ConfigInvalid, load_config
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import access_door
 from elvwatch.probes.mqtt import MqttManager

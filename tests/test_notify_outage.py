@@ -18,8 +18,8 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.exporters.notify.log import COVERED, SENT
 from elvwatch.lab.devices import Fault, LabFleet
 from elvwatch.tickets.notify_log import notify_log

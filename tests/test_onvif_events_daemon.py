@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import ConfigInvalid, load_config
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.probes.onvif import clear_hold_offs
 from tests.test_daemon import free_port

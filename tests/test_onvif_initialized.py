@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from elvwatch.daemon.config import Config, load_config
+from elvwatch.config.loading import load_config
+from elvwatch.config.resolved import Config
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.probes.base import Observation
 from elvwatch.probes.onvif import clear_hold_offs

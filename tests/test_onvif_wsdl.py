@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 import elvwatch.probes.onvif_wsdl as onvif_wsdl
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from tests.test_daemon import free_port
 
 

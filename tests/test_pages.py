@@ -20,9 +20,9 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon import links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.lab.onvif import DeviceInfo, OnvifSimulator
 from tests.chromium import NEEDS_CHROMIUM, launched

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.tickets.records import SignOff
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from elvwatch.daemon.config import load_config
-from elvwatch.daemon.terms import checklist_words, site_terms
+from elvwatch.config.loading import load_config
+from elvwatch.config.terms import checklist_words, site_terms
 from elvwatch.exporters.reports import render
 from elvwatch.exporters.reports.periods import whole_range
 from elvwatch.exporters.reports.render import SiteInfo

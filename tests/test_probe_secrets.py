@@ -28,8 +28,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import access_door
 from elvwatch.lab.onvif import OnvifSimulator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.rules.model import build_rules
 
 CONFIG = """\

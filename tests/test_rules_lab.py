@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import RulesApp, open_faults

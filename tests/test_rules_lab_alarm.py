@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import SimDevice
 from elvwatch.lab.mqtt_bridges import FrigateStats, PaiBridge

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.onvif import CAMERA_TOPICS, DeviceInfo, OnvifFault, OnvifSimulator
 from elvwatch.lab.onvif_xml import EventTopic
 from elvwatch.lab.rtsp import RtspResponder

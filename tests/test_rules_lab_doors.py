@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.devices import LabFleet, tcp_check
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import SimDevice, access_door

@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.devices import Fault as DeviceFault
 from elvwatch.lab.devices import LabFleet, tcp_check
 from elvwatch.lab.modbus import Fault as ModbusFault

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from elvwatch.daemon.config import ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.lab.sip import SipResponder
 from elvwatch.probes.base import Check, Status, Target
 from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration

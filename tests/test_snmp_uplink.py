@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import ConfigInvalid, load_config
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes import snmp as snmp_probe

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import pytest
 
-from elvwatch.daemon.config import load_config
+from elvwatch.config.loading import load_config
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 import elvwatch.daemon.ticket_wiring
+from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.exporters.notify.config import (
     DingTalkReceiver,
     EmailReceiver,

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 import yaml
 
+from elvwatch.config.loading import load_config
 from elvwatch.daemon import links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.config import load_config
 from elvwatch.tickets.records import Actor
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import free_port, wait_for

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from elvwatch.daemon.config import HttpConfig
+from elvwatch.config.schema import HttpConfig
 from elvwatch.daemon.http import APP, access
 from elvwatch.daemon.http_tickets import add_ticket_routes
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint

@@ -3,7 +3,8 @@ each site's escalation route for the notifiers."""
 
 from __future__ import annotations
 
-from elvwatch.daemon.config import ChecklistItemConfig, Config
+from elvwatch.config.resolved import Config
+from elvwatch.config.schema import ChecklistItemConfig
 from elvwatch.exporters.notify.config import EscalationContact, SiteEscalation
 from elvwatch.exporters.reports.render import SiteInfo
 from elvwatch.tickets.preventive import ChecklistItem, Checklists, builtin_checklists
