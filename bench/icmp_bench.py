@@ -38,9 +38,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scheduler_bench import cpu, percentile, rss_mib
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import loopback_addresses
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import loopback_addresses
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.devices import FD_RESERVE, LabFleet, raise_nofile_limit
+from elvwatch.lab.devices import FD_RESERVE, LabFleet, raise_nofile_limit
 
 SAMPLE = 200  # devices connected to after start, to prove they answer
 # Client and server ends of a sample connection both live in this process and share

@@ -1,6 +1,6 @@
 """Modbus polls per second against the lab gateway, with the prober's CPU per poll.
 
-The lab server runs in its own process (``python -m lab.modbus``) so the CPU figure is
+The lab server runs in its own process (``python -m elvwatch.lab.modbus``) so the CPU figure is
 the probe's alone.  Polls go through ``probe_modbus`` exactly as the scheduler calls it,
 back to back over the one pooled connection per gateway (one request in flight).  Each
 map is polled for at most ``--seconds`` or ``--polls``, whichever ends first::
@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab.modbus import DEFAULT_UNITS, READY_PREFIX
-from probes.base import Check, Status, Target
-from probes.modbus import close_connections, probe_modbus
-from probes.modbus_maps import load_profile, plan_reads
+from elvwatch.lab.modbus import DEFAULT_UNITS, READY_PREFIX
+from elvwatch.probes.base import Check, Status, Target
+from elvwatch.probes.modbus import close_connections, probe_modbus
+from elvwatch.probes.modbus_maps import load_profile, plan_reads
 
 START_TIMEOUT = 15.0
 
@@ -70,7 +70,7 @@ def main() -> int:
     seconds, polls = min(args.seconds, 60.0), min(args.polls, 1_000_000)
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
-    server = subprocess.Popen([sys.executable, "-m", "lab.modbus", "--listen",
+    server = subprocess.Popen([sys.executable, "-m", "elvwatch.lab.modbus", "--listen",
                                f"127.0.0.1:{port}"], cwd=root, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True)
     try:

@@ -28,16 +28,16 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 
-from lab.mosquitto import MosquittoServer  # noqa: E402
-from probes.base import Check, Observation, Target  # noqa: E402
-from probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings  # noqa: E402
+from elvwatch.lab.mosquitto import MosquittoServer  # noqa: E402
+from elvwatch.probes.base import Check, Observation, Target  # noqa: E402
+from elvwatch.probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings  # noqa: E402
 
 MAX_MESSAGES = 1_000_000
 
 PUBLISHER = """
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from lab.mqtt import SimDevice
+from elvwatch.lab.mqtt import SimDevice
 async def main():
     dev = SimDevice("127.0.0.1", {port}, "bench-publisher")
     await dev.start(heartbeats=False)

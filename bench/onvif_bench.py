@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parent.parent)
 sys.path.insert(0, ROOT)
 
-from probes.base import Check, Credential, Observation, Secret, Status, Target  # noqa: E402
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target  # noqa: E402
 
 MAX_CAMERAS = 1000
 MAX_SECONDS = 600.0
@@ -111,8 +111,8 @@ def address(index: int) -> str:
 
 async def serve(cameras: int) -> None:
     """The child: N cameras, each with its RTSP server, until stdin closes."""
-    from lab.onvif import OnvifSimulator, scene_jpeg
-    from lab.rtsp import RtspResponder
+    from elvwatch.lab.onvif import OnvifSimulator, scene_jpeg
+    from elvwatch.lab.rtsp import RtspResponder
 
     rtsps = [RtspResponder(address(i), 8554) for i in range(cameras)]
     snapshot = scene_jpeg(640, 360)     # one shared picture, not one encoded per camera
@@ -171,10 +171,10 @@ async def wait_until(predicate: object, limit: float) -> float:
 
 async def bench_polls(cameras: int, interval: float, seconds: float,
                       settle: bool = True) -> dict[str, float]:
-    from daemon.app import settle_heap
-    from daemon.scheduler import Scheduler
-    from probes.onvif import OnvifOptions, probe_onvif
-    from probes.onvif_wsdl import load_wsdls
+    from elvwatch.daemon.app import settle_heap
+    from elvwatch.daemon.scheduler import Scheduler
+    from elvwatch.probes.onvif import OnvifOptions, probe_onvif
+    from elvwatch.probes.onvif_wsdl import load_wsdls
 
     options = OnvifOptions()
     checks = [Check("onvif", "onvif", interval=interval, timeout=min(interval, 10.0),
@@ -275,9 +275,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def bench_events(cameras: int, seconds: float) -> dict[str, float]:
-    from probes.onvif_event_options import OnvifEventsOptions
-    from probes.onvif_event_source import OnvifEventSource
-    from probes.onvif_pullpoint import PullPointState
+    from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+    from elvwatch.probes.onvif_event_source import OnvifEventSource
+    from elvwatch.probes.onvif_pullpoint import PullPointState
 
     options = OnvifEventsOptions(pull_seconds=10)
     checks = [(target(i), Check("events", "onvif_events", interval=60, port=BASE_PORT,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from probes.base import Observation, Status
-from rules.engine import Engine
-from rules.model import DeviceSpec, build_rules
+from elvwatch.probes.base import Observation, Status
+from elvwatch.rules.engine import Engine
+from elvwatch.rules.model import DeviceSpec, build_rules
 
 PORTS = 24
 SWITCH_PORTS = {

@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError
 
-from daemon.app import App
-from daemon.config import load_config
-from daemon.http import metrics_body
-from lab.devices import loopback_addresses, tcp_check
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.daemon.http import metrics_body
+from elvwatch.lab.devices import loopback_addresses, tcp_check
 
 PORT = 18080
 PER_PROCESS = 9_000
@@ -68,7 +68,7 @@ def start_labs(count: int, first: str) -> tuple[list[subprocess.Popen[str]], lis
     for begin in range(0, count, PER_PROCESS):
         chunk = hosts[begin:begin + PER_PROCESS]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "lab", "serve", "--count", str(len(chunk)),
+            [sys.executable, "-m", "elvwatch.lab", "serve", "--count", str(len(chunk)),
              "--first", chunk[0], "--ports", str(PORT), "--control", "127.0.0.1:0",
              "--prefix", f"lab{begin // PER_PROCESS}"],
             cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)

@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from daemon.scheduler import LAG_BUCKETS, SchedulerStats
-from exporters.exposition import render
-from exporters.metrics import DeviceLabels, Snapshot, families
-from probes.base import Observation, Status
-from rules.state import StateTracker
+from elvwatch.daemon.scheduler import LAG_BUCKETS, SchedulerStats
+from elvwatch.exporters.exposition import render
+from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
+from elvwatch.probes.base import Observation, Status
+from elvwatch.rules.state import StateTracker
 
 
 def snapshot(count: int) -> Snapshot:

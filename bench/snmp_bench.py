@@ -43,13 +43,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab.snmp import SnmpLab
-from probes.base import Check, Credential, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_detect import SYSTEM
-from probes.snmp_profiles import known
-from probes.snmp_reading import walk_plan
-from probes.snmp_session import close_engine
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes.base import Check, Credential, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp_detect import SYSTEM
+from elvwatch.probes.snmp_profiles import known
+from elvwatch.probes.snmp_reading import walk_plan
+from elvwatch.probes.snmp_session import close_engine
 from tests.snmp_agents import COMMUNITY, running_snmpd
 
 MAX_CHECKS = 1_000_000  # per side: bounds the loop whatever the machine

@@ -38,11 +38,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, tcp_check
-from rules.faults import FaultState, FaultTransition
-from tickets.events import TicketEvent
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.rules.faults import FaultState, FaultTransition
+from elvwatch.tickets.events import TicketEvent
 
 PORT = 18556
 FIRST = "127.77.0.1"

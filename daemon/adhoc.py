@@ -19,16 +19,16 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, u
 
 from pydantic import BaseModel, ValidationError
 
-from daemon.scheduler import run_check
-from probes.base import Check, Credential, Observation, Secret, Status, Target, worst
-from probes.modbus import ModbusOptions
-from probes.modbus import release as release_modbus
-from probes.mqtt import MqttCheckOptions, MqttSettings
-from probes.onvif import OnvifOptions
-from probes.registry import PUSH
-from probes.rtsp import RtspOptions
-from probes.sip import SipOptions
-from probes.snmp import SnmpOptions
+from elvwatch.daemon.scheduler import run_check
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target, worst
+from elvwatch.probes.modbus import ModbusOptions
+from elvwatch.probes.modbus import release as release_modbus
+from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings
+from elvwatch.probes.onvif import OnvifOptions
+from elvwatch.probes.registry import PUSH
+from elvwatch.probes.rtsp import RtspOptions
+from elvwatch.probes.sip import SipOptions
+from elvwatch.probes.snmp import SnmpOptions
 
 DEFAULT_TIMEOUT = 5.0
 # Ad-hoc checks that cannot finish in less: an ONVIF poll is a chain of SOAP calls

@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
-from daemon.config import Device
-from rules.state import DeviceStatus
+from elvwatch.config.resolved import Device
+from elvwatch.rules.state import DeviceStatus
 
 API_VERSION = "1"
 
@@ -154,15 +154,15 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
-    from daemon.http_tickets import openapi_paths
+    from elvwatch.daemon.http_tickets import openapi_paths
 
     ticket_paths, ticket_schemas = openapi_paths()
     document["paths"].update(ticket_paths)
     document["components"]["schemas"].update(ticket_schemas)
-    from daemon.http_alertmanager import openapi_paths as alertmanager_paths
+    from elvwatch.daemon.http_alertmanager import openapi_paths as alertmanager_paths
 
     document["paths"].update(alertmanager_paths())
-    from daemon.http_reports import openapi_paths as report_paths
+    from elvwatch.daemon.http_reports import openapi_paths as report_paths
 
     document["paths"].update(report_paths())
     return document

@@ -18,30 +18,31 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.config import Config, ConfigInvalid, Device, load_config
-from daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
-from daemon.scheduler import LAG_BUCKETS, Scheduler
-from daemon.terms import site_terms
-from daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
-from exporters.metrics import DeviceLabels, Snapshot
-from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.spool import SpooledLog
-from probes.base import Observation, Status
-from probes.onvif_event_source import OnvifEventSource
-from probes.registry import PULL, PushManager
-from probes.snmp import forget as snmp_forget
-from probes.snmp_uplink import Uplink, UplinkMap
-from rules.engine import Engine
-from rules.faults import FaultTransition
-from rules.model import DeviceSpec
-from rules.silence import Silence, Silencer
-from rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
-from tickets.events import TicketEvent
-from tickets.follower import EventFollower
-from tickets.manager import TicketManager
-from tickets.sla import SiteTerms
-from tickets.stats import TicketStats
-from tickets.store import ArchiveEntry, Store, StoreError
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config, Device
+from elvwatch.config.terms import site_terms
+from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
+from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
+from elvwatch.daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
+from elvwatch.exporters.metrics import DeviceLabels, Snapshot
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.spool import SpooledLog
+from elvwatch.probes.base import Observation, Status
+from elvwatch.probes.onvif_event_source import OnvifEventSource
+from elvwatch.probes.registry import PULL, PushManager
+from elvwatch.probes.snmp import forget as snmp_forget
+from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
+from elvwatch.rules.engine import Engine
+from elvwatch.rules.faults import FaultTransition
+from elvwatch.rules.model import DeviceSpec
+from elvwatch.rules.silence import Silence, Silencer
+from elvwatch.rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.follower import EventFollower
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.sla import SiteTerms
+from elvwatch.tickets.stats import TicketStats
+from elvwatch.tickets.store import ArchiveEntry, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class App(TicketWiring):
         self._tasks.append(asyncio.create_task(self._spool_syncer(), name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
         if http:
-            from daemon.http import start_http
+            from elvwatch.daemon.http import start_http
 
             self._http_runner = await start_http(self, self.config.model.http.host,
                                                  self.config.model.http.port)
@@ -257,7 +258,7 @@ class App(TicketWiring):
             await self.dispatcher.stop()
             self.dispatcher = None
         if self._http_runner is not None:
-            from daemon.http import stop_http
+            from elvwatch.daemon.http import stop_http
 
             await stop_http(self._http_runner)
         for task in [*self._tasks, *self._reloads]:

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Config, ConfigInvalid, load_config
-from daemon.links import read_token
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
+from elvwatch.daemon.links import read_token
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 STATE_ORDER = {"down": 0, "degraded": 1, "unknown": 2, "up": 3}
@@ -96,15 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_devices_export)
     devices.set_defaults(func=lambda _args: _usage(devices))
 
-    from daemon.cli_tickets import add_ticket_commands
+    from elvwatch.daemon.cli_tickets import add_ticket_commands
 
     add_ticket_commands(sub)
 
-    from daemon.cli_reports import add_report_commands
+    from elvwatch.daemon.cli_reports import add_report_commands
 
     add_report_commands(sub)
 
-    from daemon.cli_links import add_link_command
+    from elvwatch.daemon.cli_links import add_link_command
 
     add_link_command(sub)
     return p
@@ -136,7 +137,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.app import run_daemon
+    from elvwatch.daemon.app import run_daemon
 
     if _load(args.config) is None:
         return EXIT_FAIL
@@ -144,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from daemon.demo import run_demo
+    from elvwatch.daemon.demo import run_demo
 
     return asyncio.run(run_demo(args.listen, args.dir, args.duration))
 
@@ -163,7 +164,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"source": source, "devices": devices}, ensure_ascii=False, indent=2))
         return EXIT_OK
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     if source != "daemon":
         terminal.lines([terminal.Styled(
@@ -210,7 +211,7 @@ def _status_devices(config: Config) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _stored_states(config: Config) -> tuple[str, list[dict[str, Any]]]:
-    from tickets.store import Store
+    from elvwatch.tickets.store import Store
 
     async def read() -> dict[str, Any]:
         store = await Store.open(config.storage_url)
@@ -248,7 +249,7 @@ def _ago(since: float | None, now: float) -> str:
 
 # -- probe -------------------------------------------------------------------------
 def cmd_probe(args: argparse.Namespace) -> int:
-    from daemon.adhoc import UsageError, parse_target, probe_all, probe_result
+    from elvwatch.daemon.adhoc import UsageError, parse_target, probe_all, probe_result
 
     if "://" in args.target:
         try:
@@ -279,7 +280,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        from exporters import terminal
+        from elvwatch.exporters import terminal
 
         rows: list[list[terminal.Cell]] = []
         for obs in observations:
@@ -300,8 +301,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 # -- devices -----------------------------------------------------------------------
 def cmd_devices_import(args: argparse.Namespace) -> int:
-    from daemon.inventory import InventoryError, devices_yaml, import_devices
-    from exporters import terminal
+    from elvwatch.config.inventory import InventoryError, devices_yaml, import_devices
+    from elvwatch.exporters import terminal
 
     try:
         with terminal.Progress() as bars:   # a bar on a terminal's stderr, else silent
@@ -326,7 +327,7 @@ def cmd_devices_import(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_export(args: argparse.Namespace) -> int:
-    from daemon.inventory import export_devices
+    from elvwatch.config.inventory import export_devices
 
     config = _load(args.config, secrets=False)
     if config is None:

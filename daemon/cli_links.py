@@ -18,15 +18,16 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``link`` command to the main parser's subparsers."""
-    from daemon import engineer_links
-    from daemon.read_links import DEFAULT_HOURS, MAX_HOURS
+    from elvwatch.daemon import engineer_links
+    from elvwatch.daemon.read_links import DEFAULT_HOURS, MAX_HOURS
 
     link = sub.add_parser("link", help="a signed link that opens a site's pages on a phone "
                                        "(read only), or an engineer's personal link")
@@ -55,7 +56,7 @@ def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def signing_token(config: Config, what: str) -> str | None:
     """The bearer token ``what`` (read links, sign-off links) are signed with, or None
     after saying why there is none."""
-    from daemon import links
+    from elvwatch.daemon import links
 
     token = links.read_token(config.model.http.token_file)
     if token is None:
@@ -79,7 +80,7 @@ def link_base(args: argparse.Namespace, config: Config) -> str:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from daemon import read_links
+    from elvwatch.daemon import read_links
 
     try:
         config = load_config(args.config, secrets=False)  # a link signs, it probes nothing
@@ -116,8 +117,8 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def _engineer_links(args: argparse.Namespace, config: Config) -> int:
     """Issue, revoke or list engineers' personal links (they live in the store)."""
-    from daemon import engineer_links
-    from tickets.store import Store, StoreError
+    from elvwatch.daemon import engineer_links
+    from elvwatch.tickets.store import Store, StoreError
 
     known = {e.id: e for e in config.model.engineers}
     for wanted in (args.engineer, args.revoke_engineer):

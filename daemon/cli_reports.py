@@ -21,11 +21,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 
 if TYPE_CHECKING:  # the report modules load on use: other commands start faster
-    from exporters.reports.render import SiteInfo
-    from exporters.terminal import Progress, Table
+    from elvwatch.exporters.reports.render import SiteInfo
+    from elvwatch.exporters.terminal import Progress, Table
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 KINDS = ("availability", "sla", "service", "handover")  # catalog.KINDS and the package
@@ -61,7 +62,7 @@ def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _site(config: Config, site_id: str) -> SiteInfo:
-    from daemon.terms import site_info
+    from elvwatch.config.terms import site_info
 
     if site_id not in config.sites:
         raise KeyError(f"no site {site_id!r} in {config.path} "
@@ -83,10 +84,10 @@ def _load(path: Path, site_id: str) -> tuple[Config, SiteInfo] | int:
 
 
 def cmd_brief(args: argparse.Namespace) -> int:
-    from exporters.reports.brief import Contact, build_brief
-    from exporters.reports.render import brief_html
-    from exporters.reports.tables import brief_text
-    from tickets.store import Store, StoreError
+    from elvwatch.exporters.reports.brief import Contact, build_brief
+    from elvwatch.exporters.reports.render import brief_html
+    from elvwatch.exporters.reports.tables import brief_text
+    from elvwatch.tickets.store import Store, StoreError
 
     loaded = _load(args.config, args.site)
     if isinstance(loaded, int):
@@ -114,9 +115,9 @@ def cmd_brief(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from exporters import terminal
-    from exporters.reports.render import PdfUnavailable
-    from tickets.store import StoreError
+    from elvwatch.exporters import terminal
+    from elvwatch.exporters.reports.render import PdfUnavailable
+    from elvwatch.tickets.store import StoreError
 
     loaded = _load(args.config, args.site)
     if isinstance(loaded, int):
@@ -160,7 +161,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _print_manifest(package: bytes, *, as_json: bool) -> None:
     """The handover package's manifest: as JSON, or as a table of its files."""
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     with zipfile.ZipFile(io.BytesIO(package)) as z:
         manifest = json.loads(z.read("manifest.json"))
@@ -176,8 +177,8 @@ def _print_manifest(package: bytes, *, as_json: bool) -> None:
 async def _report(args: argparse.Namespace, info: SiteInfo, url: str, fmt: str,
                   bars: Progress) -> bytes | list[Table]:
     """The report as the bytes of a file, or as tables for ``--format text``."""
-    from exporters.reports import catalog, handover
-    from tickets.store import Store
+    from elvwatch.exporters.reports import catalog, handover
+    from elvwatch.tickets.store import Store
 
     now = time.time()
     async with await Store.open(url) as store:

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, when, with_manager
+from elvwatch.daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, when, with_manager
 
 
 def _until(text: str, now: float) -> float:
@@ -23,8 +23,8 @@ def _until(text: str, now: float) -> float:
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
-    from rules.silence import new_silence
-    from tickets import silence_store
+    from elvwatch.rules.silence import new_silence
+    from elvwatch.tickets import silence_store
 
     matchers: dict[str, list[str]] = {}
     for spec in args.matchers:
@@ -48,12 +48,12 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
-    from tickets import silence_store
+    from elvwatch.tickets import silence_store
 
     code, silences = with_manager(args, lambda m: silence_store.load(m.store))
     if silences is None:
         return code
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     now = time.time()
     terminal.write([terminal.table(
@@ -65,7 +65,7 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_expire(args: argparse.Namespace) -> int:
-    from tickets import silence_store
+    from elvwatch.tickets import silence_store
 
     code, found = with_manager(args, lambda m: silence_store.expire(m.store, args.id,
                                                                      time.time()))

@@ -2,7 +2,7 @@
 manager on the config's store, and how errors and times are printed.
 
 These commands need the store, not the devices: the config is loaded without reading
-any secret (daemon.config.load_config ``secrets=False``), so an engineer can run them
+any secret (elvwatch.config.loading.load_config ``secrets=False``), so an engineer can run them
 with a config whose device passwords live only in the daemon's environment.
 """
 
@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.config import Config, ConfigInvalid, load_config
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.resolved import Config
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -35,10 +36,10 @@ def read_config(path: Path) -> Config | None:
 def with_manager(args: argparse.Namespace,
                  work: Callable[[Any], Awaitable[T]]) -> tuple[int, T | None]:
     """Run ``work(manager)`` on the config's store; errors are printed, not raised."""
-    from daemon.terms import site_terms
-    from tickets.lifecycle import TicketError
-    from tickets.manager import TicketManager
-    from tickets.store import Store, StoreError
+    from elvwatch.config.terms import site_terms
+    from elvwatch.tickets.lifecycle import TicketError
+    from elvwatch.tickets.manager import TicketManager
+    from elvwatch.tickets.store import Store, StoreError
 
     config = read_config(args.config)
     if config is None:

@@ -9,12 +9,12 @@ import sys
 from datetime import date
 from typing import Any
 
-from daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
-from daemon.config import load_config
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
 
 
 def _actor(args: argparse.Namespace) -> Any:
-    from tickets.records import Actor
+    from elvwatch.tickets.records import Actor
 
     return Actor(args.by, "cli")
 
@@ -45,7 +45,7 @@ def cmd_simple(args: argparse.Namespace) -> int:
 
 
 def cmd_resolve(args: argparse.Namespace) -> int:
-    from tickets.records import PartReplaced, Replacement, ServiceRecord
+    from elvwatch.tickets.records import PartReplaced, Replacement, ServiceRecord
 
     parts = []
     for spec in args.part:
@@ -71,7 +71,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_sign_off(args: argparse.Namespace) -> int:
     """The signed paper receipt (服务回执单), recorded by the engineer."""
-    from tickets.records import SignOff
+    from elvwatch.tickets.records import SignOff
 
     sign = SignOff(args.name, args.comment, "paper", args.receipt or "")
     code, events = with_manager(args, lambda m: m.sign_off(args.number, _actor(args), sign))
@@ -114,7 +114,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_rma(args: argparse.Namespace) -> int:
-    from tickets.records import RmaClaim
+    from elvwatch.tickets.records import RmaClaim
 
     try:
         claim = RmaClaim(args.claim, args.part or "", args.vendor_contact or "",
@@ -131,7 +131,7 @@ def cmd_rma(args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     """A ticket for a phone call, a WeChat message, a walk-in request."""
-    from tickets.records import NewTicket
+    from elvwatch.tickets.records import NewTicket
 
     if not args.device and not args.location:
         return _usage_error("give --device or --location (what the request is about)")
@@ -154,7 +154,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _local(seconds: float | None) -> str:
-    from daemon.cli_store import when
+    from elvwatch.daemon.cli_store import when
 
     return when(seconds)
 
@@ -182,8 +182,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def cmd_signoff_link(args: argparse.Namespace) -> int:
     """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (daemon/links.py)."""
-    from daemon import links
-    from daemon.cli_links import link_base, signed, signing_token
+    from elvwatch.daemon import links
+    from elvwatch.daemon.cli_links import link_base, signed, signing_token
 
     code, detail = with_manager(args, lambda m: m.get(args.number))
     if detail is None:

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import cli_ticket_actions as acts
-from daemon.cli_silences import add_silence_commands
-from daemon.cli_store import EXIT_OK, EXIT_USAGE, when, with_manager
-from daemon.cli_ticket_actions import parse_item
+from elvwatch.daemon import cli_ticket_actions as acts
+from elvwatch.daemon.cli_silences import add_silence_commands
+from elvwatch.daemon.cli_store import EXIT_OK, EXIT_USAGE, when, with_manager
+from elvwatch.daemon.cli_ticket_actions import parse_item
 
 if TYPE_CHECKING:  # rich loads only for the commands that print tables
-    from exporters.terminal import Styled
+    from elvwatch.exporters.terminal import Styled
 
 __all__ = ["add_ticket_commands", "parse_item"]
 
@@ -179,7 +179,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([dataclasses.asdict(t) for t in tickets], ensure_ascii=False,
                          indent=2))
         return EXIT_OK
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     terminal.write([terminal.table(
         ["TICKET", "STATE", "SEVERITY", "SITE", "DEVICE", "TITLE", "RESPOND BY", "RESOLVE BY"],
@@ -193,14 +193,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _severity(t: Any) -> Styled:
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     return terminal.Styled(_severity_text(t),
                            {"emergency": "bold red", "major": "red"}.get(t.severity, ""))
 
 
 def _due(text: str, breached: bool) -> Styled:
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     return terminal.Styled(text, "bold red" if breached else "")
 
@@ -212,7 +212,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dataclasses.asdict(detail), ensure_ascii=False, indent=2))
         return EXIT_OK
-    from exporters import terminal
+    from elvwatch.exporters import terminal
 
     t = detail.ticket
     breached = " (breached)"

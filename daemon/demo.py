@@ -38,11 +38,11 @@ from typing import Any
 
 import yaml
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.community import Community, Secrets, snmp_available
-from lab.devices import LabError
-from lab.mosquitto import MosquittoServer
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.community import Community, Secrets, snmp_available
+from elvwatch.lab.devices import LabError
+from elvwatch.lab.mosquitto import MosquittoServer
 
 log = logging.getLogger(__name__)
 

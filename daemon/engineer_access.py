@@ -24,15 +24,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from daemon import engineer_links, links
-from daemon.config import EngineerConfig
-from daemon.engineer_links import EngineerGrant, LinkRefused
-from daemon.page_grants import over_https, scope_of
-from daemon.pages import ENGINEER, PAGES_APP, message_page
-from daemon.read_links import EVERY_SITE
-from tickets.notes import actor_of
-from tickets.records import Actor
-from tickets.store import StoreError
+from elvwatch.config.schema import EngineerConfig
+from elvwatch.daemon import engineer_links, links
+from elvwatch.daemon.engineer_links import EngineerGrant, LinkRefused
+from elvwatch.daemon.page_grants import over_https, scope_of
+from elvwatch.daemon.pages import ENGINEER, PAGES_APP, message_page
+from elvwatch.daemon.read_links import EVERY_SITE
+from elvwatch.tickets.notes import actor_of
+from elvwatch.tickets.records import Actor
+from elvwatch.tickets.store import StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUERY = "grant"

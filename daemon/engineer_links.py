@@ -30,8 +30,8 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from tickets.field_schema import EngineerLinkRow
-from tickets.store import Store
+from elvwatch.tickets.field_schema import EngineerLinkRow
+from elvwatch.tickets.store import Store
 
 DEFAULT_HOURS = 7 * 24.0   # a working week on the road
 MAX_HOURS = 24.0 * 31

@@ -26,22 +26,22 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from daemon import api
-from daemon.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
-from daemon.engineer_access import engineer_access, identify
-from daemon.http_alertmanager import add_alertmanager_route
-from daemon.http_reports import add_report_routes
-from daemon.http_tickets import add_ticket_routes
-from daemon.page_actions import add_action_routes
-from daemon.page_grants import carries_grant, read_with_grant
-from daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
-from daemon.probe_access import ProbeRefused, grant
-from exporters.exposition import CONTENT_TYPE, Family, render
-from exporters.metrics import DeviceSeries, daemon_families, metric_name
-from probes.base import bounded
+from elvwatch.daemon import api
+from elvwatch.daemon.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
+from elvwatch.daemon.engineer_access import engineer_access, identify
+from elvwatch.daemon.http_alertmanager import add_alertmanager_route
+from elvwatch.daemon.http_reports import add_report_routes
+from elvwatch.daemon.http_tickets import add_ticket_routes
+from elvwatch.daemon.page_actions import add_action_routes
+from elvwatch.daemon.page_grants import carries_grant, read_with_grant
+from elvwatch.daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
+from elvwatch.daemon.probe_access import ProbeRefused, grant
+from elvwatch.exporters.exposition import CONTENT_TYPE, Family, render
+from elvwatch.exporters.metrics import DeviceSeries, daemon_families, metric_name
+from elvwatch.probes.base import bounded
 
 if TYPE_CHECKING:
-    from daemon.app import App
+    from elvwatch.daemon.app import App
 
 log = logging.getLogger(__name__)
 APP: web.AppKey[App] = web.AppKey("elvwatch", object)  # type: ignore[arg-type]

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from daemon.alertmanager import DeviceIndex, Payload, to_transitions
-from daemon.http_json import BodyError, read_json
-from tickets.store import StoreError
+from elvwatch.daemon.http_json import BodyError, read_json
+from elvwatch.rules.alertmanager import DeviceIndex, Payload, to_transitions
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
-    from daemon.config import Config
+    from elvwatch.config.resolved import Config
+    from elvwatch.daemon.app import App
 
 PATH = "/api/v1/alertmanager"
 MAX_ERRORS_SHOWN = 10
@@ -57,12 +57,12 @@ def _index(request: web.Request, app: App) -> DeviceIndex:
     # Rebuilt when a reload swapped the config.
     cache = request.app[_INDEX]
     if not cache or cache[0][0] is not app.config:
-        cache[:] = [(app.config, DeviceIndex(app.config.devices))]
+        cache[:] = [(app.config, DeviceIndex(d.target for d in app.config.devices.values()))]
     return cache[0][1]
 
 
 async def receive(request: web.Request) -> web.Response:
-    from daemon.http import APP
+    from elvwatch.daemon.http import APP
 
     app = request.app[APP]
     try:

@@ -26,14 +26,14 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from daemon.terms import site_info, site_terms
-from exporters.reports import catalog, handover
-from exporters.reports.brief import Contact, build_brief
-from exporters.reports.render import PdfUnavailable, brief_html
-from tickets.store import StoreError
+from elvwatch.config.terms import site_info, site_terms
+from elvwatch.exporters.reports import catalog, handover
+from elvwatch.exporters.reports.brief import Contact, build_brief
+from elvwatch.exporters.reports.render import PdfUnavailable, brief_html
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
+    from elvwatch.daemon.app import App
 
 REPORTS_APP: web.AppKey[App] = web.AppKey("elvwatch_reports", object)  # type: ignore[arg-type]
 ONE_AT_A_TIME: web.AppKey[asyncio.Semaphore] = web.AppKey("report_slot", asyncio.Semaphore)
@@ -43,7 +43,7 @@ HANDOVER_PATH = "/api/v1/sites/{site}/handover"
 # A report's (and the brief's) own inline style and nothing else: no script can run in it.
 _REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-# A contract runs at most 120 months (daemon/config.py); a little more for its edges.
+# A contract runs at most 120 months (config/schema.py); a little more for its edges.
 MAX_DAYS = 3700
 LANGUAGES = ("zh-CN", "en")
 

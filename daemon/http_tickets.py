@@ -20,13 +20,13 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.http_json import BodyError, read_json
-from rules.silence import Silence, Silencer, new_silence
-from tickets import silence_store
-from tickets.events import TicketEvent
-from tickets.lifecycle import IllegalTransition, UnknownTicket
-from tickets.manager import TicketManager
-from tickets.records import (
+from elvwatch.daemon.http_json import BodyError, read_json
+from elvwatch.rules.silence import Silence, Silencer, new_silence
+from elvwatch.tickets import silence_store
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import IllegalTransition, UnknownTicket
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import (
     Actor,
     NewTicket,
     PartReplaced,
@@ -35,7 +35,7 @@ from tickets.records import (
     ServiceRecord,
     SignOff,
 )
-from tickets.store import StoreError
+from elvwatch.tickets.store import StoreError
 
 M = TypeVar("M", bound=BaseModel)
 ManagerGetter = Callable[[], TicketManager | None]

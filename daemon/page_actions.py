@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from daemon import links, photos
-from daemon.engineer_access import Engineer, engineer_of
-from daemon.page_views import tz_of
-from daemon.pages import PAGES_APP, message_page, site_page, ticket_page
-from tickets.field_work import Dispatch, FieldWork, PhotoFile, ReturnVisit
-from tickets.lifecycle import IllegalTransition, TicketError, UnknownTicket
-from tickets.records import (
+from elvwatch.daemon import links, photos
+from elvwatch.daemon.engineer_access import Engineer, engineer_of
+from elvwatch.daemon.page_views import tz_of
+from elvwatch.daemon.pages import PAGES_APP, message_page, site_page, ticket_page
+from elvwatch.tickets.field_work import Dispatch, FieldWork, PhotoFile, ReturnVisit
+from elvwatch.tickets.lifecycle import IllegalTransition, TicketError, UnknownTicket
+from elvwatch.tickets.records import (
     PEOPLE_CHANNELS,
     SEVERITIES,
     NewTicket,
@@ -35,10 +35,10 @@ from tickets.records import (
     ServiceRecord,
     SignOff,
 )
-from tickets.store import StoreError
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
+    from elvwatch.daemon.app import App
 
 PART_ROWS = 4                # part lines on the service-record form
 SIGNOFF_LINK_HOURS = 72.0

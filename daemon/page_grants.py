@@ -38,11 +38,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from daemon import links, read_links
-from daemon.pages import PAGES_APP, message_page
-from daemon.read_links import EVERY_SITE, Grant, GrantRefused
-from tickets.lifecycle import UnknownTicket
-from tickets.store import StoreError
+from elvwatch.daemon import links, read_links
+from elvwatch.daemon.pages import PAGES_APP, message_page
+from elvwatch.daemon.read_links import EVERY_SITE, Grant, GrantRefused
+from elvwatch.tickets.lifecycle import UnknownTicket
+from elvwatch.tickets.store import StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUERY = "grant"

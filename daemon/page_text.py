@@ -8,7 +8,7 @@ and English for a browser that asks for English only.
 
 from __future__ import annotations
 
-from tickets.glossary import GLOSSARY
+from elvwatch.tickets.glossary import GLOSSARY
 
 LANGUAGES = ("zh-CN", "en")
 

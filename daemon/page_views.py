@@ -16,18 +16,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from daemon.page_text import text
-from exporters.reports.logs import cause_text
-from exporters.reports.words import yuan
-from rules.state import DeviceState, DeviceStatus
-from tickets.glossary import state_term, term
-from tickets.notes import display_title, event_note, local_work, person
-from tickets.preventive import item_names
-from tickets.ticket_store import AuditEntry, Ticket, TicketDetail
+from elvwatch.daemon.page_text import text
+from elvwatch.exporters.reports.logs import cause_text
+from elvwatch.exporters.reports.words import yuan
+from elvwatch.rules.state import DeviceState, DeviceStatus
+from elvwatch.tickets.glossary import state_term, term
+from elvwatch.tickets.notes import display_title, event_note, local_work, person
+from elvwatch.tickets.preventive import item_names
+from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 
 if TYPE_CHECKING:
-    from daemon.app import App
-    from daemon.config import Device
+    from elvwatch.config.resolved import Device
+    from elvwatch.daemon.app import App
 
 # Faults first: the order devices and sites are listed in.
 STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN: 2,
@@ -272,8 +272,8 @@ def _pdf_available() -> bool:
 def report_links(app: App, site_id: str, fmt: Fmt) -> list[dict[str, Any]]:
     """Links to the site's reports (daemon/http_reports.py) for this month so far and the
     contract period, in the page's language; PDF only where weasyprint is installed."""
-    from daemon.http_reports import contract_period, report_url, this_month
-    from exporters.reports.catalog import KINDS
+    from elvwatch.daemon.http_reports import contract_period, report_url, this_month
+    from elvwatch.exporters.reports.catalog import KINDS
 
     cfg = app.config.sites[site_id]
     spans = [("this_month", *this_month(datetime.fromtimestamp(fmt.now, fmt.tz).date()))]
@@ -335,7 +335,7 @@ async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
 def checklist_names(app: App, lang: str) -> dict[str, str]:
     """Checklist item id → its words in ``lang`` (ids are what the store keeps): the
     built-in items and the config's own."""
-    from daemon.terms import checklist_words
+    from elvwatch.config.terms import checklist_words
 
     return item_names(lang, checklist_words(app.config))
 
@@ -353,7 +353,7 @@ def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]
 def handover_link(app: App, site_id: str, fmt: Fmt) -> str | None:
     """The handover package of the contract period (daemon/http_reports.py), if the site
     has a contract."""
-    from daemon.http_reports import HANDOVER_PATH, contract_period
+    from elvwatch.daemon.http_reports import HANDOVER_PATH, contract_period
 
     contract = app.config.sites[site_id].contract
     if contract is None:

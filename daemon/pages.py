@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from aiohttp import web
 
-from daemon import links, page_views
-from daemon.page_text import LANGUAGES, choose
-from tickets.actions import SignOff
-from tickets.lifecycle import TicketError, UnknownTicket
-from tickets.records import Actor
-from tickets.store import StoreError
+from elvwatch.daemon import links, page_views
+from elvwatch.daemon.page_text import LANGUAGES, choose
+from elvwatch.tickets.actions import SignOff
+from elvwatch.tickets.lifecycle import TicketError, UnknownTicket
+from elvwatch.tickets.records import Actor
+from elvwatch.tickets.store import StoreError
 
 if TYPE_CHECKING:
-    from daemon.app import App
+    from elvwatch.daemon.app import App
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HERE = Path(__file__).parent

@@ -22,39 +22,15 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork
+from elvwatch.config.resolved import Config
+from elvwatch.probes.base import Credential
+from elvwatch.probes.mqtt_settings import MqttSettings
 
-from probes.base import Credential
-from probes.mqtt_settings import MqttSettings
-
-if TYPE_CHECKING:
-    from daemon.config import Config
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]
 RESOLVE_SECONDS = 2.0
 MQTT_PORTS = (1883, 8883)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProbeModule(_Strict):
-    """``/probe?module=NAME``: the kind label of the answer, and credentials to use."""
-
-    kind: Identifier | None = None
-    credentials: Identifier | None = None
-
-
-class ProbeConfig(_Strict):
-    # Networks /probe may reach besides the configured devices and brokers; empty:
-    # any target (without stored credentials other than a device's own).
-    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
-    modules: dict[Identifier, ProbeModule] = Field(default_factory=dict)
 
 
 class ProbeRefused(Exception):

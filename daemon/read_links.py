@@ -22,7 +22,7 @@ from typing import Literal
 DEFAULT_HOURS = 72.0  # opened before driving out, good for the visit and the day after
 MAX_HOURS = 24.0 * 31  # as the sign-off links: a forgotten link dies within a month
 EVERY_SITE = "*"
-_MAX_CHARS = 200  # a site id is at most 128 characters (daemon/config.py Identifier)
+_MAX_CHARS = 200  # a site id is at most 128 characters (config/schema.py Identifier)
 _PURPOSE = b"elvwatch read link v1"
 
 

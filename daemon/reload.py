@@ -16,15 +16,15 @@ import logging
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from daemon.config import Config
-from daemon.terms import escalation_contacts
-from exporters.notify.base import Notifier, NotifyConfigError
-from exporters.notify.config import NotifyConfig, with_escalation
-from exporters.notify.receivers import build_notifiers
-from probes.base import Check, Target
-from probes.onvif_wsdl import ONVIF_CHECK_TYPES, load_wsdls
-from probes.registry import PUSH, Emit, PushManager
-from rules.model import Rule, build_rules
+from elvwatch.config.resolved import Config
+from elvwatch.config.terms import escalation_contacts
+from elvwatch.exporters.notify.base import Notifier, NotifyConfigError
+from elvwatch.exporters.notify.config import NotifyConfig, with_escalation
+from elvwatch.exporters.notify.receivers import build_notifiers
+from elvwatch.probes.base import Check, Target
+from elvwatch.probes.onvif_wsdl import ONVIF_CHECK_TYPES, load_wsdls
+from elvwatch.probes.registry import PUSH, Emit, PushManager
+from elvwatch.rules.model import Rule, build_rules
 
 log = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.base import Check, Observation, ProbeError, Status, Target, bounded
-from probes.registry import Starter, prober_for, starter_for
+from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded
+from elvwatch.probes.registry import Starter, prober_for, starter_for
 
 log = logging.getLogger(__name__)
 

@@ -20,22 +20,22 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
-from daemon.config import Config
-from daemon.reload import ConfigUnusable, Plan
-from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.spool import SpooledLog
-from rules.engine import Engine
-from rules.faults import FaultState, FaultTransition
-from rules.silence import Silence, Silencer
-from tickets import silence_store
-from tickets.events import TicketEvent, TicketEventKind, fault_episode
-from tickets.follower import BATCH as FOLLOWER_BATCH
-from tickets.follower import EventFollower
-from tickets.manager import TicketManager
-from tickets.sla import SiteTerms, deadlines
-from tickets.stats import TicketStats, ticket_stats
-from tickets.store import Store, StoreError
+from elvwatch.config.resolved import Config
+from elvwatch.daemon.reload import ConfigUnusable, Plan
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.spool import SpooledLog
+from elvwatch.rules.alertmanager import RULE_PREFIX as ALERTMANAGER_RULES
+from elvwatch.rules.engine import Engine
+from elvwatch.rules.faults import FaultState, FaultTransition
+from elvwatch.rules.silence import Silence, Silencer
+from elvwatch.tickets import silence_store
+from elvwatch.tickets.events import TicketEvent, TicketEventKind, fault_episode
+from elvwatch.tickets.follower import BATCH as FOLLOWER_BATCH
+from elvwatch.tickets.follower import EventFollower
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.sla import SiteTerms, deadlines
+from elvwatch.tickets.stats import TicketStats, ticket_stats
+from elvwatch.tickets.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
-from exporters.exposition import Family, escape
-from probes.mqtt import BrokerStats
-from rules.faults import FaultTransition
-from tickets.stats import TicketStats
+from elvwatch.exporters.exposition import Family, escape
+from elvwatch.probes.mqtt import BrokerStats
+from elvwatch.rules.faults import FaultTransition
+from elvwatch.tickets.stats import TicketStats
 
 
 def fault_families(firing: Sequence[FaultTransition]) -> Iterator[Family]:

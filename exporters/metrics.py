@@ -14,15 +14,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from exporters.exposition import Family, label_text, number
-from exporters.notify.dispatcher import ReceiverStats
-from probes import labelled
-from probes.base import Status
-from probes.mqtt import BrokerStats
-from probes.onvif_event_source import OnvifEventStats
-from rules.faults import FaultTransition
-from rules.state import DeviceState, DeviceStatus
-from tickets.stats import TicketStats
+from elvwatch.exporters.exposition import Family, label_text, number
+from elvwatch.exporters.notify.dispatcher import ReceiverStats
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Status
+from elvwatch.probes.mqtt import BrokerStats
+from elvwatch.probes.onvif_event_source import OnvifEventStats
+from elvwatch.rules.faults import FaultTransition
+from elvwatch.rules.state import DeviceState, DeviceStatus
+from elvwatch.tickets.stats import TicketStats
 
 DEVICE_LABELS = ("site", "system", "device", "kind")
 INFO_LIMIT = 64
@@ -106,7 +106,7 @@ def families(snap: Snapshot) -> Iterator[Family]:
 
 def daemon_families(snap: Snapshot) -> Iterator[Family]:
     """Everything but the per-device families: scheduler, faults, tickets, sources."""
-    from exporters.fleet_metrics import (
+    from elvwatch.exporters.fleet_metrics import (
         fault_families,
         mqtt_families,
         ticket_families,
@@ -122,11 +122,11 @@ def daemon_families(snap: Snapshot) -> Iterator[Family]:
     if snap.trap_unknown_sources is not None:
         yield from trap_families(snap.trap_unknown_sources)
     if snap.onvif_events:
-        from exporters.onvif_metrics import onvif_event_families
+        from elvwatch.exporters.onvif_metrics import onvif_event_families
 
         yield from onvif_event_families(snap.onvif_events)
     if snap.notify is not None:
-        from exporters.notify_metrics import notify_families
+        from elvwatch.exporters.notify_metrics import notify_families
 
         yield from notify_families(snap.notify, snap.notify_unsynced)
 

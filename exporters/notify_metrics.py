@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from exporters.exposition import Family, label_text
-from exporters.notify.dispatcher import ReceiverStats
+from elvwatch.exporters.exposition import Family, label_text
+from elvwatch.exporters.notify.dispatcher import ReceiverStats
 
 
 def notify_families(stats: Mapping[str, ReceiverStats],

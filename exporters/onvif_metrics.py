@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from exporters.exposition import Family, label_text
-from probes.onvif_event_source import OnvifEventStats
-from probes.onvif_pullpoint import PullPointState
+from elvwatch.exporters.exposition import Family, label_text
+from elvwatch.probes.onvif_event_source import OnvifEventStats
+from elvwatch.probes.onvif_pullpoint import PullPointState
 
 # Every type starts at zero, so rate()/increase() see a camera's first tamper event.
 EVENT_TYPES = ("tamper", "too_dark", "signal_loss", "storage_failure", "storage_full",

@@ -1,7 +1,8 @@
-"""``python -m lab serve`` — a lab fleet plus its control API until SIGINT/SIGTERM.
+"""``python -m elvwatch.lab serve`` — a lab fleet plus its control API until SIGINT/SIGTERM.
 
-``python -m lab camera|snmp`` serve one protocol simulator (``lab.servers``);
-``python -m lab modbus|sip|mqtt ARGS`` run ``python -m lab.modbus|lab.sip|lab.mqtt ARGS``.
+``python -m elvwatch.lab camera|snmp`` serve one protocol simulator
+(``elvwatch.lab.servers``); ``python -m elvwatch.lab modbus|sip|mqtt ARGS`` run
+``python -m elvwatch.lab.modbus|sip|mqtt ARGS``.
 
 Once everything listens it prints one line (flushed), which tests and benchmarks wait
 for::
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from lab import servers
-from lab.control import ControlServer, require_loopback
-from lab.devices import DEFAULT_FIRST, LabError, LabFleet, lab_checks
+from elvwatch.lab import servers
+from elvwatch.lab.control import ControlServer, require_loopback
+from elvwatch.lab.devices import DEFAULT_FIRST, LabError, LabFleet, lab_checks
 
 READY_PREFIX = "lab ready:"
 
@@ -48,7 +49,7 @@ def _control(text: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab",
+    parser = argparse.ArgumentParser(prog="python -m elvwatch.lab",
                                      description="Simulated devices for elvwatch.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a fleet and its control API")

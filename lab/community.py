@@ -24,14 +24,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.devices import Fault, LabDevice, tcp_check
-from lab.modbus import ModbusLab
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import SimDevice, access_door
-from lab.onvif import DeviceInfo, OnvifSimulator
-from lab.rtsp import RtspResponder
-from lab.sip import SipResponder
-from lab.snmp import SnmpLab
+from elvwatch.lab.devices import Fault, LabDevice, tcp_check
+from elvwatch.lab.modbus import ModbusLab
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import SimDevice, access_door
+from elvwatch.lab.onvif import DeviceInfo, OnvifSimulator
+from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.lab.sip import SipResponder
+from elvwatch.lab.snmp import SnmpLab
 
 ONVIF_PORT, RTSP_PORT = 8080, 8554
 SNMP_PORT = 1161      # not 161: the demo runs unprivileged too

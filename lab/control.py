@@ -14,7 +14,7 @@ import json
 
 from aiohttp import web
 
-from lab.devices import LabFleet, check_delay, parse_fault
+from elvwatch.lab.devices import LabFleet, check_delay, parse_fault
 
 FLEET_KEY = web.AppKey("fleet", LabFleet)
 # A fault request is a few dozen bytes; refuse anything much larger before parsing it.

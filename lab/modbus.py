@@ -17,7 +17,7 @@ type, word order and scale.  Faults (:class:`Fault`) per unit:
 - ``slow``: every answer waits ``delay`` seconds;
 - ``none``: back to healthy values.
 
-``python -m lab.modbus --listen 127.0.0.1:5020 [--fault UNIT:FAULT]`` serves until
+``python -m elvwatch.lab.modbus --listen 127.0.0.1:5020 [--fault UNIT:FAULT]`` serves until
 SIGINT/SIGTERM and prints ``modbus lab ready: HOST:PORT units=1,2,3`` once listening.
 """
 
@@ -37,7 +37,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from probes.modbus_maps import Point, Profile, load_profile
+from elvwatch.probes.modbus_maps import Point, Profile, load_profile
 
 READY_PREFIX = "modbus lab ready:"
 DEFAULT_UNITS: Mapping[int, str] = {1: "generic_alarm_panel", 2: "generic_ups",
@@ -272,7 +272,7 @@ async def _serve(host: str, port: int, faults: Sequence[tuple[int, Fault]]) -> N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.modbus", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m elvwatch.lab.modbus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", default="127.0.0.1:5020", help="HOST:PORT (loopback)")
     parser.add_argument("--fault", action="append", type=_fault_arg, default=[],

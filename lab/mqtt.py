@@ -192,7 +192,7 @@ async def _demo(host: str | None, port: int | None, doors: int, seconds: float,
                 crash_after: float | None) -> None:
     """Run ``doors`` simulated door controllers (on a fresh Mosquitto unless a broker is
     given) for ``seconds``; the first one crashes after ``crash_after`` seconds."""
-    from lab.mosquitto import MosquittoServer
+    from elvwatch.lab.mosquitto import MosquittoServer
 
     server = None
     if host is None or port is None:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from lab.mqtt import SimDevice
+from elvwatch.lab.mqtt import SimDevice
 
 Family = Literal["evo", "sp"]
 

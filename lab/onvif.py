@@ -45,11 +45,11 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from lab import onvif_xml as X
-from lab.devices import LOOPBACK
-from lab.digest import DigestRealm
-from lab.onvif_pullpoint import EventBroker, text_of, wait_for_event
-from lab.onvif_xml import EventTopic
+from elvwatch.lab import onvif_xml as X
+from elvwatch.lab.devices import LOOPBACK
+from elvwatch.lab.digest import DigestRealm
+from elvwatch.lab.onvif_pullpoint import EventBroker, text_of, wait_for_event
+from elvwatch.lab.onvif_xml import EventTopic
 
 # Cameras reject a UsernameToken whose Created differs from their clock by more than a
 # few seconds to minutes; 30 s makes an unadjusted client fail against any real skew.

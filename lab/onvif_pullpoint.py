@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab import onvif_xml as X
+from elvwatch.lab import onvif_xml as X
 
 # A PullMessages long-poll never holds a connection longer than this, whatever the
 # client asked: tests stay fast and a stopped simulator never waits on it.

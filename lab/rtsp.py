@@ -17,8 +17,8 @@ import contextlib
 import ipaddress
 from dataclasses import dataclass
 
-from lab.devices import LOOPBACK
-from lab.digest import DigestRealm
+from elvwatch.lab.devices import LOOPBACK
+from elvwatch.lab.digest import DigestRealm
 
 MAX_REQUEST = 16384
 HUGE_SDP_BYTES = 64 * 1024 * 1024

@@ -1,6 +1,7 @@
-"""``python -m lab camera`` and ``python -m lab snmp``: one protocol simulator each,
-until SIGINT/SIGTERM, for trying a probe by hand (the other protocols have their own
-``python -m lab.modbus|lab.sip|lab.mqtt``, also reachable as ``python -m lab modbus …``).
+"""``python -m elvwatch.lab camera`` and ``python -m elvwatch.lab snmp``: one protocol
+simulator each, until SIGINT/SIGTERM, for trying a probe by hand (the other protocols
+have their own ``python -m elvwatch.lab.modbus|sip|mqtt``, also reachable as
+``python -m elvwatch.lab modbus …``).
 
 Both print one ``… lab ready: …`` line once they answer.  The camera's password comes
 from ``ELVWATCH_LAB_CAMERA_PASSWORD`` (default ``secret``: a lab camera, not a real one).
@@ -14,9 +15,9 @@ import os
 import signal
 from collections.abc import Sequence
 
-from lab.onvif import OnvifSimulator
-from lab.rtsp import DEFAULT_STREAMS, RtspResponder
-from lab.snmp import SnmpLab
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.lab.rtsp import DEFAULT_STREAMS, RtspResponder
+from elvwatch.lab.snmp import SnmpLab
 
 CAMERA_READY = "camera lab ready:"
 SNMP_READY = "snmp lab ready:"
@@ -37,7 +38,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     snmp.add_argument("--port", type=int, default=1161)
     for name in ("modbus", "sip", "mqtt"):
         commands.add_parser(name, add_help=False,
-                            help=f"python -m lab.{name} (arguments passed on; --help there)")
+                            help=f"python -m elvwatch.lab.{name} (arguments passed on; "
+                                 "--help there)")
 
 
 async def _until_signalled() -> None:
@@ -85,16 +87,16 @@ async def serve_snmp(args: argparse.Namespace) -> int:
 
 
 def delegate(name: str, argv: Sequence[str]) -> int:
-    """Run ``python -m lab.<name>`` with ``argv``."""
+    """Run ``python -m elvwatch.lab.<name>`` with ``argv``."""
     if name == "modbus":
-        from lab.modbus import main as modbus_main
+        from elvwatch.lab.modbus import main as modbus_main
 
         return modbus_main(argv)
     if name == "sip":
-        from lab.sip import main as sip_main
+        from elvwatch.lab.sip import main as sip_main
 
         return sip_main(argv)
-    from lab.mqtt import main as mqtt_main
+    from elvwatch.lab.mqtt import main as mqtt_main
 
     mqtt_main(argv)
     return 0

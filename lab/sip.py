@@ -12,7 +12,7 @@ same from code, and a request for ``sip:USER@…`` answers 200 when USER is regi
 The tests use sipp as the peer; this is for the demo
 and for anyone without sipp::
 
-    python -m lab.sip --listen 127.0.0.1:5060 [--code 200] [--registrar --register 8101]
+    python -m elvwatch.lab.sip --listen 127.0.0.1:5060 [--code 200] [--registrar --register 8101]
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ async def _serve(host: str, port: int, code: int, registered: Sequence[str] | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.sip", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m elvwatch.lab.sip", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", default="127.0.0.1:5060", help="HOST:PORT (loopback)")
     parser.add_argument("--code", type=int, default=200, help="final response code")

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from probes.base import Check, Observation, ProbeConfigError, Status, Target, down
-from probes.icmp_echo import echo_socket
+from elvwatch.probes.base import Check, Observation, ProbeConfigError, Status, Target, down
+from elvwatch.probes.icmp_echo import echo_socket
 
 INTERVAL = 0.05  # seconds between the echo requests of one check
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from probes.base import bounded
+from elvwatch.probes.base import bounded
 
 LABEL_VALUE_LIMIT = 64
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

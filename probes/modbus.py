@@ -33,7 +33,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from probes.base import (
+from elvwatch.probes.base import (
     Check,
     Observation,
     ProbeConfigError,
@@ -44,7 +44,14 @@ from probes.base import (
     down,
     worst,
 )
-from probes.modbus_maps import Block, Profile, ProfileError, decode_block, load_profile, plan_reads
+from elvwatch.probes.modbus_maps import (
+    Block,
+    Profile,
+    ProfileError,
+    decode_block,
+    load_profile,
+    plan_reads,
+)
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from probes.base import (
+from elvwatch.probes.base import (
     Check,
     Credential,
     Observation,
@@ -46,11 +46,11 @@ from probes.base import (
     bounded,
     check_options,
 )
-from probes.mqtt_broker import BrokerConnection, SourceState
-from probes.mqtt_payload import Rejected, compile_path, decode_text
-from probes.mqtt_profiles import TopicTrie, render, topic_filter
-from probes.mqtt_settings import MqttCheckOptions, MqttSettings
-from probes.mqtt_watch import Payload, Route, Watch, apply, observe
+from elvwatch.probes.mqtt_broker import BrokerConnection, SourceState
+from elvwatch.probes.mqtt_payload import Rejected, compile_path, decode_text
+from elvwatch.probes.mqtt_profiles import TopicTrie, render, topic_filter
+from elvwatch.probes.mqtt_settings import MqttCheckOptions, MqttSettings
+from elvwatch.probes.mqtt_watch import Payload, Route, Watch, apply, observe
 
 __all__ = ["BrokerStats", "MqttCheckOptions", "MqttManager", "MqttSettings", "mqtt_source"]
 

@@ -23,7 +23,7 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes.base import Credential, bounded
+from elvwatch.probes.base import Credential, bounded
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class BrokerConnection:
             client = aiomqtt.Client(
                 self.settings.host, self.settings.effective_port,
                 queue_type=self._queue_class(), max_queued_incoming_messages=self._queue_size,
-                logger=logging.getLogger("probes.mqtt.client"),
+                logger=logging.getLogger("elvwatch.probes.mqtt.client"),
                 **kwargs)  # type: ignore[arg-type]
             try:
                 async with client:

@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from probes.mqtt_payload import compile_path
+from elvwatch.probes.mqtt_payload import compile_path
 
 # A value name becomes a Prometheus metric name (``mqtt.door_open`` →
 # ``elvwatch_mqtt_door_open``), so it is restricted to what a metric name allows.
@@ -216,7 +216,7 @@ class Profile(_Strict):
 def builtin_profiles() -> Mapping[str, Profile]:
     """Every profile shipped in ``probes/profiles/mqtt``; a broken one is a bug (raises)."""
     out: dict[str, Profile] = {}
-    folder = resources.files("probes").joinpath("profiles", "mqtt")
+    folder = resources.files("elvwatch.probes").joinpath("profiles", "mqtt")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             try:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from probes.mqtt_broker import BrokerSettings
-from probes.mqtt_payload import compile_path
-from probes.mqtt_profiles import (
+from elvwatch.probes.mqtt_broker import BrokerSettings
+from elvwatch.probes.mqtt_payload import compile_path
+from elvwatch.probes.mqtt_profiles import (
     RENAMED,
     VALUE_NAME,
     Profile,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes import labelled
-from probes.base import Check, Observation, Status, Target, Value, bounded
-from probes.mqtt_payload import (
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Observation, Status, Target, Value, bounded
+from elvwatch.probes.mqtt_payload import (
     Path,
     Rejected,
     as_number,
@@ -26,8 +26,8 @@ from probes.mqtt_payload import (
     walk,
     walk_first,
 )
-from probes.mqtt_profiles import TopicSpec, ValueSpec
-from probes.mqtt_settings import MqttCheckOptions
+from elvwatch.probes.mqtt_profiles import TopicSpec, ValueSpec
+from elvwatch.probes.mqtt_settings import MqttCheckOptions
 
 # Distinct values (label sets included) one check may hold: a bridge publishing ever
 # new zone names or keys must not grow it without bound.

@@ -37,8 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes.base import Check, Observation, Status, Target, Value, bounded, down
-from probes.onvif_client import (
+from elvwatch.probes.base import Check, Observation, Status, Target, Value, bounded, down
+from elvwatch.probes.onvif_client import (
     MAX_ANSWER_BYTES,
     OnvifFailure,
     call,
@@ -49,10 +49,10 @@ from probes.onvif_client import (
     reset_devicemgmt,
     serialize,
 )
-from probes.onvif_clock import camera_utc, clock_offset
-from probes.onvif_recording import recording_values
-from probes.rtsp import RtspError, describe, split_rtsp_uri, stream_values
-from probes.snapshot import judge_jpeg
+from elvwatch.probes.onvif_clock import camera_utc, clock_offset
+from elvwatch.probes.onvif_recording import recording_values
+from elvwatch.probes.rtsp import RtspError, describe, split_rtsp_uri, stream_values
+from elvwatch.probes.snapshot import judge_jpeg
 
 RECORDING_NS = "http://www.onvif.org/ver10/recording/wsdl"
 EVENTS_NS = "http://www.onvif.org/ver10/events/wsdl"

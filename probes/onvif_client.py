@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from probes.base import ProbeError, bounded
+from elvwatch.probes.base import ProbeError, bounded
 
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "authority failure",
                "authentication")

@@ -61,7 +61,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel
 
-from probes.base import (
+from elvwatch.probes.base import (
     Check,
     Credential,
     Observation,
@@ -71,10 +71,10 @@ from probes.base import (
     bounded,
     check_options,
 )
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_events import Notification, classify, is_problem, is_pulse, topic_kind
-from probes.onvif_pullpoint import PullPoint, PullPointState
-from probes.onvif_topics import AdvertisedTopic
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_events import Notification, classify, is_problem, is_pulse, topic_kind
+from elvwatch.probes.onvif_pullpoint import PullPoint, PullPointState
+from elvwatch.probes.onvif_topics import AdvertisedTopic
 
 Emit = Callable[[Observation], None]
 CONDITIONS = ("tamper", "signal_loss", "storage_failure", "storage_full")

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.base import bounded
+from elvwatch.probes.base import bounded
 
 WSNT = "http://docs.oasis-open.org/wsn/b-2"
 MAX_ITEMS = 16
@@ -139,7 +139,7 @@ def is_problem(kind: str, note: Notification) -> bool | None:
 
 def notification_from_zeep(message: Any) -> Notification:
     """From the object zeep builds for a PullMessages NotificationMessage."""
-    from probes.onvif_client import serialize
+    from elvwatch.probes.onvif_client import serialize
 
     plain = serialize(message)
     topic = plain.get("Topic")

@@ -48,9 +48,9 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
-from probes.base import Target
-from probes.onvif import EVENTS_NS, RECORDING_NS, held_for, hold_off
-from probes.onvif_client import (
+from elvwatch.probes.base import Target
+from elvwatch.probes.onvif import EVENTS_NS, RECORDING_NS, held_for, hold_off
+from elvwatch.probes.onvif_client import (
     OnvifFailure,
     call,
     close_camera,
@@ -59,11 +59,11 @@ from probes.onvif_client import (
     reset_devicemgmt,
     serialize,
 )
-from probes.onvif_clock import camera_utc, clock_offset
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_events import Notification, notification_from_zeep
-from probes.onvif_recording import active_jobs
-from probes.onvif_topics import AdvertisedTopic, from_answer
+from elvwatch.probes.onvif_clock import camera_utc, clock_offset
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_events import Notification, notification_from_zeep
+from elvwatch.probes.onvif_recording import active_jobs
+from elvwatch.probes.onvif_topics import AdvertisedTopic, from_answer
 
 # Renew at 80% of the granted time: cameras refuse a renewal that arrives after the
 # termination time, and the last 20% leaves room for a slow answer and one retry.

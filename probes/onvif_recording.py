@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from probes.base import Value, bounded
-from probes.onvif_client import OnvifFailure, call, serialize
-from probes.onvif_events import is_recording
+from elvwatch.probes.base import Value, bounded
+from elvwatch.probes.onvif_client import OnvifFailure, call, serialize
+from elvwatch.probes.onvif_events import is_recording
 
 # An NVR has one job per channel; 256 covers the largest ones and bounds what a
 # misbehaving device can make us ask for.

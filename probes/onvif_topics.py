@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from probes.base import bounded
+from elvwatch.probes.base import bounded
 
 WSTOP = "http://docs.oasis-open.org/wsn/t-1"
 MAX_TOPICS = 512

@@ -13,7 +13,7 @@ services are built against a loopback address that is never contacted.
 
 from __future__ import annotations
 
-from probes.onvif_client import close_camera, new_camera
+from elvwatch.probes.onvif_client import close_camera, new_camera
 
 # The services the onvif check and the events source create (pullpoint and
 # subscription share the events WSDL).

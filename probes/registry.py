@@ -19,21 +19,21 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from probes.base import Check, Credential, Observation, Prober, Target
-from probes.icmp import probe_icmp, start_icmp
-from probes.icmp_echo import close_echo_sockets
-from probes.modbus import ModbusOptions, close_connections, probe_modbus
-from probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
-from probes.onvif import OnvifOptions, probe_onvif
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_event_source import onvif_events_source
-from probes.rtsp import RtspOptions, probe_rtsp
-from probes.sip import SipOptions, probe_sip
-from probes.sip_registration import SipRegistrationOptions, probe_sip_registration
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_session import close_engine as close_snmp_engine
-from probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
-from probes.tcp import probe_tcp
+from elvwatch.probes.base import Check, Credential, Observation, Prober, Target
+from elvwatch.probes.icmp import probe_icmp, start_icmp
+from elvwatch.probes.icmp_echo import close_echo_sockets
+from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
+from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
+from elvwatch.probes.onvif import OnvifOptions, probe_onvif
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_event_source import onvif_events_source
+from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
+from elvwatch.probes.sip import SipOptions, probe_sip
+from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp_session import close_engine as close_snmp_engine
+from elvwatch.probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
+from elvwatch.probes.tcp import probe_tcp
 
 Emit = Callable[[Observation], None]
 # Starts a check without a task of its own; the Observation goes to the callback when it

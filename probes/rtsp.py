@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from probes.base import Check, Observation, ProbeError, Status, Target, bounded, down
-from probes.sdp import MAX_SDP, MediaDescription, parse_sdp
+from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded, down
+from elvwatch.probes.sdp import MAX_SDP, MediaDescription, parse_sdp
 
 MAX_HEADER = 16384
 USER_AGENT = "elvwatch"

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import (
+from elvwatch.probes.base import (
     Check,
     Observation,
     ProbeProtocolError,

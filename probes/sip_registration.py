@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import Check, Observation, Status, Target, bounded, check_options
-from probes.sip import DEADLINE_SHARE, DEFAULT_PORT, MalformedSip, SipOptions, exchange
+from elvwatch.probes.base import Check, Observation, Status, Target, bounded, check_options
+from elvwatch.probes.sip import DEADLINE_SHARE, DEFAULT_PORT, MalformedSip, SipOptions, exchange
 
 # 404: no such user in the location table; 480: known user with no registered contact.
 DEFAULT_UNREGISTERED = "404,480"

@@ -30,7 +30,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import (
+from elvwatch.probes.base import (
     Check,
     Observation,
     Status,
@@ -39,7 +39,7 @@ from probes.base import (
     check_options,
     down,
 )
-from probes.snmp_detect import (
+from elvwatch.probes.snmp_detect import (
     SYS_OBJECT_ID,
     SYS_UPTIME,
     SYSTEM,
@@ -51,9 +51,9 @@ from probes.snmp_detect import (
     probe_oids,
     select,
 )
-from probes.snmp_entity import Entity, read_entity
-from probes.snmp_profiles import Profile, TableSpec, profiles
-from probes.snmp_reading import (
+from elvwatch.probes.snmp_entity import Entity, read_entity
+from elvwatch.probes.snmp_profiles import Profile, TableSpec, profiles
+from elvwatch.probes.snmp_reading import (
     Reading,
     RowContext,
     TableMemory,
@@ -62,7 +62,7 @@ from probes.snmp_reading import (
     lacking,
     walk_plan,
 )
-from probes.snmp_session import (
+from elvwatch.probes.snmp_session import (
     MISSING,
     Oid,
     Raw,

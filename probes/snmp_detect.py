@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from probes.base import bounded
-from probes.snmp_entity import Entity
-from probes.snmp_profiles import (
+from elvwatch.probes.base import bounded
+from elvwatch.probes.snmp_entity import Entity
+from elvwatch.probes.snmp_profiles import (
     IdentSpec,
     KindSpec,
     MatchRule,
@@ -29,8 +29,8 @@ from probes.snmp_profiles import (
     profiles,
     vendors,
 )
-from probes.snmp_reading import text_of
-from probes.snmp_session import MISSING, Oid, Raw, parse_oid
+from elvwatch.probes.snmp_reading import text_of
+from elvwatch.probes.snmp_session import MISSING, Oid, Raw, parse_oid
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)

@@ -13,9 +13,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from probes.base import bounded
-from probes.snmp_reading import text_of
-from probes.snmp_session import MISSING, Raw, Session
+from elvwatch.probes.base import bounded
+from elvwatch.probes.snmp_reading import text_of
+from elvwatch.probes.snmp_session import MISSING, Raw, Session
 
 ENT_PHYSICAL = (1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1)
 DESCR, CONTAINED_IN, CLASS, NAME, FIRMWARE_REV, SOFTWARE_REV, SERIAL, MFG, MODEL = (

@@ -13,10 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from probes import labelled
-from probes.base import Value, bounded
-from probes.snmp_profiles import TableSpec, ValueSpec
-from probes.snmp_session import MISSING, Oid, Raw, parse_oid
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Value, bounded
+from elvwatch.probes.snmp_profiles import TableSpec, ValueSpec
+from elvwatch.probes.snmp_session import MISSING, Oid, Raw, parse_oid
 
 WRAP32 = 2**32
 

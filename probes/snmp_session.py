@@ -40,9 +40,9 @@ with warnings.catch_warnings():
     from pysnmp.proto.rfc1902 import Null, ObjectName
     from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
-from probes import snmp_ber as ber
-from probes import snmp_udp
-from probes.base import Credential, ProbeConfigError, ProbeError
+from elvwatch.probes import snmp_ber as ber
+from elvwatch.probes import snmp_udp
+from elvwatch.probes.base import Credential, ProbeConfigError, ProbeError
 
 # Every agent-side USM failure the engine reports; they all mean "the credentials
 # do not match the device", which is what a user has to fix.

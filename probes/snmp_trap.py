@@ -37,9 +37,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes import labelled
-from probes.base import Check, Credential, Observation, Status, Target, Value
-from probes.snmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Credential, Observation, Status, Target, Value
+from elvwatch.probes.snmp_session import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
 with warnings.catch_warnings():  # see probes.snmp_session: pysmi deprecations
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import cast
 
-from probes import snmp_ber as ber
+from elvwatch.probes import snmp_ber as ber
 
 Address = tuple[str, int]
 # Bursts of replies from many concurrent checks must not overflow the kernel queue.

@@ -37,8 +37,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from probes import labelled
-from probes.base import Observation, Status, Value
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Observation, Status, Value
 
 CHECK = "uplink"
 _IF_NAMES = {"snmp.if.oper_up": "oper_up", "snmp.if.admin_up": "admin_up"}

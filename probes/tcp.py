@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 
-from probes.base import Check, Observation, ProbeConfigError, Status, Target, down
+from elvwatch.probes.base import Check, Observation, ProbeConfigError, Status, Target, down
 
 # What a refused or unreachable port looks like to asyncio; anything else is a bug.
 CONNECT_ERRORS = (OSError, asyncio.IncompleteReadError, ConnectionError)

@@ -32,13 +32,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from probes.base import Observation, bounded
-from rules.expr import aggregate_key
-from rules.faults import FaultState, FaultTransition
-from rules.model import DeviceSpec, Rule
-from rules.records import UNSTABLE, DeviceRecord, FaultRecord, aggregate
-from rules.silence import Silencer
-from rules.topology import Topology
+from elvwatch.probes.base import Observation, bounded
+from elvwatch.rules.expr import aggregate_key
+from elvwatch.rules.faults import FaultState, FaultTransition
+from elvwatch.rules.model import DeviceSpec, Rule
+from elvwatch.rules.records import UNSTABLE, DeviceRecord, FaultRecord, aggregate
+from elvwatch.rules.silence import Silencer
+from elvwatch.rules.topology import Topology
 
 FAILING = frozenset({"down", "degraded"})
 INACTIVE, PENDING, FIRING, CLEARED = (FaultState.INACTIVE, FaultState.PENDING,

@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rules.exprnodes import (
+from elvwatch.rules.exprnodes import (
     COMPARE,
     Env,
     Node,

@@ -28,8 +28,8 @@ from pydantic import (
     field_validator,
 )
 
-from rules.expr import Expr, ExprError, compile_expr
-from rules.faults import Severity
+from elvwatch.rules.expr import Expr, ExprError, compile_expr
+from elvwatch.rules.faults import Severity
 
 RuleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")]
 
@@ -124,7 +124,7 @@ def _unique_ids(rules: list[RuleConfig]) -> list[RuleConfig]:
     return rules
 
 
-# The config's ``rules:`` list (daemon.config.ConfigModel uses this type).
+# The config's ``rules:`` list (elvwatch.config.schema.ConfigModel uses this type).
 SiteRules = Annotated[list[RuleConfig], AfterValidator(_unique_ids)]
 
 
@@ -190,7 +190,7 @@ class DeviceSpec:
 def load_builtin_configs() -> list[RuleConfig]:
     """Every rule in ``rules/builtin/*.yaml``, in file then list order."""
     out: list[RuleConfig] = []
-    folder = resources.files("rules").joinpath("builtin")
+    folder = resources.files("elvwatch.rules").joinpath("builtin")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from rules.expr import Node, aggregate_key
-from rules.faults import FaultState, FaultTransition, fingerprint
-from rules.model import DeviceSpec, Rule
+from elvwatch.rules.expr import Node, aggregate_key
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.rules.model import DeviceSpec, Rule
 
 UNSTABLE = ".unstable"
 # Names the engine sets itself; every other name a rule reads comes from a probe.

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from probes.base import Observation, Status
+from elvwatch.probes.base import Observation, Status
 
 
 class DeviceState(StrEnum):

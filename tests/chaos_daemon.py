@@ -16,10 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-from rules.faults import FaultState, FaultTransition, fingerprint
-from tickets.manager import TicketManager
-from tickets.sla import SiteTerms
-from tickets.store import Store
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.sla import SiteTerms
+from elvwatch.tickets.store import Store
 
 T0 = 1772438400.0  # 2026-03-02 08:00 UTC
 STEP = 1800.0

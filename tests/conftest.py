@@ -28,8 +28,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL, make_url
 
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import Clock
-from tickets.store import Store
 
 PG_USER = "elvwatch"
 PG_PASSWORD = "elv-" + secrets.token_hex(8)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon.scheduler import Scheduler
-from probes.base import Check, Observation, Target
-from probes.icmp_echo import close_echo_sockets
+from elvwatch.daemon.scheduler import Scheduler
+from elvwatch.probes.base import Check, Observation, Target
+from elvwatch.probes.icmp_echo import close_echo_sockets
 
 IGNORE = Path("/proc/sys/net/ipv4/icmp_echo_ignore_all")
 

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.smtp import SMTP
 
-from tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
 
 WEBHOOK_SECRET = "whsec-7f3a"
 WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from probes.base import Observation, Status
-from rules.engine import Engine
-from rules.faults import FaultState, FaultTransition
-from rules.model import DeviceSpec, Rule, build_rules
-from rules.silence import Silencer
+from elvwatch.probes.base import Observation, Status
+from elvwatch.rules.engine import Engine
+from elvwatch.rules.faults import FaultState, FaultTransition
+from elvwatch.rules.model import DeviceSpec, Rule, build_rules
+from elvwatch.rules.silence import Silencer
 
 
 class Clock:

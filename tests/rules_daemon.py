@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon.app import App
-from daemon.config import Config
-from probes.base import Observation
-from rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.config.resolved import Config
+from elvwatch.daemon.app import App
+from elvwatch.probes.base import Observation
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.tickets.ticket_store import Ticket
 from tests.test_daemon import wait_for
-from tickets.ticket_store import Ticket
 
 
 def mqtt_lab_config(tmp: Path, broker: Any, username: str, client_id: str,

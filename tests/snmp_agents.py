@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.snmp import free_udp_port
-from probes import snmp_ber as ber
+from elvwatch.lab.snmp import free_udp_port
+from elvwatch.probes import snmp_ber as ber
 
 COMMUNITY = "elv-test-community"
 V3_USERS = {

@@ -11,11 +11,17 @@ import aiohttp
 import pytest
 import yaml
 
-from daemon.alertmanager import AlertmanagerConfig, DeviceIndex, Payload, host_of, to_transitions
-from daemon.app import App
-from daemon.config import ConfigInvalid, load_config
-from lab.devices import LabFleet, tcp_check
-from rules.faults import FaultState
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import LabFleet, tcp_check
+from elvwatch.rules.alertmanager import (
+    AlertmanagerConfig,
+    DeviceIndex,
+    Payload,
+    host_of,
+    to_transitions,
+)
+from elvwatch.rules.faults import FaultState
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 
 TOKEN = "am-token-0123456789"
@@ -81,7 +87,7 @@ def test_instance_label_matches_a_device_by_host_id_or_url(tmp_path: Path) -> No
     assert host_of("http://Cam-01.lan:8080/x") == "cam-01.lan"
     assert host_of("nvr.lan") == "nvr.lan"
     config = load_config(write_config(tmp_path / "c.yaml", ["127.0.0.2", "127.0.0.3"]))
-    index = DeviceIndex(config.devices)
+    index = DeviceIndex(d.target for d in config.devices.values())
     model = AlertmanagerConfig()
     body = Payload.model_validate(payload(
         alert("firing", "127.0.0.2:9100"),
@@ -102,7 +108,7 @@ def test_instance_label_matches_a_device_by_host_id_or_url(tmp_path: Path) -> No
 
 def test_alert_identity_is_its_label_set(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path / "c.yaml", ["127.0.0.2", "127.0.0.3"]))
-    index, model = DeviceIndex(config.devices), AlertmanagerConfig()
+    index, model = DeviceIndex(d.target for d in config.devices.values()), AlertmanagerConfig()
     sda = alert("firing", "127.0.0.2", disk="sda")
     sdb = alert("firing", "127.0.0.2", disk="sdb")
     (a,), _ = to_transitions(Payload.model_validate(payload(sda)), index, model)

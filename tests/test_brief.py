@@ -9,18 +9,18 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from exporters.reports import render, tables
-from exporters.reports.brief import Brief, Contact, build_brief
-from exporters.reports.render import SiteInfo
-from rules.faults import FaultState
+from elvwatch.exporters.reports import render, tables
+from elvwatch.exporters.reports.brief import Brief, Contact, build_brief
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.actions import ServiceRecord, SignOff
+from elvwatch.tickets.field_work import Dispatch, FieldWork
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import NewTicket
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.chromium import NEEDS_CHROMIUM, PHONE, launched
 from tests.test_reports import sqlite_store  # noqa: F401  (fixture)
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.actions import ServiceRecord, SignOff
-from tickets.field_work import Dispatch, FieldWork
-from tickets.manager import TicketManager
-from tickets.records import NewTicket
-from tickets.store import ArchiveEntry, Store
 
 DAY = 86400.0
 SITE_ZH = SiteInfo(SITE, "湖畔花园", "zh-CN", address="滨江路 88 号")

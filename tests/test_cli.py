@@ -12,14 +12,14 @@ from pathlib import Path
 
 import yaml
 
-from lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from tests.test_daemon import PORT, first_address
 
 ROOT = Path(__file__).parent.parent
 
 
 def elvwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "elvwatch.daemon.cli", *args], capture_output=True,
                           text=True, timeout=60, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -164,9 +164,9 @@ def test_devices_import_reports_bad_rows_and_exits_1(tmp_path: Path) -> None:
 
 async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
         tmp_path: Path) -> None:
-    from daemon.app import App
-    from daemon.config import load_config
-    from rules.state import DeviceState
+    from elvwatch.config.loading import load_config
+    from elvwatch.daemon.app import App
+    from elvwatch.rules.state import DeviceState
     from tests.test_daemon import free_port, wait_for, write_config
 
     port = free_port()
@@ -196,7 +196,7 @@ def test_demo_serves_a_simulated_community_and_stops_by_itself(tmp_path: Path) -
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", "demo", "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "elvwatch.daemon.cli", "demo", "--listen", f"127.0.0.1:{port}",
          "--dir", str(tmp_path), "--duration", "12"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:

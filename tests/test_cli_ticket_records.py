@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.cli import main
-from daemon.cli_tickets import parse_item
-from daemon.config import load_config
-from daemon.terms import site_terms
-from rules.faults import FaultState
+from elvwatch.config.loading import load_config
+from elvwatch.config.terms import site_terms
+from elvwatch.daemon.cli import main
+from elvwatch.daemon.cli_tickets import parse_item
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.ticket_fixtures import SITE, T0, fault
-from tickets.manager import TicketManager
-from tickets.store import ArchiveEntry, Store
 
 HOUR = 3600.0
 

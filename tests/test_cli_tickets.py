@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.cli import main
-from rules.faults import FaultState
+from elvwatch.daemon.cli import main
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.ticket_fixtures import SITE, T0, fault
-from tickets.manager import TicketManager
-from tickets.store import ArchiveEntry, Store
 
 
 @pytest.fixture

@@ -47,9 +47,9 @@ import pytest_asyncio
 import yaml
 from PIL import Image
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched
 from tests.test_daemon import PORT, first_address, free_port
 

@@ -23,15 +23,15 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.app import App
-from daemon.config import load_config
-from daemon.http import metrics_body
-from exporters.exposition import render
-from exporters.metrics import families as metric_families
-from lab.devices import Fault, LabFleet, tcp_check
-from probes.base import Status
-from rules.state import DeviceState
-from tickets.store import Store
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.daemon.http import metrics_body
+from elvwatch.exporters.exposition import render
+from elvwatch.exporters.metrics import families as metric_families
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.probes.base import Status
+from elvwatch.rules.state import DeviceState
+from elvwatch.tickets.store import Store
 
 ROOT = Path(__file__).parent.parent
 PORT = 18554
@@ -292,8 +292,8 @@ async def test_probe_endpoint_returns_metrics_for_one_target(tmp_path: Path) -> 
 # -- the daemon as a process: signals ------------------------------------------------
 def _start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "-c", str(config)],
-                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "elvwatch.daemon.cli", "run",
+                                 "-c", str(config)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _metric(base: str, name: str) -> float | None:
@@ -438,7 +438,8 @@ async def test_run_with_its_port_taken_exits_1_without_a_traceback(tmp_path: Pat
         async with fleet_of(1) as fleet:
             config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}")
             done = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "daemon.cli", "run", "-c", str(config)],
+                subprocess.run, [sys.executable, "-m", "elvwatch.daemon.cli", "run", "-c",
+                                 str(config)],
                 cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "cannot start:" in done.stderr and f"127.0.0.1:{port}" in done.stderr
@@ -487,7 +488,7 @@ async def test_loopback_reads_without_a_token_need_a_loopback_host_header(
 
 async def test_probe_reports_a_scrape_timeout_shorter_than_the_probe_needs(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from lab.onvif import OnvifSimulator
+    from elvwatch.lab.onvif import OnvifSimulator
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"

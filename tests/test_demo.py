@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.app import App
-from daemon.config import Config, load_config
-from daemon.demo import ENV_PREFIX, SITE, _snmp_env, demo_config
-from lab.community import TAMPER_CAMERA, Community, Secrets, snmp_available
-from lab.mosquitto import MosquittoServer
-from probes.base import Observation, Status
-from probes.registry import PULL
+from elvwatch.config.loading import load_config
+from elvwatch.config.resolved import Config
+from elvwatch.daemon.app import App
+from elvwatch.daemon.demo import ENV_PREFIX, SITE, _snmp_env, demo_config
+from elvwatch.lab.community import TAMPER_CAMERA, Community, Secrets, snmp_available
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.probes.base import Observation, Status
+from elvwatch.probes.registry import PULL
 
 # Not the demo's 127.42/16 (a demo may be running here), and a block per test process
 # so that two suites on one machine do not collide.

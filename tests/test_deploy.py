@@ -25,9 +25,9 @@ import aiohttp
 import pytest
 import yaml
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, lab_checks
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import Fault, LabFleet, lab_checks
 from tests.test_daemon import PORT, first_address, free_port
 
 ROOT = Path(__file__).parent.parent

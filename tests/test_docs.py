@@ -14,10 +14,10 @@ import jsonschema
 import pytest
 import yaml
 
-from daemon.config import ConfigInvalid, load_config
-from rules.model import load_builtin_configs
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.rules.model import load_builtin_configs
 from tools.docgen import cli_reference, config_reference, rules_list
-from tools.docgen.config_schema import COMMITTED, config_schema, definitions, schema_json
+from tools.docgen.config_schema import COMMITTED, definitions, json_schema, schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -42,7 +42,7 @@ def _as_editors_read(text: str) -> Any:
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    return config_schema()
+    return json_schema()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def _sections(page: str) -> dict[str, list[str]]:
 
 
 def test_the_published_schema_is_the_one_the_code_generates() -> None:
-    assert COMMITTED.read_text(encoding="utf-8") == schema_json(), (
+    assert COMMITTED.read_text(encoding="utf-8") == schema_text(), (
         "docs/config.schema.json is stale: python3 -m tools.docgen.config_schema "
         "-o docs/config.schema.json")
 
@@ -256,7 +256,7 @@ def test_the_readme_is_short_and_its_links_lead_to_files() -> None:
 
 
 def test_the_schema_lists_every_check_type_and_push_source(schema: dict[str, Any]) -> None:
-    from probes.registry import PUSH, known_types
+    from elvwatch.probes.registry import PUSH, known_types
 
     check = schema["$defs"]["CheckConfig"]
     assert check["properties"]["type"]["enum"] == known_types()

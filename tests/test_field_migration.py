@@ -12,12 +12,12 @@ from sqlalchemy import Integer, String, column, insert, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from exporters.reports.periods import whole_range
-from exporters.reports.service import service_report
+from elvwatch.exporters.reports.periods import whole_range
+from elvwatch.exporters.reports.service import service_report
+from elvwatch.tickets.field_work import FieldWork, ReturnVisit
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store, UTCDateTime, alembic_config
 from tests.test_ticket_migration import HOUR, T0, _at, _seed_0003
-from tickets.field_work import FieldWork, ReturnVisit
-from tickets.manager import TicketManager
-from tickets.store import Store, UTCDateTime, alembic_config
 
 FEEDBACK = table("feedback", column("ticket_id", Integer), column("at", UTCDateTime()),
                  column("rating", Integer), column("comment", String),

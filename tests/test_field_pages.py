@@ -26,9 +26,9 @@ import pytest_asyncio
 import yaml
 from PIL import Image
 
-from daemon import engineer_links
-from daemon.app import App
-from daemon.config import load_config
+from elvwatch.config.loading import load_config
+from elvwatch.daemon import engineer_links
+from elvwatch.daemon.app import App
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
 from tests.test_daemon import free_port
 

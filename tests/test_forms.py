@@ -15,18 +15,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exporters.reports import render, tables
-from exporters.reports.periods import whole_range
-from exporters.reports.render import SiteInfo
-from exporters.reports.service import service_report
-from rules.faults import FaultState
+from elvwatch.exporters.reports import render, tables
+from elvwatch.exporters.reports.periods import whole_range
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.exporters.reports.service import service_report
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.actions import PartReplaced, ServiceRecord, SignOff
+from elvwatch.tickets.field_work import Dispatch, FieldWork, ReturnVisit
+from elvwatch.tickets.lifecycle import IllegalTransition
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.test_reports import sqlite_store  # noqa: F401  (fixture)
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.actions import PartReplaced, ServiceRecord, SignOff
-from tickets.field_work import Dispatch, FieldWork, ReturnVisit
-from tickets.lifecycle import IllegalTransition
-from tickets.manager import TicketManager
-from tickets.store import ArchiveEntry, Store
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = 86400.0
@@ -203,7 +203,7 @@ async def test_a_workmanship_problem_gets_its_outcome_written_later(month: Month
     async with month.store.transaction("find the feedback") as session:
         from sqlalchemy import select
 
-        from tickets.schema import FeedbackRow
+        from elvwatch.tickets.schema import FeedbackRow
         feedback_id = await session.scalar(select(FeedbackRow.id))
     assert feedback_id is not None
     await month.field.settle_return_visit(feedback_id, "客服小刘", "已加装补光灯，用户满意")

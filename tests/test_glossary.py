@@ -10,20 +10,20 @@ from datetime import date
 
 import pytest
 
-from daemon.page_text import text
-from exporters.notify.messages import render
-from exporters.reports.words import word
-from rules.faults import FaultState
+from elvwatch.daemon.page_text import text
+from elvwatch.exporters.notify.messages import render
+from elvwatch.exporters.reports.words import word
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.actions import PartReplaced, ServiceRecord, SignOff
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.field_work import Dispatch, FieldWork, ReturnVisit
+from elvwatch.tickets.glossary import GLOSSARY, state_term, term
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.notes import event_note, local_note
+from elvwatch.tickets.preventive import item_names
+from elvwatch.tickets.records import NewTicket, Replacement, RmaClaim
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.actions import PartReplaced, ServiceRecord, SignOff
-from tickets.events import TicketEvent, TicketEventKind
-from tickets.field_work import Dispatch, FieldWork, ReturnVisit
-from tickets.glossary import GLOSSARY, state_term, term
-from tickets.manager import TicketManager
-from tickets.notes import event_note, local_note
-from tickets.preventive import item_names
-from tickets.records import NewTicket, Replacement, RmaClaim
-from tickets.store import Store
 
 DAY = 86400.0
 # What may stay Latin in a Chinese note: ticket numbers and the few words people typed in

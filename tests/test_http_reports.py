@@ -20,17 +20,17 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from daemon.api import openapi_document
-from daemon.app import App
-from daemon.config import load_config
-from daemon.http import access
-from daemon.http_reports import contract_period
-from exporters.reports import tables
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.api import openapi_document
+from elvwatch.daemon.app import App
+from elvwatch.daemon.http import access
+from elvwatch.daemon.http_reports import contract_period
+from elvwatch.exporters.reports import tables
+from elvwatch.tickets.store import Store
 from tests.test_daemon import free_port
 from tests.test_page_links import _Remote
 from tests.test_reports import DAY, SITE, seed_history
 from tests.ticket_fixtures import HOUR
-from tickets.store import Store
 
 PATH = f"/api/v1/sites/{SITE}/reports"
 HAS_PDF = importlib.util.find_spec("weasyprint") is not None
@@ -156,7 +156,7 @@ async def test_reports_need_the_token_from_afar_and_are_in_the_openapi_document(
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"sites": [{"id": SITE, "name": "x"}], "devices": []}),
                     encoding="utf-8")
-    from daemon.http import build_web_app
+    from elvwatch.daemon.http import build_web_app
 
     web_app = build_web_app(App(load_config(path)))
 

@@ -11,16 +11,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.api import openapi_document
-from daemon.config import HttpConfig
-from daemon.http import APP, access
-from daemon.http_tickets import add_ticket_routes
-from rules.faults import FaultState
-from rules.silence import Silencer
+from elvwatch.config.schema import HttpConfig
+from elvwatch.daemon.api import openapi_document
+from elvwatch.daemon.http import APP, access
+from elvwatch.daemon.http_tickets import add_ticket_routes
+from elvwatch.rules.faults import FaultState
+from elvwatch.rules.silence import Silencer
+from elvwatch.tickets import silence_store
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import SITE, T0, TERMS, Clock, archive, fault
-from tickets import silence_store
-from tickets.manager import TicketManager
-from tickets.store import Store
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

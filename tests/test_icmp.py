@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from daemon.scheduler import Scheduler
-from probes.base import Check, Observation, Status, Target
-from probes.icmp import probe_icmp
-from probes.icmp_echo import (
+from elvwatch.daemon.scheduler import Scheduler
+from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.icmp import probe_icmp
+from elvwatch.probes.icmp_echo import (
     ECHO_REPLY,
     PAYLOAD,
     checksum,

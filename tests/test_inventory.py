@@ -8,8 +8,7 @@ import openpyxl
 import pytest
 import yaml
 
-from daemon.config import DeviceConfig, Location, System, load_config
-from daemon.inventory import (
+from elvwatch.config.inventory import (
     ImportResult,
     InventoryError,
     RowError,
@@ -17,6 +16,8 @@ from daemon.inventory import (
     export_devices,
     import_devices,
 )
+from elvwatch.config.loading import load_config
+from elvwatch.config.schema import DeviceConfig, Location, System
 
 DATA = Path(__file__).parent / "data" / "inventory"
 

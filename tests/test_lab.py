@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 import yaml
 
-from daemon.config import load_config
-from lab.__main__ import write_config
-from lab.control import ControlServer, require_loopback
-from lab.devices import (
+from elvwatch.config.loading import load_config
+from elvwatch.lab.__main__ import write_config
+from elvwatch.lab.control import ControlServer, require_loopback
+from elvwatch.lab.devices import (
     Fault,
     LabDevice,
     LabError,
@@ -28,8 +28,8 @@ from lab.devices import (
     lab_checks,
     loopback_addresses,
 )
-from probes.base import Check, Status, Target
-from probes.tcp import probe_tcp
+from elvwatch.probes.base import Check, Status, Target
+from elvwatch.probes.tcp import probe_tcp
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0
@@ -262,7 +262,7 @@ async def test_serve_prints_ready_line_serves_and_exits_cleanly_on_sigterm(
     first, port = random_first(), random_port()
     config = tmp_path / "devices.yaml"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lab", "serve", "--count", "20", "--first", first,
+        sys.executable, "-m", "elvwatch.lab", "serve", "--count", "20", "--first", first,
         "--ports", f"{port},{port + 1}", "--control", "127.0.0.1:0",
         "--write-config", str(config), "--check", "tcp",
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},

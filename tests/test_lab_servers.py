@@ -1,4 +1,4 @@
-"""``python -m lab camera|snmp|sip``: each serves its protocol until SIGTERM, and the
+"""``python -m elvwatch.lab camera|snmp|sip``: each serves its protocol until SIGTERM, and the
 daemon's own probes get answers from it."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from probes.base import Check, Credential, Secret, Status, Target
-from probes.onvif import OnvifOptions, probe_onvif
-from probes.sip_registration import SipRegistrationOptions, probe_sip_registration
-from probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.base import Check, Credential, Secret, Status, Target
+from elvwatch.probes.onvif import OnvifOptions, probe_onvif
+from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from tests.test_sip import _free_port
 
 ROOT = Path(__file__).parents[1]
@@ -24,7 +24,7 @@ READY_WAIT = 30.0  # seconds; snmpsim indexes first, and CI machines are slow
 
 @contextmanager
 def lab(*args: str, ready: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "lab", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "elvwatch.lab", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     try:

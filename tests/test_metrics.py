@@ -6,11 +6,11 @@ from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.scheduler import LAG_BUCKETS, SchedulerStats
-from exporters.exposition import render
-from exporters.metrics import DeviceLabels, Snapshot, families
-from probes.base import Observation, Status
-from rules.state import StateTracker
+from elvwatch.daemon.scheduler import LAG_BUCKETS, SchedulerStats
+from elvwatch.exporters.exposition import render
+from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
+from elvwatch.probes.base import Observation, Status
+from elvwatch.rules.state import StateTracker
 
 
 def snapshot(tracker: StateTracker, labels: list[DeviceLabels],
@@ -71,7 +71,7 @@ def test_series_of_a_removed_device_disappear() -> None:
 
 
 def test_special_float_values_use_the_exposition_spelling() -> None:
-    from exporters.exposition import number
+    from elvwatch.exporters.exposition import number
 
     assert [number(v) for v in (float("nan"), float("inf"), float("-inf"), 2, 0.25)] == [
         "NaN", "+Inf", "-Inf", "2.0", "0.25"]

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
-from daemon.adhoc import parse_target, probe_all
-from exporters.metrics import metric_name
-from lab.modbus import Fault, ModbusLab
-from probes import modbus
-from probes.base import Check, Status, Target
-from probes.modbus import ModbusOptions, close_connections, probe_modbus
-from probes.modbus_maps import (
+from elvwatch.daemon.adhoc import parse_target, probe_all
+from elvwatch.exporters.metrics import metric_name
+from elvwatch.lab.modbus import Fault, ModbusLab
+from elvwatch.probes import modbus
+from elvwatch.probes.base import Check, Status, Target
+from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
+from elvwatch.probes.modbus_maps import (
     ProfileError,
     decode_block,
     load_profile,

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import trustme
 
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import SimDevice, access_door
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings
-from probes.mqtt_payload import compile_path, walk
-from probes.mqtt_profiles import TopicTrie
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import SimDevice, access_door
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings
+from elvwatch.probes.mqtt_payload import compile_path, walk
+from elvwatch.probes.mqtt_profiles import TopicTrie
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
                                 reason="needs the Debian package mosquitto (see .ci/run)")

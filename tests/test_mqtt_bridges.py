@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from lab.mosquitto import MosquittoServer
-from lab.mqtt_bridges import TROUBLES, FrigateStats, PaiBridge
-from probes.base import Status, Target
-from probes.mqtt_payload import Rejected, flatten
-from probes.mqtt_profiles import builtin_profiles
-from probes.mqtt_settings import MqttCheckOptions
-from rules.model import build_rules
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt_bridges import TROUBLES, FrigateStats, PaiBridge
+from elvwatch.probes.base import Status, Target
+from elvwatch.probes.mqtt_payload import Rejected, flatten
+from elvwatch.probes.mqtt_profiles import builtin_profiles
+from elvwatch.probes.mqtt_settings import MqttCheckOptions
+from elvwatch.rules.model import build_rules
 from tests.test_mqtt import Seen, check, publisher, started, wait_for
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
@@ -53,7 +53,7 @@ def test_old_pai_profile_names_fail_with_the_family_split_explained() -> None:
 
 
 def test_named_wildcard_must_be_a_whole_level() -> None:
-    from probes.mqtt_profiles import TopicSpec
+    from elvwatch.probes.mqtt_profiles import TopicSpec
 
     with pytest.raises(ValueError, match="whole level"):
         TopicSpec.model_validate({"topic": "{base}/zone_{+zone}/open"})
@@ -186,7 +186,7 @@ async def test_pai_zone_profile_watches_one_zone_with_the_panels_labels(
 
 async def test_adhoc_probe_of_a_pai_bridge_names_the_topics_its_profile_misses(
         broker: MosquittoServer) -> None:
-    from daemon.adhoc import parse_target, probe_all, probe_result
+    from elvwatch.daemon.adhoc import parse_target, probe_all, probe_result
 
     bridge = PaiBridge(broker.host, broker.port, "sp")
     await bridge.start()

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.adhoc import UsageError, parse_target, probe_all, probe_result
-from daemon.app import App
-from daemon.config import ConfigInvalid, load_config
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import access_door
-from probes.mqtt import MqttManager
-from rules.state import DeviceState
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.daemon.adhoc import UsageError, parse_target, probe_all, probe_result
+from elvwatch.daemon.app import App
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import access_door
+from elvwatch.probes.mqtt import MqttManager
+from elvwatch.rules.state import DeviceState
+from elvwatch.tickets.store import Store
 from tests.test_daemon import wait_for
-from tickets.store import Store
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
                                 reason="needs the Debian package mosquitto (see .ci/run)")

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from exporters.notify import NotifyConfig, NotifyConfigError, build_notifiers
-from exporters.notify.messages import md_escape, render, render_summary
-from probes.base import Credential, Secret
+from elvwatch.exporters.notify import NotifyConfig, NotifyConfigError, build_notifiers
+from elvwatch.exporters.notify.messages import md_escape, render, render_summary
+from elvwatch.probes.base import Credential, Secret
+from elvwatch.tickets.events import TicketEventKind
 from tests.notify_peers import event
-from tickets.events import TicketEventKind
 
 
 def load(data: dict[str, Any]) -> NotifyConfig:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 
-from exporters.notify import (
+from elvwatch.exporters.notify import (
     Dispatcher,
     MemoryNotificationLog,
     NotificationLog,
@@ -23,11 +23,11 @@ from exporters.notify import (
     SqlNotificationLog,
     build_notifiers,
 )
-from exporters.notify.log import Pending
-from probes.base import Credential, Secret
+from elvwatch.exporters.notify.log import Pending
+from elvwatch.probes.base import Credential, Secret
+from elvwatch.tickets.events import TicketEventKind
+from elvwatch.tickets.store import Store, alembic_config
 from tests.notify_peers import WEBHOOK_SECRET, Receiver, event, http_receiver
-from tickets.events import TicketEventKind
-from tickets.store import Store, alembic_config
 
 CREDENTIALS = {"hook": Credential(name="hook", secrets=MappingProxyType(
     {"hmac": Secret(WEBHOOK_SECRET)}))}
@@ -232,6 +232,6 @@ async def test_notify_log_migration_is_on_the_single_head_with_the_store(store_u
 
 @pytest.mark.parametrize("kind", list(TicketEventKind))
 def test_event_round_trips_through_the_log_json(kind: TicketEventKind) -> None:
-    from exporters.notify.messages import event_from_json, event_json
+    from elvwatch.exporters.notify.messages import event_from_json, event_json
     original = event(4, kind=kind, note="备注")
     assert event_from_json(event_json(original)) == original

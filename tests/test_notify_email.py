@@ -19,10 +19,10 @@ import pytest
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from exporters.notify.base import Message
-from exporters.notify.messages import render
-from exporters.notify.smtp import EmailNotifier
-from probes.base import Credential, Secret
+from elvwatch.exporters.notify.base import Message
+from elvwatch.exporters.notify.messages import render
+from elvwatch.exporters.notify.smtp import EmailNotifier
+from elvwatch.probes.base import Credential, Secret
 from tests.notify_peers import event
 
 USER, PASSWORD = "noc@sunny.example", "s3cret-密码"

@@ -10,11 +10,11 @@ from urllib.parse import unquote
 
 import pytest
 
-from exporters.notify.base import Message
-from exporters.notify.bots import WECOM_MAX_BYTES, DingTalkNotifier, WeComNotifier
-from exporters.notify.messages import render, render_summary
-from exporters.notify.webhook import WebhookNotifier
-from probes.base import Credential, Secret
+from elvwatch.exporters.notify.base import Message
+from elvwatch.exporters.notify.bots import WECOM_MAX_BYTES, DingTalkNotifier, WeComNotifier
+from elvwatch.exporters.notify.messages import render, render_summary
+from elvwatch.exporters.notify.webhook import WebhookNotifier
+from elvwatch.probes.base import Credential, Secret
 from tests.notify_peers import (
     DINGTALK_SECRET,
     DINGTALK_TOKEN,

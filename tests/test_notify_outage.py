@@ -18,16 +18,16 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from daemon.app import App
-from daemon.config import load_config
-from exporters.notify.log import COVERED, SENT
-from lab.devices import Fault, LabFleet
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.exporters.notify.log import COVERED, SENT
+from elvwatch.lab.devices import Fault, LabFleet
+from elvwatch.tickets.notify_log import notify_log
+from elvwatch.tickets.store import StoreError
 from tests.conftest import PostgresServer
 from tests.notify_peers import WEBHOOK_SECRET, Receiver, http_receiver
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 from tests.test_pipeline import pipeline_config
-from tickets.notify_log import notify_log
-from tickets.store import StoreError
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -13,16 +13,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from exporters.exposition import render
-from exporters.notify import Dispatcher, SqlNotificationLog, build_notifiers
-from exporters.notify.log import COVERED, PENDING, SENT, MemoryNotificationLog, Pending
-from exporters.notify.spool import SpooledLog
-from exporters.notify_metrics import notify_families
+from elvwatch.exporters.exposition import render
+from elvwatch.exporters.notify import Dispatcher, SqlNotificationLog, build_notifiers
+from elvwatch.exporters.notify.log import COVERED, PENDING, SENT, MemoryNotificationLog, Pending
+from elvwatch.exporters.notify.spool import SpooledLog
+from elvwatch.exporters.notify_metrics import notify_families
+from elvwatch.tickets.events import fault_episode
+from elvwatch.tickets.notify_log import notify_log
+from elvwatch.tickets.store import Store
 from tests.notify_peers import event, http_receiver
 from tests.test_notify_dispatcher import CREDENTIALS, config, delivered, until
-from tickets.events import fault_episode
-from tickets.notify_log import notify_log
-from tickets.store import Store
 
 NOW = 1_780_000_100.0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lab.onvif import OnvifFault, OnvifSimulator, scene_jpeg
-from lab.rtsp import RtspResponder
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
-from probes.onvif_clock import camera_utc, tz_offset
+from elvwatch.lab.onvif import OnvifFault, OnvifSimulator, scene_jpeg
+from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif_clock import camera_utc, tz_offset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onvif"
 CRED = Credential("cam", "admin", Secret("secret"))

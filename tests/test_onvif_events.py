@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from lab.onvif import OnvifSimulator
-from probes.onvif import EVENTS_NS
-from probes.onvif_client import close_camera, new_camera
-from probes.onvif_events import (
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.probes.onvif import EVENTS_NS
+from elvwatch.probes.onvif_client import close_camera, new_camera
+from elvwatch.probes.onvif_events import (
     WSNT,
     Notification,
     classify,

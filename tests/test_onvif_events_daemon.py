@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.app import App
-from daemon.config import ConfigInvalid, load_config
-from lab.onvif import OnvifSimulator
-from probes.onvif import clear_hold_offs
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.probes.onvif import clear_hold_offs
 from tests.test_daemon import free_port
 
 FAST = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.2,

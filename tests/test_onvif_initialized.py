@@ -14,12 +14,13 @@ from typing import Any
 
 import yaml
 
-from daemon.config import Config, load_config
-from lab.onvif import OnvifSimulator
-from probes.base import Observation
-from probes.onvif import clear_hold_offs
-from probes.onvif_events import Notification
-from rules.faults import FaultState
+from elvwatch.config.loading import load_config
+from elvwatch.config.resolved import Config
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.probes.base import Observation
+from elvwatch.probes.onvif import clear_hold_offs
+from elvwatch.probes.onvif_events import Notification
+from elvwatch.rules.faults import FaultState
 from tests.rules_daemon import RulesApp, clears, fault_fp, fires
 from tests.test_daemon import free_port, wait_for
 from tests.test_onvif_events import subscribe_and_pull

@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from lab.onvif import HUGE_BYTES, OnvifFault, OnvifSimulator
-from lab.rtsp import HUGE_SDP_BYTES, RtspResponder
-from probes.base import Check, Credential, Secret, Status, Target
-from probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
-from probes.onvif_client import MAX_ANSWER_BYTES
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_pullpoint import PullPointState
-from probes.rtsp import RtspOptions, probe_rtsp
+from elvwatch.lab.onvif import HUGE_BYTES, OnvifFault, OnvifSimulator
+from elvwatch.lab.rtsp import HUGE_SDP_BYTES, RtspResponder
+from elvwatch.probes.base import Check, Credential, Secret, Status, Target
+from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif_client import MAX_ANSWER_BYTES
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_pullpoint import PullPointState
+from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
 from tests.test_onvif_pullpoint import FAST, Run
 
 CRED = Credential("cam", "admin", Secret("secret"))

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from exporters.exposition import Family
-from exporters.onvif_metrics import onvif_event_families
-from lab.onvif import OnvifFault, OnvifSimulator
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.onvif import OnvifOptions, clear_hold_offs, held_for, probe_onvif
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_event_source import OnvifEventSource
-from probes.onvif_pullpoint import PullPointState
+from elvwatch.exporters.exposition import Family
+from elvwatch.exporters.onvif_metrics import onvif_event_families
+from elvwatch.lab.onvif import OnvifFault, OnvifSimulator
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, held_for, probe_onvif
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_event_source import OnvifEventSource
+from elvwatch.probes.onvif_pullpoint import PullPointState
 
 CRED = Credential("cam", "admin", Secret("secret"))
 FAST = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.2,
@@ -182,7 +182,7 @@ async def test_subscription_is_renewed_before_it_expires(camera: OnvifSimulator)
 def test_renewal_is_scheduled_before_expiry(granted: float, renew_after: float) -> None:
     import datetime as dt
 
-    from probes.onvif_pullpoint import PullPoint
+    from elvwatch.probes.onvif_pullpoint import PullPoint
 
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     pullpoint = PullPoint(Target("c", "127.0.0.1"), 80, OnvifEventsOptions(),

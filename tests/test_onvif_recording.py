@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from lab.onvif import OnvifFault, OnvifSimulator
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.lab.onvif import OnvifFault, OnvifSimulator
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
 
 CRED = Credential("nvr", "admin", Secret("secret"))
 

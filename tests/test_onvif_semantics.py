@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from lab import onvif_xml as X
-from lab.onvif import CAMERA_TOPICS, JOB_STATE_TOPIC, OnvifSimulator
-from lab.onvif_xml import EventTopic
-from probes.base import Check, Status, Target
-from probes.onvif import RECORDING_NS, OnvifOptions, clear_hold_offs, probe_onvif
-from probes.onvif_client import (
+from elvwatch.lab import onvif_xml as X
+from elvwatch.lab.onvif import CAMERA_TOPICS, JOB_STATE_TOPIC, OnvifSimulator
+from elvwatch.lab.onvif_xml import EventTopic
+from elvwatch.probes.base import Check, Status, Target
+from elvwatch.probes.onvif import RECORDING_NS, OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif_client import (
     CAPABILITY_NAMESPACES,
     close_camera,
     discover_services,
     new_camera,
 )
-from probes.onvif_event_options import OnvifEventsOptions
-from probes.onvif_event_source import advertised_kinds
-from probes.onvif_topics import WSTOP, topic_set
+from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_event_source import advertised_kinds
+from elvwatch.probes.onvif_topics import WSTOP, topic_set
 from tests.test_onvif_pullpoint import CRED, Run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onvif"

@@ -6,8 +6,8 @@ recording state.  These are also the cases onvif-parsers was weighed on (README)
 
 from __future__ import annotations
 
-from lab.onvif import OnvifSimulator
-from probes.onvif_events import classify, is_problem
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.probes.onvif_events import classify, is_problem
 from tests.test_onvif_events import subscribe_and_pull
 
 # (topic, source items, data items) → (kind, condition active)

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-import probes.onvif_wsdl as onvif_wsdl
-from daemon.app import App
-from daemon.config import load_config
+import elvwatch.probes.onvif_wsdl as onvif_wsdl
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
 from tests.test_daemon import free_port
 
 
@@ -31,11 +31,11 @@ async def test_wsdls_are_parsed_once_without_a_device() -> None:
 
 async def test_daemon_with_onvif_checks_parses_wsdls_before_freezing_its_heap(
         tmp_path: Path, monkeypatch: Any) -> None:
-    import daemon.app
-    import daemon.reload
+    import elvwatch.daemon.app
+    import elvwatch.daemon.reload
 
     order: list[str] = []
-    load, settle = daemon.reload.load_wsdls, daemon.app.settle_heap
+    load, settle = elvwatch.daemon.reload.load_wsdls, elvwatch.daemon.app.settle_heap
 
     async def loading() -> None:
         order.append("load_wsdls")
@@ -45,8 +45,8 @@ async def test_daemon_with_onvif_checks_parses_wsdls_before_freezing_its_heap(
         order.append("settle_heap")
         settle(collect=collect)
 
-    monkeypatch.setattr(daemon.reload, "load_wsdls", loading)  # a (re)load's plan
-    monkeypatch.setattr(daemon.app, "settle_heap", settling)
+    monkeypatch.setattr(elvwatch.daemon.reload, "load_wsdls", loading)  # a (re)load's plan
+    monkeypatch.setattr(elvwatch.daemon.app, "settle_heap", settling)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({
         "http": {"listen": f"127.0.0.1:{free_port()}"},

@@ -13,16 +13,16 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from daemon import links
-from daemon.app import App
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.http import access, build_web_app
-from daemon.page_text import MESSAGES, choose
-from rules.faults import FaultState
+from elvwatch.config.loading import load_config
+from elvwatch.daemon import links
+from elvwatch.daemon.app import App
+from elvwatch.daemon.cli import main
+from elvwatch.daemon.http import access, build_web_app
+from elvwatch.daemon.page_text import MESSAGES, choose
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.ticket_fixtures import SITE, T0, fault
-from tickets.manager import TicketManager
-from tickets.store import ArchiveEntry, Store
 
 
 def test_language_choice() -> None:

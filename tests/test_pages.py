@@ -20,11 +20,11 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from daemon import links
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, tcp_check
-from lab.onvif import DeviceInfo, OnvifSimulator
+from elvwatch.config.loading import load_config
+from elvwatch.daemon import links
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.lab.onvif import DeviceInfo, OnvifSimulator
 from tests.chromium import NEEDS_CHROMIUM, launched
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 

@@ -13,12 +13,12 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.tickets.records import SignOff
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import PORT, aget, first_address, free_port, wait_for
-from tickets.records import SignOff
 
 
 def pipeline_config(path: Path, fleet: LabFleet, listen: str, hook: str) -> Path:

@@ -13,19 +13,19 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from daemon.config import load_config
-from daemon.terms import checklist_words, site_terms
-from exporters.reports import render
-from exporters.reports.periods import whole_range
-from exporters.reports.render import SiteInfo
-from exporters.reports.sla import sla_report
+from elvwatch.config.loading import load_config
+from elvwatch.config.terms import checklist_words, site_terms
+from elvwatch.exporters.reports import render
+from elvwatch.exporters.reports.periods import whole_range
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.exporters.reports.sla import sla_report
+from elvwatch.tickets.lifecycle import IllegalTransition
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.notes import local_note
+from elvwatch.tickets.preventive import due_work_orders, item_names, period_at
+from elvwatch.tickets.records import Actor
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import SITE, TERMS, Clock, archive
-from tickets.lifecycle import IllegalTransition
-from tickets.manager import TicketManager
-from tickets.notes import local_note
-from tickets.preventive import due_work_orders, item_names, period_at
-from tickets.records import Actor
-from tickets.store import Store
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

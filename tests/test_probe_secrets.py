@@ -28,12 +28,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.app import App
-from daemon.config import load_config
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import access_door
-from lab.onvif import OnvifSimulator
-from lab.rtsp import RtspResponder
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import access_door
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.lab.rtsp import RtspResponder
 from tests.capture import tcp_capture, udp_capture
 from tests.snmp_agents import COMMUNITY, Agent, running_snmpd
 from tests.test_daemon import ROOT, first_address, free_port, http_get
@@ -189,7 +189,7 @@ async def test_snmp_community_goes_only_to_its_device(
 
         # A person's own `elvwatch probe` reads their environment: the capture sees it.
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "daemon.cli", "probe", target,
+            subprocess.run, [sys.executable, "-m", "elvwatch.daemon.cli", "probe", target,
                              "--timeout", "1"], cwd=ROOT, capture_output=True, text=True,
             timeout=60, env=dict(os.environ))
         assert done.returncode == 1

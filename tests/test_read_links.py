@@ -27,12 +27,12 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-import daemon.http
-from daemon import read_links
-from daemon.app import App
-from daemon.cli import main
-from daemon.config import load_config
-from daemon.http import access, build_web_app
+import elvwatch.daemon.http
+from elvwatch.config.loading import load_config
+from elvwatch.daemon import read_links
+from elvwatch.daemon.app import App
+from elvwatch.daemon.cli import main
+from elvwatch.daemon.http import access, build_web_app
 from tests.chromium import tickets_for
 from tests.test_daemon import free_port
 
@@ -99,7 +99,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 @pytest.fixture
 def from_afar(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's requests count as coming from another host."""
-    monkeypatch.setattr(daemon.http, "_is_loopback", lambda remote: False)
+    monkeypatch.setattr(elvwatch.daemon.http, "_is_loopback", lambda remote: False)
 
 
 def _session() -> aiohttp.ClientSession:

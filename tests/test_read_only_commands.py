@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.app import archive_entry
-from daemon.cli import main
-from daemon.config import ConfigInvalid, load_config
-from daemon.demo import ENV_PREFIX, SITE, demo_config, read_only_commands
-from daemon.terms import site_terms
-from lab.community import Community, Secrets
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.config.terms import site_terms
+from elvwatch.daemon.app import archive_entry
+from elvwatch.daemon.cli import main
+from elvwatch.daemon.demo import ENV_PREFIX, SITE, demo_config, read_only_commands
+from elvwatch.lab.community import Community, Secrets
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store
 from tests.test_daemon import free_port
-from tickets.manager import TicketManager
-from tickets.store import Store
 
 SECRETS = Secrets(camera_user="admin", camera_password="unused",
                   snmp_communities={d: "unused" for d in ("core-sw", "poe-sw-1", "nvr-1",

@@ -17,12 +17,14 @@ import openpyxl  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from daemon.cli import main
-from daemon.inventory import import_devices
-from exporters.reports.availability import availability_report
-from exporters.reports.periods import months, whole_range
-from exporters.reports.service import service_report
-from rules.faults import FaultState
+from elvwatch.config.inventory import import_devices
+from elvwatch.daemon.cli import main
+from elvwatch.exporters.reports.availability import availability_report
+from elvwatch.exporters.reports.periods import months, whole_range
+from elvwatch.exporters.reports.service import service_report
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.actions import SignOff
+from elvwatch.tickets.store import Store
 from tests.test_reports import (  # noqa: F401  (config, sqlite_store: fixtures)
     DAY,
     SH,
@@ -33,8 +35,6 @@ from tests.test_reports import (  # noqa: F401  (config, sqlite_store: fixtures)
     sqlite_store,
 )
 from tests.ticket_fixtures import HOUR, T0, fault
-from tickets.actions import SignOff
-from tickets.store import Store
 
 
 def report_json(capsys: pytest.CaptureFixture[str], path: Path, kind: str, first: str,

@@ -18,21 +18,21 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from daemon.cli import main
-from exporters.reports import render, tables
-from exporters.reports.availability import AvailabilityReport, availability_report, tally
-from exporters.reports.brief import Contact, build_brief
-from exporters.reports.handover import collect, handover_zip
-from exporters.reports.periods import months, whole_range
-from exporters.reports.render import SiteInfo
-from exporters.reports.service import service_report
-from exporters.reports.sla import sla_report
-from rules.faults import FaultState
-from rules.state import DeviceState, StateTransition
+from elvwatch.daemon.cli import main
+from elvwatch.exporters.reports import render, tables
+from elvwatch.exporters.reports.availability import AvailabilityReport, availability_report, tally
+from elvwatch.exporters.reports.brief import Contact, build_brief
+from elvwatch.exporters.reports.handover import collect, handover_zip
+from elvwatch.exporters.reports.periods import months, whole_range
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.exporters.reports.service import service_report
+from elvwatch.exporters.reports.sla import sla_report
+from elvwatch.rules.faults import FaultState
+from elvwatch.rules.state import DeviceState, StateTransition
+from elvwatch.tickets.actions import PartReplaced, ServiceRecord, SignOff
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import ArchiveEntry, Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, archive, fault
-from tickets.actions import PartReplaced, ServiceRecord, SignOff
-from tickets.manager import TicketManager
-from tickets.store import ArchiveEntry, Store
 
 SH = ZoneInfo("Asia/Shanghai")
 UP, DOWN, DEGRADED, UNKNOWN = (DeviceState.UP, DeviceState.DOWN, DeviceState.DEGRADED,

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from daemon.adhoc import parse_target, probe_all
-from lab.onvif import OnvifSimulator
-from lab.rtsp import RtspResponder
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.rtsp import RtspOptions, probe_rtsp
-from probes.sdp import h264_sps_size, parse_sdp
+from elvwatch.daemon.adhoc import parse_target, probe_all
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
+from elvwatch.probes.sdp import h264_sps_size, parse_sdp
 
 CRED = Credential("cam", "admin", Secret("secret"))
 

@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import pytest
 
-from probes.base import Status
-from rules.faults import FaultState, fingerprint
-from rules.model import build_rules, load_builtin_configs
+from elvwatch.probes.base import Status
+from elvwatch.rules.faults import FaultState, fingerprint
+from elvwatch.rules.model import build_rules, load_builtin_configs
 from tests.rulekit import device, engine, ob
 
 DOWN, OK = Status.DOWN, Status.OK

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import load_config
-from rules.model import build_rules
+from elvwatch.config.loading import load_config
+from elvwatch.rules.model import build_rules
 
 CONFIG = """\
 sites:

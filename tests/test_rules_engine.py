@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from probes.base import Status
-from rules.faults import FaultState
-from rules.model import Rule, RuleConfig, build_rules
+from elvwatch.probes.base import Status
+from elvwatch.rules.faults import FaultState
+from elvwatch.rules.model import Rule, RuleConfig, build_rules
 from tests.rulekit import device, engine, ob, states
 
 INACTIVE, PENDING, FIRING, CLEARED = (FaultState.INACTIVE, FaultState.PENDING,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.expr import ExprError, compile_expr
+from elvwatch.rules.expr import ExprError, compile_expr
 
 
 @pytest.mark.parametrize(("text", "env", "expected"), [

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config import load_config
-from lab.devices import Fault, LabFleet, tcp_check
-from rules.faults import fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_daemon import wait_for
 

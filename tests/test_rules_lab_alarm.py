@@ -18,11 +18,11 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from daemon.config import load_config
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import SimDevice
-from lab.mqtt_bridges import FrigateStats, PaiBridge
-from rules.faults import fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import SimDevice
+from elvwatch.lab.mqtt_bridges import FrigateStats, PaiBridge
+from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import (
     RulesApp,
     clears,
@@ -214,7 +214,7 @@ async def test_profile_of_the_wrong_family_tickets_missing_topics_until_they_com
 
 
 async def test_lab_covers_every_mqtt_alarm_rule() -> None:
-    from rules.model import load_builtin_configs
+    from elvwatch.rules.model import load_builtin_configs
 
     alarm = {r.id for r in load_builtin_configs() if r.id.startswith("alarm_")}
     covered = {c[1] for c in CASES} | {"alarm_zone_alarm"}

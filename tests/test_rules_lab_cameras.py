@@ -17,12 +17,12 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from daemon.config import load_config
-from lab.onvif import CAMERA_TOPICS, DeviceInfo, OnvifFault, OnvifSimulator
-from lab.onvif_xml import EventTopic
-from lab.rtsp import RtspResponder
-from probes.onvif import clear_hold_offs
-from rules.faults import fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.onvif import CAMERA_TOPICS, DeviceInfo, OnvifFault, OnvifSimulator
+from elvwatch.lab.onvif_xml import EventTopic
+from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.probes.onvif import clear_hold_offs
+from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
 from tests.test_daemon import wait_for
 

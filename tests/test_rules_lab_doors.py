@@ -19,12 +19,12 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from daemon.config import load_config
-from lab.devices import LabFleet, tcp_check
-from lab.mosquitto import MosquittoServer
-from lab.mqtt import SimDevice, access_door
-from lab.sip import SipResponder
-from rules.faults import fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.devices import LabFleet, tcp_check
+from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.lab.mqtt import SimDevice, access_door
+from elvwatch.lab.sip import SipResponder
+from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import (
     RulesApp,
     clears,

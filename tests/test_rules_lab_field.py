@@ -24,17 +24,17 @@ import pytest
 import pytest_asyncio
 import yaml
 
-from daemon.config import load_config
-from lab.devices import Fault as DeviceFault
-from lab.devices import LabFleet, tcp_check
-from lab.modbus import Fault as ModbusFault
-from lab.modbus import ModbusLab
-from lab.snmp import SnmpLab
-from probes.base import Check, Credential, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp import forget as snmp_forget
-from probes.snmp_session import close_engine
-from rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.devices import Fault as DeviceFault
+from elvwatch.lab.devices import LabFleet, tcp_check
+from elvwatch.lab.modbus import Fault as ModbusFault
+from elvwatch.lab.modbus import ModbusLab
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes.base import Check, Credential, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import forget as snmp_forget
+from elvwatch.probes.snmp_session import close_engine
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_daemon import first_address, free_port, wait_for
 

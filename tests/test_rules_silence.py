@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from probes.base import Status
-from rules.faults import FaultState
-from rules.silence import SilenceConfig, Silencer, new_silence
+from elvwatch.probes.base import Status
+from elvwatch.rules.faults import FaultState
+from elvwatch.rules.silence import SilenceConfig, Silencer, new_silence
 from tests.rulekit import Clock, device, engine, ob
 
 FIRING = FaultState.FIRING

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 
-from probes.base import Status
-from rules.engine import Engine
-from rules.faults import FaultState, FaultTransition, fingerprint
-from rules.model import DeviceSpec
-from rules.topology import Topology
+from elvwatch.probes.base import Status
+from elvwatch.rules.engine import Engine
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.rules.model import DeviceSpec
+from elvwatch.rules.topology import Topology
 from tests.rulekit import device, engine, firing_roots, ob
 
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED

@@ -9,8 +9,8 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from daemon.scheduler import Scheduler
-from probes.base import Check, Observation, Status, Target
+from elvwatch.daemon.scheduler import Scheduler
+from elvwatch.probes.base import Check, Observation, Status, Target
 
 
 def _address() -> str:
@@ -239,7 +239,7 @@ async def test_reload_keeps_phase_and_drops_removed_checks() -> None:
 
 
 async def test_limiter_hands_slots_on_in_order_and_survives_cancelled_waiters() -> None:
-    from daemon.scheduler import Limiter
+    from elvwatch.daemon.scheduler import Limiter
 
     limiter = Limiter(2)
     order: list[str] = []

@@ -14,10 +14,10 @@ from typing import cast
 import pytest
 from pydantic import ValidationError
 
-from daemon.adhoc import parse_target, probe_all
-from lab.sip import SipResponder
-from probes.base import Check, Observation, Status, Target
-from probes.sip import MalformedSip, SipOptions, parse_response, probe_sip
+from elvwatch.daemon.adhoc import parse_target, probe_all
+from elvwatch.lab.sip import SipResponder
+from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.sip import MalformedSip, SipOptions, parse_response, probe_sip
 
 SCENARIO = Path(__file__).parents[1] / "lab" / "sipp" / "options_uas.xml"
 TARGET = Target("door-1", "127.0.0.1")
@@ -187,7 +187,9 @@ async def raw_tcp_peer() -> AsyncIterator[Callable[[bytes], asyncio.Future[int]]
 
 
 async def _probe_via_scheduler(port: int, transport: str) -> Observation:
-    from daemon.scheduler import run_check  # the path ProbeProtocolError takes in production
+    from elvwatch.daemon.scheduler import (
+        run_check,  # the path ProbeProtocolError takes in production
+    )
     return await run_check(TARGET, _check(port, transport=transport))
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from daemon.config import ConfigInvalid, load_config
-from lab.sip import SipResponder
-from probes.base import Check, Status, Target
-from probes.sip_registration import SipRegistrationOptions, probe_sip_registration
-from rules.expr import compile_expr
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.lab.sip import SipResponder
+from elvwatch.probes.base import Check, Status, Target
+from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration
+from elvwatch.rules.expr import compile_expr
 from tests.test_sip import _free_port
 
 REGISTER = Path(__file__).parents[1] / "lab" / "sipp" / "register_uac.xml"

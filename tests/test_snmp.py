@@ -13,16 +13,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from daemon.adhoc import parse_target, probe_all
-from daemon.scheduler import LAG_BUCKETS, SchedulerStats
-from exporters.exposition import render
-from exporters.metrics import DeviceLabels, Snapshot, families
-from lab.snmp import SnmpLab
-from probes import labelled
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_session import close_engine
-from rules.state import StateTracker
+from elvwatch.daemon.adhoc import parse_target, probe_all
+from elvwatch.daemon.scheduler import LAG_BUCKETS, SchedulerStats
+from elvwatch.exporters.exposition import render
+from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp_session import close_engine
+from elvwatch.rules.state import StateTracker
 from tests.snmp_agents import COMMUNITY, V3_USERS, Agent, relay, running_snmpd
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"

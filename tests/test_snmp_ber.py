@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from probes import snmp_ber as ber
+from elvwatch.probes import snmp_ber as ber
 
 with warnings.catch_warnings():  # pysnmp's pysmi deprecations (see probes.snmp_session)
     warnings.simplefilter("ignore", DeprecationWarning)

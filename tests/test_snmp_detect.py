@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from lab.snmp import SnmpLab
-from probes import labelled
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.snmp import SnmpOptions, forget, probe_snmp
-from probes.snmp_session import close_engine
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, forget, probe_snmp
+from elvwatch.probes.snmp_session import close_engine
 
 IF = "1.3.6.1.2.1.2.2.1"
 HIK = "1.3.6.1.4.1.39165.1"

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from probes import labelled
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.registry import PUSH
-from probes.snmp_trap import SnmpTrapOptions, SnmpTrapReceiver, SnmpTrapSettings
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.registry import PUSH
+from elvwatch.probes.snmp_trap import SnmpTrapOptions, SnmpTrapReceiver, SnmpTrapSettings
 
 COMMUNITY = "trap-community"
 ENGINE_ID = "0x8000000001020304050607"

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from probes import snmp_ber as ber
-from probes import snmp_udp
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_session import Community, Session, close_engine
+from elvwatch.probes import snmp_ber as ber
+from elvwatch.probes import snmp_udp
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp_session import Community, Session, close_engine
 from tests.snmp_agents import COMMUNITY, Agent, relay, running_snmpd
 
 SYS_DESCR, SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 1, 0), (1, 3, 6, 1, 2, 1, 1, 2, 0)

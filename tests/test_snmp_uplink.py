@@ -12,19 +12,19 @@ from typing import Any
 
 import pytest
 
-from daemon.app import App
-from daemon.config import ConfigInvalid, load_config
-from lab.snmp import SnmpLab
-from probes import labelled
-from probes import snmp as snmp_probe
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp_profiles import profiles
-from probes.snmp_reading import Reading, TableMemory, apply_table
-from probes.snmp_session import close_engine
-from probes.snmp_uplink import Uplink, UplinkMap
-from rules.faults import FaultState
-from rules.model import RuleConfig, build_rules
+from elvwatch.config.loading import ConfigInvalid, load_config
+from elvwatch.daemon.app import App
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes import labelled
+from elvwatch.probes import snmp as snmp_probe
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp_profiles import profiles
+from elvwatch.probes.snmp_reading import Reading, TableMemory, apply_table
+from elvwatch.probes.snmp_session import close_engine
+from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
+from elvwatch.rules.faults import FaultState
+from elvwatch.rules.model import RuleConfig, build_rules
 from tests.rulekit import device, engine, states
 
 

@@ -13,14 +13,14 @@ from typing import NamedTuple
 
 import pytest
 
-from daemon.config import load_config
-from lab.snmp import SnmpLab
-from probes import labelled
-from probes.base import Check, Credential, Observation, Secret, Status, Target
-from probes.snmp import SnmpOptions, probe_snmp
-from probes.snmp import forget as snmp_forget
-from probes.snmp_session import close_engine
-from rules.faults import fingerprint
+from elvwatch.config.loading import load_config
+from elvwatch.lab.snmp import SnmpLab
+from elvwatch.probes import labelled
+from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import forget as snmp_forget
+from elvwatch.probes.snmp_session import close_engine
+from elvwatch.rules.faults import fingerprint
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_cli import aelvwatch
 from tests.test_daemon import wait_for

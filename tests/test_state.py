@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from probes.base import Observation, Status
-from rules.state import DeviceState, StateTracker
+from elvwatch.probes.base import Observation, Status
+from elvwatch.rules.state import DeviceState, StateTracker
 
 
 def obs(check: str, status: Status, t: float, error: str | None = None) -> Observation:

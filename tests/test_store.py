@@ -15,10 +15,17 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import tickets.notify_log  # the notifiers' outbox table (0003), on Base too
-import tickets.schema  # noqa: F401  (its tables are part of the schema compared below)
-from rules.state import DeviceState, StateTransition
-from tickets.store import ArchiveChange, ArchiveEntry, Base, Store, StoreError, StoreUnavailable
+import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
+import elvwatch.tickets.schema  # noqa: F401  (its tables are part of the schema compared below)
+from elvwatch.rules.state import DeviceState, StateTransition
+from elvwatch.tickets.store import (
+    ArchiveChange,
+    ArchiveEntry,
+    Base,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = {"devices", "device_states", "state_transitions", "archive_events", "tickets",

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store
 from tests.rulekit import engine
 from tests.test_rules_topology import down, site, up
 from tests.ticket_fixtures import SITE, T0, Clock, fault
-from tickets.manager import TicketManager
-from tickets.store import Store
 
 FIRING = FaultState.FIRING
 

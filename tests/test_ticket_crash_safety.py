@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store
 from tests import chaos_daemon
-from tickets.manager import TicketManager
-from tickets.store import Store
 
 STEPS = 80
 KILLS = 4

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import daemon.ticket_wiring
-from daemon.app import App
-from daemon.config import load_config
-from exporters.notify.config import (
+import elvwatch.daemon.ticket_wiring
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
+from elvwatch.exporters.notify.config import (
     DingTalkReceiver,
     EmailReceiver,
     EscalationContact,
@@ -28,6 +28,7 @@ from exporters.notify.config import (
     SiteEscalation,
     with_escalation,
 )
+from elvwatch.tickets.events import TicketEventKind
 from tests.notify_peers import (
     DINGTALK_SECRET,
     DINGTALK_TOKEN,
@@ -37,7 +38,6 @@ from tests.notify_peers import (
     smtp_receiver,
 )
 from tests.test_daemon import free_port, wait_for
-from tickets.events import TicketEventKind
 
 ROOT = Path(__file__).resolve().parent.parent
 ZHANG, LI = "zhang@lakeside.example", "li@harbour.example"
@@ -94,7 +94,7 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(daemon.ticket_wiring, "TICKET_TICK_SECONDS", 0.5)
+    monkeypatch.setattr(elvwatch.daemon.ticket_wiring, "TICKET_TICK_SECONDS", 0.5)
     async with smtp_receiver() as smtp, http_receiver() as peer:
         path = escalation_config(tmp_path / "c.yaml", smtp.port, peer.url)
         app = App(load_config(path))
@@ -104,7 +104,7 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
             # The command line runs without the daemon's secrets in its environment.
             env = {k: v for k, v in os.environ.items() if k not in SECRETS}
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "daemon.cli", "tickets", "create", "-c", str(path),
+                sys.executable, "-m", "elvwatch.daemon.cli", "tickets", "create", "-c", str(path),
                 "--site", "lakeside", "--location", "监控中心", "--severity", "emergency",
                 "--description", "监控中心机房断电", "--reporter", "保安老陈",
                 "--channel", "phone", "--by", "值班员", cwd=ROOT, env=env,

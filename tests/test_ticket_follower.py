@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from rules.faults import FaultState
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.follower import EventFollower
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.schema import TicketRow
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import T0, Clock, fault
-from tickets import ticket_store as ts
-from tickets.events import TicketEvent, TicketEventKind
-from tickets.follower import EventFollower
-from tickets.manager import TicketManager
-from tickets.schema import TicketRow
-from tickets.store import Store
 
 
 def event(n: int) -> TicketEvent:

@@ -16,13 +16,13 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from daemon.cli import main
-from exporters.reports.periods import whole_range
-from exporters.reports.sla import sla_report
+from elvwatch.daemon.cli import main
+from elvwatch.exporters.reports.periods import whole_range
+from elvwatch.exporters.reports.sla import sla_report
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import Actor, NewTicket, ServiceRecord, SignOff
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import API_AUTH, HOUR, SITE, T0, TERMS, Clock, archive, ticket_api
-from tickets.manager import TicketManager
-from tickets.records import Actor, NewTicket, ServiceRecord, SignOff
-from tickets.store import Store
 
 DAY = 24 * HOUR
 CALL = NewTicket(site=SITE, description="东门摄像机画面发黑\n业主反映晚上看不清",

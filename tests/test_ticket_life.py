@@ -9,16 +9,16 @@ from dataclasses import replace
 
 import pytest
 
-from exporters.notify.messages import render
-from exporters.reports.brief import build_brief
-from rules.faults import FaultState
+from elvwatch.exporters.notify.messages import render
+from elvwatch.exporters.reports.brief import build_brief
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.core import AWAITING_NOTE
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import IllegalTransition, sign_off_refusal
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import Actor, ServiceRecord, SignOff
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.core import AWAITING_NOTE
-from tickets.events import TicketEvent
-from tickets.lifecycle import IllegalTransition, sign_off_refusal
-from tickets.manager import TicketManager
-from tickets.records import Actor, ServiceRecord, SignOff
-from tickets.store import Store
 
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
 DAY = 24 * HOUR

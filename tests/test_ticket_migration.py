@@ -11,9 +11,9 @@ from sqlalchemy import JSON, Boolean, Integer, String, column, insert, table
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store, UTCDateTime, alembic_config
 from tests.ticket_fixtures import HOUR, T0
-from tickets.manager import TicketManager
-from tickets.store import Store, UTCDateTime, alembic_config
 
 
 def _at(seconds: float | None) -> datetime | None:

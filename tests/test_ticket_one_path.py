@@ -17,12 +17,12 @@ import aiohttp
 import pytest
 import yaml
 
-from daemon import links
-from daemon.app import App
-from daemon.config import load_config
+from elvwatch.config.loading import load_config
+from elvwatch.daemon import links
+from elvwatch.daemon.app import App
+from elvwatch.tickets.records import Actor
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import free_port, wait_for
-from tickets.records import Actor
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ["preventive_due", "acknowledged", "resolved", "signed_off", "closed", "feedback"]
@@ -49,7 +49,7 @@ async def cli(path: Path, *args: str) -> str:
     """``elvwatch ARGS -c PATH`` in its own process, without the daemon's secrets."""
     env = {k: v for k, v in os.environ.items() if k != "ELVWATCH_TEST_HOOK_SECRET"}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "daemon.cli", *args, "-c", str(path), cwd=ROOT, env=env,
+        sys.executable, "-m", "elvwatch.daemon.cli", *args, "-c", str(path), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 0, err.decode()

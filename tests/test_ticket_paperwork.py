@@ -14,12 +14,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from daemon.cli import main
-from rules.faults import FaultState
+from elvwatch.daemon.cli import main
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import PartReplaced, Replacement, RmaClaim, ServiceRecord
+from elvwatch.tickets.store import ArchiveEventRow, Store
 from tests.ticket_fixtures import API_AUTH, SITE, T0, TERMS, Clock, archive, fault, ticket_api
-from tickets.manager import TicketManager
-from tickets.records import PartReplaced, Replacement, RmaClaim, ServiceRecord
-from tickets.store import ArchiveEventRow, Store
 
 FIRING = FaultState.FIRING
 NEW_UNIT = Replacement(serial="K99887766", model="DS-2CD2T47G2", vendor="Hikvision",

@@ -10,18 +10,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from exporters.reports import render
-from exporters.reports.periods import whole_range
-from exporters.reports.render import SiteInfo
-from exporters.reports.sla import SlaReport, sla_report
-from rules.faults import FaultState
+from elvwatch.exporters.reports import render
+from elvwatch.exporters.reports.periods import whole_range
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.exporters.reports.sla import SlaReport, sla_report
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import IllegalTransition
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.records import ServiceRecord
+from elvwatch.tickets.stats import ticket_stats
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.events import TicketEvent
-from tickets.lifecycle import IllegalTransition
-from tickets.manager import TicketManager
-from tickets.records import ServiceRecord
-from tickets.stats import ticket_stats
-from tickets.store import Store
 
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
 MARCH = whole_range(date(2026, 3, 1), date(2026, 3, 31), ZoneInfo("Asia/Shanghai"))

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from rules.faults import FaultState
+from elvwatch.rules.faults import FaultState
+from elvwatch.tickets.actions import PartReplaced, ServiceRecord, SignOff
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.lifecycle import IllegalTransition, UnknownTicket
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
-from tickets.actions import PartReplaced, ServiceRecord, SignOff
-from tickets.events import TicketEvent, TicketEventKind
-from tickets.lifecycle import IllegalTransition, UnknownTicket
-from tickets.manager import TicketManager
-from tickets.store import Store
 
 K = TicketEventKind
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED

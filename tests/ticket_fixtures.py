@@ -12,13 +12,13 @@ from types import SimpleNamespace
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from daemon.config import HttpConfig
-from daemon.http import APP, access
-from daemon.http_tickets import add_ticket_routes
-from rules.faults import FaultState, FaultTransition, fingerprint
-from tickets.manager import TicketManager
-from tickets.sla import SiteTerms
-from tickets.store import ArchiveEntry
+from elvwatch.config.schema import HttpConfig
+from elvwatch.daemon.http import APP, access
+from elvwatch.daemon.http_tickets import add_ticket_routes
+from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.sla import SiteTerms
+from elvwatch.tickets.store import ArchiveEntry
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tickets import follow_ups, paperwork
-from tickets import ticket_store as ts
-from tickets.core import K, ManagerBase
-from tickets.events import TicketEvent
-from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
-from tickets.records import (
+from elvwatch.tickets import follow_ups, paperwork
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.core import K, ManagerBase
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from elvwatch.tickets.records import (
     Actor,
     PartReplaced,
     ServiceRecord,
@@ -29,7 +29,7 @@ from tickets.records import (
     coverage,
     text,
 )
-from tickets.schema import ChecklistResultRow, SignOffRow, TicketRow
+from elvwatch.tickets.schema import ChecklistResultRow, SignOffRow, TicketRow
 
 # The value types callers hand over live in tickets.records; importable from here too.
 __all__ = ["PartReplaced", "ServiceRecord", "SignOff", "TicketActions", "coverage"]

@@ -18,15 +18,15 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rules.silence import new_silence
-from tickets import silence_store
-from tickets import ticket_store as ts
-from tickets.events import TicketEvent, TicketEventKind
-from tickets.lifecycle import TicketState
-from tickets.records import SYSTEM, Actor
-from tickets.schema import SignOffRow, SupersededDeadlineRow, TicketRow
-from tickets.sla import SiteTerms
-from tickets.store import Store
+from elvwatch.rules.silence import new_silence
+from elvwatch.tickets import silence_store
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.lifecycle import TicketState
+from elvwatch.tickets.records import SYSTEM, Actor
+from elvwatch.tickets.schema import SignOffRow, SupersededDeadlineRow, TicketRow
+from elvwatch.tickets.sla import SiteTerms
+from elvwatch.tickets.store import Store
 
 K = TicketEventKind
 LIVE_STATES = ("open", "acknowledged", "resolved", "verified")

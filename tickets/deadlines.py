@@ -8,12 +8,12 @@ breached anew).  A reclassification keeps the severity the ticket opened with.
 
 from __future__ import annotations
 
-from tickets import ticket_store as ts
-from tickets.core import K, ManagerBase, when
-from tickets.events import TicketEvent
-from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
-from tickets.records import SEVERITIES, Actor, actor_of, choice, text
-from tickets.sla import deadlines
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.core import K, ManagerBase, when
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from elvwatch.tickets.records import SEVERITIES, Actor, actor_of, choice, text
+from elvwatch.tickets.sla import deadlines
 
 
 class DeadlineActions(ManagerBase):

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tickets.store import _ROW_ID, Base, UTCDateTime
+from elvwatch.tickets.store import _ROW_ID, Base, UTCDateTime
 
 
 class VisitRow(Base):

@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tickets import ticket_store as ts
-from tickets import visits
-from tickets.core import K, ManagerBase
-from tickets.events import TicketEvent
-from tickets.field_schema import PhotoRow
-from tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
-from tickets.records import Actor, actor_of
-from tickets.schema import FeedbackRow
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets import visits
+from elvwatch.tickets.core import K, ManagerBase
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.field_schema import PhotoRow
+from elvwatch.tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from elvwatch.tickets.records import Actor, actor_of
+from elvwatch.tickets.schema import FeedbackRow
 
 MAX_TEXT = 4000
 

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import ticket_store as ts
-from tickets.core import K
-from tickets.events import TicketEvent
-from tickets.glossary import term
-from tickets.intake import open_request
-from tickets.preventive import item_names
-from tickets.records import Actor, NewTicket
-from tickets.schema import ChecklistResultRow, TicketRow
-from tickets.sla import SiteTerms
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.core import K
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.glossary import term
+from elvwatch.tickets.intake import open_request
+from elvwatch.tickets.preventive import item_names
+from elvwatch.tickets.records import Actor, NewTicket
+from elvwatch.tickets.schema import ChecklistResultRow, TicketRow
+from elvwatch.tickets.sla import SiteTerms
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from tickets.events import TicketEvent
+from elvwatch.tickets.events import TicketEvent
 
 # Long enough for any ticket transaction in flight to commit.
 GAP_SECONDS = 30.0

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import ticket_store as ts
-from tickets.core import DAY, K, ManagerBase
-from tickets.events import TicketEvent
-from tickets.records import (
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.core import DAY, K, ManagerBase
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.records import (
     CHANNELS,
     PEOPLE_CHANNELS,
     SEVERITIES,
@@ -26,9 +26,9 @@ from tickets.records import (
     choice,
     text,
 )
-from tickets.schema import TicketRow
-from tickets.sla import SiteTerms, deadlines
-from tickets.store import DeviceRow
+from elvwatch.tickets.schema import TicketRow
+from elvwatch.tickets.sla import SiteTerms, deadlines
+from elvwatch.tickets.store import DeviceRow
 
 SYSTEMS = ("cctv", "access_control", "intercom", "alarm", "network", "power")
 # A request written down after the call: its time may be given, this far back at most.

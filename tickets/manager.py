@@ -26,22 +26,22 @@ from collections.abc import Collection, Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rules.faults import FaultState, FaultTransition, Severity
-from tickets import ticket_store as ts
-from tickets.actions import TicketActions
-from tickets.core import AWAITING_NOTE, DAY, LIVE_STATES, RECOVERED_NOTE, K, when
-from tickets.deadlines import DeadlineActions
-from tickets.events import TicketEvent
-from tickets.intake import TicketIntake
-from tickets.lifecycle import TicketState
-from tickets.paperwork import TicketPaperwork
-from tickets.preventive import WorkOrderDue, due_work_orders
-from tickets.reads import TicketReads
-from tickets.records import SYSTEM
-from tickets.schema import FaultLogRow, TicketRow
-from tickets.sla import SiteTerms, breaches, deadlines
-from tickets.store import DeviceRow
-from tickets.store import _to_epoch as _epoch
+from elvwatch.rules.faults import FaultState, FaultTransition, Severity
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.actions import TicketActions
+from elvwatch.tickets.core import AWAITING_NOTE, DAY, LIVE_STATES, RECOVERED_NOTE, K, when
+from elvwatch.tickets.deadlines import DeadlineActions
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.intake import TicketIntake
+from elvwatch.tickets.lifecycle import TicketState
+from elvwatch.tickets.paperwork import TicketPaperwork
+from elvwatch.tickets.preventive import WorkOrderDue, due_work_orders
+from elvwatch.tickets.reads import TicketReads
+from elvwatch.tickets.records import SYSTEM
+from elvwatch.tickets.schema import FaultLogRow, TicketRow
+from elvwatch.tickets.sla import SiteTerms, breaches, deadlines
+from elvwatch.tickets.store import DeviceRow
+from elvwatch.tickets.store import _to_epoch as _epoch
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tickets.glossary import term
+from elvwatch.tickets.glossary import term
 
 ISO = (r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)?")
 _ISO = re.compile(ISO)

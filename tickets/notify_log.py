@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, Integer, PrimaryKeyConstraint, String, Table, Text
 
-from tickets.store import Base, UTCDateTime
+from elvwatch.tickets.store import Base, UTCDateTime
 
 
 def outbox_columns() -> list[Column[object]]:

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import ticket_store as ts
-from tickets import visits
-from tickets.core import K, ManagerBase
-from tickets.events import TicketEvent
-from tickets.lifecycle import Action, IllegalTransition, TicketState
-from tickets.records import (
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets import visits
+from elvwatch.tickets.core import K, ManagerBase
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import Action, IllegalTransition, TicketState
+from elvwatch.tickets.records import (
     MAX_NAME,
     Actor,
     PartReplaced,
@@ -30,14 +30,14 @@ from tickets.records import (
     coverage,
     text,
 )
-from tickets.schema import (
+from elvwatch.tickets.schema import (
     FeedbackRow,
     RmaClaimRow,
     ServicePartRow,
     ServiceRecordRow,
     TicketRow,
 )
-from tickets.store import MAX_FACT_LENGTH, ArchiveEventRow, DeviceRow
+from elvwatch.tickets.store import MAX_FACT_LENGTH, ArchiveEventRow, DeviceRow
 
 # Archive fields a replacement sets, in the order its note names them.
 REPLACED_FIELDS = ("serial", "model", "vendor", "installed", "warranty_until")

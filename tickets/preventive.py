@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from tickets.glossary import term
-from tickets.sla import SiteTerms
+from elvwatch.tickets.glossary import term
+from elvwatch.tickets.sla import SiteTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,8 @@ def _items(raw: object) -> Items:
 
 @functools.cache
 def builtin_checklists() -> Checklists:
-    text = resources.files("tickets").joinpath("checklists.yaml").read_text(encoding="utf-8")
+    text = resources.files("elvwatch.tickets").joinpath("checklists.yaml").read_text(
+        encoding="utf-8")
     raw = yaml.safe_load(text)
     return Checklists({k: _items(v) for k, v in raw["systems"].items()},
                       {k: _items(v) for k, v in raw["kinds"].items()})

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from tickets import ticket_store as ts
-from tickets.core import ManagerBase
-from tickets.events import TicketEvent
-from tickets.schema import TicketEventRow, TicketRow
-from tickets.store import _from_epoch
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.core import ManagerBase
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.schema import TicketEventRow, TicketRow
+from elvwatch.tickets.store import _from_epoch
 
 
 class TicketReads(ManagerBase):

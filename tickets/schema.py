@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tickets.store import _ROW_ID, Base, UTCDateTime
+from elvwatch.tickets.store import _ROW_ID, Base, UTCDateTime
 
 
 class TicketRow(Base):
@@ -297,4 +297,4 @@ class SilenceRow(Base):
 
 
 # The engineers' field records (visits, photos, personal links), migration 0005.
-import tickets.field_schema  # noqa: E402, F401
+import elvwatch.tickets.field_schema  # noqa: E402, F401

@@ -11,9 +11,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rules.silence import Silence
-from tickets.schema import SilenceRow
-from tickets.store import Store, _from_epoch, _to_epoch
+from elvwatch.rules.silence import Silence
+from elvwatch.tickets.schema import SilenceRow
+from elvwatch.tickets.store import Store, _from_epoch, _to_epoch
 
 
 async def save(store: Store, silence: Silence) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-from rules.faults import Severity
+from elvwatch.rules.faults import Severity
 
 HOUR = 3600.0
 

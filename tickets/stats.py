@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from tickets.core import LIVE_STATES
-from tickets.schema import TicketRow
-from tickets.store import Store, _to_epoch
+from elvwatch.tickets.core import LIVE_STATES
+from elvwatch.tickets.schema import TicketRow
+from elvwatch.tickets.store import Store, _to_epoch
 
 
 @dataclass(frozen=True, slots=True)

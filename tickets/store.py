@@ -59,7 +59,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from rules.state import DeviceState, StateTransition
+from elvwatch.rules.state import DeviceState, StateTransition
 
 log = logging.getLogger(__name__)
 

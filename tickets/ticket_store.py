@@ -14,10 +14,10 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.events import TicketEvent, TicketEventKind, fault_episode
-from tickets.field_schema import PhotoRow, VisitRow
-from tickets.lifecycle import UnknownTicket, sign_off_refusal
-from tickets.schema import (
+from elvwatch.tickets.events import TicketEvent, TicketEventKind, fault_episode
+from elvwatch.tickets.field_schema import PhotoRow, VisitRow
+from elvwatch.tickets.lifecycle import UnknownTicket, sign_off_refusal
+from elvwatch.tickets.schema import (
     ChecklistResultRow,
     FeedbackRow,
     RmaClaimRow,
@@ -29,7 +29,7 @@ from tickets.schema import (
     TicketEventRow,
     TicketRow,
 )
-from tickets.store import ArchiveEventRow, DeviceRow, _from_epoch, _to_epoch
+from elvwatch.tickets.store import ArchiveEventRow, DeviceRow, _from_epoch, _to_epoch
 
 
 def epoch(moment: datetime | None) -> float | None:

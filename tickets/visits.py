@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets import ticket_store as ts
-from tickets.field_schema import VisitRow
-from tickets.schema import TicketRow
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.field_schema import VisitRow
+from elvwatch.tickets.schema import TicketRow
 
 MAX_NOTE = 1000
 

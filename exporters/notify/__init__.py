@@ -5,11 +5,17 @@ makes the notifiers from it and the credentials; a ``Dispatcher`` (dispatcher.py
 rate-limits, retries and records them in a ``NotificationLog`` (log.py).
 """
 
-from exporters.notify.base import Message, Notifier, NotifyConfigError, NotifyError, SendResult
-from exporters.notify.config import NotifyConfig
-from exporters.notify.dispatcher import Dispatcher
-from exporters.notify.log import MemoryNotificationLog, NotificationLog, SqlNotificationLog
-from exporters.notify.receivers import build_notifiers
+from elvwatch.exporters.notify.base import (
+    Message,
+    Notifier,
+    NotifyConfigError,
+    NotifyError,
+    SendResult,
+)
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.log import MemoryNotificationLog, NotificationLog, SqlNotificationLog
+from elvwatch.exporters.notify.receivers import build_notifiers
 
 __all__ = [
     "Dispatcher",

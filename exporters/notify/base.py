@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tickets.events import TicketEvent
+from elvwatch.tickets.events import TicketEvent
 
 
 class NotifyError(Exception):

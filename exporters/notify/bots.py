@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
-from exporters.notify.base import Message, NotifyConfigError, SendResult
-from exporters.notify.webhook import HttpPoster, http_result
-from probes.base import Credential, bounded
-from tickets.events import TicketEventKind
+from elvwatch.exporters.notify.base import Message, NotifyConfigError, SendResult
+from elvwatch.exporters.notify.webhook import HttpPoster, http_result
+from elvwatch.probes.base import Credential, bounded
+from elvwatch.tickets.events import TicketEventKind
 
 # WeCom rejects markdown content over 4096 bytes of UTF-8.
 WECOM_MAX_BYTES = 4096

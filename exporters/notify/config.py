@@ -30,8 +30,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from exporters.notify.messages import zone
-from tickets.events import TicketEvent, TicketEventKind
+from elvwatch.exporters.notify.messages import zone
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
 Language = Literal["zh-CN", "en"]

@@ -23,12 +23,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from exporters.notify.base import Message, Notifier, SendResult
-from exporters.notify.config import NotifyConfig
-from exporters.notify.log import NotificationLog, Pending
-from exporters.notify.messages import render_summary, zone
-from exporters.notify.ratelimit import TokenBucket
-from tickets.events import TicketEvent
+from elvwatch.exporters.notify.base import Message, Notifier, SendResult
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.exporters.notify.log import NotificationLog, Pending
+from elvwatch.exporters.notify.messages import render_summary, zone
+from elvwatch.exporters.notify.ratelimit import TokenBucket
+from elvwatch.tickets.events import TicketEvent
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from exporters.notify.messages import event_from_json, event_json
-from tickets.events import TicketEvent
-from tickets.notify_log import notify_log
-from tickets.store import configure_sqlite, redact, upgrade_schema
+from elvwatch.exporters.notify.messages import event_from_json, event_json
+from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.notify_log import notify_log
+from elvwatch.tickets.store import configure_sqlite, redact, upgrade_schema
 
 log = logging.getLogger(__name__)
 

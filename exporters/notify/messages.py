@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from exporters.notify.base import Message
-from probes.base import bounded
-from tickets.events import TicketEvent, TicketEventKind
-from tickets.glossary import state_term, term
-from tickets.notes import display_title, local_note, person
+from elvwatch.exporters.notify.base import Message
+from elvwatch.probes.base import bounded
+from elvwatch.tickets.events import TicketEvent, TicketEventKind
+from elvwatch.tickets.glossary import state_term, term
+from elvwatch.tickets.notes import display_title, local_note, person
 
 LANGUAGES = ("zh-CN", "en")
 # A chat message listing more lines than this is cut: the rest is one "and N more" line.

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from exporters.notify.base import Notifier, NotifyConfigError
-from exporters.notify.bots import DingTalkNotifier, WeComNotifier
-from exporters.notify.config import (
+from elvwatch.exporters.notify.base import Notifier, NotifyConfigError
+from elvwatch.exporters.notify.bots import DingTalkNotifier, WeComNotifier
+from elvwatch.exporters.notify.config import (
     DingTalkReceiver,
     EmailReceiver,
     NotifyConfig,
     WebhookReceiver,
     WeComReceiver,
 )
-from exporters.notify.smtp import EmailNotifier
-from exporters.notify.webhook import WebhookNotifier
-from probes.base import Credential
+from elvwatch.exporters.notify.smtp import EmailNotifier
+from elvwatch.exporters.notify.webhook import WebhookNotifier
+from elvwatch.probes.base import Credential
 
 
 def build_notifiers(config: NotifyConfig,

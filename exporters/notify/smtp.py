@@ -20,8 +20,8 @@ from pathlib import Path
 
 import aiosmtplib
 
-from exporters.notify.base import Message, SendResult, scrub
-from probes.base import Credential, bounded
+from elvwatch.exporters.notify.base import Message, SendResult, scrub
+from elvwatch.probes.base import Credential, bounded
 
 Security = str  # "starttls" | "ssl" | "none"
 

@@ -48,11 +48,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from exporters.notify.log import PENDING, LogEntry, Pending, SqlNotificationLog
-from exporters.notify.messages import event_from_json
-from probes.base import bounded
-from tickets.notify_log import notify_log, outbox_columns
-from tickets.store import configure_sqlite
+from elvwatch.exporters.notify.log import PENDING, LogEntry, Pending, SqlNotificationLog
+from elvwatch.exporters.notify.messages import event_from_json
+from elvwatch.probes.base import bounded
+from elvwatch.tickets.notify_log import notify_log, outbox_columns
+from elvwatch.tickets.store import configure_sqlite
 
 log = logging.getLogger(__name__)
 

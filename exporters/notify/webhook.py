@@ -17,9 +17,9 @@ from collections.abc import Mapping
 
 import aiohttp
 
-from exporters.notify.base import Message, SendResult, http_status_recoverable, scrub
-from exporters.notify.messages import event_json
-from probes.base import Credential, bounded
+from elvwatch.exporters.notify.base import Message, SendResult, http_status_recoverable, scrub
+from elvwatch.exporters.notify.messages import event_json
+from elvwatch.probes.base import Credential, bounded
 
 USER_AGENT = "elvwatch-notify/0.1"
 # Enough of a response body to read a bot's {"errcode": …}; a receiver that sends more

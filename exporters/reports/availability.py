@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
 
-from exporters.reports.labels import Label
-from exporters.reports.periods import Period
-from rules.state import DeviceState
-from tickets.schema import TicketDeviceRow, TicketRow
-from tickets.store import DeviceRow, Store, TransitionRow
+from elvwatch.exporters.reports.labels import Label
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.rules.state import DeviceState
+from elvwatch.tickets.schema import TicketDeviceRow, TicketRow
+from elvwatch.tickets.store import DeviceRow, Store, TransitionRow
 
 Progress = Callable[[int, int], None]
 _US = 1_000_000

@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exporters.reports.labels import Label, site_labels
-from tickets.actions import coverage
-from tickets.preventive import ChecklistItem, builtin_checklists
-from tickets.schema import ServiceRecordRow, TicketRow
-from tickets.store import ArchiveEntry, Store
+from elvwatch.exporters.reports.labels import Label, site_labels
+from elvwatch.tickets.actions import coverage
+from elvwatch.tickets.preventive import ChecklistItem, builtin_checklists
+from elvwatch.tickets.schema import ServiceRecordRow, TicketRow
+from elvwatch.tickets.store import ArchiveEntry, Store
 
 SEVERITY_RANK = {"emergency": 0, "major": 1, "general": 2}
 STATE_RANK = {"down": 0, "degraded": 1, "unknown": 2, "up": 3}

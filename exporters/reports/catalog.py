@@ -13,16 +13,20 @@ from datetime import date
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from exporters.reports import documents, render, tables
-from exporters.reports.availability import AvailabilityReport, Progress, availability_report
-from exporters.reports.periods import months, whole_range
-from exporters.reports.render import SiteInfo
-from exporters.reports.service import ServiceReport, service_report
-from exporters.reports.sla import SlaReport, sla_report
-from tickets.store import Store
+from elvwatch.exporters.reports import documents, render, tables
+from elvwatch.exporters.reports.availability import (
+    AvailabilityReport,
+    Progress,
+    availability_report,
+)
+from elvwatch.exporters.reports.periods import months, whole_range
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.exporters.reports.service import ServiceReport, service_report
+from elvwatch.exporters.reports.sla import SlaReport, sla_report
+from elvwatch.tickets.store import Store
 
 if TYPE_CHECKING:
-    from exporters.terminal import Table
+    from elvwatch.exporters.terminal import Table
 
 KINDS = ("availability", "sla", "service")
 FORMATS = ("html", "csv", "pdf", "json")
@@ -88,7 +92,7 @@ def encode(report: Report, fmt: str, site: SiteInfo, now: float) -> bytes:
 
 
 def screen_tables(report: Report, site: SiteInfo) -> list[Table]:
-    from exporters.reports import screen  # rich: only the command line draws tables
+    from elvwatch.exporters.reports import screen  # rich: only the command line draws tables
 
     if isinstance(report, AvailabilityReport):
         return screen.availability_tables(report, site)

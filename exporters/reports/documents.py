@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporters.reports.availability import AvailabilityReport
-from exporters.reports.periods import Period
-from exporters.reports.render import SiteInfo, breach_reason
-from exporters.reports.service import Record, ServiceReport
-from exporters.reports.sla import SlaReport
+from elvwatch.exporters.reports.availability import AvailabilityReport
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.exporters.reports.render import SiteInfo, breach_reason
+from elvwatch.exporters.reports.service import Record, ServiceReport
+from elvwatch.exporters.reports.sla import SlaReport
 
 Document = dict[str, Any]
 

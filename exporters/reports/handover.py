@@ -28,15 +28,24 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from exporters.reports import render, tables
-from exporters.reports.availability import AvailabilityReport, Progress, availability_report
-from exporters.reports.logs import Logs, site_logs
-from exporters.reports.periods import Period, months, whole_range
-from exporters.reports.render import CoverLine, SiteInfo
-from exporters.reports.service import ArchiveRow, ServiceReport, archive_rows, service_report
-from exporters.reports.sla import SlaReport, sla_report
-from exporters.reports.words import word
-from tickets.store import Store
+from elvwatch.exporters.reports import render, tables
+from elvwatch.exporters.reports.availability import (
+    AvailabilityReport,
+    Progress,
+    availability_report,
+)
+from elvwatch.exporters.reports.logs import Logs, site_logs
+from elvwatch.exporters.reports.periods import Period, months, whole_range
+from elvwatch.exporters.reports.render import CoverLine, SiteInfo
+from elvwatch.exporters.reports.service import (
+    ArchiveRow,
+    ServiceReport,
+    archive_rows,
+    service_report,
+)
+from elvwatch.exporters.reports.sla import SlaReport, sla_report
+from elvwatch.exporters.reports.words import word
+from elvwatch.tickets.store import Store
 
 
 @dataclass(frozen=True, slots=True)

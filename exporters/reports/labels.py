@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tickets.glossary import term
-from tickets.notes import display_title
-from tickets.store import DeviceRow
+from elvwatch.tickets.glossary import term
+from elvwatch.tickets.notes import display_title
+from elvwatch.tickets.store import DeviceRow
 
 
 @dataclass(frozen=True, slots=True)

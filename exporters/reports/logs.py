@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from exporters.reports.labels import Label, site_labels
-from exporters.reports.periods import Period
-from tickets import ticket_store as ts
-from tickets.schema import TicketEventRow, TicketRow
-from tickets.store import DeviceRow, Store, TransitionRow
+from elvwatch.exporters.reports.labels import Label, site_labels
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.schema import TicketEventRow, TicketRow
+from elvwatch.tickets.store import DeviceRow, Store, TransitionRow
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,17 +16,17 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from exporters.reports.availability import AvailabilityReport
-from exporters.reports.brief import Brief
-from exporters.reports.labels import Label, Labels
-from exporters.reports.logs import Logs, cause_text
-from exporters.reports.periods import Period
-from exporters.reports.service import ArchiveRow, ServiceReport, total_charge
-from exporters.reports.sla import Breach, SlaReport
-from exporters.reports.words import hms, percent, when, word, yuan
-from tickets.glossary import state_term, term
-from tickets.notes import event_note, local_note, local_work, person
-from tickets.preventive import item_names
+from elvwatch.exporters.reports.availability import AvailabilityReport
+from elvwatch.exporters.reports.brief import Brief
+from elvwatch.exporters.reports.labels import Label, Labels
+from elvwatch.exporters.reports.logs import Logs, cause_text
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.exporters.reports.service import ArchiveRow, ServiceReport, total_charge
+from elvwatch.exporters.reports.sla import Breach, SlaReport
+from elvwatch.exporters.reports.words import hms, percent, when, word, yuan
+from elvwatch.tickets.glossary import state_term, term
+from elvwatch.tickets.notes import event_note, local_note, local_work, person
+from elvwatch.tickets.preventive import item_names
 
 
 class PdfUnavailable(RuntimeError):

@@ -7,15 +7,15 @@ availability two decimals (the CSV and ``--json`` carry the exact numbers).
 
 from __future__ import annotations
 
-from exporters.reports.availability import AvailabilityReport
-from exporters.reports.labels import Labels
-from exporters.reports.render import SiteInfo, breach_reason
-from exporters.reports.service import ServiceReport
-from exporters.reports.sla import SlaReport
-from exporters.reports.tables import parts_text
-from exporters.reports.words import hms, percent, when, word
-from exporters.terminal import Cell, Styled, Table, table
-from tickets.notes import person
+from elvwatch.exporters.reports.availability import AvailabilityReport
+from elvwatch.exporters.reports.labels import Labels
+from elvwatch.exporters.reports.render import SiteInfo, breach_reason
+from elvwatch.exporters.reports.service import ServiceReport
+from elvwatch.exporters.reports.sla import SlaReport
+from elvwatch.exporters.reports.tables import parts_text
+from elvwatch.exporters.reports.words import hms, percent, when, word
+from elvwatch.exporters.terminal import Cell, Styled, Table, table
+from elvwatch.tickets.notes import person
 
 
 def _title(key: str, site: SiteInfo, label: str) -> str:

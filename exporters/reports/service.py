@@ -28,12 +28,12 @@ from datetime import UTC, date, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exporters.reports.labels import Label, site_labels
-from exporters.reports.periods import Period
-from tickets import ticket_store as ts
-from tickets.actions import coverage
-from tickets.schema import FeedbackRow, TicketRow
-from tickets.store import ArchiveEntry, Store
+from elvwatch.exporters.reports.labels import Label, site_labels
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.tickets import ticket_store as ts
+from elvwatch.tickets.actions import coverage
+from elvwatch.tickets.schema import FeedbackRow, TicketRow
+from elvwatch.tickets.store import ArchiveEntry, Store
 
 
 @dataclass(frozen=True, slots=True)

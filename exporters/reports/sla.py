@@ -33,10 +33,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from exporters.reports.labels import Label, site_labels
-from exporters.reports.periods import Period
-from tickets.schema import SupersededDeadlineRow, TicketRow
-from tickets.store import Store
+from elvwatch.exporters.reports.labels import Label, site_labels
+from elvwatch.exporters.reports.periods import Period
+from elvwatch.tickets.schema import SupersededDeadlineRow, TicketRow
+from elvwatch.tickets.store import Store
 
 SEVERITIES = ("emergency", "major", "general")
 

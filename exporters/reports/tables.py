@@ -16,16 +16,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from exporters.reports.availability import AvailabilityReport
-from exporters.reports.brief import Brief
-from exporters.reports.labels import Labels
-from exporters.reports.logs import Logs, cause_text
-from exporters.reports.service import ArchiveRow, Part, ServiceReport
-from exporters.reports.sla import SlaReport
-from exporters.reports.words import hms, number, percent, when, word, yuan
-from tickets.glossary import state_term, term
-from tickets.notes import event_note, local_note, local_work, person
-from tickets.preventive import item_names
+from elvwatch.exporters.reports.availability import AvailabilityReport
+from elvwatch.exporters.reports.brief import Brief
+from elvwatch.exporters.reports.labels import Labels
+from elvwatch.exporters.reports.logs import Logs, cause_text
+from elvwatch.exporters.reports.service import ArchiveRow, Part, ServiceReport
+from elvwatch.exporters.reports.sla import SlaReport
+from elvwatch.exporters.reports.words import hms, number, percent, when, word, yuan
+from elvwatch.tickets.glossary import state_term, term
+from elvwatch.tickets.notes import event_note, local_note, local_work, person
+from elvwatch.tickets.preventive import item_names
 
 # Excel runs a cell starting with one of these as a formula; device-reported text (an
 # ONVIF manufacturer "=HYPERLINK(...)") must stay text, so it gets a leading apostrophe.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from tickets.glossary import GLOSSARY
+from elvwatch.tickets.glossary import GLOSSARY
 
 WORDS: dict[str, tuple[str, str]] = {
     "availability_title": ("设备运行情况记录", "Equipment operation record"),

@@ -13,9 +13,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import tickets.notify_log  # the notifiers' outbox table (0003), on Base too
-import tickets.schema  # noqa: F401  (registers the ticket tables on Base)
-from tickets.store import Base
+import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
+import elvwatch.tickets.schema  # noqa: F401  (registers the ticket tables on Base)
+from elvwatch.tickets.store import Base
 
 config = context.config
 target_metadata = Base.metadata

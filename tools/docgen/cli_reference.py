@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from daemon.cli import _parser as elvwatch_parser
+from elvwatch.daemon.cli import _parser as elvwatch_parser
 
 PROG = "elvwatch"
 SUMMARY = ("monitoring for the weak-current (ELV) systems of residential communities")

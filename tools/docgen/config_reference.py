@@ -12,7 +12,7 @@ import json
 from collections import deque
 from typing import Any
 
-from tools.docgen.config_schema import Schema, config_schema, definitions
+from tools.docgen.config_schema import Schema, definitions, json_schema
 
 ROOT_ANCHOR = "top-level"
 
@@ -162,7 +162,7 @@ def _default(prop: Schema, required: bool) -> str:
 
 def render(schema: Schema | None = None) -> str:
     """The reference page (Markdown for MkDocs with the attr_list extension)."""
-    schema = config_schema() if schema is None else schema
+    schema = json_schema() if schema is None else schema
     defs = schema.get("$defs", {})
     lines = [
         "# Configuration reference",

@@ -12,11 +12,11 @@ from importlib.abc import Traversable
 
 import yaml
 
-from rules.model import Hold, RuleConfig
+from elvwatch.rules.model import Hold, RuleConfig
 
 
 def rule_files() -> list[Traversable]:
-    folder = resources.files("rules").joinpath("builtin")
+    folder = resources.files("elvwatch.rules").joinpath("builtin")
     return sorted((e for e in folder.iterdir() if e.name.endswith(".yaml")),
                   key=lambda e: e.name)
 

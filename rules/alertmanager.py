@@ -3,7 +3,7 @@
 Alertmanager's webhook (payload version 4) posts groups of alerts, each ``firing`` or
 ``resolved`` with its labels, annotations, ``startsAt``/``endsAt`` and fingerprint.
 Each alert is mapped to a configured device by its labels and becomes a
-:class:`~rules.faults.FaultTransition` of rule ``alertmanager:<alertname>``, which the
+:class:`~elvwatch.rules.faults.FaultTransition` of rule ``alertmanager:<alertname>``, which the
 ticket stage handles like any fault of the rule engine: firing opens (or keeps) one
 ticket, resolved resolves it, a recurrence within the reopen window reopens it.
 
@@ -21,25 +21,22 @@ The ticket key is (site, device, rule, alert identity): the alert identity is th
 alert's full label set, as in Alertmanager, so two alerts of one name on one device
 (say two disks) are two tickets, and the same alert sent again is the same ticket.
 
-This module is pure (no I/O): daemon/http_alertmanager.py is the HTTP side.
+This module is pure (no I/O): web/alertmanager.py is the HTTP side.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from probes.base import bounded
-from rules.faults import FaultState, FaultTransition, Severity, fingerprint
-
-if TYPE_CHECKING:
-    from daemon.config import Device
+from elvwatch.probes.base import Target, bounded
+from elvwatch.rules.faults import FaultState, FaultTransition, Severity, fingerprint
 
 RULE_PREFIX = "alertmanager:"
 # Alertmanager sends this for "no end yet" (Go's zero time).
@@ -120,26 +117,27 @@ def host_of(value: str) -> str:
 
 
 class DeviceIndex:
-    """Devices by id and by host, built once per config."""
+    """Devices (as their probe targets: id, host, site, system, kind) by id and by
+    host, built once per config."""
 
-    def __init__(self, devices: Mapping[str, Device]) -> None:
-        self.devices = devices
-        self.by_host: dict[str, list[Device]] = {}
-        for device in devices.values():
-            self.by_host.setdefault(device.config.host.lower(), []).append(device)
+    def __init__(self, devices: Iterable[Target]) -> None:
+        self.devices = {d.device: d for d in devices}
+        self.by_host: dict[str, list[Target]] = {}
+        for device in self.devices.values():
+            self.by_host.setdefault(device.host.lower(), []).append(device)
 
-    def find(self, value: str, site: str | None) -> Device | str:
+    def find(self, value: str, site: str | None) -> Target | str:
         """The device ``value`` names (in ``site`` if given), or why there is none."""
         device = self.devices.get(value)
-        if device is not None and site in (None, device.config.site):
+        if device is not None and site in (None, device.site):
             return device
         candidates = self.by_host.get(value.lower()) or self.by_host.get(host_of(value), [])
-        candidates = [d for d in candidates if site in (None, d.config.site)]
+        candidates = [d for d in candidates if site in (None, d.site)]
         if len(candidates) == 1:
             return candidates[0]
         where = f" at site {site!r}" if site else ""
         if candidates:
-            ids = ", ".join(sorted(d.id for d in candidates))
+            ids = ", ".join(sorted(d.device for d in candidates))
             return f"{value!r} matches several devices{where} ({ids}); add a site label"
         return f"no device{where} has id or host {value!r}"
 
@@ -182,7 +180,6 @@ def to_transitions(payload: Payload, index: DeviceIndex, config: AlertmanagerCon
             continue
         device = found
         rule = RULE_PREFIX + alertname
-        cfg = device.config
         firing = alert.status == "firing"
         at = alert.startsAt.timestamp() if firing else _ended(alert, now)
         summary = alert.annotations.get("summary", "").strip()
@@ -190,15 +187,16 @@ def to_transitions(payload: Payload, index: DeviceIndex, config: AlertmanagerCon
         name_zh = bounded(alert.annotations.get("summary_zh", "").strip() or name_en, 200)
         description = alert.annotations.get("description", "").strip()
         out.append(FaultTransition(
-            fingerprint=fingerprint(cfg.site, device.id, rule + "\x00" + alert_identity(labels)),
-            rule=rule, device=device.id, site=cfg.site, system=device.system.value,
-            kind=cfg.kind, name_zh=name_zh, name_en=name_en,
+            fingerprint=fingerprint(device.site, device.device,
+                                    rule + "\x00" + alert_identity(labels)),
+            rule=rule, device=device.device, site=device.site, system=device.system,
+            kind=device.kind, name_zh=name_zh, name_en=name_en,
             severity=severity_of(labels, config).value,
             previous=FaultState.PENDING if firing else FaultState.FIRING,
             state=FaultState.FIRING if firing else FaultState.CLEARED,
             at=min(at, now), summary=bounded(description or summary or alertname, 500),
-            suppressed_by=mutes({"site": cfg.site, "device": device.id,
-                                 "system": device.system.value, "kind": cfg.kind,
+            suppressed_by=mutes({"site": device.site, "device": device.device,
+                                 "system": device.system, "kind": device.kind,
                                  "rule": rule}) if firing and mutes else None))
     return out, unmapped
 

@@ -30,7 +30,9 @@ import openpyxl  # type: ignore[import-untyped]
 import yaml
 from pydantic import ValidationError
 
-from daemon.config import Config, DeviceConfig, Location, builtin_kinds
+from elvwatch.config.loading import builtin_kinds
+from elvwatch.config.resolved import Config
+from elvwatch.config.schema import DeviceConfig, Location
 
 _Label = Callable[[str], str]  # archive field → its column header as written in the file
 

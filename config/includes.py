@@ -8,7 +8,7 @@ import glob
 import os
 from pathlib import Path
 
-from daemon.yamlsource import ConfigError, SourceDict, SourceList, load_yaml
+from elvwatch.config.yamlsource import ConfigError, SourceDict, SourceList, load_yaml
 
 
 def include_matches(base: Path, pattern: str) -> list[Path]:

@@ -10,9 +10,9 @@ from pathlib import Path
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from exporters.notify.config import NotifyConfig
-from exporters.notify.receivers import receiver_problems
-from probes.base import Credential
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.exporters.notify.receivers import receiver_problems
+from elvwatch.probes.base import Credential
 
 Report = Callable[[list[int | str], str], None]
 

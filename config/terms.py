@@ -3,11 +3,12 @@ each site's escalation route for the notifiers."""
 
 from __future__ import annotations
 
-from daemon.config import ChecklistItemConfig, Config
-from exporters.notify.config import EscalationContact, SiteEscalation
-from exporters.reports.render import SiteInfo
-from tickets.preventive import ChecklistItem, Checklists, builtin_checklists
-from tickets.sla import SiteTerms
+from elvwatch.config.resolved import Config
+from elvwatch.config.schema import ChecklistItemConfig
+from elvwatch.exporters.notify.config import EscalationContact, SiteEscalation
+from elvwatch.exporters.reports.render import SiteInfo
+from elvwatch.tickets.preventive import ChecklistItem, Checklists, builtin_checklists
+from elvwatch.tickets.sla import SiteTerms
 
 
 def checklists(config: Config) -> Checklists:
