@@ -255,6 +255,26 @@ def test_the_readme_is_short_and_its_links_lead_to_files() -> None:
     assert broken == []
 
 
+def test_the_pages_people_read_are_in_chinese_too() -> None:
+    for name in BILINGUAL:
+        assert (DOCS / f"{name}.md").is_file(), name
+        assert (DOCS / f"{name}.zh-CN.md").is_file(), f"{name}.zh-CN.md is missing"
+    for page in DOCS.rglob("*.zh-CN.md"):
+        assert page.with_name(page.name.replace(".zh-CN.md", ".md")).is_file()
+
+
+def _code_blocks(text: str) -> list[str]:
+    return re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.M | re.S)
+
+
+@pytest.mark.parametrize("name", BILINGUAL)
+def test_a_chinese_page_carries_the_same_commands_and_examples_as_the_english(
+        name: str) -> None:
+    english = _code_blocks((DOCS / f"{name}.md").read_text(encoding="utf-8"))
+    chinese = _code_blocks((DOCS / f"{name}.zh-CN.md").read_text(encoding="utf-8"))
+    assert chinese == english
+
+
 def test_the_schema_lists_every_check_type_and_push_source(schema: dict[str, Any]) -> None:
     from elvwatch.probes.registry import PUSH, known_types
 
