@@ -102,7 +102,10 @@ class _Described(GenerateJsonSchema):
         props = out.get("properties")
         if not (isinstance(model, type) and issubclass(model, BaseModel) and props):
             return out
-        comments = field_comments(model)
+        comments: dict[str, str] = {}
+        for base in reversed(model.__mro__):  # a field's comment is where it is declared
+            if isinstance(base, type) and issubclass(base, BaseModel) and base is not BaseModel:
+                comments.update(field_comments(base))
         for name, field in model.model_fields.items():
             prop = props.get(field.alias or name)
             if not isinstance(prop, dict):

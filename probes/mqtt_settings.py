@@ -29,6 +29,7 @@ class MqttSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The brokers by name; mqtt checks name theirs in params.broker.
     brokers: dict[str, BrokerSettings] = Field(default_factory=dict)
     # Incoming messages waiting per broker; beyond this they are dropped and counted.
     queue_size: int = Field(10_000, ge=10, le=1_000_000)
@@ -36,7 +37,9 @@ class MqttSettings(BaseModel):
     max_payload: int = Field(65_536, ge=64, le=16 * 1024 * 1024)
     # How often silence is checked: a stale device is reported within this of max_age.
     sweep_seconds: float = Field(1.0, gt=0, le=60)
+    # First wait before reconnecting to a lost broker; doubles each time, jittered ...
     reconnect_min_seconds: float = Field(1.0, gt=0, le=60)
+    # ... up to this.
     reconnect_max_seconds: float = Field(60.0, gt=0, le=3600)
 
 
@@ -51,13 +54,18 @@ class MqttCheckOptions(BaseModel):
     topic: str = Field(min_length=1, max_length=1024)
     # Fills {key} in the profile (a Frigate camera, a PAI zone name); default device id.
     key: str | None = Field(None, min_length=1, max_length=256)
+    # What the device publishes and how to read it (access_control, zigbee2mqtt, frigate,
+    # paradox_pai_*); none: generic JSON.
     profile: str | None = None
     # Seconds of silence after which the device is down (stale); none: never stale.
     max_age: float | None = Field(None, gt=0)
     # Without a profile: where the value is in a JSON payload, and its name.
     json_path: str | None = None
+    # Without a profile: the value's name (mqtt.value).
     value: str = Field("mqtt.value", pattern=VALUE_NAME)
+    # Without a profile: a topic saying online/offline (often the device's Last Will).
     availability_topic: str | None = None
+    # MQTT QoS of the subscription (0 or 1).
     qos: int = Field(0, ge=0, le=1)
     # A profile's expected topics not seen this long after subscribing, while the
     # bridge talks, are reported missing (retained topics arrive at once; bridges that

@@ -68,12 +68,17 @@ class OnvifOptions(BaseModel):
     adjust_time: bool = Field(True, description="sign WS-Security with the camera's clock")
     max_clock_offset_seconds: float = Field(
         10.0, gt=0, description="a larger |offset| makes the check degraded")
+    # At most this many media profiles are read (stream URI each).
     max_profiles: int = Field(8, ge=1, le=32)
     stream: bool = Field(True, description="RTSP DESCRIBE the first profile's stream")
+    # The transport asked for in GetStreamUri.
     stream_transport: Literal["RTSP", "HTTP", "UDP", "TCP"] = "RTSP"
     snapshot: bool = Field(False, description="fetch and judge the first profile's snapshot")
+    # The snapshot must be this wide (and high, below); none: any size.
     snapshot_width: int | None = Field(None, ge=1)
+    # See snapshot_width.
     snapshot_height: int | None = Field(None, ge=1)
+    # A larger snapshot fails the check (read stops there).
     max_snapshot_bytes: int = Field(8_000_000, ge=1024, le=64_000_000)
     max_answer_bytes: int = Field(
         MAX_ANSWER_BYTES, ge=65536, le=64 * 1024 * 1024,

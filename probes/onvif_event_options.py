@@ -25,10 +25,12 @@ class OnvifEventsOptions(BaseModel):
     # The long-poll: the camera holds PullMessages this long when nothing happens.
     # Shorter notices a dead camera sooner; longer costs fewer requests.
     pull_seconds: float = Field(20.0, ge=1, le=60)
+    # Seconds one SOAP call (subscribe, renew, unsubscribe) may take.
     call_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # A rebooting camera is back in 30-120 s: from 5 s doubling finds it soon after
     # without hammering one that is gone for good.
     retry_min_seconds: float = Field(5.0, gt=0, le=3600)
+    # A lost subscription is retried from retry_min_seconds, doubling up to this (jittered).
     retry_max_seconds: float = Field(300.0, gt=0, le=86400)
     hold_off_seconds: float = Field(
         900.0, ge=0, le=86400,

@@ -54,6 +54,7 @@ class SipOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # udp (retransmitted per RFC 3261) or tcp.
     transport: Literal["udp", "tcp"] = "udp"
     user: str = Field("", description="user part of the request URI, e.g. an extension")
     expect: str = Field("", description="acceptable final codes, e.g. '200,401'; "

@@ -47,8 +47,10 @@ class SipRegistrationOptions(BaseModel):
 
     server: str = Field(min_length=1, max_length=253,
                         description="host (name or IP) of the site's SIP server")
+    # The SIP server's port.
     server_port: int = Field(DEFAULT_PORT, ge=1, le=65535)
     user: str = Field(description="the station's SIP user / extension at the server")
+    # udp or tcp, towards the server.
     transport: Literal["udp", "tcp"] = "udp"
     unregistered: str = Field(DEFAULT_UNREGISTERED,
                               description="final codes meaning 'not registered'")

@@ -88,11 +88,14 @@ class SnmpOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # 1, 2c or 3 (USM: the device's credentials give user, keys and protocols).
     version: Literal["1", "2c", "3"] = "2c"
     # Comma-separated profile names; empty = the kind's defaults and what matches.
     profiles: tuple[str, ...] = ()
+    # Requests resent within the check's timeout when no answer comes.
     retries: int = Field(1, ge=0, le=5)
     max_rows: int = Field(512, ge=1, le=10_000)  # per table column
+    # GETBULK max-repetitions of the table walks.
     max_repetitions: int = Field(25, ge=1, le=100)
 
     @field_validator("version", mode="before",

@@ -68,6 +68,7 @@ class SnmpTrapSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     listen: str = "127.0.0.1:1162"  # port 0: any free port (tests)
+    # v1/v2c communities accepted.
     communities: tuple[str, ...] = ()
     v3_users: tuple[str, ...] = ()  # names of credentials
 

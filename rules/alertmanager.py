@@ -49,7 +49,9 @@ class AlertmanagerConfig(BaseModel):
     # Labels naming the device, tried in order; matched to a device id, then a host.
     device_labels: list[str] = Field(default_factory=lambda: ["device", "instance"],
                                      min_length=1)
+    # The label naming the site; must match the device's site when present.
     site_label: str = "site"
+    # The label whose value (severity_map) gives the ticket's severity.
     severity_label: str = "severity"
     # Label value (lower case) → contract severity; general/major/emergency map to
     # themselves.

@@ -79,29 +79,45 @@ class Match(BaseModel):
     on every observation of a matching device."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Site ids.
     site: Names = Field(default_factory=list)
+    # Systems (cctv, access_control, intercom, alarm, network, power).
     system: Names = Field(default_factory=list)
+    # Device kinds.
     kind: Names = Field(default_factory=list)
+    # Tags the device must all carry.
     tags: Names = Field(default_factory=list)
+    # Check types or check names (rtsp, tcp_554).
     check: Names = Field(default_factory=list)
 
 
 class RuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    # Unique; a site rule with a built-in rule's id replaces it.
     id: RuleId
+    # The fault's name in tickets, pages and messages, in Chinese ...
     name_zh: str = Field(min_length=1, max_length=200)
+    # ... and in English.
     name_en: str = Field(min_length=1, max_length=200)
+    # The ticket's severity, which sets its contract deadlines.
     severity: Severity = Severity.GENERAL
+    # Which devices and checks the rule applies to.
     match: Match = Match()
+    # When the fault holds, in the condition language (rules/README.md); never eval'd.
     condition: str
+    # How long the condition must hold before the fault fires: polls (3) or a duration (5m).
     for_: HoldField = Field(Hold(polls=1), alias="for")
+    # How long it must be false before the fault clears: polls or a duration.
     clear: HoldField = Hold(polls=1)
     # Topology: the cause class of this fault ("connectivity", "power"), and the cause
     # classes of child (and same-device) faults a firing fault of this rule explains.
     cause: str | None = None
+    # Cause classes of child (and same-device) faults a firing fault of this rule explains.
     explains: Names = Field(default_factory=list)
+    # false switches a built-in rule off (a site rule with its id).
     enabled: bool = True
+    # What the fault means, for people reading the rule.
     description: str = ""
 
     @field_validator("condition")

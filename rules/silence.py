@@ -69,12 +69,19 @@ class SilenceConfig(BaseModel):
     """A silence or maintenance window written in the config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Default: made up when the config loads.
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    # Label → values it mutes (site, device, system, kind, rule); every label given must match.
     matchers: dict[Label, Annotated[list[str], BeforeValidator(
         _as_list, json_schema_input_type=str | list[str])]]
+    # Who set it (shown on the silences page and in the audit trail).
     who: str = Field(min_length=1)
+    # Why (季度定期保养, 换交换机).
     why: str = Field(min_length=1)
+    # When it starts (ISO 8601 with offset); none: at once. A future start makes it a maintenance
+    # window.
     starts: datetime | None = None
+    # When it ends (ISO 8601 with offset); muted faults are then reported again.
     until: datetime
 
     @model_validator(mode="after")

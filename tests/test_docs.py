@@ -281,3 +281,13 @@ def test_the_schema_lists_every_check_type_and_push_source(schema: dict[str, Any
     check = schema["$defs"]["CheckConfig"]
     assert check["properties"]["type"]["enum"] == known_types()
     assert set(schema["properties"]["sources"]["properties"]) == set(PUSH)
+
+
+def test_every_key_of_the_schema_says_what_it_is(schema: dict[str, Any]) -> None:
+    """A key's description is the comment above its field in the model: a new key
+    without one fails here, naming the model."""
+    undescribed = [f"{name or 'ConfigModel'}.{key}" for name, node in definitions(schema)
+                   for key, prop in node["properties"].items() if not prop.get("description")]
+    assert undescribed == []
+    http = schema["$defs"]["HttpConfig"]["properties"]
+    assert http["loopback_reads"]["description"].startswith("Reads from loopback need no token.")

@@ -59,24 +59,34 @@ def _http_url(value: str) -> str:
 class RateLimit(Strict):
     """Token bucket per receiver: ``burst`` messages at once, then ``per_minute``."""
 
+    # Messages a minute, on average, once the burst is spent.
     per_minute: float = Field(20.0, gt=0, le=6000)
+    # Messages that may go at once.
     burst: int = Field(5, ge=1, le=1000)
 
 
 class WebhookOptions(Strict):
+    # Where the JSON is posted (http or https; no secret in the URL: the HMAC key is in
+    # credentials).
     url: str
+    # Seconds one delivery may take.
     timeout: float = Field(10.0, gt=0, le=300)
 
     _url = field_validator("url")(_http_url)
 
 
 class EmailOptions(Strict):
+    # The SMTP server.
     host: str = Field(min_length=1, max_length=253)
     # None: 465 for ssl, 587 for starttls, 25 for none.
     port: int | None = Field(None, ge=1, le=65535)
+    # starttls (port 587), ssl: implicit TLS (465), or none (25).
     security: Literal["starttls", "ssl", "none"] = "starttls"
+    # The From address: user@host or Name <user@host>.
     sender: str = Field(min_length=3, max_length=254)
+    # Where the messages go (escalations go to the site's contacts instead).
     to: list[str] = Field(min_length=1, max_length=100)
+    # Seconds one delivery may take.
     timeout: float = Field(30.0, gt=0, le=600)
     # Trust this CA bundle instead of the system's (a private mail relay).
     ca_file: Path | None = None
@@ -103,14 +113,19 @@ class EmailOptions(Strict):
 
 
 class WeComOptions(Strict):
+    # The WeCom group bot endpoint; the bot's key comes from credentials (secrets.key).
     url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    # Seconds one delivery may take.
     timeout: float = Field(10.0, gt=0, le=300)
 
     _url = field_validator("url")(_http_url)
 
 
 class DingTalkOptions(Strict):
+    # The DingTalk group bot endpoint; access_token (and secret, for signed mode) come from
+    # credentials.
     url: str = "https://oapi.dingtalk.com/robot/send"
+    # Seconds one delivery may take.
     timeout: float = Field(10.0, gt=0, le=300)
     # Mobile numbers @-mentioned on emergency notifications.
     at_mobiles: list[Annotated[str, Field(pattern=r"^\+?[0-9-]{5,20}$")]] = \
@@ -120,32 +135,43 @@ class DingTalkOptions(Strict):
 
 
 class _Receiver(Strict):
+    # The credentials (credentials.<name>) holding the bot key, HMAC key or SMTP login.
     credentials: Identifier | None = None
     # None: the language of each event's site.
     language: Language | None = None
 
 
 class WebhookReceiver(_Receiver):
+    # A JSON POST signed with HMAC-SHA256.
     type: Literal["webhook"]
+    # Where and how long.
     options: WebhookOptions
+    # How many messages it may send; a storm beyond it goes out as one summary.
     rate: RateLimit = RateLimit(per_minute=120, burst=20)
 
 
 class EmailReceiver(_Receiver):
+    # Mail through an SMTP server.
     type: Literal["email"]
+    # The server, sender and recipients.
     options: EmailOptions
+    # How many messages it may send; a storm beyond it goes out as one summary.
     rate: RateLimit = RateLimit(per_minute=30, burst=10)
 
 
 class WeComReceiver(_Receiver):
+    # A WeCom (企业微信) group bot.
     type: Literal["wecom"]
+    # Endpoint and timeout (the defaults fit).
     options: WeComOptions = WeComOptions()
     # WeCom allows 20 messages a minute per bot.
     rate: RateLimit = RateLimit(per_minute=20, burst=5)
 
 
 class DingTalkReceiver(_Receiver):
+    # A DingTalk (钉钉) group bot.
     type: Literal["dingtalk"]
+    # Endpoint, timeout and the mobiles to @-mention.
     options: DingTalkOptions = DingTalkOptions()
     # DingTalk allows 20 messages a minute per bot, then throttles it for 10 minutes.
     rate: RateLimit = RateLimit(per_minute=20, burst=5)
@@ -158,13 +184,18 @@ Receiver = Annotated[WebhookReceiver | EmailReceiver | WeComReceiver | DingTalkR
 class Route(Strict):
     """Events matching every given list go to ``receivers``; an empty list matches all."""
 
+    # Who gets the matching events (notify.receivers names).
     receivers: list[Identifier] = Field(min_length=1)
+    # Which ticket events.
     events: list[TicketEventKind] = Field(default_factory=lambda: [
         TicketEventKind.OPENED, TicketEventKind.ESCALATED, TicketEventKind.BREACHED,
         TicketEventKind.RESOLVED, TicketEventKind.VERIFIED, TicketEventKind.SIGNED_OFF,
         TicketEventKind.RECLASSIFIED, TicketEventKind.PREVENTIVE_DUE])
+    # Only events of these sites.
     sites: list[Identifier] = Field(default_factory=list)
+    # Only tickets of these severities.
     severities: list[Severity] = Field(default_factory=list)
+    # Only tickets of these systems (cctv, access_control, …).
     systems: list[str] = Field(default_factory=list)
 
     def matches(self, event: TicketEvent) -> bool:
@@ -177,8 +208,11 @@ class Route(Strict):
 class RetryPolicy(Strict):
     """Exponential backoff for recoverable failures: initial, ×2 each time, capped."""
 
+    # Seconds before the first retry.
     initial_delay: float = Field(2.0, gt=0, le=3600)
+    # The longest wait between retries, in seconds.
     max_delay: float = Field(300.0, gt=0, le=86400)
+    # Tries in all before a notification is given up on (and counted as failed).
     attempts: int = Field(8, ge=1, le=1000)
 
     def delay(self, attempt: int) -> float:
@@ -187,8 +221,11 @@ class RetryPolicy(Strict):
 
 
 class NotifyConfig(Strict):
+    # Where notifications can go, by name.
     receivers: dict[Identifier, Receiver] = Field(default_factory=dict)
+    # Which events go to which receivers; every matching route's receivers, each once.
     routes: list[Route] = Field(default_factory=list)
+    # How failures worth retrying are retried.
     retry: RetryPolicy = RetryPolicy()
     # Deadlines and times in messages are shown in this zone.
     timezone: str = "Asia/Shanghai"
