@@ -113,7 +113,8 @@ class TicketsConfig(Strict):
     verify_after_polls: int = Field(3, ge=1, le=10_000)
     # A fault recurring within this long after its ticket was resolved reopens that
     # ticket (counting the recurrence) instead of opening a new one.
-    reopen_window: Annotated[float, BeforeValidator(_seconds)] = Field(7 * 86400.0, ge=0)
+    reopen_window: Annotated[float, BeforeValidator(_seconds, json_schema_input_type=float | str)] \
+        = Field(7 * 86400.0, ge=0)
     # A ticket the site representative has not signed off is closed by the system this
     # many days after its recovery was confirmed ("auto-closed: no sign-off within N
     # days"); null: only a sign-off closes a ticket.

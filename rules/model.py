@@ -59,14 +59,16 @@ class Hold(BaseModel):
     seconds: float | None = Field(None, gt=0, le=30 * 86400)
 
 
-HoldField = Annotated[Hold, BeforeValidator(_polls_or_duration)]
+# Written as a number of polls or a duration such as "5m" (the JSON Schema says so).
+HoldField = Annotated[Hold, BeforeValidator(_polls_or_duration,
+                                            json_schema_input_type=int | str)]
 
 
 def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-Names = Annotated[list[str], BeforeValidator(_as_list)]
+Names = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
 
 
 class Match(BaseModel):

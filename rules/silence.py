@@ -70,7 +70,8 @@ class SilenceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-    matchers: dict[Label, Annotated[list[str], BeforeValidator(_as_list)]]
+    matchers: dict[Label, Annotated[list[str], BeforeValidator(
+        _as_list, json_schema_input_type=str | list[str])]]
     who: str = Field(min_length=1)
     why: str = Field(min_length=1)
     starts: datetime | None = None
