@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config, Device
@@ -399,26 +398,6 @@ class App(TicketWiring):
             notify=self.dispatcher.stats if self.dispatcher is not None else None,
             notify_unsynced=self._notify_log.unsynced if self._notify_log is not None
             else None)
-
-
-async def run_daemon(config_path: Path) -> int:
-    try:
-        config = await asyncio.to_thread(load_config, config_path)
-    except ConfigInvalid as exc:
-        log.error("%s: config invalid:\n%s", config_path, exc)
-        return 1
-    app = App(config)
-    try:
-        await app.start()
-    except (StoreError, ConfigUnusable, OSError) as exc:  # OSError: the HTTP port
-        log.error("cannot start: %s", exc)
-        await app.stop()
-        return 1
-    try:
-        await app.run_forever()
-    finally:
-        await app.stop()
-    return 0
 
 
 def settle_heap(*, collect: bool) -> None:

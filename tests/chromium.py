@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from elvwatch.cli.main import main
 from elvwatch.daemon.app import App
-from elvwatch.daemon.cli import main
 
 try:
     from playwright.async_api import Browser, async_playwright

@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def elvwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "elvwatch.daemon.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "elvwatch.cli", *args], capture_output=True,
                           text=True, timeout=60, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -196,7 +196,7 @@ def test_demo_serves_a_simulated_community_and_stops_by_itself(tmp_path: Path) -
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elvwatch.daemon.cli", "demo", "--listen", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "elvwatch.cli", "demo", "--listen", f"127.0.0.1:{port}",
          "--dir", str(tmp_path), "--duration", "12"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from elvwatch.cli.main import main
+from elvwatch.cli.tickets import parse_item
 from elvwatch.config.loading import load_config
 from elvwatch.config.terms import site_terms
-from elvwatch.daemon.cli import main
-from elvwatch.daemon.cli_tickets import parse_item
 from elvwatch.rules.faults import FaultState
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.store import ArchiveEntry, Store

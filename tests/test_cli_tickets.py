@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elvwatch.daemon.cli import main
+from elvwatch.cli.main import main
 from elvwatch.rules.faults import FaultState
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.store import ArchiveEntry, Store

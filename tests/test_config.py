@@ -257,7 +257,7 @@ def test_included_file_errors_name_the_included_file(tmp_path: Path) -> None:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "elvwatch.daemon.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "elvwatch.cli", *args], capture_output=True,
                           text=True, timeout=60, env=env, cwd=ROOT)
 
 

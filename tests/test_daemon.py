@@ -292,7 +292,7 @@ async def test_probe_endpoint_returns_metrics_for_one_target(tmp_path: Path) -> 
 # -- the daemon as a process: signals ------------------------------------------------
 def _start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "elvwatch.daemon.cli", "run",
+        return subprocess.Popen([sys.executable, "-m", "elvwatch.cli", "run",
                                  "-c", str(config)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -438,7 +438,7 @@ async def test_run_with_its_port_taken_exits_1_without_a_traceback(tmp_path: Pat
         async with fleet_of(1) as fleet:
             config = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}")
             done = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "elvwatch.daemon.cli", "run", "-c",
+                subprocess.run, [sys.executable, "-m", "elvwatch.cli", "run", "-c",
                                  str(config)],
                 cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from elvwatch.cli.demo import ENV_PREFIX, SITE, _snmp_env, demo_config
 from elvwatch.config.loading import load_config
 from elvwatch.config.resolved import Config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.demo import ENV_PREFIX, SITE, _snmp_env, demo_config
 from elvwatch.lab.community import TAMPER_CAMERA, Community, Secrets, snmp_available
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.probes.base import Observation, Status

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,12 @@ def _sections(page: str) -> dict[str, list[str]]:
     return out
 
 
-def test_the_published_schema_is_the_one_the_code_generates() -> None:
-    assert COMMITTED.read_text(encoding="utf-8") == schema_text(), (
+def test_the_published_schema_is_what_elvwatch_config_schema_prints() -> None:
+    printed = subprocess.run([sys.executable, "-m", "elvwatch.cli", "config", "schema"],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT,
+                             check=True).stdout
+    assert printed == schema_text()
+    assert COMMITTED.read_text(encoding="utf-8") == printed, (
         "docs/config.schema.json is stale: python3 -m tools.docgen.config_schema "
         "-o docs/config.schema.json")
 
@@ -152,14 +157,6 @@ def test_every_key_config_example_uses_exists_in_the_schema(schema: dict[str, An
     unknown = _unknown_keys(example, schema, schema, "")
     assert "http.colour" in unknown
     assert any(u.endswith(".params.verison") for u in unknown)
-
-
-def test_config_example_is_valid_against_the_schema(
-        validator: jsonschema.Draft202012Validator) -> None:
-    example = _as_editors_read(EXAMPLE.read_text(encoding="utf-8"))
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in validator.iter_errors(example)]
-    assert errors == []
 
 
 @pytest.mark.parametrize(("text", "where"), [

@@ -13,10 +13,10 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from elvwatch.cli.main import main
 from elvwatch.config.loading import load_config
 from elvwatch.daemon import links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.cli import main
 from elvwatch.daemon.http import access, build_web_app
 from elvwatch.daemon.page_text import MESSAGES, choose
 from elvwatch.rules.faults import FaultState

@@ -189,7 +189,7 @@ async def test_snmp_community_goes_only_to_its_device(
 
         # A person's own `elvwatch probe` reads their environment: the capture sees it.
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "elvwatch.daemon.cli", "probe", target,
+            subprocess.run, [sys.executable, "-m", "elvwatch.cli", "probe", target,
                              "--timeout", "1"], cwd=ROOT, capture_output=True, text=True,
             timeout=60, env=dict(os.environ))
         assert done.returncode == 1

@@ -28,10 +28,10 @@ from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
 import elvwatch.daemon.http
+from elvwatch.cli.main import main
 from elvwatch.config.loading import load_config
 from elvwatch.daemon import read_links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.cli import main
 from elvwatch.daemon.http import access, build_web_app
 from tests.chromium import tickets_for
 from tests.test_daemon import free_port

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from elvwatch.cli.demo import ENV_PREFIX, SITE, demo_config, read_only_commands
+from elvwatch.cli.main import main
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.terms import site_terms
 from elvwatch.daemon.app import archive_entry
-from elvwatch.daemon.cli import main
-from elvwatch.daemon.demo import ENV_PREFIX, SITE, demo_config, read_only_commands
 from elvwatch.lab.community import Community, Secrets
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.store import Store

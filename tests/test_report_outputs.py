@@ -17,8 +17,8 @@ import openpyxl  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from elvwatch.cli.main import main
 from elvwatch.config.inventory import import_devices
-from elvwatch.daemon.cli import main
 from elvwatch.exporters.reports.availability import availability_report
 from elvwatch.exporters.reports.periods import months, whole_range
 from elvwatch.exporters.reports.service import service_report

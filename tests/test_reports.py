@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from elvwatch.daemon.cli import main
+from elvwatch.cli.main import main
 from elvwatch.exporters.reports import render, tables
 from elvwatch.exporters.reports.availability import AvailabilityReport, availability_report, tally
 from elvwatch.exporters.reports.brief import Contact, build_brief

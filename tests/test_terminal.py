@@ -101,7 +101,7 @@ def run_on_terminal(*args: str, columns: int = 150) -> tuple[int, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 60, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    proc = subprocess.Popen([sys.executable, "-m", "elvwatch.daemon.cli", "--log-level", "warning",
+    proc = subprocess.Popen([sys.executable, "-m", "elvwatch.cli", "--log-level", "warning",
                              *args], stdin=subprocess.DEVNULL, stdout=follower,
                             stderr=follower, cwd=ROOT,
                             env={**env, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)})
@@ -131,7 +131,7 @@ def run_on_terminal(*args: str, columns: int = 150) -> tuple[int, str]:
 
 
 def run_in_pipe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "elvwatch.daemon.cli", "--log-level", "warning",
+    return subprocess.run([sys.executable, "-m", "elvwatch.cli", "--log-level", "warning",
                            *args],
                           capture_output=True, text=True, timeout=60, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})

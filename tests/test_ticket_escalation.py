@@ -104,7 +104,7 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
             # The command line runs without the daemon's secrets in its environment.
             env = {k: v for k, v in os.environ.items() if k not in SECRETS}
             child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "elvwatch.daemon.cli", "tickets", "create", "-c", str(path),
+                sys.executable, "-m", "elvwatch.cli", "tickets", "create", "-c", str(path),
                 "--site", "lakeside", "--location", "监控中心", "--severity", "emergency",
                 "--description", "监控中心机房断电", "--reporter", "保安老陈",
                 "--channel", "phone", "--by", "值班员", cwd=ROOT, env=env,

@@ -16,7 +16,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from elvwatch.daemon.cli import main
+from elvwatch.cli.main import main
 from elvwatch.exporters.reports.periods import whole_range
 from elvwatch.exporters.reports.sla import sla_report
 from elvwatch.tickets.manager import TicketManager

@@ -49,7 +49,7 @@ async def cli(path: Path, *args: str) -> str:
     """``elvwatch ARGS -c PATH`` in its own process, without the daemon's secrets."""
     env = {k: v for k, v in os.environ.items() if k != "ELVWATCH_TEST_HOOK_SECRET"}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "elvwatch.daemon.cli", *args, "-c", str(path), cwd=ROOT, env=env,
+        sys.executable, "-m", "elvwatch.cli", *args, "-c", str(path), cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 0, err.decode()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from elvwatch.daemon.cli import main
+from elvwatch.cli.main import main
 from elvwatch.rules.faults import FaultState
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.records import PartReplaced, Replacement, RmaClaim, ServiceRecord

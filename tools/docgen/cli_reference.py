@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from elvwatch.daemon.cli import _parser as elvwatch_parser
+from elvwatch.cli.main import build_parser
 
 PROG = "elvwatch"
 SUMMARY = ("monitoring for the weak-current (ELV) systems of residential communities")
@@ -55,7 +55,7 @@ leaves the running one in place) and drains running checks on SIGTERM.
 
 def parser() -> argparse.ArgumentParser:
     """The parser of the ``elvwatch`` command."""
-    return elvwatch_parser()
+    return build_parser()
 
 
 def commands(root: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:

@@ -9,8 +9,8 @@ import sys
 from datetime import date
 from typing import Any
 
+from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
 from elvwatch.config.loading import load_config
-from elvwatch.daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
 
 
 def _actor(args: argparse.Namespace) -> Any:
@@ -154,7 +154,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _local(seconds: float | None) -> str:
-    from elvwatch.daemon.cli_store import when
+    from elvwatch.cli.common import when
 
     return when(seconds)
 
@@ -182,8 +182,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def cmd_signoff_link(args: argparse.Namespace) -> int:
     """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (daemon/links.py)."""
+    from elvwatch.cli.links import link_base, signed, signing_token
     from elvwatch.daemon import links
-    from elvwatch.daemon.cli_links import link_base, signed, signing_token
 
     code, detail = with_manager(args, lambda m: m.get(args.number))
     if detail is None:

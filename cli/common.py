@@ -1,9 +1,11 @@
-"""What the store-reading commands share: the config without probe secrets, the ticket
-manager on the config's store, and how errors and times are printed.
+"""What the commands share: exit codes, the config loaded with its errors printed, the
+ticket manager on the config's store, and how times are printed and read.
 
-These commands need the store, not the devices: the config is loaded without reading
-any secret (elvwatch.config.loading.load_config ``secrets=False``), so an engineer can run them
-with a config whose device passwords live only in the daemon's environment.
+The store-reading commands need the store, not the devices: they load the config
+without reading any secret (elvwatch.config.loading.load_config ``secrets=False``), so
+an engineer can run them with a config whose device passwords live only in the
+daemon's environment.  Everything heavier than argparse is imported where it is used:
+every command's start-up goes through here.
 """
 
 from __future__ import annotations
@@ -14,18 +16,41 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from elvwatch.config.loading import ConfigInvalid, load_config
-from elvwatch.config.resolved import Config
+if TYPE_CHECKING:
+    from elvwatch.config.resolved import Config
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A command given without its action: its help on stderr, a usage error."""
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def load_or_report(path: Path, *, secrets: bool = True) -> Config | None:
+    """The config, or None after printing each of its errors and how many there are.
+    ``secrets=False`` for commands that read the store or the daemon, never a device
+    (see load_config)."""
+    from elvwatch.config.loading import ConfigInvalid, load_config
+
+    try:
+        return load_config(path, secrets=secrets)
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(exc.errors)} error(s) in {path}", file=sys.stderr)
+        return None
+
+
 def read_config(path: Path) -> Config | None:
     """The config for a command that reads the store (no secrets), or None after
     printing what is wrong with it."""
+    from elvwatch.config.loading import ConfigInvalid, load_config
+
     try:
         return load_config(path, secrets=False)
     except ConfigInvalid as exc:

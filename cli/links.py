@@ -18,10 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -3,7 +3,7 @@
 The commands open the store directly (SQLite WAL and PostgreSQL both let them write
 while the daemon runs); every action is one transaction with its audit event, which a
 running daemon's notifier picks up from the stored events.  They read the config
-without its secrets (daemon/cli_store.py): the store is all they need.
+without its secrets (cli/common.py): the store is all they need.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elvwatch.daemon import cli_ticket_actions as acts
-from elvwatch.daemon.cli_silences import add_silence_commands
-from elvwatch.daemon.cli_store import EXIT_OK, EXIT_USAGE, when, with_manager
-from elvwatch.daemon.cli_ticket_actions import parse_item
+from elvwatch.cli import ticket_actions as acts
+from elvwatch.cli.common import EXIT_OK, usage, when, with_manager
+from elvwatch.cli.silences import add_silence_commands
+from elvwatch.cli.ticket_actions import parse_item
 
 if TYPE_CHECKING:  # rich loads only for the commands that print tables
     from elvwatch.exporters.terminal import Styled
@@ -146,13 +146,8 @@ def add_ticket_commands(sub: Any) -> None:
                       help="one checklist result (repeat for each item)")
     done.add_argument("--work", default="", help="work done (default: checklist done)")
     done.set_defaults(func=acts.cmd_complete)
-    tickets.set_defaults(func=lambda _a: _usage(tickets))
+    tickets.set_defaults(func=lambda _a: usage(tickets))
     add_silence_commands(sub)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return EXIT_USAGE
 
 
 def _state(t: Any) -> str:

@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:  # the report modules load on use: other commands start faster
     from elvwatch.exporters.reports.render import SiteInfo
     from elvwatch.exporters.terminal import Progress, Table
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 KINDS = ("availability", "sla", "service", "handover")  # catalog.KINDS and the package
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from elvwatch.daemon.cli_store import EXIT_FAIL, EXIT_OK, EXIT_USAGE, when, with_manager
+from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, usage, when, with_manager
 
 
 def _until(text: str, now: float) -> float:
@@ -97,8 +97,4 @@ def add_silence_commands(sub: Any) -> None:
     ex.add_argument("id")
     ex.set_defaults(func=cmd_silence_expire)
 
-    def usage(_args: argparse.Namespace) -> int:
-        silence.print_help(sys.stderr)
-        return EXIT_USAGE
-
-    silence.set_defaults(func=usage)
+    silence.set_defaults(func=lambda _args: usage(silence))
