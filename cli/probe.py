@@ -16,7 +16,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if "://" in args.target:
         try:
-            # A person's own shell: the ELVWATCH_* secrets of the README may come from it.
+            # A person's own shell: the ELVWATCH_* secrets docs/commands.md names may come from it.
             adhoc = parse_target(args.target, args.kind, timeout=args.timeout, env=os.environ)
         except UsageError as exc:
             print(f"elvwatch probe: {exc}", file=sys.stderr)

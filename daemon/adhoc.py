@@ -5,7 +5,7 @@ Schemes so far: ``icmp://HOST``, ``tcp://HOST:PORT`` and
 URL: protocols that need them take them from a stored credential the caller chose
 (``credential``: the daemon's /probe hands a configured device's own, see
 daemon/probe_access.py) or, for a person at the command line, from the environment
-variables the README names (``env``; the daemon passes none: its environment is not
+variables docs/commands.md names (``env``; the daemon passes none: its environment is not
 for whoever can reach /probe).
 """
 
@@ -308,8 +308,8 @@ def parse_target(url: str, kind: str | None = None, timeout: float | None = None
     if not scheme or not split.hostname:
         raise UsageError(f"{shown!r}: expected SCHEME://HOST[:PORT], e.g. tcp://127.0.0.1:554")
     if split.password:
-        raise UsageError("put no password in the URL; the README names the environment "
-                         "variable each protocol reads it from")
+        raise UsageError("put no password in the URL; the documentation (docs/commands.md) "
+                         "names the environment variable each protocol reads it from")
     builder = SCHEMES.get(scheme)
     if builder is None:
         raise UsageError(f"{shown!r}: unknown scheme {scheme!r} (known: "
