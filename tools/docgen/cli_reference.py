@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from elvwatch.cli.main import build_parser
+from tools.docgen import output
 
 PROG = "elvwatch"
 SUMMARY = ("monitoring for the weak-current (ELV) systems of residential communities")
@@ -129,16 +128,11 @@ def _ascii(roff: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argparse.ArgumentParser(prog="python -m tools.docgen.cli_reference")
+    args = output.parser("python -m tools.docgen.cli_reference",
+                         "the command-line reference (Markdown) or the man page")
     args.add_argument("--man", action="store_true", help="the man page (roff), not Markdown")
-    args.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     opts = args.parse_args(argv)
-    text = manpage() if opts.man else markdown()
-    if opts.output:
-        opts.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return output.emit(manpage() if opts.man else markdown(), opts.output)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ which ``tests/test_docs.py`` keeps current.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from elvwatch.config.json_schema import Schema, json_schema, schema_text
+from tools.docgen import output
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "config.schema.json"
 
@@ -28,16 +27,9 @@ def definitions(schema: Schema) -> Iterator[tuple[str, Schema]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.docgen.config_schema",
-                                     description="write the config's JSON Schema")
-    parser.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
-    args = parser.parse_args(argv)
-    text = schema_text()
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
+    args = output.parser("python -m tools.docgen.config_schema",
+                         "write the config's JSON Schema").parse_args(argv)
+    return output.emit(schema_text(), args.output)
 
 
 if __name__ == "__main__":
