@@ -1,4 +1,5 @@
-"""The running daemon: config → scheduler → state tracker → store, and the HTTP side.
+"""The running daemon: config → scheduler → state tracker → store, the rule and ticket
+stages, and whatever serves it (the HTTP listener of web/, handed in as a Listener).
 
 Start order matters: the store opens (and migrates) first, the archive is synced and
 the last persisted device states are restored *before* the first check runs, so the
@@ -14,8 +15,9 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config, Device
@@ -63,9 +65,21 @@ def archive_entry(device: Device) -> ArchiveEntry:
         depends_on=tuple(cfg.depends_on), tags=tuple(cfg.tags))
 
 
+class Listener(Protocol):
+    """What serves the running daemon to people and tools (web/'s HTTP listener): opened
+    once the checks run, closed after they have drained and before the store closes."""
+
+    async def open(self, app: App, /) -> None:
+        """Start serving; OSError when the address cannot be taken."""
+
+    async def close(self) -> None:
+        """Stop serving (requests in flight are answered first)."""
+
+
 class App(TicketWiring):
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, listener: Listener | None = None) -> None:
         self.config = config
+        self._listener = listener
         sched = config.model.scheduler
         self.tracker = StateTracker(down_after=sched.down_after, up_after=sched.up_after)
         self.scheduler = Scheduler(
@@ -77,7 +91,6 @@ class App(TicketWiring):
         self.reload_ok = True
         self.reload_time = time.time()
         self.reload_errors: list[str] = []
-        self.probe_warnings: set[str] = set()  # each /probe timeout problem logged once
         self.store_errors = 0
         self._pending: list[StateTransition] = []
         self._pending_facts: dict[str, dict[str, str]] = {}
@@ -90,7 +103,6 @@ class App(TicketWiring):
         # The archive to write (after a reload), before any state of a new device.
         self._archive_due: list[ArchiveEntry] | None = None
         self._labels: list[tuple[DeviceLabels, Device]] = []
-        self._http_runner: object | None = None
         self.push: dict[str, PushManager] = {}
         self.uplinks = UplinkMap()  # camera ← switch port (config ``uplink``)
         # The rule and ticket stages.
@@ -114,7 +126,7 @@ class App(TicketWiring):
         self._stored_silences: list[Silence] = []
 
     # -- lifecycle -----------------------------------------------------------------
-    async def start(self, *, http: bool = True) -> None:
+    async def start(self) -> None:
         """Open the store, put the config to work, start the checks and the listener.
         Raises StoreError, ConfigUnusable or OSError (the listener's port) when the
         daemon cannot run; ``stop()`` still cleans up after any of them."""
@@ -130,11 +142,8 @@ class App(TicketWiring):
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self._spool_syncer(), name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-        if http:
-            from elvwatch.daemon.http import start_http
-
-            self._http_runner = await start_http(self, self.config.model.http.host,
-                                                 self.config.model.http.port)
+        if self._listener is not None:
+            await self._listener.open(self)
         settle_heap(collect=False)
         log.info("elvwatch started: %s", self.config.summary())
 
@@ -256,10 +265,8 @@ class App(TicketWiring):
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
-        if self._http_runner is not None:
-            from elvwatch.daemon.http import stop_http
-
-            await stop_http(self._http_runner)
+        if self._listener is not None:
+            await self._listener.close()
         for task in [*self._tasks, *self._reloads]:
             task.cancel()
         for task in [*self._tasks, *self._reloads]:
@@ -370,7 +377,19 @@ class App(TicketWiring):
             await self._notify_unrecorded_faults(now)
             await self._ticket_housekeeping(now)
 
-    # -- views -----------------------------------------------------------------------
+    # -- views (what web/'s DaemonView reads) ------------------------------------------
+    @property
+    def statuses(self) -> Mapping[str, DeviceStatus]:
+        return self.tracker.devices
+
+    @property
+    def terms(self) -> Mapping[str, SiteTerms]:
+        return self._terms
+
+    @property
+    def job_count(self) -> int:
+        return self.scheduler.job_count
+
     @property
     def store_pending(self) -> int:
         return len(self._pending) + len(self._pending_faults)

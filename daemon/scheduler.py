@@ -39,8 +39,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded
+from elvwatch.probes.base import Check, Observation, Status, Target
 from elvwatch.probes.registry import Starter, prober_for, starter_for
+from elvwatch.probes.runner import failed, timed_out
 
 log = logging.getLogger(__name__)
 
@@ -391,31 +392,3 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await self._idle.wait()
-
-
-async def run_check(target: Target, check: Check) -> Observation:
-    """Run one check now, under its timeout; never raises for a device's fault."""
-    started = time.perf_counter()
-    try:
-        prober = prober_for(check.type)
-        async with asyncio.timeout(check.timeout):
-            return await prober(target, check)
-    except TimeoutError:
-        return timed_out(target, check, time.perf_counter() - started)
-    except Exception as exc:
-        return failed(target, check, exc)
-
-
-def timed_out(target: Target, check: Check, latency: float) -> Observation:
-    return Observation(target.device, check.name, Status.DOWN, latency=latency,
-                       error=f"timeout after {check.timeout:g}s")
-
-
-def failed(target: Target, check: Check, exc: Exception) -> Observation:
-    """What a probe that raised reports: its own error, or a crash, never the daemon's."""
-    if isinstance(exc, ProbeError):
-        return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)))
-    # A bug in a probe must not stop the others.
-    log.error("probe %s of %s crashed", check.type, target.device, exc_info=exc)
-    return Observation(target.device, check.name, Status.UNKNOWN,
-                       error=bounded(f"probe error: {type(exc).__name__}: {exc}"))

@@ -7,7 +7,7 @@ EventFollower reads every event written — by this daemon, ``elvwatch tickets �
 another process on the same store — so every action notifies alike, and an event
 committed just before a crash is still notified after the restart.
 
-A part of :class:`daemon.app.App` kept in its own module; it works on the App's state
+A part of :class:`elvwatch.daemon.app.App` kept in its own module; it works on the App's state
 (declared below) and is not used on its own.
 """
 

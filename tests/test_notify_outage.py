@@ -70,7 +70,7 @@ async def _outage(tmp_path: Path, server: PostgresServer, url: str) -> None:
         data["storage"] = {"url": url}
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = App(load_config(path))
-        await app.start(http=False)
+        await app.start()
         assert app.tickets is not None
         camera = fleet.devices[2].id
         try:

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
 from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
 from elvwatch.probes.sdp import h264_sps_size, parse_sdp

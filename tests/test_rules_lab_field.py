@@ -114,7 +114,7 @@ class Case(NamedTuple):
 async def fire_and_clear(app: RulesApp, case: Case, inject: Action, remove: Action) -> None:
     """Start the daemon, inject, see exactly ``case.fires`` fire and ticket, remove,
     see them clear and their tickets resolve."""
-    await app.start(http=False)
+    await app.start()
     try:
         seen, since = await settled(app)
         await inject()
@@ -292,7 +292,7 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
             [snmp_device("sw-1", "switch", "lab-switch", snmp_lab, interval=0.5), *cams],
             credentials=communities)
         app = RulesApp(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             # The switch up: polled, so its ports were derived onto the cameras.
             seen, since = await settled(app)

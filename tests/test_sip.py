@@ -14,8 +14,8 @@ from typing import cast
 import pytest
 from pydantic import ValidationError
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.lab.sip import SipResponder
+from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Observation, Status, Target
 from elvwatch.probes.sip import MalformedSip, SipOptions, parse_response, probe_sip
 
@@ -187,7 +187,7 @@ async def raw_tcp_peer() -> AsyncIterator[Callable[[bytes], asyncio.Future[int]]
 
 
 async def _probe_via_scheduler(port: int, transport: str) -> Observation:
-    from elvwatch.daemon.scheduler import (
+    from elvwatch.probes.runner import (
         run_check,  # the path ProbeProtocolError takes in production
     )
     return await run_check(TARGET, _check(port, transport=transport))

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.daemon.scheduler import LAG_BUCKETS, SchedulerStats
 from elvwatch.exporters.exposition import render
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
+from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_session import close_engine

@@ -225,7 +225,7 @@ async def test_daemon_attributes_the_port_to_the_camera_and_forgets_removed_devi
         return original(obs, state)
 
     app.engine.observe = spy  # type: ignore[method-assign]
-    await app.start(http=False)
+    await app.start()
     try:
         deadline = time.monotonic() + 10
         while not any(o.check == "uplink" for o in seen) and time.monotonic() < deadline:

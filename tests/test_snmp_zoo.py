@@ -311,7 +311,7 @@ async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
     path = write_config(tmp_path / "c.yaml", [device], credentials={
         "zoo": {"secrets": {"community": {"env": "ELVWATCH_TEST_ZOO_COMMUNITY"}}}})
     app = RulesApp(load_config(path))
-    await app.start(http=False)
+    await app.start()
     try:
         fp = fingerprint(SITE, "nvr-blind", "snmp_monitoring_blind")
         await wait_for(lambda: fp in open_faults(app.transitions), timeout=20,

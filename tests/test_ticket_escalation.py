@@ -98,7 +98,7 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
     async with smtp_receiver() as smtp, http_receiver() as peer:
         path = escalation_config(tmp_path / "c.yaml", smtp.port, peer.url)
         app = App(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             assert app.tickets is not None
             # The command line runs without the daemon's secrets in its environment.
