@@ -11,7 +11,16 @@ import asyncio
 import logging
 import time
 
-from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    ProbeConfigError,
+    ProbeError,
+    Reason,
+    Status,
+    Target,
+    bounded,
+)
 from elvwatch.probes.registry import prober_for
 
 log = logging.getLogger(__name__)
@@ -32,14 +41,17 @@ async def run_check(target: Target, check: Check) -> Observation:
 
 def timed_out(target: Target, check: Check, latency: float) -> Observation:
     return Observation(target.device, check.name, Status.DOWN, latency=latency,
-                       error=f"timeout after {check.timeout:g}s")
+                       error=f"timeout after {check.timeout:g}s", reason=Reason.TIMEOUT)
 
 
 def failed(target: Target, check: Check, exc: Exception) -> Observation:
     """What a probe that raised reports: its own error, or a crash, never the daemon's."""
     if isinstance(exc, ProbeError):
-        return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)))
+        reason = Reason.CONFIG if isinstance(exc, ProbeConfigError) else Reason.PROTOCOL
+        return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)),
+                           reason=reason)
     # A bug in a probe must not stop the others.
     log.error("probe %s of %s crashed", check.type, target.device, exc_info=exc)
     return Observation(target.device, check.name, Status.UNKNOWN,
-                       error=bounded(f"probe error: {type(exc).__name__}: {exc}"))
+                       error=bounded(f"probe error: {type(exc).__name__}: {exc}"),
+                       reason=Reason.CRASH)

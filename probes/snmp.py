@@ -148,7 +148,8 @@ async def probe_snmp(target: Target, check: Check) -> Observation:
                                      retries=options.retries,
                                      max_repetitions=options.max_repetitions)
     except SnmpAddressError as exc:  # the host name does not resolve
-        return down(target, check, str(exc), latency=time.monotonic() - started)
+        return down(target, check, str(exc), latency=time.monotonic() - started,
+                    reason=exc.cause)
     try:
         try:
             reading, info = await _read(session, options, target, check, f"{target.host}:{port}")
@@ -156,7 +157,8 @@ async def probe_snmp(target: Target, check: Check) -> Observation:
             await session.diagnose_timeout()
             raise
     except SnmpError as exc:
-        return down(target, check, str(exc), latency=time.monotonic() - started)
+        return down(target, check, str(exc), latency=time.monotonic() - started,
+                    reason=exc.cause)
     latency = time.monotonic() - started
     status = Status.DEGRADED if reading.degraded else Status.OK
     error = bounded("; ".join(dict.fromkeys(reading.degraded))) if reading.degraded else None

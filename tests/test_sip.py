@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from elvwatch.lab.sip import SipResponder
 from elvwatch.probes.adhoc import parse_target, probe_all
-from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.base import Check, Observation, Reason, Status, Target
 from elvwatch.probes.sip import MalformedSip, SipOptions, parse_response, probe_sip
 
 SCENARIO = Path(__file__).parents[1] / "lab" / "sipp" / "options_uas.xml"
@@ -147,6 +147,7 @@ async def test_closed_ports_are_down_at_once() -> None:
         obs = await probe_sip(TARGET, _check(port, transport=transport))
         assert obs.status is Status.DOWN
         assert obs.error == f"{transport} port {port}: connection refused (port closed)"
+        assert obs.reason is Reason.REFUSED
         assert obs.latency is not None and obs.latency < 0.5
 
 

@@ -19,7 +19,7 @@ from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.adhoc import parse_target, probe_all
-from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.state import StateTracker
@@ -102,6 +102,7 @@ async def test_v3_wrong_credentials_are_down_for_authentication(
     obs = await probe(snmpd, credential, version="3", timeout=3.0, device=f"wrong-{what}")
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("authentication"), obs.error
+    assert obs.reason is Reason.AUTH
     assert time.monotonic() - started < 3.0
 
 
@@ -110,6 +111,7 @@ async def test_v2c_wrong_community_is_down_within_the_timeout(snmpd: Agent) -> N
     obs = await probe(snmpd, community("not-the-community"), timeout=1.5)
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("timeout")
+    assert obs.reason is Reason.TIMEOUT
     assert "not-the-community" not in obs.error
     assert time.monotonic() - started < 1.5
 
