@@ -30,7 +30,6 @@ from elvwatch.exporters.notify.dispatcher import Dispatcher
 from elvwatch.probes.base import Observation, Status
 from elvwatch.probes.onvif_event_source import OnvifEventSource
 from elvwatch.probes.registry import PULL, PushManager
-from elvwatch.probes.snmp import forget as snmp_forget
 from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
 from elvwatch.rules.engine import Engine
 from elvwatch.rules.model import DeviceSpec
@@ -168,10 +167,6 @@ class App:
              for d in config.devices.values() if d.config.uplink is not None),
             ((d.id, c.name) for d in config.devices.values() for c in d.checks
              if c.type == "snmp"))
-        # SNMP remembers uptimes and table rows per device; a removed device's would
-        # otherwise stay forever (and greet a new device of the same id as a reboot).
-        for gone in self.config.devices.keys() - config.devices.keys():
-            snmp_forget(gone)
         if config is not self.config:
             self._archive_due = [archive_entry(d) for d in config.devices.values()]
             self._flush.set()

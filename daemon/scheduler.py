@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.memory import CheckMemory, remembering
 from elvwatch.probes.registry import Starter, prober_for, starter_for
 from elvwatch.probes.runner import failed, timed_out
 
@@ -106,6 +107,8 @@ class _Job:
     run: int = 0  # counts runs, so a stale deadline never cancels a later run
     probing: asyncio.Task[Any] | None = None  # set while the prober runs
     expired: bool = False  # the dispatcher cancelled the probe for its timeout
+    # What the check remembers between runs; dropped with the job (probes/memory.py).
+    memory: CheckMemory = field(default_factory=CheckMemory)
 
 
 @dataclass(slots=True)
@@ -203,6 +206,11 @@ class Scheduler:
     def job_count(self) -> int:
         return len(self._jobs)
 
+    def memory(self, device: str, check: str) -> CheckMemory | None:
+        """What a scheduled check remembers between its runs (None: not scheduled)."""
+        job = self._jobs.get((device, check))
+        return job.memory if job is not None else None
+
     def _push(self, job: _Job) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (job.due, self._seq, (job.target.device, job.check.name)))
@@ -294,7 +302,8 @@ class Scheduler:
         self._immediate += 1
         self._idle.clear()
         try:
-            started = starter(job.target, job.check, done)
+            with remembering(job.memory):
+                started = starter(job.target, job.check, done)
         except Exception as exc:
             done(failed(job.target, job.check, exc))
             started = True
@@ -350,7 +359,8 @@ class Scheduler:
             self._wakeup.set()
         started = time.perf_counter()
         try:
-            return await prober_for(check.type)(target, check)
+            with remembering(job.memory):
+                return await prober_for(check.type)(target, check)
         except asyncio.CancelledError:
             task = job.probing
             if not job.expired or task is None:

@@ -32,7 +32,6 @@ from elvwatch.lab.modbus import ModbusLab
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
-from elvwatch.probes.snmp import forget as snmp_forget
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from tests.rules_daemon import RulesApp, open_faults
@@ -268,7 +267,6 @@ async def test_snmp_fault_fires_its_builtin_rule_then_clears(
         await fire_and_clear(app, case, inject, remove)
     finally:
         snmp_lab.clear(community)
-        snmp_forget(case.device)  # the next case's daemon starts from a first poll
 
 
 # -- Port-level topology: camera → PoE switch port → switch ------------------------------
@@ -346,7 +344,6 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
         finally:
             await app.stop()
             snmp_lab.clear("lab-switch")
-            snmp_forget("sw-1")
 
 
 def fired_under(transitions: list[FaultTransition], fp: str, root: str) -> bool:

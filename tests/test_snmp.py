@@ -23,6 +23,7 @@ from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret,
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.state import StateTracker
+from tests.helpers import Memories
 from tests.snmp_agents import COMMUNITY, V3_USERS, Agent, relay, running_snmpd
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"
@@ -40,8 +41,13 @@ def lab() -> Iterator[SnmpLab]:
         yield running
 
 
+# Each test's polls of a device remember what earlier ones saw, as in the daemon.
+MEMORIES = Memories()
+
+
 @pytest.fixture(autouse=True)
 async def _engine() -> AsyncIterator[None]:
+    MEMORIES.clear()
     yield
     await close_engine()  # the engine's UDP socket belongs to this test's loop
 
@@ -66,7 +72,8 @@ async def probe(agent: Agent | SnmpLab, credential: Credential, kind: str = "",
     target = Target(device=device, host=agent.host, kind=kind, credential=credential)
     check = Check("snmp", "snmp", timeout=timeout, port=agent.port, params=params,
                   options=SnmpOptions.model_validate(params))
-    return await probe_snmp(target, check)
+    with MEMORIES.of(device):
+        return await probe_snmp(target, check)
 
 
 async def test_v2c_reads_uptime_identity_and_ports_from_snmpd(snmpd: Agent) -> None:
