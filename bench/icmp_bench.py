@@ -41,6 +41,7 @@ from bench.scheduler_bench import cpu, percentile, rss_mib
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import loopback_addresses
+from elvwatch.web.server import HttpListener
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,8 +65,8 @@ def write_config(directory: Path, hosts: list[str], interval: float) -> Path:
 async def daemon_run(hosts: list[str], interval: float, workdir: Path,
                      window: float) -> dict[str, float]:
     base_rss = rss_mib()
-    app = App(load_config(write_config(workdir, hosts, interval)))
-    await app.start(http=False)
+    app = App(load_config(write_config(workdir, hosts, interval)), HttpListener())
+    await app.start()
     try:
         await asyncio.sleep(interval)  # warm-up: every check has run once
         stats = app.scheduler.stats

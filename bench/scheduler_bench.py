@@ -45,8 +45,8 @@ from icmplib.exceptions import ICMPLibError
 
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.http import metrics_body
 from elvwatch.lab.devices import loopback_addresses, tcp_check
+from elvwatch.web.server import HttpListener, metrics_body
 
 PORT = 18080
 PER_PROCESS = 9_000
@@ -136,8 +136,8 @@ async def scrape_loop(app: App, took: list[float], until: float) -> None:
 async def daemon_run(hosts: list[str], interval: float, workdir: Path) -> dict[str, float]:
     base_rss = rss_mib()
     config = load_config(write_config(workdir, hosts, interval))
-    app = App(config)
-    await app.start(http=False)
+    app = App(config, HttpListener())
+    await app.start()
     try:
         await asyncio.sleep(interval)  # warm-up: every check has run once
         stats = app.scheduler.stats

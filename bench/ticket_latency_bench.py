@@ -43,6 +43,7 @@ from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.rules.faults import FaultState, FaultTransition
 from elvwatch.tickets.events import TicketEvent
+from elvwatch.web.server import HttpListener
 
 PORT = 18556
 FIRST = "127.77.0.1"
@@ -75,8 +76,8 @@ async def run(runs: int, interval: float, down_after: int, seed: int) -> int:
     with tempfile.TemporaryDirectory(prefix="elvwatch-bench-") as tmp:
         async with LabFleet(runs, FIRST, [PORT]) as fleet:
             app = App(load_config(write_config(Path(tmp) / "c.yaml", fleet, interval,
-                                               down_after)))
-            await app.start(http=False)
+                                               down_after)), HttpListener())
+            await app.start()
             assert app.tickets is not None
             # Observe the stages from outside: the engine's firing transitions as the
             # writer takes them, the ticket events after their transaction committed.

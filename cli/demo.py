@@ -43,6 +43,7 @@ from elvwatch.daemon.app import App
 from elvwatch.lab.community import Community, Secrets, snmp_available
 from elvwatch.lab.devices import LabError
 from elvwatch.lab.mosquitto import MosquittoServer
+from elvwatch.web.server import HttpListener
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ async def run_demo(listen: str = "127.0.0.1:9780", directory: Path | None = None
         config_path.write_text(yaml.safe_dump(
             demo_config(listen, community, _token_file(workdir)), allow_unicode=True,
             sort_keys=False), encoding="utf-8")
-        app = App(load_config(config_path))
+        app = App(load_config(config_path), HttpListener())
         await app.start()
         if stopping.is_set():
             return 0

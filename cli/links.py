@@ -1,5 +1,5 @@
-"""``elvwatch link``: a signed read link for an engineer's phone (daemon/read_links.py), or
-an engineer's personal link, its revocation and the list (daemon/engineer_links.py).
+"""``elvwatch link``: a signed read link for an engineer's phone (web/read_links.py), or
+an engineer's personal link, its revocation and the list (web/engineer_links.py).
 
 Prints the URL on stdout (nothing else there, so ``elvwatch link … | qrencode`` or a
 paste into WeChat takes it as is) and, on stderr, until when it works.  No QR code is
@@ -25,8 +25,8 @@ from elvwatch.config.resolved import Config
 
 def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``link`` command to the main parser's subparsers."""
-    from elvwatch.daemon import engineer_links
-    from elvwatch.daemon.read_links import DEFAULT_HOURS, MAX_HOURS
+    from elvwatch.web import engineer_links
+    from elvwatch.web.read_links import DEFAULT_HOURS, MAX_HOURS
 
     link = sub.add_parser("link", help="a signed link that opens a site's pages on a phone "
                                        "(read only), or an engineer's personal link")
@@ -55,7 +55,7 @@ def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def signing_token(config: Config, what: str) -> str | None:
     """The bearer token ``what`` (read links, sign-off links) are signed with, or None
     after saying why there is none."""
-    from elvwatch.daemon import links
+    from elvwatch.web import links
 
     token = links.read_token(config.model.http.token_file)
     if token is None:
@@ -79,7 +79,7 @@ def link_base(args: argparse.Namespace, config: Config) -> str:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
-    from elvwatch.daemon import read_links
+    from elvwatch.web import read_links
 
     try:
         config = load_config(args.config, secrets=False)  # a link signs, it probes nothing
@@ -116,8 +116,8 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def _engineer_links(args: argparse.Namespace, config: Config) -> int:
     """Issue, revoke or list engineers' personal links (they live in the store)."""
-    from elvwatch.daemon import engineer_links
     from elvwatch.tickets.store import Store, StoreError
+    from elvwatch.web import engineer_links
 
     known = {e.id: e for e in config.model.engineers}
     for wanted in (args.engineer, args.revoke_engineer):

@@ -12,7 +12,7 @@ from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, load_or_report
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from elvwatch.daemon.adhoc import UsageError, parse_target, probe_all, probe_result
+    from elvwatch.probes.adhoc import UsageError, parse_target, probe_all, probe_result
 
     if "://" in args.target:
         try:

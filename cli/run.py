@@ -1,4 +1,6 @@
-"""``elvwatch run``: the daemon composed and run until SIGTERM/SIGINT (SIGHUP reloads)."""
+"""``elvwatch run``: the daemon composed with its HTTP listener and run until
+SIGTERM/SIGINT (SIGHUP reloads).  The daemon never imports web/: it is handed the
+listener, which reads it through web/'s DaemonView."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.app import App
 from elvwatch.daemon.reload import ConfigUnusable
 from elvwatch.tickets.store import StoreError
+from elvwatch.web.server import HttpListener
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,7 @@ async def run_daemon(config_path: Path) -> int:
     except ConfigInvalid as exc:
         log.error("%s: config invalid:\n%s", config_path, exc)
         return 1
-    app = App(config)
+    app = App(config, HttpListener())
     try:
         await app.start()
     except (StoreError, ConfigUnusable, OSError) as exc:  # OSError: the HTTP port

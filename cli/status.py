@@ -68,7 +68,7 @@ def _status_devices(config: Config) -> tuple[str, list[dict[str, Any]]]:
     host = f"[{host}]" if ":" in host else host
     url = f"http://{host}:{http.port}/api/v1/devices"
     request = urllib.request.Request(url)
-    from elvwatch.daemon.links import read_token
+    from elvwatch.web.links import read_token
 
     token = read_token(http.token_file)
     if token:  # needed when the daemon keeps loopback reads closed (http.loopback_reads)

@@ -181,9 +181,9 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_signoff_link(args: argparse.Namespace) -> int:
-    """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (daemon/links.py)."""
+    """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (web/links.py)."""
     from elvwatch.cli.links import link_base, signed, signing_token
-    from elvwatch.daemon import links
+    from elvwatch.web import links
 
     code, detail = with_manager(args, lambda m: m.get(args.number))
     if detail is None:

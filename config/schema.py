@@ -53,7 +53,7 @@ class StorageConfig(Strict):
     # The notifications' local outbox (exporters/notify/spool.py), a SQLite file; a
     # relative path is next to the config file.
     notify_spool: Path = Path("elvwatch-notify-spool.db")
-    # Photos engineers take on site (daemon/photos.py); relative to the config file.
+    # Photos engineers take on site (web/photos.py); relative to the config file.
     photos_dir: Path = Path("elvwatch-photos")
 
 

@@ -1,4 +1,5 @@
-"""The running daemon: config → scheduler → state tracker → store, and the HTTP side.
+"""The running daemon: config → scheduler → state tracker → store, the rule and ticket
+stages, and whatever serves it (the HTTP listener of web/, handed in as a Listener).
 
 Start order matters: the store opens (and migrates) first, the archive is synced and
 the last persisted device states are restored *before* the first check runs, so the
@@ -14,30 +15,26 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config, Device
 from elvwatch.config.terms import site_terms
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
-from elvwatch.daemon.ticket_wiring import RULE_TICK_SECONDS, TicketWiring
+from elvwatch.daemon.ticket_stage import RULE_TICK_SECONDS, TicketStage
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot
 from elvwatch.exporters.notify.dispatcher import Dispatcher
-from elvwatch.exporters.notify.spool import SpooledLog
 from elvwatch.probes.base import Observation, Status
 from elvwatch.probes.onvif_event_source import OnvifEventSource
 from elvwatch.probes.registry import PULL, PushManager
-from elvwatch.probes.snmp import forget as snmp_forget
 from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
 from elvwatch.rules.engine import Engine
-from elvwatch.rules.faults import FaultTransition
 from elvwatch.rules.model import DeviceSpec
-from elvwatch.rules.silence import Silence, Silencer
+from elvwatch.rules.silence import Silencer
 from elvwatch.rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
-from elvwatch.tickets.events import TicketEvent
-from elvwatch.tickets.follower import EventFollower
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.stats import TicketStats
@@ -63,9 +60,21 @@ def archive_entry(device: Device) -> ArchiveEntry:
         depends_on=tuple(cfg.depends_on), tags=tuple(cfg.tags))
 
 
-class App(TicketWiring):
-    def __init__(self, config: Config) -> None:
+class Listener(Protocol):
+    """What serves the running daemon to people and tools (web/'s HTTP listener): opened
+    once the checks run, closed after they have drained and before the store closes."""
+
+    async def open(self, app: App, /) -> None:
+        """Start serving; OSError when the address cannot be taken."""
+
+    async def close(self) -> None:
+        """Stop serving (requests in flight are answered first)."""
+
+
+class App:
+    def __init__(self, config: Config, listener: Listener | None = None) -> None:
         self.config = config
+        self._listener = listener
         sched = config.model.scheduler
         self.tracker = StateTracker(down_after=sched.down_after, up_after=sched.up_after)
         self.scheduler = Scheduler(
@@ -77,8 +86,7 @@ class App(TicketWiring):
         self.reload_ok = True
         self.reload_time = time.time()
         self.reload_errors: list[str] = []
-        self.probe_warnings: set[str] = set()  # each /probe timeout problem logged once
-        self.store_errors = 0
+        self._write_errors = 0
         self._pending: list[StateTransition] = []
         self._pending_facts: dict[str, dict[str, str]] = {}
         self._facts_seen: dict[str, dict[str, str]] = {}
@@ -90,36 +98,20 @@ class App(TicketWiring):
         # The archive to write (after a reload), before any state of a new device.
         self._archive_due: list[ArchiveEntry] | None = None
         self._labels: list[tuple[DeviceLabels, Device]] = []
-        self._http_runner: object | None = None
         self.push: dict[str, PushManager] = {}
         self.uplinks = UplinkMap()  # camera ← switch port (config ``uplink``)
         # The rule and ticket stages.
         self.silencer = Silencer()
-        self.engine = Engine([], silencer=self.silencer, hold_seconds=self._hold_seconds(config))
-        self.tickets: TicketManager | None = None
-        self._terms: dict[str, SiteTerms] = {}
-        self._pending_faults: list[FaultTransition] = []
-        self._pending_events: list[TicketEvent] = []
-        self._healthy: dict[str, int] = {}
-        self._unhealthy: set[str] = set()
-        self._resynced = False
-        self._tickets_changed = False
-        self._follower: EventFollower | None = None
-        self._last_ticket_tick = 0.0
-        self.ticket_stats: TicketStats | None = None
-        self.dispatcher: Dispatcher | None = None
-        self._notify_log: SpooledLog | None = None
-        self._store_down_since: float | None = None
-        self._unrecorded_told: set[str] = set()  # fault episodes notified without a ticket
-        self._stored_silences: list[Silence] = []
+        self.engine = Engine([], silencer=self.silencer, hold_seconds=hold_seconds(config))
+        self.ticket_stage = TicketStage(self.engine, self.silencer, config, self._flush.set)
 
     # -- lifecycle -----------------------------------------------------------------
-    async def start(self, *, http: bool = True) -> None:
+    async def start(self) -> None:
         """Open the store, put the config to work, start the checks and the listener.
         Raises StoreError, ConfigUnusable or OSError (the listener's port) when the
         daemon cannot run; ``stop()`` still cleans up after any of them."""
         self.store = await Store.open(self.config.storage_url)
-        await self._start_tickets(self.config)
+        await self.ticket_stage.start(self.store)
         # The archive before the states: a restored state names its device.
         await self.store.sync_archive([archive_entry(d) for d in self.config.devices.values()],
                                       datetime.now(UTC))
@@ -128,20 +120,18 @@ class App(TicketWiring):
             self.tracker.restore(device, state, since, cause)
         self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
-        self._tasks.append(asyncio.create_task(self._spool_syncer(), name="spool sync"))
+        self._tasks.append(asyncio.create_task(self.ticket_stage.spool_syncer(),
+                                               name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
-        if http:
-            from elvwatch.daemon.http import start_http
-
-            self._http_runner = await start_http(self, self.config.model.http.host,
-                                                 self.config.model.http.port)
+        if self._listener is not None:
+            await self._listener.open(self)
         settle_heap(collect=False)
         log.info("elvwatch started: %s", self.config.summary())
 
     async def _prepare(self, config: Config, current: Config | None) -> Plan:
         plan = await prepare(config, self.push, current, self._on_observation)
         try:
-            await self._prepare_notify(plan)
+            await self.ticket_stage.prepare_notify(plan)
         except BaseException:
             await plan.discard()
             raise
@@ -154,15 +144,14 @@ class App(TicketWiring):
         config = plan.config
         self.tracker.configure((d.id, [c.name for c in d.checks])
                                for d in config.devices.values())
-        self._terms = site_terms(config)
-        self._apply_ticket_settings(config)
+        self.ticket_stage.configure(config, site_terms(config))
         specs = [DeviceSpec(id=d.id, site=d.config.site, system=d.system.value,
                             kind=d.config.kind, tags=frozenset(d.config.tags),
                             checks={c.name: c.type for c in d.checks},
                             depends_on=d.parents, serial=d.config.serial)
                  for d in config.devices.values()]
-        self.engine.hold_seconds = self._hold_seconds(config)
-        self._pending_faults += self.engine.configure(specs, plan.rules)
+        self.engine.hold_seconds = hold_seconds(config)
+        self.ticket_stage.add_faults(self.engine.configure(specs, plan.rules))
         self.scheduler.set_targets(
             (d.target, tuple(c for c in d.checks if c.type in PULL))
             for d in config.devices.values())
@@ -178,16 +167,12 @@ class App(TicketWiring):
              for d in config.devices.values() if d.config.uplink is not None),
             ((d.id, c.name) for d in config.devices.values() for c in d.checks
              if c.type == "snmp"))
-        # SNMP remembers uptimes and table rows per device; a removed device's would
-        # otherwise stay forever (and greet a new device of the same id as a reboot).
-        for gone in self.config.devices.keys() - config.devices.keys():
-            snmp_forget(gone)
         if config is not self.config:
             self._archive_due = [archive_entry(d) for d in config.devices.values()]
             self._flush.set()
         self.config = config
-        await self._refresh_silences(config)
-        await self._swap_notify(plan)
+        await self.ticket_stage.refresh_silences(config)
+        await self.ticket_stage.swap_notify(plan)
 
     async def reload(self) -> bool:
         """Load the config file again and put it to work; a config that is invalid or
@@ -253,13 +238,9 @@ class App(TicketWiring):
         for probe in PULL.values():
             if probe.close is not None:
                 await probe.close()
-        if self.dispatcher is not None:
-            await self.dispatcher.stop()
-            self.dispatcher = None
-        if self._http_runner is not None:
-            from elvwatch.daemon.http import stop_http
-
-            await stop_http(self._http_runner)
+        await self.ticket_stage.stop_notifiers()
+        if self._listener is not None:
+            await self._listener.close()
         for task in [*self._tasks, *self._reloads]:
             task.cancel()
         for task in [*self._tasks, *self._reloads]:
@@ -270,28 +251,21 @@ class App(TicketWiring):
                 await self._write_pending()
             await self.store.close()
             self.store = None
-        if self._notify_log is not None:
-            await self._notify_log.close()
-            self._notify_log = None
+        await self.ticket_stage.close()
 
     # -- observations ----------------------------------------------------------------
     def _on_observation(self, obs: Observation) -> None:
         transition = self.tracker.observe(obs)
         status = self.tracker.devices.get(obs.device)
         if status is not None:
-            faults = self.engine.observe(obs, status.state)
-            if faults:
-                self._pending_faults += faults
-                self._flush.set()
+            self.ticket_stage.add_faults(self.engine.observe(obs, status.state))
             # Polls of the device's first check count towards auto-verification.
             device = self.config.devices.get(obs.device)
             if device is not None and device.checks and device.checks[0].name == obs.check:
                 if obs.status is Status.OK and status.state is DeviceState.UP:
-                    self._healthy[obs.device] = self._healthy.get(obs.device, 0) + 1
-                    self._unhealthy.discard(obs.device)
+                    self.ticket_stage.poll_health(obs.device, ok=True)
                 elif obs.status is Status.DOWN:
-                    self._healthy.pop(obs.device, None)
-                    self._unhealthy.add(obs.device)
+                    self.ticket_stage.poll_health(obs.device, ok=False)
         if transition is not None:
             log.log(logging.DEBUG if transition.previous is DeviceState.UNKNOWN else logging.INFO,
                     "%s: %s → %s (%s)", transition.device, transition.previous.value,
@@ -313,20 +287,17 @@ class App(TicketWiring):
         while True:
             await self._flush.wait()
             self._flush.clear()
-            await self._hand_over_events()
+            await self.ticket_stage.hand_over_events()
             try:
                 await self._write_pending()
-                if self._store_down_since is not None:
-                    log.info("store writes work again after %.0fs",
-                             time.time() - self._store_down_since)
-                self._store_down_since = None
-                self._unrecorded_told.clear()
+                down_since = self.ticket_stage.store_works()
+                if down_since is not None:
+                    log.info("store writes work again after %.0fs", time.time() - down_since)
                 retry = 1.0
                 await asyncio.sleep(STORE_FLUSH_SECONDS)
             except StoreError as exc:
-                if self._store_down_since is None:
-                    self._store_down_since = time.time()
-                self.store_errors += 1
+                self.ticket_stage.store_failed(time.time())
+                self._write_errors += 1
                 log.error("store write failed, will retry in %.0fs: %s", retry, exc)
                 await asyncio.sleep(retry)
                 retry = min(STORE_RETRY_MAX_SECONDS, retry * 2)
@@ -356,24 +327,50 @@ class App(TicketWiring):
         except BaseException:
             self._pending_facts = {**facts, **self._pending_facts}
             raise
-        await self._write_tickets()
+        await self.ticket_stage.write()
 
     async def _ticker(self) -> None:
         """Rule durations every second, then the ticket stage's housekeeping."""
         while True:
             await asyncio.sleep(RULE_TICK_SECONDS)
-            faults = self.engine.tick()
-            if faults:
-                self._pending_faults += faults
-                self._flush.set()
+            self.ticket_stage.add_faults(self.engine.tick())
             now = time.time()
-            await self._notify_unrecorded_faults(now)
-            await self._ticket_housekeeping(now)
+            await self.ticket_stage.notify_unrecorded_faults(now)
+            await self.ticket_stage.housekeeping(now)
 
-    # -- views -----------------------------------------------------------------------
+    # -- views (what web/'s DaemonView reads) ------------------------------------------
+    @property
+    def statuses(self) -> Mapping[str, DeviceStatus]:
+        return self.tracker.devices
+
+    @property
+    def terms(self) -> Mapping[str, SiteTerms]:
+        return self.ticket_stage.terms
+
+    @property
+    def tickets(self) -> TicketManager | None:
+        return self.ticket_stage.tickets
+
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        return self.ticket_stage.dispatcher
+
+    @property
+    def ticket_stats(self) -> TicketStats | None:
+        return self.ticket_stage.ticket_stats
+
+    @property
+    def store_errors(self) -> int:
+        """Failed store writes and housekeeping rounds."""
+        return self._write_errors + self.ticket_stage.store_errors
+
+    @property
+    def job_count(self) -> int:
+        return self.scheduler.job_count
+
     @property
     def store_pending(self) -> int:
-        return len(self._pending) + len(self._pending_faults)
+        return len(self._pending) + len(self.ticket_stage.pending_faults)
 
     def device_views(self) -> Sequence[tuple[DeviceLabels, DeviceStatus]]:
         statuses = self.tracker.devices
@@ -384,6 +381,7 @@ class App(TicketWiring):
         traps = self.push.get("snmp_trap")
         onvif = self.push.get("onvif_events")
         unknown = getattr(traps, "unknown_sources", None)
+        stage = self.ticket_stage
         return Snapshot(
             devices=self.device_views(), scheduler=self.scheduler.stats,
             lag_buckets=LAG_BUCKETS, jobs=self.scheduler.job_count,
@@ -394,10 +392,18 @@ class App(TicketWiring):
             else (),
             trap_unknown_sources=sum(unknown.values()) if unknown is not None else None,
             onvif_events=onvif.stats() if isinstance(onvif, OnvifEventSource) else (),
-            sites={site: terms.systems for site, terms in self._terms.items()},
+            sites={site: terms.systems for site, terms in self.terms.items()},
             notify=self.dispatcher.stats if self.dispatcher is not None else None,
-            notify_unsynced=self._notify_log.unsynced if self._notify_log is not None
+            notify_unsynced=stage.notify_log.unsynced if stage.notify_log is not None
             else None)
+
+
+def hold_seconds(config: Config) -> float:
+    """How long a child's fault waits for its parent's to be confirmed: a camera behind
+    a dead switch must not get a ticket of its own just by being faster."""
+    longest = max((c.interval for d in config.devices.values() for c in d.checks),
+                  default=0.0)
+    return longest * config.model.scheduler.down_after
 
 
 def settle_heap(*, collect: bool) -> None:

@@ -39,8 +39,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded
+from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.memory import CheckMemory, remembering
 from elvwatch.probes.registry import Starter, prober_for, starter_for
+from elvwatch.probes.runner import failed, timed_out
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,8 @@ class _Job:
     run: int = 0  # counts runs, so a stale deadline never cancels a later run
     probing: asyncio.Task[Any] | None = None  # set while the prober runs
     expired: bool = False  # the dispatcher cancelled the probe for its timeout
+    # What the check remembers between runs; dropped with the job (probes/memory.py).
+    memory: CheckMemory = field(default_factory=CheckMemory)
 
 
 @dataclass(slots=True)
@@ -202,6 +206,11 @@ class Scheduler:
     def job_count(self) -> int:
         return len(self._jobs)
 
+    def memory(self, device: str, check: str) -> CheckMemory | None:
+        """What a scheduled check remembers between its runs (None: not scheduled)."""
+        job = self._jobs.get((device, check))
+        return job.memory if job is not None else None
+
     def _push(self, job: _Job) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (job.due, self._seq, (job.target.device, job.check.name)))
@@ -293,7 +302,8 @@ class Scheduler:
         self._immediate += 1
         self._idle.clear()
         try:
-            started = starter(job.target, job.check, done)
+            with remembering(job.memory):
+                started = starter(job.target, job.check, done)
         except Exception as exc:
             done(failed(job.target, job.check, exc))
             started = True
@@ -349,7 +359,8 @@ class Scheduler:
             self._wakeup.set()
         started = time.perf_counter()
         try:
-            return await prober_for(check.type)(target, check)
+            with remembering(job.memory):
+                return await prober_for(check.type)(target, check)
         except asyncio.CancelledError:
             task = job.probing
             if not job.expired or task is None:
@@ -391,31 +402,3 @@ class Scheduler:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 await self._idle.wait()
-
-
-async def run_check(target: Target, check: Check) -> Observation:
-    """Run one check now, under its timeout; never raises for a device's fault."""
-    started = time.perf_counter()
-    try:
-        prober = prober_for(check.type)
-        async with asyncio.timeout(check.timeout):
-            return await prober(target, check)
-    except TimeoutError:
-        return timed_out(target, check, time.perf_counter() - started)
-    except Exception as exc:
-        return failed(target, check, exc)
-
-
-def timed_out(target: Target, check: Check, latency: float) -> Observation:
-    return Observation(target.device, check.name, Status.DOWN, latency=latency,
-                       error=f"timeout after {check.timeout:g}s")
-
-
-def failed(target: Target, check: Check, exc: Exception) -> Observation:
-    """What a probe that raised reports: its own error, or a crash, never the daemon's."""
-    if isinstance(exc, ProbeError):
-        return Observation(target.device, check.name, Status.UNKNOWN, error=bounded(str(exc)))
-    # A bug in a probe must not stop the others.
-    log.error("probe %s of %s crashed", check.type, target.device, exc_info=exc)
-    return Observation(target.device, check.name, Status.UNKNOWN,
-                       error=bounded(f"probe error: {type(exc).__name__}: {exc}"))

@@ -5,7 +5,8 @@ Every pull probe is one coroutine with one signature::
     async def probe_<protocol>(target: Target, check: Check) -> Observation
 
 A device failing is data, not an exception: the probe returns an Observation with
-``status=Status.DOWN`` and an ``error`` text.  The caller (the scheduler) owns the
+``status=Status.DOWN``, a typed ``reason`` (what rules match) and an ``error`` text (what
+people read).  The caller (the scheduler) owns the
 timeout; a probe never waits unbounded.  Only bugs raise.
 
 Errors::
@@ -53,6 +54,23 @@ def worst(statuses: list[Status]) -> Status:
     if not statuses:
         return Status.UNKNOWN
     return max(statuses, key=lambda s: s.badness)
+
+
+class Reason(StrEnum):
+    """Why a check failed, in the few words rules match (``reason == "auth"``); the
+    Observation's ``error`` says the rest in a person's words."""
+
+    REFUSED = "refused"          # the connection was refused: nothing listens there
+    TIMEOUT = "timeout"          # no answer in time
+    UNREACHABLE = "unreachable"  # no route, host down, a name that does not resolve
+    CLOSED = "closed"            # the device closed or reset the connection mid-exchange
+    AUTH = "auth"                # the device refused the credentials
+    NO_STREAM = "no_stream"      # a camera with no video stream to open
+    PROTOCOL = "protocol"        # an answer that cannot be used (malformed, wrong, too big)
+    STALE = "stale"              # a push source heard nothing for longer than allowed
+    OFFLINE = "offline"          # the device says it is offline (MQTT availability)
+    CONFIG = "config"            # the check's parameters cannot work
+    CRASH = "crash"              # a bug in the probe
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +142,8 @@ class Observation:
     error: str | None = None
     time: float = field(default_factory=time.time)
     info: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # Why it failed (None when it did not, or a device reported the fault itself).
+    reason: Reason | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The stable JSON shape used by ``elvwatch probe --json`` and the API."""
@@ -170,10 +190,12 @@ class ProbeProtocolError(ProbeError):
 
 
 def down(target: Target, check: Check, error: str, latency: float | None = None,
-         values: Mapping[str, Value] | None = None) -> Observation:
+         values: Mapping[str, Value] | None = None, *,
+         reason: Reason | None = None) -> Observation:
     """Shorthand for a failed check."""
     return Observation(target.device, check.name, Status.DOWN,
-                       values=values or {}, latency=latency, error=bounded(error))
+                       values=values or {}, latency=latency, error=bounded(error),
+                       reason=reason)
 
 
 OptionsModel = TypeVar("OptionsModel", bound=BaseModel)

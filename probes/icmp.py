@@ -18,7 +18,15 @@ from collections.abc import Callable
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError, SocketPermissionError
 
-from elvwatch.probes.base import Check, Observation, ProbeConfigError, Status, Target, down
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    ProbeConfigError,
+    Reason,
+    Status,
+    Target,
+    down,
+)
 from elvwatch.probes.icmp_echo import echo_socket
 
 INTERVAL = 0.05  # seconds between the echo requests of one check
@@ -50,10 +58,10 @@ async def probe_icmp(target: Target, check: Check) -> Observation:
             rtts = [rtt / 1000.0 for rtt in host.rtts]
     except (PermissionError, SocketPermissionError) as exc:
         raise _permission_error() from exc
-    except ICMPLibError as exc:
-        return down(target, check, f"icmp: {exc}")
+    except ICMPLibError as exc:  # a name that does not resolve, or cannot be pinged
+        return down(target, check, f"icmp: {exc}", reason=Reason.UNREACHABLE)
     except OSError as exc:
-        return down(target, check, f"icmp: {exc.strerror or exc}")
+        return down(target, check, f"icmp: {exc.strerror or exc}", reason=Reason.UNREACHABLE)
     return _observation(target, check, rtts, count)
 
 
@@ -77,7 +85,7 @@ def start_icmp(target: Target, check: Check, done: Callable[[Observation], None]
     except PermissionError as exc:
         raise _permission_error() from exc
     except OSError as exc:
-        done(down(target, check, f"icmp: {exc.strerror or exc}"))
+        done(down(target, check, f"icmp: {exc.strerror or exc}", reason=Reason.UNREACHABLE))
     return True
 
 
@@ -99,7 +107,8 @@ def _permission_error() -> ProbeConfigError:
 def _observation(target: Target, check: Check, rtts: list[float], count: int) -> Observation:
     values = {"icmp.packet_loss_ratio": 1.0 - len(rtts) / count}
     if not rtts:
-        return down(target, check, f"no echo reply in {count} tries", values=values)
+        return down(target, check, f"no echo reply in {count} tries", values=values,
+                    reason=Reason.TIMEOUT)
     rtt = sum(rtts) / len(rtts)
     values["icmp.rtt_seconds"] = rtt
     status = Status.OK if len(rtts) == count else Status.DEGRADED

@@ -37,6 +37,7 @@ from elvwatch.probes.base import (
     Check,
     Observation,
     ProbeConfigError,
+    Reason,
     Status,
     Target,
     bounded,
@@ -52,6 +53,7 @@ from elvwatch.probes.modbus_maps import (
     load_profile,
     plan_reads,
 )
+from elvwatch.probes.network import network_failure
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class _Connection:
     failures: int = 0
     retry_at: float = 0.0
     last_error: str = ""
+    last_reason: Reason = Reason.UNREACHABLE
     # Set when the peer closes the connection: pymodbus does not fail a request in
     # flight when that happens, it would wait out its whole timeout.
     lost: asyncio.Event = field(default_factory=asyncio.Event)
@@ -201,7 +204,7 @@ async def probe_modbus(target: Target, check: Check) -> Observation:
     except TimeoutError:
         conn.drop()  # a late answer would be taken for the next request's
         return down(target, check, f"no answer from port {port} within {budget:.3g}s",
-                    latency=time.perf_counter() - started)
+                    latency=time.perf_counter() - started, reason=Reason.TIMEOUT)
     except asyncio.CancelledError:
         conn.drop()
         raise
@@ -214,10 +217,11 @@ async def _poll(target: Target, check: Check, conn: _Connection, profile: Profil
         wait = conn.retry_at - time.monotonic()
         if wait > 0:
             return down(target, check, f"{conn.last_error}; next connect attempt in "
-                                       f"{wait:.1f}s", latency=time.perf_counter() - started)
-        error = await _connect(conn, budget)
-        if error:
-            return down(target, check, error, latency=time.perf_counter() - started)
+                                       f"{wait:.1f}s", latency=time.perf_counter() - started,
+                        reason=conn.last_reason)
+        if not await _connect(conn, budget):
+            return down(target, check, conn.last_error, latency=time.perf_counter() - started,
+                        reason=conn.last_reason)
     client = conn.client
     assert client is not None
     values: dict[str, float | str] = {}
@@ -227,9 +231,11 @@ async def _poll(target: Target, check: Check, conn: _Connection, profile: Profil
             data = await _read(client, block, unit, conn.lost)
         except CONNECTION_ERRORS as exc:
             conn.drop()
+            failure = network_failure(exc)
             return down(target, check, f"connection lost reading {block.describe()}: "
-                                       f"{_describe(exc)}",
-                        latency=time.perf_counter() - started, values=values)
+                                       f"{failure.text}",
+                        latency=time.perf_counter() - started, values=values,
+                        reason=failure.reason)
         except _BlockError as exc:
             faults.append((exc.status, f"{block.describe()}: {exc.reason}"))
             continue
@@ -244,8 +250,8 @@ async def _poll(target: Target, check: Check, conn: _Connection, profile: Profil
                        latency=time.perf_counter() - started, error=error)
 
 
-async def _connect(conn: _Connection, budget: float) -> str | None:
-    """Open the connection; the error text (and the next backoff) if it failed."""
+async def _connect(conn: _Connection, budget: float) -> bool:
+    """Open the connection; if it failed, say why in ``conn`` and set the next backoff."""
     # retries=0 and no reconnect_delay: the scheduler decides when to try again, and a
     # retried read would only stretch one poll past its timeout.
     client = AsyncModbusTcpClient(conn.host, port=conn.port, timeout=budget, retries=0,
@@ -254,18 +260,19 @@ async def _connect(conn: _Connection, budget: float) -> str | None:
     try:
         ok = await client.connect()
     except CONNECTION_ERRORS as exc:
-        ok, detail = False, _describe(exc)
+        ok, (reason, detail) = False, network_failure(exc)
     else:
-        detail = "connection refused or unreachable"
+        # pymodbus says no more than that: which of the two it was is not known.
+        reason, detail = Reason.UNREACHABLE, "connection refused or unreachable"
     if ok and client.connected:
         conn.client, conn.failures, conn.retry_at, conn.last_error = client, 0, 0.0, ""
-        return None
+        return True
     client.close()
     conn.failures += 1
-    conn.last_error = f"connect to port {conn.port}: {detail}"
+    conn.last_error, conn.last_reason = f"connect to port {conn.port}: {detail}", reason
     conn.retry_at = time.monotonic() + min(BACKOFF_MAX,
                                            BACKOFF_FIRST * 2 ** (conn.failures - 1))
-    return conn.last_error
+    return False
 
 
 async def _read(client: AsyncModbusTcpClient, block: Block, unit: int,
@@ -303,12 +310,3 @@ async def _read(client: AsyncModbusTcpClient, block: Block, unit: int,
     if len(data) < block.count:
         raise _BlockError(Status.UNKNOWN, f"short read: asked {block.count}, got {len(data)}")
     return data
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    text = bounded(str(exc), 120)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

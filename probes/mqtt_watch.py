@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from elvwatch.probes import labelled
-from elvwatch.probes.base import Check, Observation, Status, Target, Value, bounded
+from elvwatch.probes.base import Check, Observation, Reason, Status, Target, Value, bounded
 from elvwatch.probes.mqtt_payload import (
     Path,
     Rejected,
@@ -237,10 +237,11 @@ def observe(watch: Watch, now: float) -> Observation:
     max_age = watch.options.max_age
     watch.stale = max_age is not None and silence > max_age
     rejected = _rejected_text(watch)
-    status, error = Status.OK, None
+    status, error, reason = Status.OK, None, None
     if watch.online is False:
-        status, error = Status.DOWN, "offline (availability topic)"
+        status, error, reason = Status.DOWN, "offline (availability topic)", Reason.OFFLINE
     elif watch.stale:
+        reason = Reason.STALE
         if rejected:
             status, error = Status.DOWN, f"stale: no usable message for {silence:.0f}s; {rejected}"
         else:
@@ -263,7 +264,7 @@ def observe(watch: Watch, now: float) -> Observation:
             status = max((s for s, _ in problems), key=lambda s: s.badness)
             error = "; ".join(reason for _, reason in problems)
     return Observation(watch.target.device, watch.check.name, status, values,
-                       error=bounded(error) if error else None)
+                       error=bounded(error) if error else None, reason=reason)
 
 
 def _missing(watch: Watch, now: float) -> list[str] | None:

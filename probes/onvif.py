@@ -27,6 +27,7 @@ too large (an answer over ``max_answer_bytes``), no stream, protocol.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import time
@@ -37,7 +38,16 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from elvwatch.probes.base import Check, Observation, Status, Target, Value, bounded, down
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    Reason,
+    Status,
+    Target,
+    Value,
+    bounded,
+    down,
+)
 from elvwatch.probes.onvif_client import (
     MAX_ANSWER_BYTES,
     OnvifFailure,
@@ -88,6 +98,8 @@ class OnvifOptions(BaseModel):
                           "service (onvif.recordings_stopped)")
 
 
+# Starts each problem that leaves the camera without a stream (the check is then down).
+NO_STREAM = "no stream"
 _HELD: dict[str, float] = {}       # credential key -> monotonic time the hold-off ends
 
 
@@ -137,7 +149,7 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
             values["onvif.auth_hold_seconds"] = round(held)
             return down(target, check, "authentication failed earlier; credentials not "
                         f"retried for another {held:.0f}s", time.perf_counter() - started,
-                        values)
+                        values, reason=Reason.AUTH)
         if user is not None:
             if offset is not None and options.adjust_time:
                 camera.dt_diff = dt.timedelta(seconds=offset)
@@ -147,30 +159,30 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
             if options.recording and RECORDING_NS in camera.xaddrs:
                 await recording_values(camera, values, problems)
     except OnvifFailure as exc:
-        if exc.reason == "authentication" and user and options.hold_off_seconds:
+        if exc.reason is Reason.AUTH and user and options.hold_off_seconds:
             hold_off(target.host, port, user, password, options.hold_off_seconds)
         return _with_info(down(target, check, str(exc), time.perf_counter() - started,
-                               values), info)
+                               values, reason=exc.reason), info)
     finally:
         await close_camera(camera)
     latency = time.perf_counter() - started
     offset_value = values.get("onvif.clock_offset_seconds")
     if isinstance(offset_value, float) and abs(offset_value) > options.max_clock_offset_seconds:
         problems.append(f"clock: camera is {offset_value:+.0f}s off the daemon's clock")
-    status = Status.OK
-    if any(p.startswith("no stream") for p in problems):
-        status = Status.DOWN
+    status, reason = Status.OK, None
+    if any(p.startswith(NO_STREAM) for p in problems):
+        status, reason = Status.DOWN, Reason.NO_STREAM
     elif problems:
         status = Status.DEGRADED
     return Observation(target.device, check.name, status, values=values, latency=latency,
-                       error=bounded("; ".join(problems)) if problems else None, info=info)
+                       error=bounded("; ".join(problems)) if problems else None, info=info,
+                       reason=reason)
 
 
 def _with_info(obs: Observation, info: Mapping[str, str]) -> Observation:
     if not info:
         return obs
-    return Observation(obs.device, obs.check, obs.status, obs.values, obs.latency,
-                       obs.error, obs.time, dict(info))
+    return dataclasses.replace(obs, info=dict(info))
 
 
 async def _clock(camera: Any, values: dict[str, Value]) -> float | None:
@@ -207,7 +219,7 @@ async def _media(target: Target, camera: Any, options: OnvifOptions, user: str |
     profiles = [serialize(p) for p in await _call(media.GetProfiles()) or []]
     values["onvif.profiles"] = float(len(profiles))
     if not profiles:
-        problems.append("no stream: the camera has no media profiles")
+        problems.append(f"{NO_STREAM}: the camera has no media profiles")
         return
     first_uri: str | None = None
     for number, profile in enumerate(profiles[: options.max_profiles], 1):
@@ -227,9 +239,9 @@ async def _media(target: Target, camera: Any, options: OnvifOptions, user: str |
         try:
             uri = _uri(serialize(await _call(media.GetStreamUri(request))))
         except OnvifFailure as exc:
-            if exc.reason in ("authentication", "unreachable"):
+            if exc.final:
                 raise
-            problems.append(f"no stream: GetStreamUri of profile {number}: {exc}")
+            problems.append(f"{NO_STREAM}: GetStreamUri of profile {number}: {exc}")
             return
         values[f"{prefix}.stream_uri"] = redact(uri)
         first_uri = first_uri or uri
@@ -245,7 +257,7 @@ async def _stream(target: Target, uri: str, user: str | None, password: str | No
     try:
         port, path = split_rtsp_uri(uri)
     except ValueError as exc:
-        problems.append(f"no stream: {exc}")
+        problems.append(f"{NO_STREAM}: {exc}")
         values["onvif.stream_up"] = 0.0
         return
     host = f"[{target.host}]" if ":" in target.host else target.host
@@ -254,12 +266,12 @@ async def _stream(target: Target, uri: str, user: str | None, password: str | No
         found = await describe(target.host, port, url, user, password)
     except RtspError as exc:
         values["onvif.stream_up"] = 0.0
-        problems.append(f"no stream: {exc}")
+        problems.append(f"{NO_STREAM}: {exc}")
         return
     values["onvif.stream_up"] = float(found.video is not None)
     values.update(stream_values(found, "onvif.stream"))
     if found.video is None:
-        problems.append("no stream: the SDP has no video")
+        problems.append(f"{NO_STREAM}: the SDP has no video")
 
 
 async def _snapshot(camera: Any, media: Any, token: str, options: OnvifOptions,

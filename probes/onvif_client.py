@@ -27,7 +27,8 @@ from typing import Any
 
 import aiohttp
 
-from elvwatch.probes.base import ProbeError, bounded
+from elvwatch.probes.base import ProbeError, Reason, bounded
+from elvwatch.probes.network import CONNECTION, network_failure, reason_of
 
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "authority failure",
                "authentication")
@@ -42,11 +43,19 @@ BUILD_WAIT_SECONDS = 10.0
 
 
 class OnvifFailure(ProbeError):
-    """One ONVIF exchange failed; ``reason`` starts the error text."""
+    """One ONVIF exchange failed: ``word`` starts the error text, ``reason`` says why in
+    the words rules match (from ``word`` unless given)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {bounded(detail, 160)}" if detail else reason)
-        self.reason = reason
+    def __init__(self, word: str, detail: str, reason: Reason | None = None) -> None:
+        super().__init__(f"{word}: {bounded(detail, 160)}" if detail else word)
+        self.word = word
+        self.reason = reason_of(word) if reason is None else reason
+
+    @property
+    def final(self) -> bool:
+        """Whether further calls to the device are pointless: it refused the login, or
+        it cannot be reached."""
+        return self.reason is Reason.AUTH or self.reason in CONNECTION
 
 
 def _library() -> Any:
@@ -235,24 +244,16 @@ def _one(exc: BaseException, zexc: Any, auth_error: type[Exception]) -> OnvifFai
     if isinstance(exc, zexc.Error):
         return OnvifFailure("malformed", f"{type(exc).__name__}: {exc}")
     if isinstance(exc, TimeoutError):
-        return OnvifFailure("unreachable", "timed out")
+        return OnvifFailure("unreachable", "timed out", Reason.TIMEOUT)
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
         return OnvifFailure("truncated", "the answer ended early")
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        return OnvifFailure("unreachable", _os_text(exc))
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return OnvifFailure("unreachable", _os_text(exc))
+        failure = network_failure(exc.os_error if isinstance(
+            exc, aiohttp.ClientConnectorError) else exc)
+        # A client error that is no socket error still means no answer came.
+        reason = Reason.UNREACHABLE if failure.reason is Reason.PROTOCOL else failure.reason
+        return OnvifFailure("unreachable", failure.text, reason)
     return None
-
-
-def _os_text(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        exc = exc.os_error
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return type(exc).__name__
 
 
 async def call(awaitable: Any) -> Any:
@@ -312,7 +313,7 @@ async def discover_services(camera: Any, devicemgmt: Any,
             if isinstance(namespace, str) and isinstance(xaddr, str):
                 camera.xaddrs[namespace] = camera.rewrite_url(xaddr.strip())
     except OnvifFailure as exc:
-        if exc.reason in ("authentication", "unreachable"):
+        if exc.final:
             raise
     if not camera.xaddrs:     # old firmware: GetServices unsupported
         answer = serialize(await call_with(devicemgmt.GetCapabilities({"Category": "All"})))

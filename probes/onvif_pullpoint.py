@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
-from elvwatch.probes.base import Target
+from elvwatch.probes.base import Reason, Target
 from elvwatch.probes.onvif import EVENTS_NS, RECORDING_NS, held_for, hold_off
 from elvwatch.probes.onvif_client import (
     OnvifFailure,
@@ -171,7 +171,7 @@ class PullPoint:
                 await self._pull_forever()
             except OnvifFailure as exc:
                 await self._close()
-                if exc.reason == "authentication" and self._user and \
+                if exc.reason is Reason.AUTH and self._user and \
                         self.options.hold_off_seconds:
                     hold_off(self.target.host, self.port, self._user, self._password,
                              self.options.hold_off_seconds)
@@ -236,7 +236,7 @@ class PullPoint:
             answer = await _timed(events.GetEventProperties(),
                                   self.options.call_timeout_seconds)
         except OnvifFailure as exc:
-            if exc.reason in ("authentication", "unreachable"):
+            if exc.final:
                 raise
             return None
         return from_answer(serialize(answer))
@@ -249,7 +249,7 @@ class PullPoint:
             service = await _timed(self._camera.create_recording_service(), seconds)
             jobs, recordings = await _timed(active_jobs(service), seconds)
         except OnvifFailure as exc:
-            if exc.reason in ("authentication", "unreachable"):
+            if exc.final:
                 raise
             return None
         return {*jobs, *recordings}

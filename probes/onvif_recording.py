@@ -58,7 +58,7 @@ async def recording_values(camera: Any, values: dict[str, Value],
             if is_recording(word) is not True:
                 stopped.append(f"{bounded(token, 32)}={bounded(word or '?', 16)}")
     except OnvifFailure as exc:
-        if exc.reason in ("authentication", "unreachable"):
+        if exc.final:
             raise
         problems.append(f"recording: {exc}")
         return

@@ -20,7 +20,17 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from elvwatch.probes.base import Check, Observation, ProbeError, Status, Target, bounded, down
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    ProbeError,
+    Reason,
+    Status,
+    Target,
+    bounded,
+    down,
+)
+from elvwatch.probes.network import network_failure, reason_of
 from elvwatch.probes.sdp import MAX_SDP, MediaDescription, parse_sdp
 
 MAX_HEADER = 16384
@@ -30,11 +40,13 @@ IO_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, Va
 
 
 class RtspError(ProbeError):
-    """The RTSP exchange failed; ``reason`` is a short word for the error's start."""
+    """The RTSP exchange failed: ``word`` starts the error's text, ``reason`` says why
+    in the words rules match (from ``word`` unless given)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
+    def __init__(self, word: str, message: str, reason: Reason | None = None) -> None:
+        super().__init__(f"{word}: {message}")
+        self.word = word
+        self.reason = reason_of(word) if reason is None else reason
 
 
 class RtspOptions(BaseModel):
@@ -59,7 +71,9 @@ async def describe(host: str, port: int, url: str, username: str | None = None,
     try:
         reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEADER)
     except OSError as exc:
-        raise RtspError("unreachable", f"connect to {port}: {_describe(exc)}") from exc
+        failure = network_failure(exc)
+        raise RtspError("unreachable", f"connect to {port}: {failure.text}",
+                        failure.reason) from exc
     try:
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         session = _Session(reader, writer, url, where)
@@ -81,7 +95,12 @@ async def describe(host: str, port: int, url: str, username: str | None = None,
         except ValueError as exc:
             raise RtspError("malformed", str(exc)) from exc
     except IO_ERRORS as exc:
-        raise RtspError("protocol", _describe(exc)) from exc
+        if isinstance(exc, asyncio.LimitOverrunError):
+            raise RtspError("protocol", "answer header too long") from exc
+        if isinstance(exc, ValueError):
+            raise RtspError("protocol", bounded(str(exc), 120) or type(exc).__name__) from exc
+        failure = network_failure(exc)
+        raise RtspError("protocol", failure.text, failure.reason) from exc
     finally:
         writer.close()
         with contextlib.suppress(OSError):
@@ -174,11 +193,13 @@ async def probe_rtsp(target: Target, check: Check) -> Observation:
     try:
         found = await describe(target.host, port, url, username, password)
     except RtspError as exc:
-        return down(target, check, str(exc), latency=time.perf_counter() - started)
+        return down(target, check, str(exc), latency=time.perf_counter() - started,
+                    reason=exc.reason)
     latency = time.perf_counter() - started
     values = {"rtsp.describe_seconds": latency, **stream_values(found)}
     if options.require_video and found.video is None:
-        return down(target, check, "no stream: the SDP has no video", latency, values)
+        return down(target, check, "no stream: the SDP has no video", latency, values,
+                    reason=Reason.NO_STREAM)
     return Observation(target.device, check.name, Status.OK, values=values, latency=latency)
 
 
@@ -190,14 +211,3 @@ def split_rtsp_uri(uri: str) -> tuple[int, str]:
     path = (split.path or "/") + (f"?{split.query}" if split.query else "")
     return split.port or 554, path
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return "connection closed early"
-    if isinstance(exc, asyncio.LimitOverrunError):
-        return "answer header too long"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return bounded(str(exc), 120) or type(exc).__name__

@@ -28,12 +28,14 @@ from elvwatch.probes.base import (
     Check,
     Observation,
     ProbeProtocolError,
+    Reason,
     Status,
     Target,
     bounded,
     check_options,
     down,
 )
+from elvwatch.probes.network import network_failure
 
 DEFAULT_PORT = 5060
 T1 = 0.5  # RFC 3261 round-trip estimate; UDP retransmits at T1, 2*T1, 4*T1, ...
@@ -155,10 +157,13 @@ async def probe_sip(target: Target, check: Check) -> Observation:
     except TimeoutError:
         return down(target, check, f"no SIP answer over {options.transport} from port "
                                    f"{port} within {deadline:.3g}s",
-                    latency=time.perf_counter() - started)
+                    latency=time.perf_counter() - started, reason=Reason.TIMEOUT)
     except (OSError, asyncio.IncompleteReadError) as exc:
-        return down(target, check, f"{options.transport} port {port}: {_describe(exc)}",
-                    latency=time.perf_counter() - started)
+        failure = network_failure(exc)
+        # Over UDP "refused" is the host's ICMP port unreachable: say what it means.
+        closed = " (port closed)" if failure.reason is Reason.REFUSED else ""
+        return down(target, check, f"{options.transport} port {port}: {failure.text}{closed}",
+                    latency=time.perf_counter() - started, reason=failure.reason)
     except MalformedSip as exc:
         raise ProbeProtocolError(target.device, f"rejected SIP answer: {exc}") from None
     rtt = time.perf_counter() - started
@@ -171,7 +176,8 @@ async def probe_sip(target: Target, check: Check) -> Observation:
     if expected and response.code not in expected:
         return Observation(target.device, check.name, Status.DEGRADED, values=values,
                            latency=rtt, error=f"answered {response.code} {response.reason}"
-                           f", expected {', '.join(map(str, sorted(expected)))}")
+                           f", expected {', '.join(map(str, sorted(expected)))}",
+                           reason=Reason.PROTOCOL)
     return Observation(target.device, check.name, Status.OK, values=values, latency=rtt)
 
 
@@ -268,13 +274,3 @@ async def _tcp_exchange(host: str, port: int, options: SipOptions) -> SipRespons
         writer.close()
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             await writer.wait_closed()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (port closed)"
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return "connection closed without an answer"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return type(exc).__name__

@@ -32,7 +32,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from elvwatch.probes.base import Check, Observation, Status, Target, bounded, check_options
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    Reason,
+    Status,
+    Target,
+    bounded,
+    check_options,
+)
+from elvwatch.probes.network import network_failure
 from elvwatch.probes.sip import DEADLINE_SHARE, DEFAULT_PORT, MalformedSip, SipOptions, exchange
 
 # 404: no such user in the location table; 480: known user with no registered contact.
@@ -91,9 +100,11 @@ async def probe_sip_registration(target: Target, check: Check) -> Observation:
     deadline = check.timeout * DEADLINE_SHARE
     started = time.perf_counter()
 
-    def unknown(error: str, values: dict[str, float | str] | None = None) -> Observation:
+    def unknown(error: str, reason: Reason,
+                values: dict[str, float | str] | None = None) -> Observation:
         return Observation(target.device, check.name, Status.UNKNOWN, values=values or {},
-                           latency=time.perf_counter() - started, error=bounded(error))
+                           latency=time.perf_counter() - started, error=bounded(error),
+                           reason=reason)
 
     try:
         async with asyncio.timeout(deadline):
@@ -102,13 +113,12 @@ async def probe_sip_registration(target: Target, check: Check) -> Observation:
                                                  user=options.user))
     except TimeoutError:
         return unknown(f"{where} did not answer over {options.transport} within "
-                       f"{deadline:.3g}s; registration unknown")
+                       f"{deadline:.3g}s; registration unknown", Reason.TIMEOUT)
     except (OSError, asyncio.IncompleteReadError) as exc:
-        reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror \
-            else type(exc).__name__
-        return unknown(f"{where}: {reason}; registration unknown")
+        failure = network_failure(exc)
+        return unknown(f"{where}: {failure.text}; registration unknown", failure.reason)
     except MalformedSip as exc:
-        return unknown(f"{where} sent a bad answer: {exc}")
+        return unknown(f"{where} sent a bad answer: {exc}", Reason.PROTOCOL)
     rtt = time.perf_counter() - started
     values: dict[str, float | str] = {"sip.status_code": float(response.code),
                                       "sip.rtt_seconds": rtt}
@@ -122,4 +132,4 @@ async def probe_sip_registration(target: Target, check: Check) -> Observation:
                            latency=rtt, error=bounded(
                                f"{options.user} not registered at {where} ({answer})"))
     return unknown(f"{where} answered {answer} for {options.user}; registration unknown",
-                   values)
+                   Reason.PROTOCOL, values)

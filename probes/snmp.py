@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -39,6 +40,7 @@ from elvwatch.probes.base import (
     check_options,
     down,
 )
+from elvwatch.probes.memory import memory_of_run
 from elvwatch.probes.snmp_detect import (
     SYS_OBJECT_ID,
     SYS_UPTIME,
@@ -125,20 +127,14 @@ class SnmpOptions(BaseModel):
         return value
 
 
-# Per (device, check): last uptime, what detection found, and per table its rows.
-_LAST_UPTIME: dict[tuple[str, str], float] = {}
-_DETECTED: dict[tuple[str, str], Detection] = {}
-_LAST_ROWS: dict[tuple[str, str, str], TableMemory] = {}
+@dataclass
+class SnmpMemory:
+    """What one SNMP check remembers between its runs (probes/memory.py): the agent's
+    last uptime, what detection found, and each table's rows by profile and table."""
 
-
-def forget(device: str) -> None:
-    """Drop remembered state of a device (removed from the config)."""
-    for key in [k for k in _LAST_UPTIME if k[0] == device]:
-        del _LAST_UPTIME[key]
-    for key in [k for k in _DETECTED if k[0] == device]:
-        del _DETECTED[key]
-    for rkey in [k for k in _LAST_ROWS if k[0] == device]:
-        del _LAST_ROWS[rkey]
+    uptime: float | None = None
+    detection: Detection | None = None
+    rows: dict[str, TableMemory] = field(default_factory=dict)
 
 
 async def probe_snmp(target: Target, check: Check) -> Observation:
@@ -154,15 +150,19 @@ async def probe_snmp(target: Target, check: Check) -> Observation:
                                      retries=options.retries,
                                      max_repetitions=options.max_repetitions)
     except SnmpAddressError as exc:  # the host name does not resolve
-        return down(target, check, str(exc), latency=time.monotonic() - started)
+        return down(target, check, str(exc), latency=time.monotonic() - started,
+                    reason=exc.cause)
+    memory = memory_of_run().get(SnmpMemory)
     try:
         try:
-            reading, info = await _read(session, options, target, check, f"{target.host}:{port}")
+            reading, info = await _read(session, options, target, memory,
+                                        f"{target.host}:{port}")
         except SnmpTimeout:
             await session.diagnose_timeout()
             raise
     except SnmpError as exc:
-        return down(target, check, str(exc), latency=time.monotonic() - started)
+        return down(target, check, str(exc), latency=time.monotonic() - started,
+                    reason=exc.cause)
     latency = time.monotonic() - started
     status = Status.DEGRADED if reading.degraded else Status.OK
     error = bounded("; ".join(dict.fromkeys(reading.degraded))) if reading.degraded else None
@@ -170,7 +170,7 @@ async def probe_snmp(target: Target, check: Check) -> Observation:
                        latency=latency, error=error, info=info)
 
 
-async def _detect(session: Session, options: SnmpOptions, target: Target, check: Check,
+async def _detect(session: Session, options: SnmpOptions, target: Target, memory: SnmpMemory,
                   address: str) -> tuple[Detection, Selection, dict[Oid, Raw]]:
     got = await session.get(list(dict.fromkeys([*SYSTEM, *probe_oids()])))
     facts = Facts.of(got)
@@ -191,7 +191,7 @@ async def _detect(session: Session, options: SnmpOptions, target: Target, check:
         info["kind"] = kind
     detection = Detection(facts.object_id, tuple(p.name for p in matched), kind, info,
                           entity.members, time.monotonic(), address)
-    _DETECTED[(target.device, check.name)] = detection
+    memory.detection = detection
     return detection, selection, got
 
 
@@ -211,25 +211,24 @@ def _changed(detection: Detection, got: Mapping[Oid, Raw]) -> bool:
     return all(v is MISSING for v in got.values())
 
 
-async def _read(session: Session, options: SnmpOptions, target: Target, check: Check,
+async def _read(session: Session, options: SnmpOptions, target: Target, memory: SnmpMemory,
                 address: str) -> tuple[Reading, dict[str, str]]:
-    key = (target.device, check.name)
-    detection = _DETECTED.get(key)
+    detection = memory.detection
     if detection is not None and (detection.address != address
                                   or time.monotonic() - detection.at > REDETECT_SECONDS):
         detection = None  # an old detection, or the address changed: another device?
     fresh = detection is None
     if detection is None:
-        detection, selection, got = await _detect(session, options, target, check, address)
+        detection, selection, got = await _detect(session, options, target, memory, address)
     else:
         selection = select(options.profiles, target.kind, detection.matched_profiles(),
                            detection.kind)
         got = await session.get(list(dict.fromkeys(
             [*SYSTEM, *_scalar_oids(selection.profiles)])))
     reading = Reading()
-    rebooted = _reboot(got.get(SYS_UPTIME, MISSING), reading, key)
+    rebooted = _reboot(got.get(SYS_UPTIME, MISSING), reading, memory)
     if not fresh and _changed(detection, got):
-        detection, selection, got = await _detect(session, options, target, check, address)
+        detection, selection, got = await _detect(session, options, target, memory, address)
     elif rebooted:
         # New firmware comes with a reboot: identify again on the next run (this one
         # reads as before, so the reboot itself is reported without delay).
@@ -242,8 +241,8 @@ async def _read(session: Session, options: SnmpOptions, target: Target, check: C
         for spec in profile.scalars:
             apply_scalar(spec, got, reading)
         if profile.tables:
-            await _tables(session, options, (target.device, check.name, profile.name),
-                          profile.tables, reading, context)
+            await _tables(session, options, memory.rows, profile.name, profile.tables,
+                          reading, context)
         if reading.answered == before[0]:
             # Nothing of this profile answered: the device does not speak that MIB
             # (a vendor MIB on another vendor's UPS).  Say so once, not per OID.
@@ -255,15 +254,16 @@ async def _read(session: Session, options: SnmpOptions, target: Target, check: C
     return reading, info
 
 
-async def _tables(session: Session, options: SnmpOptions, where: tuple[str, str, str],
-                  tables: Iterable[TableSpec], reading: Reading, context: RowContext) -> None:
+async def _tables(session: Session, options: SnmpOptions, rows_of: dict[str, TableMemory],
+                  profile: str, tables: Iterable[TableSpec], reading: Reading,
+                  context: RowContext) -> None:
     """Walk a profile's tables side by side (one GETBULK stream for all their columns:
     a camera's five small Axis tables cost one or two requests, not five)."""
     now = time.monotonic()
-    due: list[tuple[TableSpec, tuple[str, str, str], TableMemory | None]] = []
+    due: list[tuple[TableSpec, str, TableMemory | None]] = []
     for table in tables:
-        key = (where[0], where[1], f"{where[2]}.{table.name}")
-        before = _LAST_ROWS.get(key)
+        key = f"{profile}.{table.name}"
+        before = rows_of.get(key)
         if (table.every is not None and before is not None and before.cached is not None
                 and before.walked_at is not None and now - before.walked_at < table.every):
             _replay(before.cached, reading)
@@ -303,9 +303,9 @@ async def _tables(session: Session, options: SnmpOptions, where: tuple[str, str,
             _replay(own, reading)
         if (memory.present or memory.on or memory.fallback or memory.counters
                 or memory.cached):
-            _LAST_ROWS[key] = memory
+            rows_of[key] = memory
         else:
-            _LAST_ROWS.pop(key, None)
+            rows_of.pop(key, None)
 
 
 def _all_oids(table: TableSpec) -> list[str]:
@@ -341,12 +341,11 @@ def _report(reading: Reading, selection: Selection, session: Session) -> None:
     reading.values["snmp.requests"] = float(session.requests)
 
 
-def _reboot(uptime: Raw, reading: Reading, key: tuple[str, str]) -> bool:
+def _reboot(uptime: Raw, reading: Reading, memory: SnmpMemory) -> bool:
     if not isinstance(uptime, int):
         return False  # no sysUpTime: reboots cannot be seen, and "0" would be a lie
     now = uptime / 100
-    before = _LAST_UPTIME.get(key)
-    _LAST_UPTIME[key] = now
+    before, memory.uptime = memory.uptime, now
     if before is None:
         return False
     wrapped = before > UPTIME_WRAP - 86_400

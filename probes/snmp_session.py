@@ -42,7 +42,7 @@ with warnings.catch_warnings():
 
 from elvwatch.probes import snmp_ber as ber
 from elvwatch.probes import snmp_udp
-from elvwatch.probes.base import Credential, ProbeConfigError, ProbeError
+from elvwatch.probes.base import Credential, ProbeConfigError, ProbeError, Reason
 
 # Every agent-side USM failure the engine reports; they all mean "the credentials
 # do not match the device", which is what a user has to fix.
@@ -81,7 +81,8 @@ Oid = tuple[int, ...]
 
 
 class SnmpError(ProbeError):
-    reason = "error"
+    reason = "error"  # starts the error text
+    cause = Reason.PROTOCOL  # what rules match
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{self.reason}: {message}")
@@ -89,14 +90,17 @@ class SnmpError(ProbeError):
 
 class SnmpAuthError(SnmpError):
     reason = "authentication"
+    cause = Reason.AUTH
 
 
 class SnmpTimeout(SnmpError):
     reason = "timeout"
+    cause = Reason.TIMEOUT
 
 
 class SnmpAddressError(SnmpError):
     reason = "address"
+    cause = Reason.UNREACHABLE
 
 
 @dataclass(frozen=True, slots=True)

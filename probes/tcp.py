@@ -9,7 +9,16 @@ import asyncio
 import contextlib
 import time
 
-from elvwatch.probes.base import Check, Observation, ProbeConfigError, Status, Target, down
+from elvwatch.probes.base import (
+    Check,
+    Observation,
+    ProbeConfigError,
+    Reason,
+    Status,
+    Target,
+    down,
+)
+from elvwatch.probes.network import network_failure
 
 # What a refused or unreachable port looks like to asyncio; anything else is a bug.
 CONNECT_ERRORS = (OSError, asyncio.IncompleteReadError, ConnectionError)
@@ -26,8 +35,9 @@ async def probe_tcp(target: Target, check: Check) -> Observation:
     try:
         reader, writer = await asyncio.open_connection(target.host, port)
     except CONNECT_ERRORS as exc:
-        return down(target, check, f"connect to port {port}: {_describe(exc)}",
-                    latency=time.perf_counter() - started)
+        failure = network_failure(exc)
+        return down(target, check, f"connect to port {port}: {failure.text}",
+                    latency=time.perf_counter() - started, reason=failure.reason)
     connected = time.perf_counter() - started
     try:
         if isinstance(send, str) and send:
@@ -38,11 +48,13 @@ async def probe_tcp(target: Target, check: Check) -> Observation:
             if expect.encode() not in data:
                 return down(target, check, f"port {port} did not answer {expect!r}",
                             latency=time.perf_counter() - started,
-                            values={"tcp.connect_seconds": connected})
+                            values={"tcp.connect_seconds": connected},
+                            reason=Reason.PROTOCOL)
     except CONNECT_ERRORS as exc:
-        return down(target, check, f"port {port}: {_describe(exc)}",
+        failure = network_failure(exc)
+        return down(target, check, f"port {port}: {failure.text}",
                     latency=time.perf_counter() - started,
-                    values={"tcp.connect_seconds": connected})
+                    values={"tcp.connect_seconds": connected}, reason=failure.reason)
     finally:
         writer.close()
         with contextlib.suppress(*CONNECT_ERRORS):
@@ -61,12 +73,3 @@ async def _read_until(reader: asyncio.StreamReader, needle: bytes) -> bytes:
         data += chunk
     return data
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return "connection closed early"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return type(exc).__name__

@@ -168,6 +168,7 @@ class Engine:
         env["check"] = dev.spec.checks.get(check, check)
         env["state"] = state
         env["error"] = obs.error or ""
+        env["reason"] = obs.reason.value if obs.reason is not None else ""
         faults = binding.faults
         out: list[FaultTransition] = []
         now = -1.0

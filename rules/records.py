@@ -14,7 +14,7 @@ from elvwatch.rules.model import DeviceSpec, Rule
 
 UNSTABLE = ".unstable"
 # Names the engine sets itself; every other name a rule reads comes from a probe.
-SPECIAL_NAMES = frozenset({"status", "state", "error", "check", "archive.serial"})
+SPECIAL_NAMES = frozenset({"status", "state", "error", "reason", "check", "archive.serial"})
 INFO_KEYS = ("vendor", "model", "firmware", "serial")
 INACTIVE = FaultState.INACTIVE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from elvwatch.probes.base import Observation, Status
+from elvwatch.probes.base import Observation, Reason, Status
 from elvwatch.rules.engine import Engine
 from elvwatch.rules.faults import FaultState, FaultTransition
 from elvwatch.rules.model import DeviceSpec, Rule, build_rules
@@ -45,9 +45,10 @@ def engine(devices: Iterable[DeviceSpec], rules: list[Rule] | None = None,
 
 def ob(device: str, check: str, status: Status = Status.OK,
        values: Mapping[str, float | str] | None = None,
-       info: Mapping[str, str] | None = None, error: str | None = None) -> Observation:
+       info: Mapping[str, str] | None = None, error: str | None = None,
+       reason: Reason | None = None) -> Observation:
     return Observation(device, check, status, values=dict(values or {}),
-                       info=dict(info or {}), error=error)
+                       info=dict(info or {}), error=error, reason=reason)
 
 
 def states(transitions: Iterable[FaultTransition], rule: str | None = None

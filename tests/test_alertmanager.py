@@ -22,6 +22,7 @@ from elvwatch.rules.alertmanager import (
     to_transitions,
 )
 from elvwatch.rules.faults import FaultState
+from elvwatch.web.server import HttpListener
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 
 TOKEN = "am-token-0123456789"
@@ -147,7 +148,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[tuple[App, str, LabFleet]]:
     async with LabFleet(2, first_address(), [PORT]) as fleet:
         config = load_config(write_config(tmp_path / "c.yaml", [d.host for d in fleet.devices],
                                           listen=f"127.0.0.1:{port}"))
-        app = App(config)
+        app = App(config, HttpListener())
         await app.start()
         try:
             assert app.tickets is not None

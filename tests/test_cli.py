@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.web.server import HttpListener
 from tests.test_daemon import PORT, first_address
 
 ROOT = Path(__file__).parent.parent
@@ -173,7 +174,7 @@ async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
     async with LabFleet(3, first_address(), [PORT]) as fleet:
         path = write_config(tmp_path / "c.yaml", fleet, listen=f"127.0.0.1:{port}",
                             down_after=1)
-        app = App(load_config(path))
+        app = App(load_config(path), HttpListener())
         await app.start()
         try:
             victim = fleet.devices[1].id

@@ -50,6 +50,7 @@ from PIL import Image
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched
 from tests.test_daemon import PORT, first_address, free_port
 
@@ -123,7 +124,7 @@ async def month(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Month
     port = free_port()
     async with LabFleet(3, first_address(), [PORT]) as fleet:
         config = _config(tmp / "config.yaml", fleet, f"127.0.0.1:{port}", tmp / "token")
-        app = App(load_config(config))
+        app = App(load_config(config), HttpListener())
         await app.start()
         try:
             await until(lambda: all(d in app.tracker.devices and

@@ -25,13 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
-from elvwatch.daemon.http import metrics_body
 from elvwatch.exporters.exposition import render
 from elvwatch.exporters.metrics import families as metric_families
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.probes.base import Status
 from elvwatch.rules.state import DeviceState
 from elvwatch.tickets.store import Store
+from elvwatch.web.server import HttpListener, metrics_body
 
 ROOT = Path(__file__).parent.parent
 PORT = 18554
@@ -98,7 +98,7 @@ async def test_stopped_device_goes_down_after_the_configured_failures_and_back_u
         config = load_config(write_config(tmp_path / "c.yaml", fleet, listen="127.0.0.1:0",
                                           down_after=down_after))
         app = App(config)
-        await app.start(http=False)
+        await app.start()
         try:
             victim = fleet.devices[1].id
             status = app.tracker.devices
@@ -137,7 +137,7 @@ async def test_state_transitions_persist_in_postgresql(tmp_path: Path, store_url
         config = load_config(write_config(tmp_path / "c.yaml", fleet, listen="127.0.0.1:0",
                                           storage=store_url, down_after=1))
         app = App(config)
-        await app.start(http=False)
+        await app.start()
         try:
             victim = fleet.devices[0].id
             status = app.tracker.devices
@@ -153,7 +153,7 @@ async def test_state_transitions_persist_in_postgresql(tmp_path: Path, store_url
         assert [t.state for t in await store.transitions(victim)] == [DeviceState.UP,
                                                                      DeviceState.DOWN]
     again = App(config)
-    await again.start(http=False)
+    await again.start()
     try:
         assert again.tracker.devices[victim].state is DeviceState.DOWN
     finally:
@@ -173,7 +173,7 @@ async def test_http_api_metrics_and_openapi(tmp_path: Path) -> None:
     async with fleet_of(3) as fleet:
         config = load_config(write_config(tmp_path / "c.yaml", fleet,
                                           listen=f"127.0.0.1:{port}", down_after=1))
-        app = App(config)
+        app = App(config, HttpListener())
         await app.start()
         try:
             victim = fleet.devices[2].id
@@ -266,7 +266,7 @@ async def test_probe_endpoint_returns_metrics_for_one_target(tmp_path: Path) -> 
     async with fleet_of(1) as fleet:
         config = load_config(write_config(tmp_path / "c.yaml", fleet,
                                           listen=f"127.0.0.1:{port}"))
-        app = App(config)
+        app = App(config, HttpListener())
         await app.start()
         try:
             host = fleet.devices[0].host
@@ -458,7 +458,7 @@ async def test_loopback_reads_without_a_token_need_a_loopback_host_header(
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         data["http"].update(token_file="http.token", allowed_hosts=["elvwatch.lan"])
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        app = App(load_config(path))
+        app = App(load_config(path), HttpListener())
         await app.start()
         try:
             async with aiohttp.ClientSession() as session:
@@ -494,7 +494,7 @@ async def test_probe_reports_a_scrape_timeout_shorter_than_the_probe_needs(
     base = f"http://127.0.0.1:{port}"
     async with fleet_of(1) as fleet, OnvifSimulator() as camera:
         app = App(load_config(write_config(tmp_path / "c.yaml", fleet,
-                                           listen=f"127.0.0.1:{port}")))
+                                           listen=f"127.0.0.1:{port}")), HttpListener())
         await app.start()
         try:
             async with aiohttp.ClientSession() as session:

@@ -150,7 +150,7 @@ async def test_camera_tamper_event_opens_a_ticket_in_the_demo_daemon_and_clears_
     # It may go down too: a new subscription is told its tamper state (Initialized).
     assert TAMPER_CAMERA in community.can_go_down()
     app = App(config)
-    await app.start(http=False)
+    await app.start()
     try:
         assert app.tickets is not None
         tickets = app.tickets

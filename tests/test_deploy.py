@@ -28,6 +28,7 @@ import yaml
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, lab_checks
+from elvwatch.web.server import HttpListener
 from tests.test_daemon import PORT, first_address, free_port
 
 ROOT = Path(__file__).parent.parent
@@ -337,7 +338,7 @@ async def test_prometheus_evaluates_every_panel_and_alert_against_the_lab(
     async with fleet:
         listen = f"127.0.0.1:{free_port()}"
         path = lab_config(tmp_path / "elvwatch.yaml", fleet, listen)
-        app = App(load_config(path))
+        app = App(load_config(path), HttpListener())
         await app.start()
         try:
             victim = fleet.devices[0]  # a camera at east

@@ -27,8 +27,9 @@ import yaml
 from PIL import Image
 
 from elvwatch.config.loading import load_config
-from elvwatch.daemon import engineer_links
 from elvwatch.daemon.app import App
+from elvwatch.web import engineer_links
+from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
 from tests.test_daemon import free_port
 
@@ -81,7 +82,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     (tmp / "token").write_text(token + "\n", encoding="utf-8")
     port = free_port()
     config = _write_config(tmp / "config.yaml", f"127.0.0.1:{port}", tmp / "token")
-    app = App(load_config(config))
+    app = App(load_config(config), HttpListener())
     await app.start()
     try:
         tickets = await tickets_for(app, ("g-cam", "h-cam"))

@@ -10,7 +10,6 @@ from datetime import date
 
 import pytest
 
-from elvwatch.daemon.page_text import text
 from elvwatch.exporters.notify.messages import render
 from elvwatch.exporters.reports.words import word
 from elvwatch.rules.faults import FaultState
@@ -23,6 +22,7 @@ from elvwatch.tickets.notes import event_note, local_note
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.records import NewTicket, Replacement, RmaClaim
 from elvwatch.tickets.store import Store
+from elvwatch.web.page_text import text
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 
 DAY = 86400.0

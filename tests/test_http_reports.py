@@ -21,12 +21,12 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from elvwatch.config.loading import load_config
-from elvwatch.daemon.api import openapi_document
 from elvwatch.daemon.app import App
-from elvwatch.daemon.http import access
-from elvwatch.daemon.http_reports import contract_period
 from elvwatch.exporters.reports import tables
 from elvwatch.tickets.store import Store
+from elvwatch.web.api import openapi_document
+from elvwatch.web.reports import contract_period
+from elvwatch.web.server import HttpListener, access
 from tests.test_daemon import free_port
 from tests.test_page_links import _Remote
 from tests.test_reports import DAY, SITE, seed_history
@@ -49,7 +49,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[tuple[App, str]]:
         "devices": [{"id": "cam-a", "site": SITE, "kind": "camera", "host": "127.0.0.1",
                      "checks": [{"type": "tcp", "port": free_port(), "interval": 60}]}],
     }, allow_unicode=True), encoding="utf-8")
-    app = App(load_config(path))
+    app = App(load_config(path), HttpListener())
     await app.start()
     try:
         yield app, f"http://127.0.0.1:{port}"
@@ -156,7 +156,7 @@ async def test_reports_need_the_token_from_afar_and_are_in_the_openapi_document(
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"sites": [{"id": SITE, "name": "x"}], "devices": []}),
                     encoding="utf-8")
-    from elvwatch.daemon.http import build_web_app
+    from elvwatch.web.server import build_web_app
 
     web_app = build_web_app(App(load_config(path)))
 

@@ -12,14 +12,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from elvwatch.config.schema import HttpConfig
-from elvwatch.daemon.api import openapi_document
-from elvwatch.daemon.http import APP, access
-from elvwatch.daemon.http_tickets import add_ticket_routes
 from elvwatch.rules.faults import FaultState
 from elvwatch.rules.silence import Silencer
 from elvwatch.tickets import silence_store
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.store import Store
+from elvwatch.web.api import openapi_document
+from elvwatch.web.server import access
+from elvwatch.web.tickets import add_ticket_routes
+from elvwatch.web.view import VIEW
 from tests.ticket_fixtures import SITE, T0, TERMS, Clock, archive, fault
 
 TOKEN = "s3cret-token"
@@ -38,7 +39,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[web.Request, web
         silencer = Silencer(clock)
         web_app = web.Application(middlewares=[access])
         # The token middleware reads only this from the daemon's App.
-        web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
+        web_app[VIEW] = SimpleNamespace(  # type: ignore[assignment]
             config=SimpleNamespace(model=SimpleNamespace(http=HttpConfig(
                 token_file=token_file, loopback_reads=True))))
         add_ticket_routes(web_app, lambda: manager, lambda: silencer)

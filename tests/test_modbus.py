@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.exporters.metrics import metric_name
 from elvwatch.lab.modbus import Fault, ModbusLab
 from elvwatch.probes import modbus
+from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Status, Target
 from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
 from elvwatch.probes.modbus_maps import (

@@ -14,7 +14,7 @@ import trustme
 
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import SimDevice, access_door
-from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
 from elvwatch.probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings
 from elvwatch.probes.mqtt_payload import compile_path, walk
 from elvwatch.probes.mqtt_profiles import TopicTrie
@@ -196,6 +196,7 @@ async def test_silent_device_goes_stale_and_recovers_when_heard_again(
         obs = seen.last("door-1")
         assert obs is not None and obs.error is not None
         assert obs.error.startswith("stale: no message for")
+        assert obs.reason is Reason.STALE
         assert float(obs.values["mqtt.age_seconds"]) >= 1.0
         sim.resume()
         await wait_for(lambda: seen.last("door-1").status is Status.OK,  # type: ignore[union-attr]
@@ -225,6 +226,7 @@ async def test_device_losing_its_connection_is_marked_offline_by_its_last_will(
         obs = seen.last("door-2")
         assert obs is not None and obs.status is Status.DOWN
         assert obs.error == "offline (availability topic)"
+        assert obs.reason is Reason.OFFLINE
     finally:
         await sim.close()
         await manager.stop()

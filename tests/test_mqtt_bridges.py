@@ -186,7 +186,7 @@ async def test_pai_zone_profile_watches_one_zone_with_the_panels_labels(
 
 async def test_adhoc_probe_of_a_pai_bridge_names_the_topics_its_profile_misses(
         broker: MosquittoServer) -> None:
-    from elvwatch.daemon.adhoc import parse_target, probe_all, probe_result
+    from elvwatch.probes.adhoc import parse_target, probe_all, probe_result
 
     bridge = PaiBridge(broker.host, broker.port, "sp")
     await bridge.start()

@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from elvwatch.config.loading import ConfigInvalid, load_config
-from elvwatch.daemon.adhoc import UsageError, parse_target, probe_all, probe_result
 from elvwatch.daemon.app import App
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import access_door
+from elvwatch.probes.adhoc import UsageError, parse_target, probe_all, probe_result
 from elvwatch.probes.mqtt import MqttManager
 from elvwatch.rules.state import DeviceState
 from elvwatch.tickets.store import Store
@@ -54,7 +54,7 @@ async def test_daemon_turns_mqtt_messages_into_device_states_and_transitions(
     async with MosquittoServer(users={"elv": "pw-" + "x" * 8}) as broker:
         config = load_config(write_config(tmp_path / "c.yaml", broker.port))
         app = App(config)
-        await app.start(http=False)
+        await app.start()
         sim = access_door(broker.host, broker.port, "site/lab/door/7", heartbeat_seconds=0.1,
                           username="elv", password="pw-" + "x" * 8)
         try:

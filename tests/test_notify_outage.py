@@ -70,7 +70,7 @@ async def _outage(tmp_path: Path, server: PostgresServer, url: str) -> None:
         data["storage"] = {"url": url}
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = App(load_config(path))
-        await app.start(http=False)
+        await app.start()
         assert app.tickets is not None
         camera = fleet.devices[2].id
         try:
@@ -89,7 +89,8 @@ async def _outage(tmp_path: Path, server: PostgresServer, url: str) -> None:
             assert told["ticket"] == "" and "store is unavailable" in told["note"]
             assert told["response_due"] is not None  # the contract's, from the fault
             assert app.store_errors > 0
-            entries = await app._notify_log.entries() if app._notify_log else []
+            spool = app.ticket_stage.notify_log
+            entries = await spool.entries() if spool else []
             assert [e.state for e in entries if e.event_id == told["id"]] == [SENT]
 
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped)))

@@ -14,7 +14,7 @@ import pytest
 
 from elvwatch.lab.onvif import OnvifFault, OnvifSimulator, scene_jpeg
 from elvwatch.lab.rtsp import RtspResponder
-from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
 from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
 from elvwatch.probes.onvif_clock import camera_utc, tz_offset
 
@@ -119,6 +119,7 @@ async def test_malformed_vendor_answer_ends_in_a_clear_error(camera: OnvifSimula
     obs = await run(camera, stream=False)
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("no stream: GetStreamUri")
+    assert obs.reason is Reason.NO_STREAM
     assert "malformed" in obs.error
 
 
@@ -143,6 +144,7 @@ async def test_without_time_adjustment_a_skewed_camera_refuses_the_login(
     obs = await run(camera, adjust_time=False)
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("authentication")
+    assert obs.reason is Reason.AUTH
 
 
 @pytest.mark.parametrize(("tz", "hours"), [("CST-8", 8), ("CST-8:00:00", 8),
@@ -215,6 +217,7 @@ async def test_unreachable_camera_is_down(camera: OnvifSimulator) -> None:
     obs = await run(camera)
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("unreachable")
+    assert obs.reason is Reason.REFUSED
 
 
 @pytest.mark.parametrize(("fault", "reason"), [(OnvifFault.GARBAGE, "malformed"),

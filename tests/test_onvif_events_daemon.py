@@ -71,7 +71,7 @@ async def test_tamper_event_and_stopped_recording_open_tickets_through_the_daemo
     monkeypatch.setenv("ELVWATCH_TEST_CAMERA_PASSWORD", "secret")
     async with OnvifSimulator() as camera, OnvifSimulator(recording_jobs=2) as nvr:
         app = App(load_config(camera_config(tmp_path / "c.yaml", camera, nvr)))
-        await app.start(http=False)
+        await app.start()
         try:
             for _ in range(100):
                 if camera.subscriptions:

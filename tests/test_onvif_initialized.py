@@ -151,7 +151,7 @@ async def _daemon(tmp_path: Path, monkeypatch: Any) -> AsyncIterator[Lab]:
                                  "port": camera.port, "interval": 1, "params": FAST}]}],
     }), encoding="utf-8")
     app = WatchedApp(load_config(path))
-    await app.start(http=False)
+    await app.start()
     try:
         yield Lab(app, camera)
     finally:

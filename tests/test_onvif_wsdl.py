@@ -55,7 +55,7 @@ async def test_daemon_with_onvif_checks_parses_wsdls_before_freezing_its_heap(
                      "checks": [{"type": "onvif", "port": free_port(), "interval": 60}]}]}),
         encoding="utf-8")
     app = App(load_config(path))
-    await app.start(http=False)
+    await app.start()
     try:
         assert order == ["load_wsdls", "settle_heap"]
         assert gc.get_freeze_count() > 0

@@ -15,13 +15,13 @@ from aiohttp.test_utils import make_mocked_request
 
 from elvwatch.cli.main import main
 from elvwatch.config.loading import load_config
-from elvwatch.daemon import links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.http import access, build_web_app
-from elvwatch.daemon.page_text import MESSAGES, choose
 from elvwatch.rules.faults import FaultState
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.store import ArchiveEntry, Store
+from elvwatch.web import links
+from elvwatch.web.page_text import MESSAGES, choose
+from elvwatch.web.server import access, build_web_app
 from tests.ticket_fixtures import SITE, T0, fault
 
 

@@ -21,10 +21,11 @@ import pytest_asyncio
 import yaml
 
 from elvwatch.config.loading import load_config
-from elvwatch.daemon import links
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.lab.onvif import DeviceInfo, OnvifSimulator
+from elvwatch.web import links
+from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, launched
 from tests.test_daemon import PORT, first_address, free_port, wait_for
 
@@ -100,7 +101,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
             OnvifSimulator(first_address(), info=info) as camera:
         config = load_config(_config(tmp / "config.yaml", fleet, camera, f"127.0.0.1:{port}",
                                      tmp / "token", tmp / "cam-password"))
-        app = App(config)
+        app = App(config, HttpListener())
         await app.start()
         try:
             switch, broken, _, spare = (d.id for d in fleet.devices)

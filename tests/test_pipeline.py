@@ -17,6 +17,7 @@ from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.tickets.records import SignOff
+from elvwatch.web.server import HttpListener
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import PORT, aget, first_address, free_port, wait_for
 
@@ -51,7 +52,7 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
     async with http_receiver() as receiver, LabFleet(4, first_address(), [PORT]) as fleet:
         config = load_config(pipeline_config(tmp_path / "c.yaml", fleet,
                                              f"127.0.0.1:{port}", f"{receiver.url}/hook"))
-        app = App(config)
+        app = App(config, HttpListener())
         await app.start()
         assert app.tickets is not None
         try:
@@ -136,7 +137,7 @@ async def test_preventive_visit_mutes_its_system_until_the_work_order_is_complet
                                              f"127.0.0.1:{free_port()}",
                                              f"{receiver.url}/hook"))
         app = App(config)
-        await app.start(http=False)
+        await app.start()
         assert app.tickets is not None
         try:
             orders: list[Any] = []

@@ -34,6 +34,7 @@ from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import access_door
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.lab.rtsp import RtspResponder
+from elvwatch.web.server import HttpListener
 from tests.capture import tcp_capture, udp_capture
 from tests.snmp_agents import COMMUNITY, Agent, running_snmpd
 from tests.test_daemon import ROOT, first_address, free_port, http_get
@@ -112,7 +113,7 @@ async def daemon(tmp_path: Path, broker_port: int,
         attacker = first_address()
     app = App(load_config(config(tmp_path / "c.yaml", listen=f"127.0.0.1:{port}",
                                  camera_host=camera_host, broker_port=broker_port,
-                                 probe=probe)))
+                                 probe=probe)), HttpListener())
     await app.start()
     try:
         yield Daemon(app, f"http://127.0.0.1:{port}", camera_host, attacker)

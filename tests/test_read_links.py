@@ -3,7 +3,7 @@
 The daemon watches two sites whose devices are down (TCP checks on closed loopback
 ports), so each site has a fault ticket.  Every client here is on loopback, which the
 daemon lets read anything; the ``from_afar`` fixture swaps the one loopback predicate
-of daemon/http.py (``_is_loopback``, the seam test_page_links.py drives through a
+of web/server.py (``_is_loopback``, the seam test_page_links.py drives through a
 mocked transport's peer address) so that this process's requests count as a phone's.
 Everything else — routing, cookies, redirects, signatures, the store — is the daemon's.
 """
@@ -27,12 +27,12 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from yarl import URL
 
-import elvwatch.daemon.http
+import elvwatch.web.server
 from elvwatch.cli.main import main
 from elvwatch.config.loading import load_config
-from elvwatch.daemon import read_links
 from elvwatch.daemon.app import App
-from elvwatch.daemon.http import access, build_web_app
+from elvwatch.web import read_links
+from elvwatch.web.server import HttpListener, access, build_web_app
 from tests.chromium import tickets_for
 from tests.test_daemon import free_port
 
@@ -86,7 +86,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     (tmp / "token").write_text(token + "\n", encoding="utf-8")
     port = free_port()
     config = _write_config(tmp / "config.yaml", f"127.0.0.1:{port}", tmp / "token")
-    app = App(load_config(config))
+    app = App(load_config(config), HttpListener())
     await app.start()
     try:
         tickets = await tickets_for(app, ("g-cam", "h-cam"))
@@ -99,7 +99,7 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 @pytest.fixture
 def from_afar(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process's requests count as coming from another host."""
-    monkeypatch.setattr(elvwatch.daemon.http, "_is_loopback", lambda remote: False)
+    monkeypatch.setattr(elvwatch.web.server, "_is_loopback", lambda remote: False)
 
 
 def _session() -> aiohttp.ClientSession:
@@ -416,7 +416,7 @@ async def test_loopback_reads_off_makes_loopback_clients_show_a_token_or_a_link(
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["http"]["loopback_reads"] = False
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    app = App(load_config(path))
+    app = App(load_config(path), HttpListener())
     await app.start()
     base = f"http://127.0.0.1:{port}"
     try:

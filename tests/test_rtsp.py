@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.lab.rtsp import RtspResponder
-from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.adhoc import parse_target, probe_all
+from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
 from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
 from elvwatch.probes.sdp import h264_sps_size, parse_sdp
 
@@ -53,11 +53,13 @@ async def test_unknown_path_is_down_with_404(rtsp: RtspResponder) -> None:
     obs = await run(rtsp, "/nope")
     assert obs.status is Status.DOWN
     assert obs.error == "no stream: stream not found (404)"
+    assert obs.reason is Reason.NO_STREAM
 
 
 async def test_wrong_password_is_an_authentication_failure(rtsp: RtspResponder) -> None:
     obs = await run(rtsp, "/Streaming/Channels/101", Credential("c", "admin", Secret("x")))
     assert obs.error is not None and obs.error.startswith("authentication")
+    assert obs.reason is Reason.AUTH
     obs = await run(rtsp, "/Streaming/Channels/101", None)
     assert obs.error is not None and obs.error.startswith("authentication")
 
@@ -74,6 +76,7 @@ async def test_refused_port_is_unreachable(rtsp: RtspResponder) -> None:
     await rtsp.stop()
     obs = await run(rtsp, "/Streaming/Channels/101")
     assert obs.error is not None and obs.error.startswith("unreachable")
+    assert obs.reason is Reason.REFUSED
 
 
 async def test_garbage_answer_is_a_protocol_error() -> None:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from elvwatch.probes.base import Status
+from elvwatch.probes.base import Reason, Status
 from elvwatch.rules.faults import FaultState, fingerprint
 from elvwatch.rules.model import build_rules, load_builtin_configs
 from tests.rulekit import device, engine, ob
@@ -27,6 +27,7 @@ class Case(NamedTuple):
     info_bad: dict[str, str] | None = None
     info_good: dict[str, str] | None = None
     error: str | None = None
+    reason: Reason | None = None
 
 
 CASES: dict[str, Case] = {
@@ -37,10 +38,12 @@ CASES: dict[str, Case] = {
         "nvr", "cctv", "snmp", {"snmp.blind": 1, "snmp.blind_reason": "NVR disks not readable"},
         {"snmp.blind": 0}, Status.DEGRADED),
     "mqtt_stale": Case("access_panel", "access_control", "mqtt", {"mqtt.age_seconds": 900},
-                       {"mqtt.age_seconds": 4}, DOWN, error="stale: no message for 900s"),
+                       {"mqtt.age_seconds": 4}, DOWN, error="stale: no message for 900s",
+                       reason=Reason.STALE),
     "onvif_auth_failed": Case("camera", "cctv", "onvif", {"onvif.auth_hold_seconds": 60},
                               {"onvif.clock_offset_seconds": 0.1}, DOWN,
-                              error="authentication: the camera rejected the credentials"),
+                              error="authentication: the camera rejected the credentials",
+                              reason=Reason.AUTH),
     "stream_down": Case("camera", "cctv", "rtsp", {}, {}, DOWN),
     "clock_drift": Case("camera", "cctv", "onvif", {"onvif.clock_offset_seconds": -125.0},
                         {"onvif.clock_offset_seconds": 0.4}),
@@ -153,7 +156,7 @@ def test_builtin_rule_fires_after_its_confirm_count_and_clears_after_its_clear_c
         clock.advance(60)
         obs = ob("dev-1", case.check, case.status_bad if bad else OK,
                  case.bad if bad else case.good, case.info_bad if bad else case.info_good,
-                 error=case.error if bad else None)
+                 error=case.error if bad else None, reason=case.reason if bad else None)
         out = eng.observe(obs, case.state_bad if bad else "up")
         seen.extend(out)
         return [(t.rule, t.previous, t.state) for t in out]
@@ -179,7 +182,8 @@ def test_builtin_rule_fires_after_its_confirm_count_and_clears_after_its_clear_c
 
 def test_every_value_name_a_builtin_rule_reads_is_documented() -> None:
     readme = (Path(__file__).parent.parent / "rules" / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+|status|state|error|check)`", readme))
+    documented = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+|status|state|error|reason|check)`",
+                                readme))
     read = {name for rule in build_rules() for name in rule.condition.names}
     assert read - documented == set()
 
@@ -188,13 +192,15 @@ def test_stream_down_reads_the_onvif_checks_describe_but_not_its_other_failures(
     spec = device("cam-1", "camera", "cctv", {"onvif": "onvif"})
     eng, clock = engine([spec])
 
-    def poll(error: str) -> list[tuple[str, FaultState]]:
+    def poll(error: str, reason: Reason) -> list[tuple[str, FaultState]]:
         clock.advance(60)
         return [(t.rule, t.state) for t in
-                eng.observe(ob("cam-1", "onvif", DOWN, error=error), "up")]
+                eng.observe(ob("cam-1", "onvif", DOWN, error=error, reason=reason), "up")]
 
-    refused = [poll("authentication: the camera rejected the credentials") for _ in range(3)]
+    refused = [poll("authentication: the camera rejected the credentials", Reason.AUTH)
+               for _ in range(3)]
     assert ("stream_down", FaultState.FIRING) not in [t for out in refused for t in out]
-    no_stream = [poll("no stream: rtsp: stream not found (404)") for _ in range(3)]
+    no_stream = [poll("no stream: rtsp: stream not found (404)", Reason.NO_STREAM)
+                 for _ in range(3)]
     assert ("stream_down", FaultState.FIRING) in no_stream[-1]
     assert ("stream_down", FaultState.FIRING) not in no_stream[0] + no_stream[1]

@@ -36,7 +36,7 @@ async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_ea
         path = tmp_path / "c.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = RulesApp(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             await wait_for(lambda: all(s.state == "up" for s in app.tracker.devices.values()),
                            what="every device up")

@@ -96,7 +96,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         try:
             for bridge in (evo, sp, frigate):
                 await bridge.start()
-            await app.start(http=False)
+            await app.start()
             devices = app.tracker.devices
             await wait_for(lambda: all(devices[d].state.value == "up"
                                        for d in ("panel-evo", "panel-sp", "cam-gate")),

@@ -110,7 +110,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         path = tmp / "config.yaml"
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         app = RulesApp(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             devices = app.tracker.devices
             await wait_for(lambda: all(s.state.value == "up" for s in devices.values()),

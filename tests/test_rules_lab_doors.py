@@ -106,7 +106,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
             await _sipp_register(registrar.port, USER, 3600, tmp)
             for door in doors.values():
                 await door.start()
-            await app.start(http=False)
+            await app.start()
             devices = app.tracker.devices
             await wait_for(lambda: all(s.state.value == "up" for s in devices.values()),
                            what="every door and the station up")

@@ -32,7 +32,6 @@ from elvwatch.lab.modbus import ModbusLab
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
-from elvwatch.probes.snmp import forget as snmp_forget
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from tests.rules_daemon import RulesApp, open_faults
@@ -114,7 +113,7 @@ class Case(NamedTuple):
 async def fire_and_clear(app: RulesApp, case: Case, inject: Action, remove: Action) -> None:
     """Start the daemon, inject, see exactly ``case.fires`` fire and ticket, remove,
     see them clear and their tickets resolve."""
-    await app.start(http=False)
+    await app.start()
     try:
         seen, since = await settled(app)
         await inject()
@@ -268,7 +267,6 @@ async def test_snmp_fault_fires_its_builtin_rule_then_clears(
         await fire_and_clear(app, case, inject, remove)
     finally:
         snmp_lab.clear(community)
-        snmp_forget(case.device)  # the next case's daemon starts from a first poll
 
 
 # -- Port-level topology: camera → PoE switch port → switch ------------------------------
@@ -292,7 +290,7 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
             [snmp_device("sw-1", "switch", "lab-switch", snmp_lab, interval=0.5), *cams],
             credentials=communities)
         app = RulesApp(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             # The switch up: polled, so its ports were derived onto the cameras.
             seen, since = await settled(app)
@@ -346,7 +344,6 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
         finally:
             await app.stop()
             snmp_lab.clear("lab-switch")
-            snmp_forget("sw-1")
 
 
 def fired_under(transitions: list[FaultTransition], fp: str, root: str) -> bool:

@@ -14,9 +14,9 @@ from typing import cast
 import pytest
 from pydantic import ValidationError
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.lab.sip import SipResponder
-from elvwatch.probes.base import Check, Observation, Status, Target
+from elvwatch.probes.adhoc import parse_target, probe_all
+from elvwatch.probes.base import Check, Observation, Reason, Status, Target
 from elvwatch.probes.sip import MalformedSip, SipOptions, parse_response, probe_sip
 
 SCENARIO = Path(__file__).parents[1] / "lab" / "sipp" / "options_uas.xml"
@@ -147,6 +147,7 @@ async def test_closed_ports_are_down_at_once() -> None:
         obs = await probe_sip(TARGET, _check(port, transport=transport))
         assert obs.status is Status.DOWN
         assert obs.error == f"{transport} port {port}: connection refused (port closed)"
+        assert obs.reason is Reason.REFUSED
         assert obs.latency is not None and obs.latency < 0.5
 
 
@@ -187,7 +188,7 @@ async def raw_tcp_peer() -> AsyncIterator[Callable[[bytes], asyncio.Future[int]]
 
 
 async def _probe_via_scheduler(port: int, transport: str) -> Observation:
-    from elvwatch.daemon.scheduler import (
+    from elvwatch.probes.runner import (
         run_check,  # the path ProbeProtocolError takes in production
     )
     return await run_check(TARGET, _check(port, transport=transport))

@@ -13,16 +13,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from elvwatch.daemon.adhoc import parse_target, probe_all
 from elvwatch.daemon.scheduler import LAG_BUCKETS, SchedulerStats
 from elvwatch.exporters.exposition import render
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot, families
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
-from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
+from elvwatch.probes.adhoc import parse_target, probe_all
+from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.state import StateTracker
+from tests.helpers import Memories
 from tests.snmp_agents import COMMUNITY, V3_USERS, Agent, relay, running_snmpd
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"
@@ -40,8 +41,13 @@ def lab() -> Iterator[SnmpLab]:
         yield running
 
 
+# Each test's polls of a device remember what earlier ones saw, as in the daemon.
+MEMORIES = Memories()
+
+
 @pytest.fixture(autouse=True)
 async def _engine() -> AsyncIterator[None]:
+    MEMORIES.clear()
     yield
     await close_engine()  # the engine's UDP socket belongs to this test's loop
 
@@ -66,7 +72,8 @@ async def probe(agent: Agent | SnmpLab, credential: Credential, kind: str = "",
     target = Target(device=device, host=agent.host, kind=kind, credential=credential)
     check = Check("snmp", "snmp", timeout=timeout, port=agent.port, params=params,
                   options=SnmpOptions.model_validate(params))
-    return await probe_snmp(target, check)
+    with MEMORIES.of(device):
+        return await probe_snmp(target, check)
 
 
 async def test_v2c_reads_uptime_identity_and_ports_from_snmpd(snmpd: Agent) -> None:
@@ -102,6 +109,7 @@ async def test_v3_wrong_credentials_are_down_for_authentication(
     obs = await probe(snmpd, credential, version="3", timeout=3.0, device=f"wrong-{what}")
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("authentication"), obs.error
+    assert obs.reason is Reason.AUTH
     assert time.monotonic() - started < 3.0
 
 
@@ -110,6 +118,7 @@ async def test_v2c_wrong_community_is_down_within_the_timeout(snmpd: Agent) -> N
     obs = await probe(snmpd, community("not-the-community"), timeout=1.5)
     assert obs.status is Status.DOWN
     assert obs.error is not None and obs.error.startswith("timeout")
+    assert obs.reason is Reason.TIMEOUT
     assert "not-the-community" not in obs.error
     assert time.monotonic() - started < 1.5
 

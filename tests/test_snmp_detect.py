@@ -12,8 +12,9 @@ import pytest
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, forget, probe_snmp
+from elvwatch.probes.snmp import SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_session import close_engine
+from tests.helpers import Memories
 
 IF = "1.3.6.1.2.1.2.2.1"
 HIK = "1.3.6.1.4.1.39165.1"
@@ -41,8 +42,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpLab]:
         yield running
 
 
+# Each device's check memory across a test's polls, as the scheduler keeps it.
+MEMORIES = Memories()
+
+
 @pytest.fixture(autouse=True)
 async def _engine() -> AsyncIterator[None]:
+    MEMORIES.clear()
     yield
     await close_engine()
 
@@ -63,7 +69,8 @@ async def poll(lab: SnmpLab, device: str) -> Observation:
                     credential=Credential("c", secrets={"community": Secret("cam-wrap")}))
     check = Check("snmp", "snmp", timeout=10.0, port=lab.port,
                   options=SnmpOptions(profiles=("if",)))
-    return await probe_snmp(target, check)
+    with MEMORIES.of(device):
+        return await probe_snmp(target, check)
 
 
 IN_BYTES = labelled.join("snmp.if.in_bytes", {"ifindex": "2", "port": "eth0"})
@@ -81,7 +88,7 @@ async def test_32_bit_octets_stand_in_for_hc_counters_and_their_wraps_add_up(
         rewrite(lab, camera(500, 300))               # rebooted: the counter restarts
         fourth = await poll(lab, "cam-a")
     finally:
-        forget("cam-a")
+        MEMORIES.pop("cam-a", None)
     assert first.values[IN_BYTES] == WRAP - 1000
     assert second.values[IN_BYTES] == WRAP + 4000
     assert third.values[IN_BYTES] == WRAP + 9000
@@ -101,7 +108,7 @@ async def test_detection_is_kept_and_redone_when_another_device_answers(
         rewrite(lab, camera(200_000, 1, object_id="1.3.6.1.4.1.1004849.3.3.5"))
         third = await poll(lab, "cam-b")
     finally:
-        forget("cam-b")
+        MEMORIES.pop("cam-b", None)
     assert (first.info["vendor"], first.info["model"]) == ("Hikvision", "DS-2CD1043G0-I")
     assert first.values["snmp.requests"] > second.values["snmp.requests"] == 2.0
     assert second.info == first.info
@@ -118,7 +125,7 @@ async def test_a_reboot_identifies_the_device_again_on_the_next_poll(lab: SnmpLa
         rebooted = await poll(lab, "cam-c")
         after = await poll(lab, "cam-c")
     finally:
-        forget("cam-c")
+        MEMORIES.pop("cam-c", None)
     # The poll that sees the reboot reports it at once, with what it knew …
     assert rebooted.values["snmp.rebooted"] == 1.0
     assert rebooted.info["firmware"] == "V5.6.5 build 200316"

@@ -16,15 +16,15 @@ from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
-from elvwatch.probes import snmp as snmp_probe
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import SnmpMemory, SnmpOptions, probe_snmp
 from elvwatch.probes.snmp_profiles import profiles
 from elvwatch.probes.snmp_reading import Reading, TableMemory, apply_table
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
 from elvwatch.rules.faults import FaultState
 from elvwatch.rules.model import RuleConfig, build_rules
+from tests.helpers import Memories
 from tests.rulekit import device, engine, states
 
 
@@ -36,15 +36,21 @@ def lab() -> Iterator[SnmpLab]:
 
 @pytest.fixture(autouse=True)
 async def _sockets() -> AsyncIterator[None]:
+    MEMORIES.clear()
     yield
     await close_engine()
+
+
+# Each device's check memory across a test's polls, as the scheduler keeps it.
+MEMORIES = Memories()
 
 
 async def poll(lab: SnmpLab, device_id: str) -> Observation:
     target = Target(device=device_id, host=lab.host, kind="switch",
                     credential=Credential("c", secrets={"community": Secret("lab-switch")}))
     check = Check("snmp", "snmp", timeout=5.0, port=lab.port, options=SnmpOptions())
-    return await probe_snmp(target, check)
+    with MEMORIES.of(device_id):
+        return await probe_snmp(target, check)
 
 
 def lost(port: int) -> str:
@@ -225,23 +231,26 @@ async def test_daemon_attributes_the_port_to_the_camera_and_forgets_removed_devi
         return original(obs, state)
 
     app.engine.observe = spy  # type: ignore[method-assign]
-    await app.start(http=False)
+    await app.start()
     try:
         deadline = time.monotonic() + 10
         while not any(o.check == "uplink" for o in seen) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         uplink = [o for o in seen if o.check == "uplink"]
         assert uplink and uplink[-1].values["snmp.uplink.oper_up"] == 1.0
-        assert ("sw1", "snmp") in snmp_probe._LAST_UPTIME
-        # A reload without the camera keeps the switch's SNMP memory …
+        # The switch's SNMP memory is its scheduled check's …
+        memory = app.scheduler.memory("sw1", "snmp")
+        assert memory is not None and SnmpMemory in memory
+        assert memory.get(SnmpMemory).uptime is not None and memory.get(SnmpMemory).rows
+        # … a reload without the camera keeps it …
         write(path, host=lab.host, port=lab.port, camera=False)
         assert await app.reload()
-        assert ("sw1", "snmp") in snmp_probe._LAST_UPTIME
-        # … one without the switch drops it.
+        assert app.scheduler.memory("sw1", "snmp") is memory
+        # … one without the switch drops it with the check: a poll still in flight
+        # writes into a memory nobody keeps.
         path.write_text("sites:\n  - {id: s1, name: Lab}\n", "utf-8")
         assert await app.reload()
-        assert not [k for k in snmp_probe._LAST_UPTIME if k[0] == "sw1"]
-        assert not [k for k in snmp_probe._LAST_ROWS if k[0] == "sw1"]
+        assert app.scheduler.memory("sw1", "snmp") is None
     finally:
         await app.stop()
 
@@ -262,7 +271,8 @@ async def poll_zoo(lab: SnmpLab, fixture: str) -> Observation:
     target = Target(device=fixture, host=lab.host, kind="switch",
                     credential=Credential("c", secrets={"community": Secret(fixture)}))
     check = Check("snmp", "snmp", timeout=10.0, port=lab.port, options=SnmpOptions())
-    return await probe_snmp(target, check)
+    with MEMORIES.of(fixture):
+        return await probe_snmp(target, check)
 
 
 async def test_camera_port_is_learned_from_lldp_or_the_forwarding_table(

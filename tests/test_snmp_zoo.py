@@ -18,9 +18,9 @@ from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
 from elvwatch.probes.snmp import SnmpOptions, probe_snmp
-from elvwatch.probes.snmp import forget as snmp_forget
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import fingerprint
+from tests.helpers import Memories
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_cli import aelvwatch
 from tests.test_daemon import wait_for
@@ -41,13 +41,18 @@ async def _engine() -> AsyncIterator[None]:
     await close_engine()
 
 
+# Each device's check memory across a module's polls, as the scheduler keeps it.
+MEMORIES = Memories()
+
+
 async def probe(lab: SnmpLab, fixture: str, kind: str = "", device: str = "",
                 profiles: str = "") -> Observation:
     target = Target(device=device or f"zoo-{fixture}", host=lab.host, kind=kind,
                     credential=Credential("c", secrets={"community": Secret(fixture)}))
     check = Check("snmp", "snmp", timeout=10.0, port=lab.port,
                   options=SnmpOptions.model_validate({"profiles": profiles}))
-    return await probe_snmp(target, check)
+    with MEMORIES.of(target.device):
+        return await probe_snmp(target, check)
 
 
 class Zoo(NamedTuple):
@@ -311,7 +316,7 @@ async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
     path = write_config(tmp_path / "c.yaml", [device], credentials={
         "zoo": {"secrets": {"community": {"env": "ELVWATCH_TEST_ZOO_COMMUNITY"}}}})
     app = RulesApp(load_config(path))
-    await app.start(http=False)
+    await app.start()
     try:
         fp = fingerprint(SITE, "nvr-blind", "snmp_monitoring_blind")
         await wait_for(lambda: fp in open_faults(app.transitions), timeout=20,
@@ -323,4 +328,3 @@ async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
         assert app.tracker.devices["nvr-blind"].state == "degraded"
     finally:
         await app.stop()
-        snmp_forget("nvr-blind")

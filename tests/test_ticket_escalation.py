@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import elvwatch.daemon.ticket_wiring
+import elvwatch.daemon.ticket_stage
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.exporters.notify.config import (
@@ -94,11 +94,11 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(elvwatch.daemon.ticket_wiring, "TICKET_TICK_SECONDS", 0.5)
+    monkeypatch.setattr(elvwatch.daemon.ticket_stage, "TICKET_TICK_SECONDS", 0.5)
     async with smtp_receiver() as smtp, http_receiver() as peer:
         path = escalation_config(tmp_path / "c.yaml", smtp.port, peer.url)
         app = App(load_config(path))
-        await app.start(http=False)
+        await app.start()
         try:
             assert app.tickets is not None
             # The command line runs without the daemon's secrets in its environment.

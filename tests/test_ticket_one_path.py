@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from elvwatch.config.loading import load_config
-from elvwatch.daemon import links
 from elvwatch.daemon.app import App
 from elvwatch.tickets.records import Actor
+from elvwatch.web import links
+from elvwatch.web.server import HttpListener
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
 from tests.test_daemon import free_port, wait_for
 
@@ -67,7 +68,7 @@ async def test_cli_api_page_and_daemon_actions_notify_silence_and_audit_alike(
     async with http_receiver() as peer:
         path = one_path_config(tmp_path / "c.yaml", f"127.0.0.1:{port}", token_file,
                                f"{peer.url}/hook")
-        app = App(load_config(path))
+        app = App(load_config(path), HttpListener())
         await app.start()
         tickets = app.tickets
         assert tickets is not None

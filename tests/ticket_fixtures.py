@@ -13,12 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from elvwatch.config.schema import HttpConfig
-from elvwatch.daemon.http import APP, access
-from elvwatch.daemon.http_tickets import add_ticket_routes
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.store import ArchiveEntry
+from elvwatch.web.server import access
+from elvwatch.web.tickets import add_ticket_routes
+from elvwatch.web.view import VIEW
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -70,7 +71,7 @@ async def ticket_api(manager: TicketManager, directory: Path
     token_file.write_text(API_TOKEN + "\n")
     web_app = web.Application(middlewares=[access])
     # The token middleware reads only this from the daemon's App.
-    web_app[APP] = SimpleNamespace(  # type: ignore[assignment]
+    web_app[VIEW] = SimpleNamespace(  # type: ignore[assignment]
         config=SimpleNamespace(model=SimpleNamespace(http=HttpConfig(
             token_file=token_file, loopback_reads=True))))
     add_ticket_routes(web_app, lambda: manager)

@@ -6,7 +6,7 @@
 * ``photos``: a picture taken on site; the file lives in the photo directory next to
   the store under ``file`` (a name the daemon chose, never the uploader's), the row
   keeps its checked type, size and SHA-256.
-* ``engineer_links``: a personal link issued to an engineer (daemon/engineer_links.py);
+* ``engineer_links``: a personal link issued to an engineer (web/engineer_links.py);
   the signature proves who issued it, this row lets it be revoked before it expires.
 """
 

@@ -38,7 +38,7 @@ class Dispatch:
 
 @dataclass(frozen=True, slots=True)
 class PhotoFile:
-    """A checked photo already kept on disk under ``file`` (daemon/photos.py)."""
+    """A checked photo already kept on disk under ``file`` (web/photos.py)."""
 
     file: str
     content_type: str

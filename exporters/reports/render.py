@@ -1,6 +1,6 @@
 """Reports as HTML (Jinja2, autoescaped) and PDF (weasyprint) — pure functions.
 
-The web pages call these too (``daemon/pages.py``): pass a computed report and the
+The web pages call these too (``web/pages.py``): pass a computed report and the
 site's :class:`SiteInfo`, get a complete HTML document (inline CSS, print-ready: each
 month / section starts a new printed page).  Device-supplied text (vendor, model,
 firmware) is escaped by autoescaping like everything else.

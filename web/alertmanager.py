@@ -1,7 +1,7 @@
 """``POST /api/v1/alertmanager``: Alertmanager's webhook in, faults and tickets out.
 
 Point an Alertmanager ``webhook_config`` at it; like every write it needs the bearer
-token (daemon/http.py's middleware), which Alertmanager sends from
+token (web/server.py's middleware), which Alertmanager sends from
 ``http_config.authorization.credentials_file``.  Replies:
 
 * 200 — every alert was mapped to a device and handed to the ticket stage (stored);
@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from elvwatch.daemon.http_json import BodyError, read_json
+from elvwatch.config.resolved import Config
 from elvwatch.rules.alertmanager import DeviceIndex, Payload, to_transitions
 from elvwatch.tickets.store import StoreError
-
-if TYPE_CHECKING:
-    from elvwatch.config.resolved import Config
-    from elvwatch.daemon.app import App
+from elvwatch.web.json_body import BodyError, read_json
+from elvwatch.web.view import VIEW, DaemonView
 
 PATH = "/api/v1/alertmanager"
 MAX_ERRORS_SHOWN = 10
@@ -53,7 +51,7 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _index(request: web.Request, app: App) -> DeviceIndex:
+def _index(request: web.Request, app: DaemonView) -> DeviceIndex:
     # Rebuilt when a reload swapped the config.
     cache = request.app[_INDEX]
     if not cache or cache[0][0] is not app.config:
@@ -62,9 +60,7 @@ def _index(request: web.Request, app: App) -> DeviceIndex:
 
 
 async def receive(request: web.Request) -> web.Response:
-    from elvwatch.daemon.http import APP
-
-    app = request.app[APP]
+    app = request.app[VIEW]
     try:
         raw = await read_json(request)
     except BodyError as exc:

@@ -154,15 +154,15 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
-    from elvwatch.daemon.http_tickets import openapi_paths
+    from elvwatch.web.tickets import openapi_paths
 
     ticket_paths, ticket_schemas = openapi_paths()
     document["paths"].update(ticket_paths)
     document["components"]["schemas"].update(ticket_schemas)
-    from elvwatch.daemon.http_alertmanager import openapi_paths as alertmanager_paths
+    from elvwatch.web.alertmanager import openapi_paths as alertmanager_paths
 
     document["paths"].update(alertmanager_paths())
-    from elvwatch.daemon.http_reports import openapi_paths as report_paths
+    from elvwatch.web.reports import openapi_paths as report_paths
 
     document["paths"].update(report_paths())
     return document

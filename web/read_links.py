@@ -7,7 +7,7 @@ a key derived from the bearer token with its own purpose string (not the sign-of
 links' key, so neither kind of link can pass for the other).  Nothing is stored: the
 daemon and the CLI agree through ``http.token_file`` alone, so rotating the token
 revokes every link at once.  What a grant opens, and the cookie that carries it after
-the first request, is daemon/page_grants.py's business.
+the first request, is web/page_grants.py's business.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ is good while
   ``--revoke-engineer ID`` all of an engineer's), and
 * the engineer is still in the config (removing them ends their links).
 
-What it opens, and the cookie that carries it, is daemon/engineer_access.py's business.
+What it opens, and the cookie that carries it, is web/engineer_access.py's business.
 Every action taken through it is recorded as the engineer's: "王工 (wang)".
 """
 

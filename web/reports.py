@@ -5,8 +5,8 @@ running daemon's store: ``kind`` availability | sla | service, ``format`` html |
 pdf | json (default json), ``from``/``to`` local dates of the site (both included;
 default: this month so far), ``lang`` zh-CN | en (default: the site's language).
 Also ``GET /sites/{site}/brief``: the printable pre-visit brief, linked from the site page.
-Access is the API's (daemon/http.py): loopback reads, a bearer token otherwise, or an
-engineer's read link for the site (daemon/page_grants.py).
+Access is the API's (web/server.py): loopback reads, a bearer token otherwise, or an
+engineer's read link for the site (web/page_grants.py).
 
 Reports are computed one at a time (a year of a large site reads every device's
 history, and PDF rendering is seconds of CPU), the rendering in a worker thread so the
@@ -21,7 +21,7 @@ import calendar
 import json
 import time
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -31,11 +31,8 @@ from elvwatch.exporters.reports import catalog, handover
 from elvwatch.exporters.reports.brief import Contact, build_brief
 from elvwatch.exporters.reports.render import PdfUnavailable, brief_html
 from elvwatch.tickets.store import StoreError
+from elvwatch.web.view import REPORTS_VIEW, DaemonView
 
-if TYPE_CHECKING:
-    from elvwatch.daemon.app import App
-
-REPORTS_APP: web.AppKey[App] = web.AppKey("elvwatch_reports", object)  # type: ignore[arg-type]
 ONE_AT_A_TIME: web.AppKey[asyncio.Semaphore] = web.AppKey("report_slot", asyncio.Semaphore)
 PATH = "/api/v1/sites/{site}/reports/{kind}"
 BRIEF_PATH = "/sites/{site}/brief"
@@ -87,7 +84,7 @@ def _dates(query: Any, today: date) -> tuple[date, date]:
 
 
 async def site_report(request: web.Request) -> web.StreamResponse:
-    app = request.app[REPORTS_APP]
+    app = request.app[REPORTS_VIEW]
     site_id, kind = request.match_info["site"], request.match_info["kind"]
     site = app.config.sites.get(site_id)
     if site is None:
@@ -132,7 +129,7 @@ async def site_report(request: web.Request) -> web.StreamResponse:
 async def site_brief(request: web.Request) -> web.StreamResponse:
     """``/sites/{site}/brief``: the printable pre-visit brief (``elvwatch brief --html``),
     in ``?lang=``, the pages' language cookie, or the site's language."""
-    app = request.app[REPORTS_APP]
+    app = request.app[REPORTS_VIEW]
     site_id = request.match_info["site"]
     site = app.config.sites.get(site_id)
     if site is None:
@@ -160,7 +157,7 @@ async def site_handover(request: web.Request) -> web.StreamResponse:
     """``/api/v1/sites/{site}/handover``: the contract handover package (zip), as
     ``elvwatch report handover`` writes it; ``pdf=0`` leaves the PDFs out, ``from``/``to``
     default to the contract period."""
-    app = request.app[REPORTS_APP]
+    app = request.app[REPORTS_VIEW]
     site_id = request.match_info["site"]
     site = app.config.sites.get(site_id)
     if site is None:
@@ -195,9 +192,9 @@ async def site_handover(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
-def add_report_routes(web_app: web.Application, app: App) -> None:
+def add_report_routes(web_app: web.Application, app: DaemonView) -> None:
     """Mount the report, handover and brief routes on the daemon's aiohttp application."""
-    web_app[REPORTS_APP] = app
+    web_app[REPORTS_VIEW] = app
     web_app[ONE_AT_A_TIME] = asyncio.Semaphore(1)
     web_app.add_routes([web.get(PATH, site_report, name="site_report"),
                         web.get(HANDOVER_PATH, site_handover, name="site_handover"),
@@ -205,7 +202,7 @@ def add_report_routes(web_app: web.Application, app: App) -> None:
 
 
 def openapi_paths() -> dict[str, Any]:
-    """The report and handover paths for daemon/api.py's OpenAPI document."""
+    """The report and handover paths for web/api.py's OpenAPI document."""
     err = {"description": "Error", "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Problem"}}}}
     return {PATH: {"get": {

@@ -1,6 +1,6 @@
-"""What an engineer's personal link (daemon/engineer_links.py) opens, and its cookie.
+"""What an engineer's personal link (web/engineer_links.py) opens, and its cookie.
 
-Looked at by daemon/http.py's access check before anything else, on every request:
+Looked at by web/server.py's access check before anything else, on every request:
 
 * ``?grant=E~…`` valid: the answer is a 303 to the same URL without it, setting the
   HttpOnly, SameSite=Lax cookie ``elvwatch_engineer`` (Max-Age = the time the link has
@@ -25,18 +25,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from elvwatch.config.schema import EngineerConfig
-from elvwatch.daemon import engineer_links, links
-from elvwatch.daemon.engineer_links import EngineerGrant, LinkRefused
-from elvwatch.daemon.page_grants import over_https, scope_of
-from elvwatch.daemon.pages import ENGINEER, PAGES_APP, message_page
-from elvwatch.daemon.read_links import EVERY_SITE
 from elvwatch.tickets.notes import actor_of
 from elvwatch.tickets.records import Actor
 from elvwatch.tickets.store import StoreError
+from elvwatch.web import engineer_links, links
+from elvwatch.web.engineer_links import EngineerGrant, LinkRefused
+from elvwatch.web.page_grants import over_https, scope_of
+from elvwatch.web.pages import ENGINEER, message_page
+from elvwatch.web.read_links import EVERY_SITE
+from elvwatch.web.view import PAGES_VIEW
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUERY = "grant"
-# The pages' forms an engineer may post (daemon/page_actions.py).
+# The pages' forms an engineer may post (web/page_actions.py).
 FORM_ROUTES = frozenset({"ticket_action", "site_new_ticket", "site_return_visit"})
 COOKIE = "elvwatch_engineer"
 FORM = "form"
@@ -68,7 +69,7 @@ async def identify(request: web.Request) -> Engineer | web.StreamResponse | None
     """The engineer the request comes from, the answer that replaces it (the redirect
     keeping a fresh link in the cookie, or a 401 page), or None when no engineer's link
     is involved."""
-    app = request.app[PAGES_APP]
+    app = request.app[PAGES_VIEW]
     given = request.query.get(QUERY)
     kept = request.cookies.get(COOKIE)
     fresh = engineer_links.is_engineer_grant(given)
@@ -103,7 +104,7 @@ async def identify(request: web.Request) -> Engineer | web.StreamResponse | None
 
 
 def form_ok(request: web.Request, engineer: Engineer) -> bool:
-    token = links.read_token(request.app[PAGES_APP].config.model.http.token_file)
+    token = links.read_token(request.app[PAGES_VIEW].config.model.http.token_file)
     return engineer_links.form_token_ok(token, engineer.grant, request.query.get(FORM))
 
 

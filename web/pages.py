@@ -8,10 +8,10 @@ other than ours can run.  The JS re-fetches the page itself and swaps its
 ``data-live`` parts: rendering and escaping stay on the server, and it works through a
 sign-off link, which grants the page but never the JSON API.
 
-Access is daemon/http.py's: reads open on loopback, a bearer token otherwise; the
-exceptions are a signed sign-off link (daemon/links.py), which :func:`signed_link_ok`
+Access is web/server.py's: reads open on loopback, a bearer token otherwise; the
+exceptions are a signed sign-off link (web/links.py), which :func:`signed_link_ok`
 accepts for its ticket's page and sign-off POST, and an engineer's read link, which
-opens its site's pages for reading (daemon/page_grants.py).
+opens its site's pages for reading (web/page_grants.py).
 """
 
 from __future__ import annotations
@@ -21,28 +21,25 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from aiohttp import web
 
-from elvwatch.daemon import links, page_views
-from elvwatch.daemon.page_text import LANGUAGES, choose
 from elvwatch.tickets.actions import SignOff
 from elvwatch.tickets.lifecycle import TicketError, UnknownTicket
 from elvwatch.tickets.records import Actor
 from elvwatch.tickets.store import StoreError
-
-if TYPE_CHECKING:
-    from elvwatch.daemon.app import App
+from elvwatch.web import links, page_views
+from elvwatch.web.page_text import LANGUAGES, choose
+from elvwatch.web.view import PAGES_VIEW, DaemonView
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HERE = Path(__file__).parent
-PAGES_APP: web.AppKey[App] = web.AppKey("elvwatch_pages", object)  # type: ignore[arg-type]
 # Status parts refresh this often (seconds); ``?refresh=`` may ask for 2–600, 0 = off.
 REFRESH_SECONDS = 15
 # The request's key for the engineer acting through a personal link (set by
-# daemon/engineer_access.py, read by the templates to show the forms).
+# web/engineer_access.py, read by the templates to show the forms).
 ENGINEER: web.RequestKey[object] = web.RequestKey("elvwatch_engineer", object)
 _LINK_PATH = re.compile(r"^/tickets/([A-Za-z0-9_.:-]{1,64})(/signoff)?$")
 _ENV = jinja2.Environment(
@@ -56,15 +53,15 @@ _JS = (HERE / "static" / "live.js").read_text(encoding="utf-8")
 def signed_link_ok(request: web.Request) -> bool:
     """A valid sign-off link on its own ticket's page (GET) or sign-off (POST)."""
     match = _LINK_PATH.match(request.path)
-    if match is None or PAGES_APP not in request.app:
+    if match is None or PAGES_VIEW not in request.app:
         return False
     if request.method not in (("POST",) if match.group(2) else ("GET", "HEAD")):
         return False
-    token = links.read_token(request.app[PAGES_APP].config.model.http.token_file)
+    token = links.read_token(request.app[PAGES_VIEW].config.model.http.token_file)
     return links.valid(token, match.group(1), request.query.get("link"))
 
 
-def _site_language(app: App, site: str | None) -> str:
+def _site_language(app: DaemonView, site: str | None) -> str:
     if site and site in app.config.sites:
         return app.config.sites[site].language
     languages = {s.language for s in app.config.sites.values()}
@@ -72,7 +69,7 @@ def _site_language(app: App, site: str | None) -> str:
 
 
 def _fmt(request: web.Request, site: str | None) -> page_views.Fmt:
-    app = request.app[PAGES_APP]
+    app = request.app[PAGES_VIEW]
     explicit = request.query.get("lang") or request.cookies.get("lang")
     lang = choose(_site_language(app, site), request.headers.get("Accept-Language"),
                   explicit)
@@ -96,7 +93,7 @@ def _render(request: web.Request, template: str, fmt: page_views.Fmt, title: str
     html = _ENV.get_template(template).render(
         f=fmt, t=fmt.t, title=title, css=_CSS, js=_JS, nonce=nonce,
         refresh=_refresh(request), other_lang=other, engineer=engineer,
-        # Forms post with the token of the engineer's link (daemon/engineer_access.py).
+        # Forms post with the token of the engineer's link (web/engineer_access.py).
         form_query=f"?form={engineer.form}" if engineer is not None else "",
         # The refresh script's request: no style or script, whose nonce would not match.
         live_only=request.headers.get("X-Live-Parts") == "1",
@@ -132,7 +129,7 @@ def _missing(request: web.Request, fmt: page_views.Fmt, what: str) -> web.Respon
 
 async def overview_page(request: web.Request) -> web.Response:
     fmt = _fmt(request, None)
-    view = await page_views.overview(request.app[PAGES_APP])
+    view = await page_views.overview(request.app[PAGES_VIEW])
     return _render(request, "overview.html", fmt, fmt.t("overview"), **view)
 
 
@@ -141,7 +138,7 @@ async def site_page(request: web.Request, *, error: str | None = None, status: i
     """The site's page (also shown again, with ``error``, after a refused site form)."""
     site_id = request.match_info.get("id") or request.match_info["site"]
     fmt = _fmt(request, site_id)
-    app = request.app[PAGES_APP]
+    app = request.app[PAGES_VIEW]
     view = await page_views.site(app, site_id)
     if view is None:
         return _missing(request, fmt, site_id)
@@ -154,7 +151,7 @@ async def site_page(request: web.Request, *, error: str | None = None, status: i
 
 
 async def device_page(request: web.Request) -> web.Response:
-    app, device_id = request.app[PAGES_APP], request.match_info["id"]
+    app, device_id = request.app[PAGES_VIEW], request.match_info["id"]
     dev = app.config.devices.get(device_id)
     fmt = _fmt(request, dev.config.site if dev else None)
     view = await page_views.device(app, device_id, fmt)
@@ -166,7 +163,7 @@ async def device_page(request: web.Request) -> web.Response:
 async def ticket_page(request: web.Request, *, error: str | None = None,
                       status: int = 200, error_values: Mapping[str, object] | None = None,
                       signoff_url: str | None = None) -> web.Response:
-    app, number = request.app[PAGES_APP], request.match_info["number"]
+    app, number = request.app[PAGES_VIEW], request.match_info["number"]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
     try:
@@ -193,7 +190,7 @@ async def ticket_page(request: web.Request, *, error: str | None = None,
 
 async def sign_off(request: web.Request) -> web.Response:
     """The sign-off form's POST: the representative accepts the result (用户已验收)."""
-    app, number = request.app[PAGES_APP], request.match_info["number"]
+    app, number = request.app[PAGES_VIEW], request.match_info["number"]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
     form = await request.post()
@@ -221,7 +218,7 @@ async def sign_off(request: web.Request) -> web.Response:
 async def silences_page(request: web.Request) -> web.Response:
     fmt = _fmt(request, None)
     expired = request.query.get("expired") in ("1", "true", "yes")
-    rows = page_views.silences(request.app[PAGES_APP], expired, fmt.now)
+    rows = page_views.silences(request.app[PAGES_VIEW], expired, fmt.now)
     return _render(request, "silences.html", fmt, fmt.t("silences"), silences=rows,
                    expired=expired)
 
@@ -238,9 +235,9 @@ def _guarded(handler: Handler) -> Handler:
     return run
 
 
-def add_page_routes(web_app: web.Application, app: App) -> None:
+def add_page_routes(web_app: web.Application, app: DaemonView) -> None:
     """Mount the pages on the daemon's aiohttp application (before it starts)."""
-    web_app[PAGES_APP] = app
+    web_app[PAGES_VIEW] = app
     web_app.add_routes([
         web.get("/", _guarded(overview_page), name="overview"),
         web.get("/sites/{id}", _guarded(site_page), name="site_page"),

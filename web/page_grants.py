@@ -1,6 +1,6 @@
-"""What a read link (daemon/read_links.py) opens, and the cookie that carries it.
+"""What a read link (web/read_links.py) opens, and the cookie that carries it.
 
-Consulted by daemon/http.py's access check only for a GET or HEAD that neither comes
+Consulted by web/server.py's access check only for a GET or HEAD that neither comes
 from loopback nor holds the bearer token or a sign-off link; loopback and token holders
 never see any of this.
 
@@ -38,11 +38,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from elvwatch.daemon import links, read_links
-from elvwatch.daemon.pages import PAGES_APP, message_page
-from elvwatch.daemon.read_links import EVERY_SITE, Grant, GrantRefused
 from elvwatch.tickets.lifecycle import UnknownTicket
 from elvwatch.tickets.store import StoreError
+from elvwatch.web import links, read_links
+from elvwatch.web.pages import message_page
+from elvwatch.web.read_links import EVERY_SITE, Grant, GrantRefused
+from elvwatch.web.view import PAGES_VIEW
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 QUERY = "grant"
@@ -68,7 +69,7 @@ async def read_with_grant(request: web.Request, handler: Handler) -> web.StreamR
     """The answer to a GET/HEAD from afar without the token: through a read link, its
     redirect, a 401/403 page — or None when no link is involved and the path is not a
     page (the caller answers with its usual 401)."""
-    app = request.app[PAGES_APP]
+    app = request.app[PAGES_VIEW]
     token = links.read_token(app.config.model.http.token_file)
     given = request.query.get(QUERY)
     if given is not None:
@@ -109,7 +110,7 @@ def _route(request: web.Request) -> str | None:
 
 async def scope_of(request: web.Request) -> str | None:
     """The site the requested path belongs to, EVERY_SITE, or None if no link opens it."""
-    name, app = _route(request), request.app[PAGES_APP]
+    name, app = _route(request), request.app[PAGES_VIEW]
     if name in _SITE_ROUTES:
         return request.match_info[_SITE_ROUTES[name]]
     if name in _EVERY_SITE_ROUTES:
@@ -147,6 +148,6 @@ def over_https(request: web.Request) -> bool:
 
 
 def _refused(request: web.Request, refused: GrantRefused) -> web.Response:
-    site = refused.site if refused.site in request.app[PAGES_APP].config.sites else None
+    site = refused.site if refused.site in request.app[PAGES_VIEW].config.sites else None
     return message_page(request, 401, f"link_{refused.reason}", f"link_{refused.reason}_text",
                         site=site)

@@ -4,9 +4,9 @@ Reads are open to loopback clients whose Host header is a loopback name or addre
 (or one of ``http.allowed_hosts``): a web page elsewhere whose name resolves to
 127.0.0.1 (DNS rebinding) reaches the listener from loopback too, but says its own name.
 From anywhere else, and for every write, a bearer token from ``http.token_file`` is
-required — except a signed sign-off link on its ticket (daemon/links.py) and an
-engineer's signed read link on its site's pages (daemon/read_links.py,
-daemon/page_grants.py).
+required — except a signed sign-off link on its ticket (web/links.py) and an
+engineer's signed read link on its site's pages (web/read_links.py,
+web/page_grants.py).
 """
 
 from __future__ import annotations
@@ -19,34 +19,33 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from elvwatch.daemon import api
-from elvwatch.daemon.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
-from elvwatch.daemon.engineer_access import engineer_access, identify
-from elvwatch.daemon.http_alertmanager import add_alertmanager_route
-from elvwatch.daemon.http_reports import add_report_routes
-from elvwatch.daemon.http_tickets import add_ticket_routes
-from elvwatch.daemon.page_actions import add_action_routes
-from elvwatch.daemon.page_grants import carries_grant, read_with_grant
-from elvwatch.daemon.pages import PAGES_APP, add_page_routes, signed_link_ok
-from elvwatch.daemon.probe_access import ProbeRefused, grant
 from elvwatch.exporters.exposition import CONTENT_TYPE, Family, render
 from elvwatch.exporters.metrics import DeviceSeries, daemon_families, metric_name
+from elvwatch.probes.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
 from elvwatch.probes.base import bounded
-
-if TYPE_CHECKING:
-    from elvwatch.daemon.app import App
+from elvwatch.web import api
+from elvwatch.web.alertmanager import add_alertmanager_route
+from elvwatch.web.engineer_access import engineer_access, identify
+from elvwatch.web.page_actions import add_action_routes
+from elvwatch.web.page_grants import carries_grant, read_with_grant
+from elvwatch.web.pages import add_page_routes, signed_link_ok
+from elvwatch.web.probe_access import ProbeRefused, grant
+from elvwatch.web.reports import add_report_routes
+from elvwatch.web.tickets import add_ticket_routes
+from elvwatch.web.view import PAGES_VIEW, VIEW, DaemonView
 
 log = logging.getLogger(__name__)
-APP: web.AppKey[App] = web.AppKey("elvwatch", object)  # type: ignore[arg-type]
 # The process's own CPU/memory/fds, rendered by prometheus_client (a handful of series).
 PROCESS: web.AppKey[CollectorRegistry] = web.AppKey("process", CollectorRegistry)
+# /probe timeout problems already logged: each distinct one once.
+PROBE_WARNINGS: web.AppKey[set[str]] = web.AppKey("probe_warnings", set)
 PROBE_TIMEOUT_MAX = 30.0
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 # Left of the scrape's timeout for the answer to get back (blackbox_exporter's default).
@@ -71,7 +70,7 @@ def _is_loopback(remote: str | None) -> bool:
 
 
 def _token_ok(request: web.Request) -> bool:
-    token = request.app[APP].config.model.http.token_file
+    token = request.app[VIEW].config.model.http.token_file
     if token is None:
         return False
     try:
@@ -112,9 +111,9 @@ def host_allowed(host: str | None, allowed: Sequence[str]) -> bool:
 
 @web.middleware
 async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if PAGES_APP in request.app:
+    if PAGES_VIEW in request.app:
         # An engineer's personal link or its cookie, wherever the request comes from:
-        # it says who acts (daemon/engineer_access.py).
+        # it says who acts (web/engineer_access.py).
         found = await identify(request)
         if isinstance(found, web.StreamResponse):
             return found
@@ -122,7 +121,7 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
             answer = await engineer_access(request, handler, found)
             if answer is not None:
                 return answer
-    settings = request.app[APP].config.model.http
+    settings = request.app[VIEW].config.model.http
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     open_read = not write and settings.loopback_reads and _is_loopback(request.remote)
     host = request.headers.get("Host")
@@ -134,8 +133,8 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"error": f"Host {bounded(host or '', 80)!r} is not a loopback name or "
                                "address: add it to http.allowed_hosts, or send the bearer "
                                "token"}, status=421)
-    if request.method in ("GET", "HEAD") and PAGES_APP in request.app:
-        # An engineer's read link or its cookie (daemon/page_grants.py); reads only.
+    if request.method in ("GET", "HEAD") and PAGES_VIEW in request.app:
+        # An engineer's read link or its cookie (web/page_grants.py); reads only.
         answer = await read_with_grant(request, handler)
         if answer is not None:
             return answer
@@ -143,11 +142,11 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await metrics_body(request.app[APP]) + generate_latest(request.app[PROCESS])
+    body = await metrics_body(request.app[VIEW]) + generate_latest(request.app[PROCESS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def metrics_body(app: App, slice_devices: int = SCRAPE_SLICE) -> bytes:
+async def metrics_body(app: DaemonView, slice_devices: int = SCRAPE_SLICE) -> bytes:
     """One scrape, rendered ``slice_devices`` devices at a time with the event loop let
     run in between: at 20,000 devices a scrape is about a second of CPU, which in one
     piece would hold every check due meanwhile."""
@@ -161,22 +160,22 @@ async def metrics_body(app: App, slice_devices: int = SCRAPE_SLICE) -> bytes:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json(_health(request.app[APP]).model_dump())
+    return _json(_health(request.app[VIEW]).model_dump())
 
 
-def _health(app: App) -> api.Health:
+def _health(app: DaemonView) -> api.Health:
     return api.Health(status="ok", devices=len(app.config.devices),
-                      checks=app.scheduler.job_count, config_reload_ok=app.reload_ok,
+                      checks=app.job_count, config_reload_ok=app.reload_ok,
                       store_pending_writes=app.store_pending)
 
 
 async def devices(request: web.Request) -> web.Response:
-    app = request.app[APP]
+    app = request.app[VIEW]
     site = request.query.get("site")
     state = request.query.get("state")
     out = []
     for device in app.config.devices.values():
-        status = app.tracker.devices.get(device.id)
+        status = app.statuses.get(device.id)
         if status is None or (site and device.config.site != site):
             continue
         if state and status.state.value != state:
@@ -186,10 +185,10 @@ async def devices(request: web.Request) -> web.Response:
 
 
 async def device(request: web.Request) -> web.Response:
-    app = request.app[APP]
+    app = request.app[VIEW]
     device_id = request.match_info["id"]
     dev = app.config.devices.get(device_id)
-    status = app.tracker.devices.get(device_id)
+    status = app.statuses.get(device_id)
     if dev is None or status is None:
         return _json({"error": f"no device {device_id!r}"}, status=404)
     return _json(api.detail(dev, status).model_dump(mode="json"))
@@ -200,7 +199,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def reload(request: web.Request) -> web.Response:
-    app = request.app[APP]
+    app = request.app[VIEW]
     if await app.reload():
         return _json(_health(app).model_dump())
     return _json({"error": "config invalid, old config kept: " + "; ".join(app.reload_errors)},
@@ -209,15 +208,15 @@ async def reload(request: web.Request) -> web.Response:
 
 async def probe(request: web.Request) -> web.Response:
     """One ad-hoc target, answered like a multi-target exporter.  What it may reach and
-    with which credentials is decided by daemon/probe_access.py; the daemon's own
+    with which credentials is decided by web/probe_access.py; the daemon's own
     environment is never a source of secrets here."""
-    app = request.app[APP]
+    app = request.app[VIEW]
     url = request.query.get("target", "")
     module = request.query.get("module") or None
     try:
         budget = _probe_budget(request.headers.get(SCRAPE_TIMEOUT_HEADER))
         if budget is not None and not budget > 0:
-            return _probe_too_short(app, request, f"{SCRAPE_OFFSET:g}s of it go to "
+            return _probe_too_short(request, f"{SCRAPE_OFFSET:g}s of it go to "
                                                   "sending the answer back")
         split = urlsplit(url)
         allowed = await grant(app.config, split.scheme.lower(), split.hostname or "",
@@ -227,11 +226,11 @@ async def probe(request: web.Request) -> web.Response:
     except ProbeRefused as exc:
         return _json({"error": str(exc)}, status=403)
     except TimeoutTooShort as exc:
-        return _probe_too_short(app, request, str(exc))
+        return _probe_too_short(request, str(exc))
     except (UsageError, ValueError) as exc:
         return _json({"error": str(exc)}, status=400)
     if budget is not None and adhoc.plan is not None and adhoc.plan.listen_seconds > budget:
-        return _probe_too_short(app, request, f"{adhoc.url!r} listens "
+        return _probe_too_short(request, f"{adhoc.url!r} listens "
                                               f"{adhoc.plan.listen_seconds:g}s")
     target = adhoc.target
     if allowed.address is not None:
@@ -270,7 +269,7 @@ def _probe_budget(header: str | None) -> float | None:
     return min(scrape - SCRAPE_OFFSET, PROBE_TIMEOUT_MAX)
 
 
-def _probe_too_short(app: App, request: web.Request, need: str) -> web.Response:
+def _probe_too_short(request: web.Request, need: str) -> web.Response:
     """The scrape gives the probe less time than it needs: said in the answer (400, so
     the target shows as failing to scrape, not as a device down) and, once per
     distinct message, in the log where the NOC looks."""
@@ -278,8 +277,9 @@ def _probe_too_short(app: App, request: web.Request, need: str) -> web.Response:
     message = (f"{SCRAPE_TIMEOUT_HEADER} {bounded(header or '', 40)}s is shorter than the "
                f"probe needs: {need}; raise this job's scrape_timeout"
                if header is not None else need)
-    if message not in app.probe_warnings and len(app.probe_warnings) < 100:
-        app.probe_warnings.add(message)
+    told = request.app[PROBE_WARNINGS]
+    if message not in told and len(told) < 100:
+        told.add(message)
         log.warning("/probe: %s", message)
     return _json({"error": message}, status=400)
 
@@ -301,9 +301,9 @@ def _shown_name(url: str, device: str, address: str) -> str:
     return urlunsplit(split._replace(netloc=f"{name}{port}"))
 
 
-def build_web_app(app: App) -> web.Application:
+def build_web_app(app: DaemonView) -> web.Application:
     web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
-    web_app[APP] = app
+    web_app[VIEW] = app
     add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
     add_page_routes(web_app, app)
     add_action_routes(web_app)
@@ -312,6 +312,7 @@ def build_web_app(app: App) -> web.Application:
     process = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=process)
     web_app[PROCESS] = process
+    web_app[PROBE_WARNINGS] = set()
     web_app.add_routes([
         web.get("/metrics", metrics),
         web.get("/healthz", healthz),
@@ -324,21 +325,30 @@ def build_web_app(app: App) -> web.Application:
     return web_app
 
 
-async def start_http(app: App, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        raise OSError(f"http.listen: cannot listen on {shown}: "
-                      f"{exc.strerror or exc}") from exc
-    log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
-    return runner
+class HttpListener:
+    """The daemon's one listener at ``http.listen``: opened by the daemon once its checks
+    run, closed after they drained and before the store closes (daemon/app.py)."""
 
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
 
-async def stop_http(runner: object) -> None:
-    assert isinstance(runner, web.AppRunner)
-    await asyncio.wait_for(runner.cleanup(), timeout=10)
+    async def open(self, view: DaemonView, /) -> None:
+        """Listen; OSError names ``http.listen`` when the address cannot be taken."""
+        host, port = view.config.model.http.host, view.config.model.http.port
+        runner = web.AppRunner(build_web_app(view), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise OSError(f"http.listen: cannot listen on {shown}: "
+                          f"{exc.strerror or exc}") from exc
+        self._runner = runner
+        log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await asyncio.wait_for(runner.cleanup(), timeout=10)

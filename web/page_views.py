@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from elvwatch.daemon.page_text import text
+from elvwatch.config.resolved import Device
 from elvwatch.exporters.reports.logs import cause_text
 from elvwatch.exporters.reports.words import yuan
 from elvwatch.rules.state import DeviceState, DeviceStatus
@@ -24,10 +24,8 @@ from elvwatch.tickets.glossary import state_term, term
 from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
-
-if TYPE_CHECKING:
-    from elvwatch.config.resolved import Device
-    from elvwatch.daemon.app import App
+from elvwatch.web.page_text import text
+from elvwatch.web.view import DaemonView
 
 # Faults first: the order devices and sites are listed in.
 STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN: 2,
@@ -159,7 +157,7 @@ class Fmt:
         return datetime.fromtimestamp(self.now, self.tz).date()
 
 
-def labels_of(app: App) -> Callable[[str], DeviceLabel | None]:
+def labels_of(app: DaemonView) -> Callable[[str], DeviceLabel | None]:
     """Names and locations of the configured devices, for :class:`Fmt`."""
     def look(device: str) -> DeviceLabel | None:
         dev = app.config.devices.get(device)
@@ -170,8 +168,8 @@ def labels_of(app: App) -> Callable[[str], DeviceLabel | None]:
     return look
 
 
-def tz_of(app: App, site: str | None) -> ZoneInfo:
-    terms = app._terms.get(site or "") if site else None
+def tz_of(app: DaemonView, site: str | None) -> ZoneInfo:
+    terms = app.terms.get(site or "") if site else None
     return ZoneInfo(terms.timezone if terms is not None else "Asia/Shanghai")
 
 
@@ -180,7 +178,7 @@ def short(value: object) -> str:
     return out if len(out) <= VALUE_CHARS else out[:VALUE_CHARS] + "…"
 
 
-async def live_tickets(app: App) -> list[Ticket]:
+async def live_tickets(app: DaemonView) -> list[Ticket]:
     if app.tickets is None:
         return []
     return await app.tickets.list_tickets(state="live", limit=LIVE_TICKET_LIMIT)
@@ -196,11 +194,11 @@ def by_urgency(tickets: list[Ticket]) -> list[Ticket]:
     return sorted(tickets, key=key)
 
 
-def _status(app: App, device_id: str) -> DeviceStatus:
-    return app.tracker.devices.get(device_id) or DeviceStatus(device_id)
+def _status(app: DaemonView, device_id: str) -> DeviceStatus:
+    return app.statuses.get(device_id) or DeviceStatus(device_id)
 
 
-def device_row(app: App, device: Device, tickets: dict[str, list[str]]) -> dict[str, Any]:
+def device_row(app: DaemonView, device: Device, tickets: dict[str, list[str]]) -> dict[str, Any]:
     cfg, status = device.config, _status(app, device.id)
     parents = []
     for parent in cfg.depends_on:
@@ -221,7 +219,7 @@ def tickets_by_device(tickets: list[Ticket]) -> dict[str, list[str]]:
     return out
 
 
-async def overview(app: App) -> dict[str, Any]:
+async def overview(app: DaemonView) -> dict[str, Any]:
     tickets = await live_tickets(app)
     per_device = tickets_by_device(tickets)
     sites: list[dict[str, Any]] = []
@@ -243,7 +241,7 @@ async def overview(app: App) -> dict[str, Any]:
             "tickets": by_urgency([t for t in tickets if t.state != "verified"])[:30]}
 
 
-async def site(app: App, site_id: str) -> dict[str, Any] | None:
+async def site(app: DaemonView, site_id: str) -> dict[str, Any] | None:
     cfg = app.config.sites.get(site_id)
     if cfg is None:
         return None
@@ -269,11 +267,11 @@ def _pdf_available() -> bool:
     return importlib.util.find_spec("weasyprint") is not None
 
 
-def report_links(app: App, site_id: str, fmt: Fmt) -> list[dict[str, Any]]:
-    """Links to the site's reports (daemon/http_reports.py) for this month so far and the
+def report_links(app: DaemonView, site_id: str, fmt: Fmt) -> list[dict[str, Any]]:
+    """Links to the site's reports (web/reports.py) for this month so far and the
     contract period, in the page's language; PDF only where weasyprint is installed."""
-    from elvwatch.daemon.http_reports import contract_period, report_url, this_month
     from elvwatch.exporters.reports.catalog import KINDS
+    from elvwatch.web.reports import contract_period, report_url, this_month
 
     cfg = app.config.sites[site_id]
     spans = [("this_month", *this_month(datetime.fromtimestamp(fmt.now, fmt.tz).date()))]
@@ -288,7 +286,7 @@ def report_links(app: App, site_id: str, fmt: Fmt) -> list[dict[str, Any]]:
         for key, first, last in spans]
 
 
-async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
+async def device(app: DaemonView, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
     dev = app.config.devices.get(device_id)
     if dev is None:
         return None
@@ -332,7 +330,7 @@ async def device(app: App, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
             and cfg.warranty_until >= fmt.today(), "dependents": dependents}
 
 
-def checklist_names(app: App, lang: str) -> dict[str, str]:
+def checklist_names(app: DaemonView, lang: str) -> dict[str, str]:
     """Checklist item id → its words in ``lang`` (ids are what the store keeps): the
     built-in items and the config's own."""
     from elvwatch.config.terms import checklist_words
@@ -340,7 +338,7 @@ def checklist_names(app: App, lang: str) -> dict[str, str]:
     return item_names(lang, checklist_words(app.config))
 
 
-def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]]:
+def silences(app: DaemonView, include_expired: bool, now: float) -> list[dict[str, Any]]:
     out = []
     for s in app.silencer.list(include_expired=include_expired):
         state = "active" if s.active(now) else ("pending" if now < s.starts else "expired")
@@ -350,10 +348,10 @@ def silences(app: App, include_expired: bool, now: float) -> list[dict[str, Any]
     return out
 
 
-def handover_link(app: App, site_id: str, fmt: Fmt) -> str | None:
-    """The handover package of the contract period (daemon/http_reports.py), if the site
+def handover_link(app: DaemonView, site_id: str, fmt: Fmt) -> str | None:
+    """The handover package of the contract period (web/reports.py), if the site
     has a contract."""
-    from elvwatch.daemon.http_reports import HANDOVER_PATH, contract_period
+    from elvwatch.web.reports import HANDOVER_PATH, contract_period
 
     contract = app.config.sites[site_id].contract
     if contract is None:
@@ -364,7 +362,7 @@ def handover_link(app: App, site_id: str, fmt: Fmt) -> str | None:
             + f"?from={first.isoformat()}&to={last.isoformat()}&pdf={pdf}&lang={fmt.lang}")
 
 
-def site_devices(app: App, site_id: str, system: str | None) -> list[dict[str, str]]:
+def site_devices(app: DaemonView, site_id: str, system: str | None) -> list[dict[str, str]]:
     """The site's devices (of ``system``, if given) for a form's choice, by location."""
     out = [{"id": d.id, "name": d.config.name or d.id,
             "location": str(d.config.location) if d.config.location else ""}
@@ -373,7 +371,7 @@ def site_devices(app: App, site_id: str, system: str | None) -> list[dict[str, s
     return sorted(out, key=lambda d: (d["location"], d["name"]))
 
 
-def field_view(app: App, detail: TicketDetail, engineer: Any) -> dict[str, Any]:
+def field_view(app: DaemonView, detail: TicketDetail, engineer: Any) -> dict[str, Any]:
     """What the field forms of a ticket page offer the engineer looking at it (nothing
     to anyone else): which actions the ticket's state allows, their visit in progress,
     the engineers who can be sent, the devices a checklist item can name."""

@@ -7,8 +7,9 @@ EventFollower reads every event written — by this daemon, ``elvwatch tickets �
 another process on the same store — so every action notifies alike, and an event
 committed just before a crash is still notified after the restart.
 
-A part of :class:`daemon.app.App` kept in its own module; it works on the App's state
-(declared below) and is not used on its own.
+The daemon (daemon/app.py) owns one :class:`TicketStage`, hands it the rule engine's
+faults and the health of each device's polls, and tells it when store writes fail and
+work again; the stage owns everything else of tickets and notifications.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,40 +61,61 @@ UNRECORDED_NOTIFY_SECONDS = 10.0
 SPOOL_SYNC_SECONDS = 5.0
 
 
-class TicketWiring:
-    config: Config
-    store: Store | None
-    engine: Engine
-    silencer: Silencer
-    tickets: TicketManager | None
-    _terms: dict[str, SiteTerms]
-    dispatcher: Dispatcher | None
-    ticket_stats: TicketStats | None
-    started: float
-    store_errors: int
-    _notify_log: SpooledLog | None
-    _store_down_since: float | None
-    _unrecorded_told: set[str]
-    _stored_silences: list[Silence]
-    _pending_faults: list[FaultTransition]
-    _pending_events: list[TicketEvent]
-    _follower: EventFollower | None
-    _healthy: dict[str, int]
-    _unhealthy: set[str]
-    _tickets_changed: bool
-    _resynced: bool
-    _last_ticket_tick: float
-    _flush: asyncio.Event
+class TicketStage:
+    def __init__(self, engine: Engine, silencer: Silencer, config: Config,
+                 wake: Callable[[], None]) -> None:
+        self.engine = engine
+        self.silencer = silencer
+        self.config = config  # the running config (silences, ticket settings)
+        self._wake = wake  # the daemon's store writer: there is work for the store
+        self.store: Store | None = None
+        self.tickets: TicketManager | None = None
+        self.terms: dict[str, SiteTerms] = {}
+        self.dispatcher: Dispatcher | None = None
+        self.ticket_stats: TicketStats | None = None
+        self.notify_log: SpooledLog | None = None
+        self.started = time.time()
+        self.store_errors = 0  # failed housekeeping rounds (the daemon counts its writes)
+        # Set while the daemon's store writer finds the store down.
+        self.store_down_since: float | None = None
+        self._unrecorded_told: set[str] = set()  # fault episodes notified without a ticket
+        self._stored_silences: list[Silence] = []
+        self.pending_faults: list[FaultTransition] = []
+        self._pending_events: list[TicketEvent] = []
+        self._follower: EventFollower | None = None
+        self._healthy: dict[str, int] = {}
+        self._unhealthy: set[str] = set()
+        self._tickets_changed = False
+        self._resynced = False
+        self._last_ticket_tick = 0.0
 
-    @staticmethod
-    def _hold_seconds(config: Config) -> float:
-        # How long a child's fault waits for its parent's to be confirmed: a camera
-        # behind a dead switch must not get a ticket of its own just by being faster.
-        longest = max((c.interval for d in config.devices.values() for c in d.checks),
-                      default=0.0)
-        return longest * config.model.scheduler.down_after
+    # -- what the daemon hands over ------------------------------------------------------
+    def add_faults(self, faults: Sequence[FaultTransition]) -> None:
+        if faults:
+            self.pending_faults += faults
+            self._wake()
 
-    async def _refresh_silences(self, config: Config) -> None:
+    def poll_health(self, device: str, ok: bool) -> None:
+        """A poll of ``device``'s first check: healthy polls in a row count towards
+        verifying its resolved ticket, a failed one starts the count again."""
+        if ok:
+            self._healthy[device] = self._healthy.get(device, 0) + 1
+            self._unhealthy.discard(device)
+        else:
+            self._healthy.pop(device, None)
+            self._unhealthy.add(device)
+
+    def store_failed(self, now: float) -> None:
+        if self.store_down_since is None:
+            self.store_down_since = now
+
+    def store_works(self) -> float | None:
+        """Store writes work (again); how long they did not, if they did not."""
+        down, self.store_down_since = self.store_down_since, None
+        self._unrecorded_told.clear()
+        return down
+
+    async def refresh_silences(self, config: Config) -> None:
         """Silences come from the config and from the store (made by CLI/API); while
         the store cannot be read, its silences stay as last read."""
         assert self.store is not None
@@ -107,49 +129,52 @@ class TicketWiring:
         if silences != sorted(self.silencer.list(include_expired=True), key=lambda s: s.id):
             self.silencer.replace_all(silences)
 
-    async def _start_tickets(self, config: Config) -> None:
+    async def start(self, store: Store) -> None:
         """The ticket manager on the open store, and the follower of its events."""
-        assert self.store is not None
-        settings = config.model.tickets
+        self.store = store
+        settings = self.config.model.tickets
         self.tickets = TicketManager(
-            self.store, lambda: self._terms, on_events=self._on_ticket_events,
+            store, lambda: self.terms, on_events=self._on_ticket_events,
             verify_after_polls=settings.verify_after_polls,
             reopen_window=settings.reopen_window, close_after=settings.close_after)
         self._follower = EventFollower(
             self.tickets, await self.tickets.event_position(time.time() - REPLAY_SECONDS))
 
-    def _apply_ticket_settings(self, config: Config) -> None:
+    def configure(self, config: Config, terms: dict[str, SiteTerms]) -> None:
+        """The config being put to work: its sites' terms and ticket settings."""
+        self.config = config
+        self.terms = terms
         if self.tickets is not None:
             settings = config.model.tickets
             self.tickets.verify_after_polls = settings.verify_after_polls
             self.tickets.reopen_window = settings.reopen_window
             self.tickets.close_after = settings.close_after
 
-    async def _prepare_notify(self, plan: Plan) -> None:
+    async def prepare_notify(self, plan: Plan) -> None:
         """Open the notifications' spool on first use: part of preparing a (re)load,
         so a spool that cannot open fails it before anything is swapped."""
-        if not plan.notifiers or self._notify_log is not None:
+        if not plan.notifiers or self.notify_log is not None:
             return
         path = plan.config.model.storage.notify_spool
         try:
-            self._notify_log = await SpooledLog.open(path, plan.config.storage_url)
+            self.notify_log = await SpooledLog.open(path, plan.config.storage_url)
         except (SQLAlchemyError, OSError) as exc:
             raise ConfigUnusable([f"storage.notify_spool: cannot open {path}: {exc}"]) \
                 from exc
 
-    async def _swap_notify(self, plan: Plan) -> None:
+    async def swap_notify(self, plan: Plan) -> None:
         """The new dispatcher starts before the old one stops; the spool is shared."""
         if not plan.notifiers:
             if self.dispatcher is not None:
                 await self.dispatcher.stop()
                 self.dispatcher = None
             return
-        assert self._notify_log is not None
+        assert self.notify_log is not None
         old = self.dispatcher
         if old is None:
             # Owed by the store from before the spool existed (or before it was lost).
-            await self._notify_log.seed(time.time())
-        dispatcher = Dispatcher(plan.notify, plan.notifiers, self._notify_log,
+            await self.notify_log.seed(time.time())
+        dispatcher = Dispatcher(plan.notify, plan.notifiers, self.notify_log,
                                 stats=old.stats if old is not None else None)
         plan.notifiers = {}  # the dispatcher owns them now
         await dispatcher.start()
@@ -157,7 +182,19 @@ class TicketWiring:
         if old is not None:
             await old.stop()
 
-    async def _hand_over_events(self) -> None:
+    async def stop_notifiers(self) -> None:
+        """Stop sending (what was being sent stays in the spool)."""
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+            self.dispatcher = None
+
+    async def close(self) -> None:
+        """Close the spool, once the store has taken what was pending."""
+        if self.notify_log is not None:
+            await self.notify_log.close()
+            self.notify_log = None
+
+    async def hand_over_events(self) -> None:
         """Ticket events to the dispatcher, whose spool is on local disk: this never
         waits for the store, so what the ticket stage said before the database went
         away still goes out while it is away."""
@@ -170,11 +207,11 @@ class TicketWiring:
             self._pending_events[:0] = events
             log.error("notify: cannot write to the spool, will retry: %s", exc)
 
-    async def _spool_syncer(self) -> None:
+    async def spool_syncer(self) -> None:
         """Copy the spool to the store's notification log every few seconds."""
         while True:
             await asyncio.sleep(SPOOL_SYNC_SECONDS)
-            spool = self._notify_log
+            spool = self.notify_log
             if spool is None:
                 continue
             try:
@@ -183,24 +220,24 @@ class TicketWiring:
                 spool.store_unreachable("cannot copy the spool to the store", exc)
                 await spool.count_unsynced()
 
-    async def _notify_unrecorded_faults(self, now: float) -> None:
+    async def notify_unrecorded_faults(self, now: float) -> None:
         """While the store cannot take tickets, tell the receivers about faults that
         wait for one: the same words as a ticket's "opened", without its number, and
         said once per fault episode (the ticket's own "opened" is covered by it)."""
-        if self._store_down_since is None or self.dispatcher is None:
+        if self.store_down_since is None or self.dispatcher is None:
             return
         ticketed = {t.device for t in self.ticket_stats.live
                     if t.state in ("open", "acknowledged")} \
             if self.ticket_stats is not None else set()
         events = []
-        for fault in self._pending_faults:
+        for fault in self.pending_faults:
             episode = fault_episode(fault.fingerprint, fault.at)
             if (fault.state is not FaultState.FIRING or fault.root_cause is not None
                     or fault.suppressed_by is not None or episode in self._unrecorded_told
                     or now - fault.at < UNRECORDED_NOTIFY_SECONDS
                     or fault.device in ticketed):
                 continue
-            events.append(unrecorded_event(fault, episode, self._terms.get(fault.site)))
+            events.append(unrecorded_event(fault, episode, self.terms.get(fault.site)))
         if not events:
             return
         try:
@@ -212,16 +249,16 @@ class TicketWiring:
         log.warning("notify: %d fault(s) notified without a ticket: the store cannot "
                     "take tickets", len(events))
 
-    async def _write_tickets(self) -> None:
+    async def write(self) -> None:
         """Faults to tickets, poll health to auto-verification, events to notifiers.
         Each batch is taken back on a store error: handing it over again is safe."""
         assert self.tickets is not None
-        faults, self._pending_faults = self._pending_faults, []
+        faults, self.pending_faults = self.pending_faults, []
         try:
             if faults:
                 await self.tickets.handle(faults)
         except BaseException:
-            self._pending_faults[:0] = faults
+            self.pending_faults[:0] = faults
             raise
         if self._tickets_changed:
             # New, resolved or closed tickets: the figures and the devices waiting for
@@ -252,7 +289,7 @@ class TicketWiring:
             log.info("ticket %s %s: %s %s", event.ticket, event.kind.value, event.title_en,
                      event.note)
         self._tickets_changed = True
-        self._flush.set()
+        self._wake()
 
     async def _follow_events(self) -> None:
         """Hand every newly stored ticket event to the notifiers; a preventive visit's
@@ -262,22 +299,22 @@ class TicketWiring:
         for _ in range(FOLLOW_ROUNDS):
             events = await self._follower.poll()
             if any(e.ticket_kind == "preventive" and e.kind in VISIT_EVENTS for e in events):
-                await self._refresh_silences(self.config)
+                await self.refresh_silences(self.config)
             if events:
                 self._tickets_changed = True
             self._pending_events += events
             if len(events) < FOLLOWER_BATCH:
                 break
-        await self._hand_over_events()
+        await self.hand_over_events()
 
-    async def _ticket_housekeeping(self, now: float) -> None:
+    async def housekeeping(self, now: float) -> None:
         """Once the rules have warmed up, settle tickets of faults that ended while the
         daemon was not running; every 15 s deadlines, work orders, CLI-made silences and
         the ticket figures; every round the events stored since the last one.  Not
         while the store writer finds the store down: it would only fail again every
         second (the writer says when the store is back)."""
         assert self.tickets is not None and self.store is not None
-        if self._store_down_since is not None:
+        if self.store_down_since is not None:
             return
         try:
             if not self._resynced and \
@@ -290,9 +327,9 @@ class TicketWiring:
             if now - self._last_ticket_tick >= TICKET_TICK_SECONDS:
                 self._last_ticket_tick = now
                 await self.tickets.tick(now)
-                await self._refresh_silences(self.config)
+                await self.refresh_silences(self.config)
                 self.ticket_stats = await ticket_stats(self.store)
-                self._flush.set()
+                self._wake()
             await self._follow_events()
         except StoreError as exc:
             self.store_errors += 1

@@ -1,6 +1,6 @@
 """JSON API for tickets and silences: ``/api/v1/tickets…`` and ``/api/v1/silences…``.
 
-Reads are GET; every change is a POST and so needs the bearer token (daemon/http.py's
+Reads are GET; every change is a POST and so needs the bearer token (web/server.py's
 middleware).  A write names the person acting in ``actor``: the token proves the
 caller may write, not who they are; the audit trail records the actor and that it came
 through the API.  Every action is the ticket stage's own (tickets.actions and its
@@ -20,7 +20,6 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from elvwatch.daemon.http_json import BodyError, read_json
 from elvwatch.rules.silence import Silence, Silencer, new_silence
 from elvwatch.tickets import silence_store
 from elvwatch.tickets.events import TicketEvent
@@ -36,6 +35,7 @@ from elvwatch.tickets.records import (
     SignOff,
 )
 from elvwatch.tickets.store import StoreError
+from elvwatch.web.json_body import BodyError, read_json
 
 M = TypeVar("M", bound=BaseModel)
 ManagerGetter = Callable[[], TicketManager | None]
@@ -385,7 +385,7 @@ def add_ticket_routes(web_app: web.Application, manager_getter: ManagerGetter,
 
 
 def openapi_paths() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The paths and request-body schemas above, for daemon/api.py's OpenAPI document."""
+    """The paths and request-body schemas above, for web/api.py's OpenAPI document."""
     from pydantic.json_schema import models_json_schema
 
     models: dict[str, type[BaseModel]] = {m.__name__: m for _, m, _ in ACTIONS.values()}

@@ -4,7 +4,7 @@ Schemes so far: ``icmp://HOST``, ``tcp://HOST:PORT`` and
 ``mqtt://HOST:PORT/TOPIC-FILTER``.  Secrets never appear in a
 URL: protocols that need them take them from a stored credential the caller chose
 (``credential``: the daemon's /probe hands a configured device's own, see
-daemon/probe_access.py) or, for a person at the command line, from the environment
+web/probe_access.py) or, for a person at the command line, from the environment
 variables docs/commands.md names (``env``; the daemon passes none: its environment is not
 for whoever can reach /probe).
 """
@@ -19,7 +19,6 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, u
 
 from pydantic import BaseModel, ValidationError
 
-from elvwatch.daemon.scheduler import run_check
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target, worst
 from elvwatch.probes.modbus import ModbusOptions
 from elvwatch.probes.modbus import release as release_modbus
@@ -27,6 +26,7 @@ from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings
 from elvwatch.probes.onvif import OnvifOptions
 from elvwatch.probes.registry import PUSH
 from elvwatch.probes.rtsp import RtspOptions
+from elvwatch.probes.runner import run_check
 from elvwatch.probes.sip import SipOptions
 from elvwatch.probes.snmp import SnmpOptions
 

@@ -2,7 +2,7 @@
 record, a work order's checklist, a photo, a paper receipt, a return visit, the client's
 sign-off link; on a site page a request taken by phone and a periodic return visit.
 
-Only an engineer's personal link reaches these handlers (daemon/engineer_access.py
+Only an engineer's personal link reaches these handlers (web/engineer_access.py
 checks the link, its site and the form's token first), and every action goes through
 the ticket stage's one path as that engineer: "王工 (wang)" through ``page``.  A form
 that is refused shows the ticket again with the reason in the site's language (422
@@ -16,15 +16,11 @@ import asyncio
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from elvwatch.daemon import links, photos
-from elvwatch.daemon.engineer_access import Engineer, engineer_of
-from elvwatch.daemon.page_views import tz_of
-from elvwatch.daemon.pages import PAGES_APP, message_page, site_page, ticket_page
 from elvwatch.tickets.field_work import Dispatch, FieldWork, PhotoFile, ReturnVisit
 from elvwatch.tickets.lifecycle import IllegalTransition, TicketError, UnknownTicket
 from elvwatch.tickets.records import (
@@ -36,9 +32,11 @@ from elvwatch.tickets.records import (
     SignOff,
 )
 from elvwatch.tickets.store import StoreError
-
-if TYPE_CHECKING:
-    from elvwatch.daemon.app import App
+from elvwatch.web import links, photos
+from elvwatch.web.engineer_access import Engineer, engineer_of
+from elvwatch.web.page_views import tz_of
+from elvwatch.web.pages import message_page, site_page, ticket_page
+from elvwatch.web.view import PAGES_VIEW, DaemonView
 
 PART_ROWS = 4                # part lines on the service-record form
 SIGNOFF_LINK_HOURS = 72.0
@@ -83,11 +81,11 @@ def _local_time(text: str, request: web.Request, site: str) -> float | None:
         naive = datetime.fromisoformat(text)
     except ValueError:
         raise FormError("bad_input", detail=text) from None
-    return naive.replace(tzinfo=tz_of(request.app[PAGES_APP], site)).timestamp()
+    return naive.replace(tzinfo=tz_of(request.app[PAGES_VIEW], site)).timestamp()
 
 
-def _app(request: web.Request) -> App:
-    app = request.app[PAGES_APP]
+def _app(request: web.Request) -> DaemonView:
+    app = request.app[PAGES_VIEW]
     if app.tickets is None:
         raise web.HTTPServiceUnavailable(text="the ticket stage is not running")
     return app
@@ -136,7 +134,7 @@ async def ticket_action(request: web.Request) -> web.StreamResponse:
 Result = web.StreamResponse | None
 
 
-async def _dispatch(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _dispatch(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                     site: str) -> Result:
     form = await request.post()
     assignee_id = _field(form, "assignee") or engineer.config.id
@@ -151,17 +149,17 @@ async def _dispatch(request: web.Request, app: App, engineer: Engineer, number: 
     return None
 
 
-async def _arrive(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _arrive(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                   site: str) -> Result:
     return await _visit(request, app, engineer, number, arriving=True)
 
 
-async def _depart(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _depart(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                   site: str) -> Result:
     return await _visit(request, app, engineer, number, arriving=False)
 
 
-async def _visit(request: web.Request, app: App, engineer: Engineer, number: str, *,
+async def _visit(request: web.Request, app: DaemonView, engineer: Engineer, number: str, *,
                  arriving: bool) -> Result:
     form = await request.post()
     assert app.tickets is not None
@@ -186,7 +184,7 @@ def parts_of(form: Mapping[str, Any]) -> tuple[PartReplaced, ...]:
     return tuple(parts)
 
 
-async def _record(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _record(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                   site: str) -> Result:
     form = await request.post()
     record = ServiceRecord(engineer.config.name, _field(form, "work", required="work_done"),
@@ -196,7 +194,7 @@ async def _record(request: web.Request, app: App, engineer: Engineer, number: st
     return None
 
 
-async def _complete(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _complete(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                     site: str) -> Result:
     form = await request.post()
     assert app.tickets is not None
@@ -219,7 +217,7 @@ async def _complete(request: web.Request, app: App, engineer: Engineer, number: 
     return None
 
 
-async def _photo(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _photo(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                  site: str) -> Result:
     upload = await photos.read_upload(request)
     checked = await asyncio.to_thread(photos.check, upload.data)
@@ -231,7 +229,7 @@ async def _photo(request: web.Request, app: App, engineer: Engineer, number: str
     return None
 
 
-async def _paper_receipt(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _paper_receipt(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                          site: str) -> Result:
     form = await request.post()
     sign = SignOff(_field(form, "name", required="signer", limit=200),
@@ -252,7 +250,7 @@ def return_visit_of(form: Mapping[str, Any]) -> ReturnVisit:
                        _field(form, "outcome"))
 
 
-async def _return_visit(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _return_visit(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                         site: str) -> Result:
     visit = return_visit_of(await request.post())
     assert app.tickets is not None
@@ -260,7 +258,7 @@ async def _return_visit(request: web.Request, app: App, engineer: Engineer, numb
     return None
 
 
-async def _signoff_link(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _signoff_link(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                         site: str) -> Result:
     """The client's sign-off link, shown on the page for the engineer to send on."""
     token = links.read_token(app.config.model.http.token_file)
@@ -272,7 +270,7 @@ async def _signoff_link(request: web.Request, app: App, engineer: Engineer, numb
     return await ticket_page(request, signoff_url=base + url)
 
 
-async def _resolve_due(request: web.Request, app: App, engineer: Engineer, number: str,
+async def _resolve_due(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                        site: str) -> Result:
     """The repair deadline agreed with the site representative (a major fault's), or a
     new one: the one it replaces keeps its breach."""

@@ -1,0 +1,80 @@
+"""What the web side sees of the running daemon: a small view, never the daemon itself.
+
+The daemon's App answers to it (cli/run.py hands it to the listener); so does anything
+else that holds the same few things, such as a test's stand-in.  Through it the web side
+reads the config, device states, the sites' terms, the store and the metrics snapshot,
+and asks for the two things it may: a reload, and the ticket stage's actions (the
+ticket manager, the same the command line uses).  Reads are plain attribute reads:
+they never wait for the checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from aiohttp import web
+
+from elvwatch.config.resolved import Config
+from elvwatch.exporters.metrics import Snapshot
+from elvwatch.rules.silence import Silencer
+from elvwatch.rules.state import DeviceStatus
+from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.sla import SiteTerms
+from elvwatch.tickets.store import Store
+
+
+class DaemonView(Protocol):
+    @property
+    def config(self) -> Config:
+        """The config running now (replaced whole by a reload)."""
+
+    @property
+    def statuses(self) -> Mapping[str, DeviceStatus]:
+        """Each device's state as the checks last saw it."""
+
+    @property
+    def terms(self) -> Mapping[str, SiteTerms]:
+        """Each site's contract terms, as the ticket stage applies them."""
+
+    @property
+    def store(self) -> Store | None:
+        """The store, once open."""
+
+    @property
+    def tickets(self) -> TicketManager | None:
+        """The ticket stage's actions, once the store is open."""
+
+    @property
+    def silencer(self) -> Silencer:
+        """The silences the rule engine applies."""
+
+    @property
+    def job_count(self) -> int:
+        """Checks scheduled."""
+
+    @property
+    def store_pending(self) -> int:
+        """Transitions and faults waiting to be written."""
+
+    @property
+    def reload_ok(self) -> bool:
+        """Whether the last (re)load succeeded."""
+
+    @property
+    def reload_errors(self) -> Sequence[str]:
+        """Why the last reload failed (empty after a success)."""
+
+    def snapshot(self) -> Snapshot:
+        """What /metrics renders, taken at once."""
+
+    async def reload(self) -> bool:
+        """Load the config file again; False (the old config kept) when it cannot."""
+
+
+# The running daemon, under one key per part of the web app that needs it: the pages
+# and reports are mounted only on the daemon's own listener, and the access check asks
+# whether they are.
+VIEW = web.AppKey[DaemonView]("elvwatch")
+PAGES_VIEW = web.AppKey[DaemonView]("elvwatch_pages")
+REPORTS_VIEW = web.AppKey[DaemonView]("elvwatch_reports")
