@@ -11,9 +11,10 @@ Episodes: one ticket per fault fingerprint while it is live (open..verified; the
 ticket, or of a closed one resolved within ``reopen_window`` seconds, reopens that same
 ticket and counts it; later ones open a new ticket.
 
-People's actions are in :mod:`elvwatch.tickets.actions` (the life), :mod:`elvwatch.tickets.deadlines`
-(agreed deadlines, reclassification), :mod:`elvwatch.tickets.paperwork` (feedback, warranty
-claims), :mod:`elvwatch.tickets.intake` (tickets from people) and the read side in
+People's actions are in :mod:`elvwatch.tickets.actions` (the life),
+:mod:`elvwatch.tickets.deadlines` (agreed deadlines, reclassification),
+:mod:`elvwatch.tickets.paperwork` (feedback, warranty claims),
+:mod:`elvwatch.tickets.intake` (tickets from people) and the read side in
 :mod:`elvwatch.tickets.reads`; SLA clocks, closing without a sign-off and preventive work
 orders in :meth:`tick`.
 """
