@@ -11,11 +11,11 @@ fields one per bit, enums also ``<point>_label``).  Status:
 - ``unknown``  the map does not match the device: exception response (illegal address,
                function, value), short read, NaN float, enum code not in the map.
 
-Connections are kept per (host, port) and event loop, with one request in flight each
-(Modbus TCP gateways often serve one transaction at a time and mix up pipelined ones).
-A failed connect is retried with exponential backoff; a dropped connection is re-opened
-on the next poll.  ``close_connections()`` closes the current loop's connections (the
-daemon calls it on shutdown).
+Connections are kept per (host, port) in the daemon's pool (probes/sharing.py: the
+daemon closes it when it stops), with one request in flight each (Modbus TCP gateways
+often serve one transaction at a time and mix up pipelined ones).  A failed connect is
+retried with exponential backoff; a dropped connection is re-opened on the next poll.
+``close_connections()`` closes those of runs outside a daemon.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +53,7 @@ from elvwatch.probes.modbus_maps import (
     plan_reads,
 )
 from elvwatch.probes.network import network_failure
+from elvwatch.probes.sharing import close_loose, shared
 
 log = logging.getLogger(__name__)
 
@@ -154,23 +154,16 @@ class ModbusPool:
         await asyncio.sleep(0)
 
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ModbusPool] = \
-    weakref.WeakKeyDictionary()
-
-
 def pool() -> ModbusPool:
-    """The running loop's pool (clients are bound to the loop that opened them)."""
-    loop = asyncio.get_running_loop()
-    found = _pools.get(loop)
-    if found is None:
-        found = _pools[loop] = ModbusPool()
-    return found
+    """The daemon's pool (probes/sharing.py; clients are bound to the loop that opened
+    them, as the daemon's are)."""
+    return shared().get(ModbusPool)
 
 
 async def release(host: str, port: int | None) -> None:
     """Close the connection to ``host:port`` unless a poll is using it (ad-hoc probes
     run once; a daemon poll holding it keeps it)."""
-    found = _pools.get(asyncio.get_running_loop())
+    found = shared().find(ModbusPool)
     conn = found._conns.pop((host, port or DEFAULT_PORT), None) if found else None
     if conn is not None and not conn.lock.locked():
         conn.drop()
@@ -180,10 +173,9 @@ async def release(host: str, port: int | None) -> None:
 
 
 async def close_connections() -> None:
-    """Close every Modbus connection of the running loop."""
-    found = _pools.pop(asyncio.get_running_loop(), None)
-    if found is not None:
-        await found.close()
+    """Close the connections runs outside a daemon opened on this loop (a daemon closes
+    its own when it stops)."""
+    await close_loose(ModbusPool)
 
 
 

@@ -62,6 +62,7 @@ from elvwatch.probes.onvif_client import (
 from elvwatch.probes.onvif_clock import camera_utc, clock_offset
 from elvwatch.probes.onvif_recording import recording_values
 from elvwatch.probes.rtsp import RtspError, describe, split_rtsp_uri, stream_values
+from elvwatch.probes.sharing import every_loose, shared
 from elvwatch.probes.snapshot import judge_jpeg
 
 RECORDING_NS = "http://www.onvif.org/ver10/recording/wsdl"
@@ -95,7 +96,11 @@ class OnvifOptions(BaseModel):
 
 # Starts each problem that leaves the camera without a stream (the check is then down).
 NO_STREAM = "no stream"
-_HELD: dict[str, float] = {}       # credential key -> monotonic time the hold-off ends
+
+
+class Holds(dict[str, float]):
+    """Credential key → monotonic time its hold-off ends; one per daemon (the pull
+    probe and the events source share it, probes/sharing.py)."""
 
 
 def _hold_key(host: str, port: int, username: str | None, password: str | None) -> str:
@@ -107,9 +112,10 @@ def _hold_key(host: str, port: int, username: str | None, password: str | None) 
 def held_for(host: str, port: int, username: str | None, password: str | None) -> float:
     """Seconds the hold-off of these credentials still runs (0 when none)."""
     key = _hold_key(host, port, username, password)
-    remaining = _HELD.get(key, 0.0) - time.monotonic()
+    held = shared().get(Holds)
+    remaining = held.get(key, 0.0) - time.monotonic()
     if remaining <= 0:
-        _HELD.pop(key, None)
+        held.pop(key, None)
         return 0.0
     return remaining
 
@@ -118,11 +124,16 @@ def hold_off(host: str, port: int, username: str | None, password: str | None,
              seconds: float) -> None:
     """Keep these credentials away from the camera for ``seconds`` (shared by the pull
     probe and the events source: either one failing to log in protects both)."""
-    _HELD[_hold_key(host, port, username, password)] = time.monotonic() + seconds
+    shared().get(Holds)[_hold_key(host, port, username, password)] = \
+        time.monotonic() + seconds
 
 
 def clear_hold_offs() -> None:
-    _HELD.clear()
+    """Forget the hold-offs of runs outside a daemon (tests start each from none)."""
+    for loose in every_loose():
+        held = loose.find(Holds)
+        if held is not None:
+            held.clear()
 
 
 async def probe_onvif(target: Target, check: Check) -> Observation:

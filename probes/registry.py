@@ -21,8 +21,7 @@ from pydantic import BaseModel
 
 from elvwatch.probes.base import Check, Credential, Observation, Prober, Target
 from elvwatch.probes.icmp import probe_icmp, start_icmp
-from elvwatch.probes.icmp_echo import close_echo_sockets
-from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
+from elvwatch.probes.modbus import ModbusOptions, probe_modbus
 from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
 from elvwatch.probes.onvif import OnvifOptions, probe_onvif
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
@@ -59,7 +58,8 @@ PushFactory = Callable[[BaseModel | None, Mapping[str, Credential], Emit], PushM
 class PullProbe:
     prober: Prober
     options: type[BaseModel] | None = None
-    # Closes connections the probe keeps between runs (called when the daemon stops).
+    # Closes what the probe keeps per event loop rather than in the daemon's Shared
+    # (probes/sharing.py): called when the daemon stops.
     close: Callable[[], Awaitable[None]] | None = None
     # The scheduler's fast path for checks that are one request and one answer.
     start: Starter | None = None
@@ -73,9 +73,9 @@ class PushSource:
 
 
 PULL: dict[str, PullProbe] = {
-    "icmp": PullProbe(probe_icmp, close=close_echo_sockets, start=start_icmp),
+    "icmp": PullProbe(probe_icmp, start=start_icmp),
     "tcp": PullProbe(probe_tcp),
-    "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
+    "modbus": PullProbe(probe_modbus, ModbusOptions),
     "sip": PullProbe(probe_sip, SipOptions),
     "sip_registration": PullProbe(probe_sip_registration, SipRegistrationOptions),
     "snmp": PullProbe(probe_snmp, SnmpOptions, close_snmp_engine),

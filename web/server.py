@@ -30,6 +30,7 @@ from elvwatch.exporters.exposition import CONTENT_TYPE, Family, render
 from elvwatch.exporters.metrics import DeviceSeries, ValueNames, daemon_families, metric_name
 from elvwatch.probes.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
 from elvwatch.probes.base import bounded
+from elvwatch.probes.sharing import sharing
 from elvwatch.web import api
 from elvwatch.web.alertmanager import add_alertmanager_route
 from elvwatch.web.engineer_access import engineer_access, identify
@@ -241,7 +242,8 @@ async def probe(request: web.Request) -> web.Response:
         # Probed at the address the allow-list saw, shown under the name asked for.
         target = dataclasses.replace(target, device=_shown_name(url, target.device,
                                                                 allowed.address))
-    observations = await probe_all(target, adhoc.checks, adhoc.plan)
+    with sharing(app.shared):
+        observations = await probe_all(target, adhoc.checks, adhoc.plan)
     success = Family("elvwatch_probe_success", "1 if every check succeeded.")
     success.add("", 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
     up = Family("elvwatch_check_up", "1 if the check succeeded.")
