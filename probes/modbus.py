@@ -27,7 +27,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
@@ -52,6 +51,7 @@ from elvwatch.probes.modbus_maps import (
     load_profile,
     plan_reads,
 )
+from elvwatch.probes.modbus_options import ModbusOptions
 from elvwatch.probes.network import network_failure
 from elvwatch.probes.sharing import close_loose, shared
 
@@ -79,21 +79,6 @@ EXCEPTION_NAMES = {
 # Exceptions that mean the device behind a gateway is not there: the device is down,
 # not the map wrong.
 GATEWAY_DOWN = {10, 11}
-
-
-class ModbusOptions(BaseModel):
-    """``params`` of a ``modbus`` check."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    profile: str = Field(description="shipped map name, or an absolute path to a YAML map")
-    unit: int = Field(1, ge=0, le=255, description="Modbus unit id (pymodbus device_id)")
-
-    @field_validator("profile")
-    @classmethod
-    def _profile_loads(cls, value: str) -> str:
-        load_profile(value)  # ProfileError is a ValueError: reported at config load
-        return value
 
 
 class _BlockError(Exception):

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from alembic.script import ScriptDirectory
 
-from elvwatch.exporters.notify import (
-    Dispatcher,
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.log import (
     MemoryNotificationLog,
     NotificationLog,
-    NotifyConfig,
+    Pending,
     SqlNotificationLog,
-    build_notifiers,
 )
-from elvwatch.exporters.notify.log import Pending
+from elvwatch.exporters.notify.receivers import build_notifiers
 from elvwatch.probes.base import Credential, Secret
 from elvwatch.tickets.events import TicketEventKind
 from elvwatch.tickets.store import Store, alembic_config

@@ -14,9 +14,9 @@ import pytest
 from elvwatch.lab.onvif import HUGE_BYTES, OnvifFault, OnvifSimulator
 from elvwatch.lab.rtsp import HUGE_SDP_BYTES, RtspResponder
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
-from elvwatch.probes.onvif_client import MAX_ANSWER_BYTES
+from elvwatch.probes.onvif import clear_hold_offs, probe_onvif
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_options import MAX_ANSWER_BYTES, OnvifOptions
 from elvwatch.probes.onvif_pullpoint import PullPointState
 from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
 from tests.test_onvif_pullpoint import FAST, Run

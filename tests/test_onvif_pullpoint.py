@@ -16,9 +16,10 @@ from elvwatch.exporters.exposition import Family
 from elvwatch.exporters.onvif_metrics import onvif_event_families
 from elvwatch.lab.onvif import OnvifFault, OnvifSimulator
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, held_for, probe_onvif
+from elvwatch.probes.onvif import clear_hold_offs, held_for, probe_onvif
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
 from elvwatch.probes.onvif_event_source import OnvifEventSource
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.onvif_pullpoint import PullPointState
 
 CRED = Credential("cam", "admin", Secret("secret"))

@@ -31,7 +31,8 @@ from elvwatch.lab.modbus import Fault as ModbusFault
 from elvwatch.lab.modbus import ModbusLab
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from tests.rules_daemon import RulesApp, open_faults

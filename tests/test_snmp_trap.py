@@ -10,7 +10,8 @@ import pytest
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
 from elvwatch.probes.registry import PUSH
-from elvwatch.probes.snmp_trap import SnmpTrapOptions, SnmpTrapReceiver, SnmpTrapSettings
+from elvwatch.probes.snmp_trap import SnmpTrapReceiver
+from elvwatch.probes.snmp_trap_options import SnmpTrapOptions, SnmpTrapSettings
 
 COMMUNITY = "trap-community"
 ENGINE_ID = "0x8000000001020304050607"
