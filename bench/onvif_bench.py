@@ -173,7 +173,8 @@ async def bench_polls(cameras: int, interval: float, seconds: float,
                       settle: bool = True) -> dict[str, float]:
     from elvwatch.daemon.app import settle_heap
     from elvwatch.daemon.scheduler import Scheduler
-    from elvwatch.probes.onvif import OnvifOptions, probe_onvif
+    from elvwatch.probes.onvif import probe_onvif
+    from elvwatch.probes.onvif_options import OnvifOptions
     from elvwatch.probes.onvif_wsdl import load_wsdls
 
     options = OnvifOptions()

@@ -45,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
 from elvwatch.probes.snmp_detect import SYSTEM
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_profiles import known
 from elvwatch.probes.snmp_reading import walk_plan
 from elvwatch.probes.snmp_session import close_engine

@@ -11,7 +11,6 @@ every command's start-up goes through here.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -61,6 +60,8 @@ def read_config(path: Path) -> Config | None:
 def with_manager(args: argparse.Namespace,
                  work: Callable[[Any], Awaitable[T]]) -> tuple[int, T | None]:
     """Run ``work(manager)`` on the config's store; errors are printed, not raised."""
+    import asyncio
+
     from elvwatch.config.terms import site_terms
     from elvwatch.tickets.lifecycle import TicketError
     from elvwatch.tickets.manager import TicketManager

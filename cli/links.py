@@ -9,18 +9,19 @@ drawn: no QR library is a dependency, and one is not worth adding for this.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from elvwatch.config.loading import ConfigInvalid, load_config
-from elvwatch.config.resolved import Config
+
+if TYPE_CHECKING:
+    from elvwatch.config.resolved import Config
 
 
 def add_link_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,6 +80,7 @@ def link_base(args: argparse.Namespace, config: Config) -> str:
 
 
 def cmd_link(args: argparse.Namespace) -> int:
+    from elvwatch.config.loading import ConfigInvalid, load_config
     from elvwatch.web import read_links
 
     try:
@@ -116,6 +118,8 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def _engineer_links(args: argparse.Namespace, config: Config) -> int:
     """Issue, revoke or list engineers' personal links (they live in the store)."""
+    import asyncio
+
     from elvwatch.tickets.store import Store, StoreError
     from elvwatch.web import engineer_links
 

@@ -11,7 +11,6 @@ report renderers) when a command runs, not when the parser is built: ``elvwatch
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -113,6 +112,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from elvwatch.cli.run import run_daemon
 
     if load_or_report(args.config) is None:
@@ -121,6 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from elvwatch.cli.demo import run_demo
 
     return asyncio.run(run_demo(args.listen, args.dir, args.duration))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -12,6 +11,8 @@ from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, load_or_report
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    import asyncio
+
     from elvwatch.probes.adhoc import UsageError, parse_target, probe_all, probe_result
 
     if "://" in args.target:

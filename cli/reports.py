@@ -11,7 +11,6 @@ bars go to stderr and only when it is a terminal, so a pipe or a log stays clean
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import sys
@@ -22,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from elvwatch.config.loading import ConfigInvalid, load_config
-from elvwatch.config.resolved import Config
 
-if TYPE_CHECKING:  # the report modules load on use: other commands start faster
+if TYPE_CHECKING:
+    from elvwatch.config.resolved import (
+        Config,  # the report modules load on use: other commands start faster
+    )
     from elvwatch.exporters.reports.render import SiteInfo
     from elvwatch.exporters.terminal import Progress, Table
 
@@ -72,6 +72,8 @@ def _site(config: Config, site_id: str) -> SiteInfo:
 
 def _load(path: Path, site_id: str) -> tuple[Config, SiteInfo] | int:
     """The config and the site, or the exit code after saying what is wrong."""
+    from elvwatch.config.loading import ConfigInvalid, load_config
+
     try:
         config = load_config(path, secrets=False)  # the store is all a report reads
         return config, _site(config, site_id)
@@ -84,6 +86,8 @@ def _load(path: Path, site_id: str) -> tuple[Config, SiteInfo] | int:
 
 
 def cmd_brief(args: argparse.Namespace) -> int:
+    import asyncio
+
     from elvwatch.exporters.reports.brief import Contact, build_brief
     from elvwatch.exporters.reports.render import brief_html
     from elvwatch.exporters.reports.tables import brief_text
@@ -115,6 +119,8 @@ def cmd_brief(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import asyncio
+
     from elvwatch.exporters import terminal
     from elvwatch.exporters.reports.render import PdfUnavailable
     from elvwatch.tickets.store import StoreError

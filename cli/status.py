@@ -4,12 +4,9 @@ daemon's API or, when it cannot be reached, as last stored."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +60,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_devices(config: Config) -> tuple[str, list[dict[str, Any]]]:
+    import urllib.error
+    import urllib.request
+
     http = config.model.http
     host = "127.0.0.1" if http.host in ("0.0.0.0", "") else http.host
     host = f"[{host}]" if ":" in host else host
@@ -83,6 +83,8 @@ def _status_devices(config: Config) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _stored_states(config: Config) -> tuple[str, list[dict[str, Any]]]:
+    import asyncio
+
     from elvwatch.tickets.store import Store
 
     async def read() -> dict[str, Any]:

@@ -10,7 +10,6 @@ from datetime import date
 from typing import Any
 
 from elvwatch.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, moment, printed, with_manager
-from elvwatch.config.loading import load_config
 
 
 def _actor(args: argparse.Namespace) -> Any:
@@ -183,6 +182,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_signoff_link(args: argparse.Namespace) -> int:
     """Print /tickets/NUMBER?link=…: the ticket page with its sign-off form (web/links.py)."""
     from elvwatch.cli.links import link_base, signed, signing_token
+    from elvwatch.config.loading import load_config
     from elvwatch.web import links
 
     code, detail = with_manager(args, lambda m: m.get(args.number))

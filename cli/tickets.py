@@ -19,6 +19,7 @@ from elvwatch.cli import ticket_actions as acts
 from elvwatch.cli.common import EXIT_OK, usage, when, with_manager
 from elvwatch.cli.silences import add_silence_commands
 from elvwatch.cli.ticket_actions import parse_item
+from elvwatch.tickets.lifecycle import TO_SIGN, TicketState
 
 if TYPE_CHECKING:  # rich loads only for the commands that print tables
     from elvwatch.exporters.terminal import Styled
@@ -152,11 +153,11 @@ def add_ticket_commands(sub: Any) -> None:
 
 def _state(t: Any) -> str:
     """The state with what it waits for: the engineer's record, the site's sign-off."""
-    if t.state == "resolved" and t.awaiting_record:
+    if t.state == TicketState.RESOLVED and t.awaiting_record:
         return "resolved (record owed)"
-    if t.state in ("resolved", "verified") and t.signed_off_at is not None:
+    if t.state in TO_SIGN and t.signed_off_at is not None:
         return f"{t.state} (signed off)"
-    if t.state == "closed" and t.close_reason == "no_sign_off":
+    if t.state == TicketState.CLOSED and t.close_reason == "no_sign_off":
         return "closed (no sign-off)"
     return str(t.state)
 

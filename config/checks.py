@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
-
-from elvwatch.exporters.notify.config import NotifyConfig
-from elvwatch.exporters.notify.receivers import receiver_problems
-from elvwatch.probes.base import Credential
+if TYPE_CHECKING:
+    from elvwatch.exporters.notify.config import NotifyConfig
+    from elvwatch.probes.base import Credential
 
 Report = Callable[[list[int | str], str], None]
 
@@ -23,6 +21,10 @@ STORE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 def check_store_url(url: str | None, report: Report) -> None:
     if url is None:
         return
+    # SQLAlchemy loads here, for a config that names a database, not for every command.
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError:
@@ -64,6 +66,10 @@ def check_receivers(notify: NotifyConfig, credentials: Mapping[str, Credential],
     """What building the notifiers would refuse (missing bot keys, half an SMTP login,
     an unreadable ca_file), at the receiver's line.  Unknown credentials are reported
     by the config's own reference check."""
+    if not notify.receivers:
+        return
+    from elvwatch.exporters.notify.receivers import receiver_problems  # the notifiers' libraries
+
     for name, problems in receiver_problems(notify, credentials).items():
         receiver = notify.receivers[name]
         if receiver.credentials is not None and receiver.credentials not in credentials:

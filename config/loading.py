@@ -33,7 +33,8 @@ def builtin_kinds() -> dict[str, KindDefaults]:
     text = resources.files("elvwatch.config").joinpath("kinds.yaml").read_text(encoding="utf-8")
     import yaml
 
-    raw = yaml.safe_load(text)
+    # libyaml's parser where PyYAML has it: this runs on every command's start.
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return {name: KindDefaults.model_validate(spec) for name, spec in raw.items()}
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,

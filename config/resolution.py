@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,8 +23,10 @@ from elvwatch.config.schema import (
 )
 from elvwatch.config.yamlsource import ConfigError, SourceDict, key_path, locate
 from elvwatch.probes.base import Check, Credential, Secret, Target
-from elvwatch.probes.mqtt_settings import MqttSettings
 from elvwatch.probes.registry import PUSH, known_types, options_model
+
+if TYPE_CHECKING:
+    from elvwatch.probes.mqtt_settings import BrokerSettings
 
 # Reports one problem: where (a key path) and what.
 Report = Callable[[list[int | str], str], None]
@@ -203,7 +205,11 @@ def _check_mqtt_references(model: ConfigModel, settings: BaseModel | None,
     """A broker naming unknown credentials, and an mqtt check naming an unknown broker
     (or none when there are several), would only show up at run time as an ``unknown``
     device; they are config errors."""
-    brokers = settings.brokers if isinstance(settings, MqttSettings) else {}
+    brokers: Mapping[str, BrokerSettings] = {}
+    if settings is not None:  # the MQTT library loads only for a config that uses it
+        from elvwatch.probes.mqtt_settings import MqttSettings
+
+        brokers = settings.brokers if isinstance(settings, MqttSettings) else {}
     for name, broker in brokers.items():
         if broker.credentials is not None and broker.credentials not in credentials:
             err(["sources", "mqtt", "brokers", name, "credentials"],

@@ -30,6 +30,7 @@ from elvwatch.exporters.notify.dispatcher import Dispatcher
 from elvwatch.probes.base import Observation, Status
 from elvwatch.probes.onvif_event_source import OnvifEventSource
 from elvwatch.probes.registry import PULL, PushManager
+from elvwatch.probes.sharing import Shared, sharing
 from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
 from elvwatch.rules.engine import Engine
 from elvwatch.rules.model import DeviceSpec
@@ -76,11 +77,13 @@ class App:
         self.config = config
         self._listener = listener
         sched = config.model.scheduler
+        # What the probes of this daemon share (sockets, pools, hold-offs), closed by stop().
+        self.shared = Shared()
         self.tracker = StateTracker(down_after=sched.down_after, up_after=sched.up_after)
         self.scheduler = Scheduler(
             self._on_observation, max_concurrency=sched.max_concurrency,
             per_host_concurrency=sched.per_host_concurrency, jitter=sched.jitter,
-            backoff_max=sched.backoff_max)
+            backoff_max=sched.backoff_max, shared=self.shared)
         self.store: Store | None = None
         self.started = time.time()
         self.reload_ok = True
@@ -129,7 +132,8 @@ class App:
         log.info("elvwatch started: %s", self.config.summary())
 
     async def _prepare(self, config: Config, current: Config | None) -> Plan:
-        plan = await prepare(config, self.push, current, self._on_observation)
+        with sharing(self.shared):  # the push sources' tasks inherit it
+            plan = await prepare(config, self.push, current, self._on_observation)
         try:
             await self.ticket_stage.prepare_notify(plan)
         except BaseException:
@@ -155,7 +159,8 @@ class App:
         self.scheduler.set_targets(
             (d.target, tuple(c for c in d.checks if c.type in PULL))
             for d in config.devices.values())
-        await swap_push(plan, self.push)
+        with sharing(self.shared):
+            await swap_push(plan, self.push)
         self._labels = [
             (DeviceLabels(d.id, d.config.site, d.system.value, d.config.kind,
                           d.config.vendor or "", d.config.model or "",
@@ -241,6 +246,7 @@ class App:
         await self.ticket_stage.stop_notifiers()
         if self._listener is not None:
             await self._listener.close()
+        await self.shared.close()  # nothing probes any more: no check, push source, /probe
         for task in [*self._tasks, *self._reloads]:
             task.cancel()
         for task in [*self._tasks, *self._reloads]:

@@ -43,6 +43,7 @@ from elvwatch.probes.base import Check, Observation, Status, Target
 from elvwatch.probes.memory import CheckMemory, remembering
 from elvwatch.probes.registry import Starter, prober_for, starter_for
 from elvwatch.probes.runner import failed, timed_out
+from elvwatch.probes.sharing import Shared, sharing
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,11 @@ class Scheduler:
         backoff_max: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self._on_observation = on_observation
+        # What the probes share (probes/sharing.py); None: what runs outside a daemon do.
+        self._shared = shared
         self._global = Limiter(max_concurrency)
         self._per_host_limit = per_host_concurrency
         self._hosts: dict[str, Limiter] = {}
@@ -217,7 +221,12 @@ class Scheduler:
 
     # -- running -------------------------------------------------------------------
     async def run(self) -> None:
-        """Dispatch until :meth:`stop`."""
+        """Dispatch until :meth:`stop`; every run it starts shares the daemon's sockets
+        and pools (its task inherits :func:`sharing`)."""
+        with sharing(self._shared) if self._shared is not None else contextlib.nullcontext():
+            await self._dispatch()
+
+    async def _dispatch(self) -> None:
         while not self._stopping:
             now = self._clock()
             horizon = now + DISPATCH_QUANTUM

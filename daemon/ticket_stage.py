@@ -33,6 +33,7 @@ from elvwatch.tickets import silence_store
 from elvwatch.tickets.events import TicketEvent, TicketEventKind, fault_episode
 from elvwatch.tickets.follower import BATCH as FOLLOWER_BATCH
 from elvwatch.tickets.follower import EventFollower
+from elvwatch.tickets.lifecycle import IN_HAND, TicketState
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms, deadlines
 from elvwatch.tickets.stats import TicketStats, ticket_stats
@@ -227,7 +228,7 @@ class TicketStage:
         if self.store_down_since is None or self.dispatcher is None:
             return
         ticketed = {t.device for t in self.ticket_stats.live
-                    if t.state in ("open", "acknowledged")} \
+                    if t.state in IN_HAND} \
             if self.ticket_stats is not None else set()
         events = []
         for fault in self.pending_faults:
@@ -271,7 +272,7 @@ class TicketStage:
         # Only devices with a resolved ticket wait for healthy polls; until the figures
         # are first read nobody is known to wait (asking about every device of a large
         # fleet would hold the store's write lock for seconds).
-        waiting = {t.device for t in self.ticket_stats.live if t.state == "resolved"} \
+        waiting = {t.device for t in self.ticket_stats.live if t.state == TicketState.RESOLVED} \
             if self.ticket_stats is not None else set()
         unhealthy &= waiting
         healthy = {d: n for d, n in healthy.items() if d in waiting}

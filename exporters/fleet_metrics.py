@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from elvwatch.exporters.exposition import Family, escape
 from elvwatch.probes.mqtt import BrokerStats
 from elvwatch.rules.faults import FaultTransition
+from elvwatch.tickets.lifecycle import IN_HAND, TicketState
 from elvwatch.tickets.stats import TicketStats
 
 
@@ -53,10 +54,10 @@ def ticket_families(stats: TicketStats, now: float,
                       "Seconds left to a live ticket's deadline (negative once passed).")
     for ticket in stats.live:
         base = f'site="{ticket.site}",ticket="{ticket.number}",severity="{ticket.severity}"'
-        if ticket.response_due is not None and ticket.state == "open" \
+        if ticket.response_due is not None and ticket.state == TicketState.OPEN \
                 and not ticket.responded:
             deadline.add(base + ',deadline="response"', ticket.response_due - now)
-        if ticket.resolve_due is not None and ticket.state in ("open", "acknowledged"):
+        if ticket.resolve_due is not None and ticket.state in IN_HAND:
             deadline.add(base + ',deadline="resolve"', ticket.resolve_due - now)
     yield open_tickets
     yield deadline

@@ -147,9 +147,13 @@ class DeviceSeries:
     scrapes come from caches.  A device at a time, so the daemon can render a scrape in
     slices and let its checks run in between."""
 
-    __slots__ = ("check_up", "duration", "info", "last_run", "since", "state", "up", "values")
+    __slots__ = ("check_up", "duration", "info", "last_run", "names", "since", "state", "up",
+                 "values")
 
-    def __init__(self) -> None:
+    def __init__(self, names: ValueNames | None = None) -> None:
+        # Kept by whoever scrapes again and again (the listener), so a scrape reuses what
+        # the last one worked out; a one-off rendering works it out afresh.
+        self.names = names if names is not None else ValueNames()
         self.up = Family("elvwatch_device_up",
                          "1 if the device answers (up or degraded), 0 if it is down.")
         self.state = Family("elvwatch_device_state",
@@ -220,12 +224,7 @@ class DeviceSeries:
                     continue
                 # Per-port/per-disk values carry their own labels (probes.labelled):
                 # one family per base name, the row's labels after the check's.
-                split = _SPLIT.get(value_name)
-                if split is None:
-                    family_name, row = labelled.split(value_name)
-                    split = (family_name, _row_labels(row))
-                    if len(_SPLIT) < _SPLIT_MAX:
-                        _SPLIT[value_name] = split
+                split = self.names.split(value_name)
                 family = values.get(split[0])
                 if family is None:
                     family = values[split[0]] = Family(
@@ -234,10 +233,23 @@ class DeviceSeries:
                                     f"{number(float(value))}\n")
 
 
-# Value name → (family, rendered row labels); bounded, as value names come from probes'
-# profiles but rows (ports, disks) multiply them.
-_SPLIT: dict[str, tuple[str, str]] = {}
-_SPLIT_MAX = 200_000
+class ValueNames:
+    """Value name → (family, rendered row labels), remembered between scrapes; bounded,
+    as value names come from probes' profiles but rows (ports, disks) multiply them."""
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[str, str]] = {}
+
+    def split(self, value_name: str) -> tuple[str, str]:
+        found = self._known.get(value_name)
+        if found is None:
+            family_name, row = labelled.split(value_name)
+            found = (family_name, _row_labels(row))
+            if len(self._known) < self.LIMIT:
+                self._known[value_name] = found
+        return found
 
 
 def scheduler_families(snap: Snapshot) -> Iterator[Family]:

@@ -19,21 +19,13 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from rich import box
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as Bars
-from rich.table import Table as RichTable
-from rich.text import Text
+if TYPE_CHECKING:  # rich loads when something is drawn on a terminal, not for a pipe
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+    from rich.progress import TaskID
+    from rich.table import Table as RichTable
 
 Counter = Callable[[int, int], None]   # (done, total) of one stage of work
 
@@ -121,6 +113,8 @@ def write(tables: Sequence[Table], stream: IO[str] | None = None, *,
         out.write("\n".join(plain(t) for t in tables))
         out.flush()
         return
+    from rich.text import Text
+
     console = _console(out, force=rich is True)
     for index, t in enumerate(tables):
         if index:
@@ -138,18 +132,26 @@ def lines(texts: Sequence[Cell], stream: IO[str] | None = None, *,
         out.write("".join(_text(t) + "\n" for t in texts))
         out.flush()
         return
+    from rich.text import Text
+
     console = _console(out, force=rich is True)
     for t in texts:
         console.print(Text(_text(t), style=t.style if isinstance(t, Styled) else ""))
 
 
 def _console(out: IO[str], *, force: bool) -> Console:
+    from rich.console import Console
+
     # No markup, emoji codes or number highlighting: cells are data, drawn as given.
     return Console(file=out, force_terminal=True if force else None, markup=False,
                    emoji=False, highlight=False)
 
 
 def _rich_table(t: Table) -> RichTable:
+    from rich import box
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     grid = RichTable(title=clean(t.title) or None, title_justify="left",
                      title_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
                      header_style="bold")
@@ -179,6 +181,16 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bars
+
             console = Console(file=self.stream, force_terminal=True, markup=False,
                               highlight=False)
             # stdout is the report itself: the bar must not capture or wrap it.

@@ -22,7 +22,7 @@ recording stopped (recording job 1 reports ``Error``; ``recording(False)`` also 
 the JobState event).  ``raise_event``
 queues a notification on every live subscription (``tamper()``, ``signal_loss()``,
 ``storage_failure()`` raise the usual ones; ``info.serial`` may be changed at runtime).
-Events are kept by ``lab.onvif_pullpoint.EventBroker``: every event raised is a
+Events are kept by ``elvwatch.lab.onvif_pullpoint.EventBroker``: every event raised is a
 property (its state per topic and source, sent ``Initialized`` to each new
 subscription, as real cameras do) unless raised as a pulse.  ``stop()``/``start()`` is a
 reboot: subscriptions are forgotten, the property states are not — a rebooted camera

@@ -20,15 +20,15 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, u
 from pydantic import BaseModel, ValidationError
 
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target, worst
-from elvwatch.probes.modbus import ModbusOptions
 from elvwatch.probes.modbus import release as release_modbus
+from elvwatch.probes.modbus_options import ModbusOptions
 from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings
-from elvwatch.probes.onvif import OnvifOptions
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.registry import PUSH
 from elvwatch.probes.rtsp import RtspOptions
 from elvwatch.probes.runner import run_check
 from elvwatch.probes.sip import SipOptions
-from elvwatch.probes.snmp import SnmpOptions
+from elvwatch.probes.snmp_options import SnmpOptions
 
 DEFAULT_TIMEOUT = 5.0
 # Ad-hoc checks that cannot finish in less: an ONVIF poll is a chain of SOAP calls

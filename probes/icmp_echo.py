@@ -21,6 +21,8 @@ import struct
 import time
 from collections.abc import Callable
 
+from elvwatch.probes.sharing import close_loose, shared
+
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 RECEIVE_BUFFER = 8 * 1024 * 1024
 SOL_RAW, ICMP_FILTER = 255, 1  # linux/icmp.h
@@ -229,20 +231,12 @@ def _call(answer: Answer, rtt: float | None) -> None:
         log.exception("ICMP answer callback failed")
 
 
-_sockets: dict[asyncio.AbstractEventLoop, EchoSocket] = {}
-
-
 def echo_socket(raw: bool) -> EchoSocket:
-    """This event loop's shared socket (opened on first use)."""
-    loop = asyncio.get_running_loop()
-    found = _sockets.get(loop)
-    if found is None:
-        found = _sockets[loop] = EchoSocket(raw)
-    return found
+    """The daemon's shared socket (probes/sharing.py; opened on first use)."""
+    return shared().get(EchoSocket, lambda: EchoSocket(raw))
 
 
 async def close_echo_sockets() -> None:
-    loop = asyncio.get_running_loop()
-    found = _sockets.pop(loop, None)
-    if found is not None:
-        found.close()
+    """Close the socket runs outside a daemon opened on this loop (a daemon closes its
+    own when it stops)."""
+    await close_loose(EchoSocket)

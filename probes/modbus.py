@@ -11,11 +11,11 @@ fields one per bit, enums also ``<point>_label``).  Status:
 - ``unknown``  the map does not match the device: exception response (illegal address,
                function, value), short read, NaN float, enum code not in the map.
 
-Connections are kept per (host, port) and event loop, with one request in flight each
-(Modbus TCP gateways often serve one transaction at a time and mix up pipelined ones).
-A failed connect is retried with exponential backoff; a dropped connection is re-opened
-on the next poll.  ``close_connections()`` closes the current loop's connections (the
-daemon calls it on shutdown).
+Connections are kept per (host, port) in the daemon's pool (probes/sharing.py: the
+daemon closes it when it stops), with one request in flight each (Modbus TCP gateways
+often serve one transaction at a time and mix up pipelined ones).  A failed connect is
+retried with exponential backoff; a dropped connection is re-opened on the next poll.
+``close_connections()`` closes those of runs outside a daemon.
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
@@ -53,7 +51,9 @@ from elvwatch.probes.modbus_maps import (
     load_profile,
     plan_reads,
 )
+from elvwatch.probes.modbus_options import ModbusOptions
 from elvwatch.probes.network import network_failure
+from elvwatch.probes.sharing import close_loose, shared
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +79,6 @@ EXCEPTION_NAMES = {
 # Exceptions that mean the device behind a gateway is not there: the device is down,
 # not the map wrong.
 GATEWAY_DOWN = {10, 11}
-
-
-class ModbusOptions(BaseModel):
-    """``params`` of a ``modbus`` check."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    profile: str = Field(description="shipped map name, or an absolute path to a YAML map")
-    unit: int = Field(1, ge=0, le=255, description="Modbus unit id (pymodbus device_id)")
-
-    @field_validator("profile")
-    @classmethod
-    def _profile_loads(cls, value: str) -> str:
-        load_profile(value)  # ProfileError is a ValueError: reported at config load
-        return value
 
 
 class _BlockError(Exception):
@@ -154,23 +139,16 @@ class ModbusPool:
         await asyncio.sleep(0)
 
 
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ModbusPool] = \
-    weakref.WeakKeyDictionary()
-
-
 def pool() -> ModbusPool:
-    """The running loop's pool (clients are bound to the loop that opened them)."""
-    loop = asyncio.get_running_loop()
-    found = _pools.get(loop)
-    if found is None:
-        found = _pools[loop] = ModbusPool()
-    return found
+    """The daemon's pool (probes/sharing.py; clients are bound to the loop that opened
+    them, as the daemon's are)."""
+    return shared().get(ModbusPool)
 
 
 async def release(host: str, port: int | None) -> None:
     """Close the connection to ``host:port`` unless a poll is using it (ad-hoc probes
     run once; a daemon poll holding it keeps it)."""
-    found = _pools.get(asyncio.get_running_loop())
+    found = shared().find(ModbusPool)
     conn = found._conns.pop((host, port or DEFAULT_PORT), None) if found else None
     if conn is not None and not conn.lock.locked():
         conn.drop()
@@ -180,10 +158,9 @@ async def release(host: str, port: int | None) -> None:
 
 
 async def close_connections() -> None:
-    """Close every Modbus connection of the running loop."""
-    found = _pools.pop(asyncio.get_running_loop(), None)
-    if found is not None:
-        await found.close()
+    """Close the connections runs outside a daemon opened on this loop (a daemon closes
+    its own when it stops)."""
+    await close_loose(ModbusPool)
 
 
 

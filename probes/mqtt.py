@@ -13,9 +13,9 @@ Config::
           - type: mqtt
             params: {broker: site_a, topic: "site/+/door/3/state", max_age: 300}
 
-One :class:`~probes.mqtt_broker.BrokerConnection` per broker in use; every message is
+One :class:`~elvwatch.probes.mqtt_broker.BrokerConnection` per broker in use; every message is
 routed by topic (a filter trie) to the checks whose topics match, parsed as the check's
-profile says (:mod:`probes.mqtt_profiles`), and turned into an Observation at once.
+profile says (:mod:`elvwatch.probes.mqtt_profiles`), and turned into an Observation at once.
 A periodic sweep re-emits every check once per its interval and reports a check
 ``down`` with ``stale: no message for Ns`` as soon as its freshness topics have been
 silent longer than ``max_age``.

@@ -17,13 +17,12 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from pydantic import BaseModel, ConfigDict, Field
 
 from elvwatch.probes.base import Credential, bounded
+from elvwatch.probes.mqtt_settings import BrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,31 +52,6 @@ class SourceState(StrEnum):
     # The settings cannot work (unknown credentials, unreadable CA file); not retried
     # until the config changes.
     FAILED = "failed"
-
-
-class BrokerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    # The broker's address.
-    host: str = Field(min_length=1, max_length=253)
-    # Default 1883, or 8883 with tls.
-    port: int | None = Field(None, ge=1, le=65535)
-    # Connect with TLS.
-    tls: bool = False
-    # CA bundle for a broker with a private CA; the system store otherwise.
-    ca_file: Path | None = None
-    # Skip certificate and host name checks: for a lab broker only, never in production.
-    tls_insecure: bool = False
-    # The credentials (credentials.<name>) with the broker login.
-    credentials: str | None = None
-    # The MQTT client id; default: a random one the client library makes up.
-    client_id: str | None = Field(None, min_length=1, max_length=128)
-    # Seconds of the MQTT keep-alive: pings keep an idle connection known to be alive.
-    keepalive: int = Field(60, ge=5, le=3600)
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (8883 if self.tls else 1883)
 
 
 class BrokerConfigError(Exception):

@@ -6,9 +6,10 @@ checked against the shipped profiles and MQTT's topic filter rules.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from elvwatch.probes.mqtt_broker import BrokerSettings
 from elvwatch.probes.mqtt_payload import compile_path
 from elvwatch.probes.mqtt_profiles import (
     RENAMED,
@@ -22,6 +23,31 @@ from elvwatch.probes.mqtt_profiles import (
 )
 
 __all__ = ["BrokerSettings", "MqttCheckOptions", "MqttSettings"]
+
+
+class BrokerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The broker's address.
+    host: str = Field(min_length=1, max_length=253)
+    # Default 1883, or 8883 with tls.
+    port: int | None = Field(None, ge=1, le=65535)
+    # Connect with TLS.
+    tls: bool = False
+    # CA bundle for a broker with a private CA; the system store otherwise.
+    ca_file: Path | None = None
+    # Skip certificate and host name checks: for a lab broker only, never in production.
+    tls_insecure: bool = False
+    # The credentials (credentials.<name>) with the broker login.
+    credentials: str | None = None
+    # The MQTT client id; default: a random one the client library makes up.
+    client_id: str | None = Field(None, min_length=1, max_length=128)
+    # Seconds of the MQTT keep-alive: pings keep an idle connection known to be alive.
+    keepalive: int = Field(60, ge=5, le=3600)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
 
 
 class MqttSettings(BaseModel):

@@ -32,11 +32,10 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
 
 from elvwatch.probes.base import (
     Check,
@@ -49,7 +48,6 @@ from elvwatch.probes.base import (
     down,
 )
 from elvwatch.probes.onvif_client import (
-    MAX_ANSWER_BYTES,
     OnvifFailure,
     call,
     classify,
@@ -60,47 +58,23 @@ from elvwatch.probes.onvif_client import (
     serialize,
 )
 from elvwatch.probes.onvif_clock import camera_utc, clock_offset
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.onvif_recording import recording_values
 from elvwatch.probes.rtsp import RtspError, describe, split_rtsp_uri, stream_values
+from elvwatch.probes.sharing import every_loose, shared
 from elvwatch.probes.snapshot import judge_jpeg
 
 RECORDING_NS = "http://www.onvif.org/ver10/recording/wsdl"
 EVENTS_NS = "http://www.onvif.org/ver10/events/wsdl"
 
 
-class OnvifOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    port: int | None = Field(None, ge=1, le=65535, description="ONVIF HTTP port (80)")
-    hold_off_seconds: float = Field(
-        900.0, ge=0, le=86400,
-        description="after a failed login, keep the credentials away this long")
-    adjust_time: bool = Field(True, description="sign WS-Security with the camera's clock")
-    max_clock_offset_seconds: float = Field(
-        10.0, gt=0, description="a larger |offset| makes the check degraded")
-    # At most this many media profiles are read (stream URI each).
-    max_profiles: int = Field(8, ge=1, le=32)
-    stream: bool = Field(True, description="RTSP DESCRIBE the first profile's stream")
-    # The transport asked for in GetStreamUri.
-    stream_transport: Literal["RTSP", "HTTP", "UDP", "TCP"] = "RTSP"
-    snapshot: bool = Field(False, description="fetch and judge the first profile's snapshot")
-    # The snapshot must be this wide (and high, below); none: any size.
-    snapshot_width: int | None = Field(None, ge=1)
-    # See snapshot_width.
-    snapshot_height: int | None = Field(None, ge=1)
-    # A larger snapshot fails the check (read stops there).
-    max_snapshot_bytes: int = Field(8_000_000, ge=1024, le=64_000_000)
-    max_answer_bytes: int = Field(
-        MAX_ANSWER_BYTES, ge=65536, le=64 * 1024 * 1024,
-        description="a SOAP answer larger than this ends the check (read stops there)")
-    recording: bool = Field(
-        True, description="read recording job states when the device has the Recording "
-                          "service (onvif.recordings_stopped)")
-
-
 # Starts each problem that leaves the camera without a stream (the check is then down).
 NO_STREAM = "no stream"
-_HELD: dict[str, float] = {}       # credential key -> monotonic time the hold-off ends
+
+
+class Holds(dict[str, float]):
+    """Credential key → monotonic time its hold-off ends; one per daemon (the pull
+    probe and the events source share it, probes/sharing.py)."""
 
 
 def _hold_key(host: str, port: int, username: str | None, password: str | None) -> str:
@@ -112,9 +86,10 @@ def _hold_key(host: str, port: int, username: str | None, password: str | None) 
 def held_for(host: str, port: int, username: str | None, password: str | None) -> float:
     """Seconds the hold-off of these credentials still runs (0 when none)."""
     key = _hold_key(host, port, username, password)
-    remaining = _HELD.get(key, 0.0) - time.monotonic()
+    held = shared().get(Holds)
+    remaining = held.get(key, 0.0) - time.monotonic()
     if remaining <= 0:
-        _HELD.pop(key, None)
+        held.pop(key, None)
         return 0.0
     return remaining
 
@@ -123,11 +98,16 @@ def hold_off(host: str, port: int, username: str | None, password: str | None,
              seconds: float) -> None:
     """Keep these credentials away from the camera for ``seconds`` (shared by the pull
     probe and the events source: either one failing to log in protects both)."""
-    _HELD[_hold_key(host, port, username, password)] = time.monotonic() + seconds
+    shared().get(Holds)[_hold_key(host, port, username, password)] = \
+        time.monotonic() + seconds
 
 
 def clear_hold_offs() -> None:
-    _HELD.clear()
+    """Forget the hold-offs of runs outside a daemon (tests start each from none)."""
+    for loose in every_loose():
+        held = loose.find(Holds)
+        if held is not None:
+            held.clear()
 
 
 async def probe_onvif(target: Target, check: Check) -> Observation:

@@ -29,13 +29,10 @@ import aiohttp
 
 from elvwatch.probes.base import ProbeError, Reason, bounded
 from elvwatch.probes.network import CONNECTION, network_failure, reason_of
+from elvwatch.probes.onvif_options import MAX_ANSWER_BYTES
 
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "authority failure",
                "authentication")
-# The largest SOAP answers real devices send are a 64-channel NVR's GetProfiles or
-# GetCapabilities, a few hundred KB; 4 MiB leaves room for those and bounds what one
-# misbehaving device can make us hold (its answer, then zeep's tree of it).
-MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _READ_CHUNK = 65536
 # close_camera waits this long for a service build a timed-out poll left running (it
 # parses WSDLs, no network): long enough for a loaded machine, bounded for a stop.

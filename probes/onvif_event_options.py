@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from elvwatch.probes.onvif_client import MAX_ANSWER_BYTES
+from elvwatch.probes.onvif_options import MAX_ANSWER_BYTES
 
 
 class OnvifEventsOptions(BaseModel):

@@ -11,8 +11,8 @@ Config::
           - {type: onvif, interval: 60}
           - {type: onvif_events, interval: 60, params: {motion: false}}
 
-Each ``onvif_events`` check gets a :class:`~probes.onvif_pullpoint.PullPoint`.  Its
-notifications are classified (:mod:`probes.onvif_events`) and kept as conditions per
+Each ``onvif_events`` check gets a :class:`~elvwatch.probes.onvif_pullpoint.PullPoint`.  Its
+notifications are classified (:mod:`elvwatch.probes.onvif_events`) and kept as conditions per
 event source (a video source, a disk, a recording job), giving the values the built-in
 rules read:
 

@@ -33,7 +33,7 @@ A :class:`PullPoint` runs one task per camera::
   :data:`PULL_FLOOR_SECONDS`, doubling on each one after it up to ``pull_seconds``
   (a camera that holds the call, or has messages, resets it).
 * Authentication failure: the credentials are held off for ``hold_off_seconds``
-  (:func:`probes.onvif.hold_off`; a hold-off the pull probe set pauses us too), so the
+  (:func:`elvwatch.probes.onvif.hold_off`; a hold-off the pull probe set pauses us too), so the
   two never add up to an account lockout.
 """
 

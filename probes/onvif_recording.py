@@ -8,7 +8,7 @@ configured Active whose state is anything but Active counts as stopped
 (``onvif.recordings_stopped``, read by the built-in ``recording_stopped`` rule):
 PartiallyActive means some track is not being recorded, which is the same loss of
 evidence for the channel it belongs to.  The events source reads the JobState events
-with the same meaning (:func:`probes.onvif_events.is_recording`) and the same jobs
+with the same meaning (:func:`elvwatch.probes.onvif_events.is_recording`) and the same jobs
 (:func:`active_jobs`), so the two never tell the rule different things.
 
 Values: ``onvif.recording_jobs`` (jobs configured Active), ``onvif.recordings_stopped``.

@@ -6,7 +6,7 @@ by the first poll, that heap sits in the collector's oldest generation, where ev
 full collection walks it again along with the garbage the per-poll clients left:
 ``bench/onvif_bench.py`` saw single pauses of 0.15-0.34 s on an idle machine and 1.2 s
 on a busy one, and every in-flight poll waits them out.  Parsed here, before
-``daemon.app.settle_heap`` freezes what the configuration keeps alive, it is out of
+``elvwatch.daemon.app.settle_heap`` freezes what the configuration keeps alive, it is out of
 the collector's reach (longest full collection then 10-17 ms).  No network: the
 services are built against a loopback address that is never contacted.
 """

@@ -8,32 +8,21 @@
 
 Each may declare a pydantic model for its check ``params`` (validated at config load,
 errors with file:line; the instance is passed as ``check.options``), and a push source
-a model for its top-level ``sources.<type>`` section.
+a model for its top-level ``sources.<type>`` section.  Everything is named here by
+where it lives and imported on first use, so loading a config imports the probe modules
+of the check types it uses, nothing more.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel
 
 from elvwatch.probes.base import Check, Credential, Observation, Prober, Target
-from elvwatch.probes.icmp import probe_icmp, start_icmp
-from elvwatch.probes.icmp_echo import close_echo_sockets
-from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
-from elvwatch.probes.mqtt import MqttCheckOptions, MqttSettings, mqtt_source
-from elvwatch.probes.onvif import OnvifOptions, probe_onvif
-from elvwatch.probes.onvif_event_options import OnvifEventsOptions
-from elvwatch.probes.onvif_event_source import onvif_events_source
-from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
-from elvwatch.probes.sip import SipOptions, probe_sip
-from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
-from elvwatch.probes.snmp_session import close_engine as close_snmp_engine
-from elvwatch.probes.snmp_trap import SnmpTrapOptions, SnmpTrapSettings, snmp_trap_source
-from elvwatch.probes.tcp import probe_tcp
 
 Emit = Callable[[Observation], None]
 # Starts a check without a task of its own; the Observation goes to the callback when it
@@ -55,38 +44,107 @@ class PushManager(Protocol):
 PushFactory = Callable[[BaseModel | None, Mapping[str, Credential], Emit], PushManager]
 
 
-@dataclass(frozen=True, slots=True)
+def _resolve(where: str | None) -> Any:
+    """``"module:name"`` → that object, the module imported on first use: a probe's
+    library (pysnmp, pymodbus, zeep …) loads only when a check of its type is used, so
+    the command line starts without them."""
+    if where is None:
+        return None
+    module, _, name = where.partition(":")
+    return getattr(importlib.import_module(f"elvwatch.probes.{module}"), name)
+
+
 class PullProbe:
-    prober: Prober
-    options: type[BaseModel] | None = None
-    # Closes connections the probe keeps between runs (called when the daemon stops).
-    close: Callable[[], Awaitable[None]] | None = None
-    # The scheduler's fast path for checks that are one request and one answer.
-    start: Starter | None = None
+    """A pull probe, named by where it lives (``"module:name"`` under probes/)."""
+
+    __slots__ = ("_close", "_options", "_prober", "_resolved", "_start")
+
+    def __init__(self, prober: str, options: str | None = None, close: str | None = None,
+                 start: str | None = None) -> None:
+        self._prober, self._options, self._close, self._start = prober, options, close, start
+        self._resolved: dict[str, Any] = {}
+
+    def _get(self, what: str, where: str | None) -> Any:
+        if what not in self._resolved:
+            self._resolved[what] = _resolve(where)
+        return self._resolved[what]
+
+    @property
+    def prober(self) -> Prober:
+        return cast(Prober, self._get("prober", self._prober))
+
+    @property
+    def options(self) -> type[BaseModel] | None:
+        return cast("type[BaseModel] | None", self._get("options", self._options))
+
+    @property
+    def close(self) -> Callable[[], Awaitable[None]] | None:
+        """Closes what the probe keeps per event loop rather than in the daemon's Shared
+        (probes/sharing.py): called when the daemon stops; None if its module never
+        loaded (then it has nothing open)."""
+        if self._close is None or not self._loaded():
+            return None
+        return cast("Callable[[], Awaitable[None]]", self._get("close", self._close))
+
+    @property
+    def start(self) -> Starter | None:
+        """The scheduler's fast path for checks that are one request and one answer."""
+        return cast("Starter | None", self._get("start", self._start))
+
+    def _loaded(self) -> bool:
+        module = self._prober.partition(":")[0]
+        return f"elvwatch.probes.{module}" in sys.modules
 
 
-@dataclass(frozen=True, slots=True)
 class PushSource:
-    factory: PushFactory
-    settings: type[BaseModel] | None = None
-    options: type[BaseModel] | None = None
+    """A push source, named like a pull probe: its manager's factory, and the models of
+    its ``sources.<type>`` settings and of its checks' params."""
+
+    __slots__ = ("_factory", "_options", "_resolved", "_settings")
+
+    def __init__(self, factory: str, settings: str | None = None,
+                 options: str | None = None) -> None:
+        self._factory, self._settings, self._options = factory, settings, options
+        self._resolved: dict[str, Any] = {}
+
+    def _get(self, what: str, where: str | None) -> Any:
+        if what not in self._resolved:
+            self._resolved[what] = _resolve(where)
+        return self._resolved[what]
+
+    @property
+    def factory(self) -> PushFactory:
+        return cast(PushFactory, self._get("factory", self._factory))
+
+    @property
+    def settings(self) -> type[BaseModel] | None:
+        return cast("type[BaseModel] | None", self._get("settings", self._settings))
+
+    @property
+    def options(self) -> type[BaseModel] | None:
+        return cast("type[BaseModel] | None", self._get("options", self._options))
 
 
 PULL: dict[str, PullProbe] = {
-    "icmp": PullProbe(probe_icmp, close=close_echo_sockets, start=start_icmp),
-    "tcp": PullProbe(probe_tcp),
-    "modbus": PullProbe(probe_modbus, ModbusOptions, close_connections),
-    "sip": PullProbe(probe_sip, SipOptions),
-    "sip_registration": PullProbe(probe_sip_registration, SipRegistrationOptions),
-    "snmp": PullProbe(probe_snmp, SnmpOptions, close_snmp_engine),
-    "onvif": PullProbe(probe_onvif, OnvifOptions),
-    "rtsp": PullProbe(probe_rtsp, RtspOptions),
+    "icmp": PullProbe("icmp:probe_icmp", start="icmp:start_icmp"),
+    "tcp": PullProbe("tcp:probe_tcp"),
+    "modbus": PullProbe("modbus:probe_modbus", "modbus_options:ModbusOptions"),
+    "sip": PullProbe("sip:probe_sip", "sip:SipOptions"),
+    "sip_registration": PullProbe("sip_registration:probe_sip_registration",
+                                  "sip_registration:SipRegistrationOptions"),
+    "snmp": PullProbe("snmp:probe_snmp", "snmp_options:SnmpOptions",
+                      "snmp_session:close_engine"),
+    "onvif": PullProbe("onvif:probe_onvif", "onvif_options:OnvifOptions"),
+    "rtsp": PullProbe("rtsp:probe_rtsp", "rtsp:RtspOptions"),
 }
 
 PUSH: dict[str, PushSource] = {
-    "mqtt": PushSource(mqtt_source, MqttSettings, MqttCheckOptions),
-    "snmp_trap": PushSource(snmp_trap_source, SnmpTrapSettings, SnmpTrapOptions),
-    "onvif_events": PushSource(onvif_events_source, None, OnvifEventsOptions),
+    "mqtt": PushSource("mqtt:mqtt_source", "mqtt_settings:MqttSettings",
+                       "mqtt_settings:MqttCheckOptions"),
+    "snmp_trap": PushSource("snmp_trap:snmp_trap_source", "snmp_trap_options:SnmpTrapSettings",
+                            "snmp_trap_options:SnmpTrapOptions"),
+    "onvif_events": PushSource("onvif_event_source:onvif_events_source", None,
+                               "onvif_event_options:OnvifEventsOptions"),
 }
 
 

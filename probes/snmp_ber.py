@@ -26,6 +26,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from elvwatch.probes.base import ProbeConfigError
+
 Oid = tuple[int, ...]
 BerValue = int | bytes | Oid | None
 VarBind = tuple[Oid, int, BerValue]
@@ -320,3 +322,11 @@ def decode_message(data: bytes) -> Message:
         pos = v_stop
     return Message(version, community, pdu, request_id, error_status, error_index,
                    tuple(binds))
+
+
+@functools.lru_cache(maxsize=65536)  # profile OIDs are parsed on every run
+def parse_oid(text: str) -> Oid:
+    try:
+        return tuple(int(p) for p in text.strip().lstrip(".").split("."))
+    except ValueError:
+        raise ProbeConfigError("snmp", f"bad OID {text!r}") from None

@@ -31,7 +31,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from elvwatch.probes.snmp_session import Oid, parse_oid
+from elvwatch.probes.snmp_ber import Oid, parse_oid
 
 PROFILE_DIR = Path(__file__).parent / "profiles" / "snmp"
 _NAME = r"^[a-z][a-z0-9_.]*$"

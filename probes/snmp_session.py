@@ -15,7 +15,6 @@ Errors (all ``SnmpError``, a ``ProbeError``)::
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import warnings
 import weakref
@@ -43,6 +42,7 @@ with warnings.catch_warnings():
 from elvwatch.probes import snmp_ber as ber
 from elvwatch.probes import snmp_udp
 from elvwatch.probes.base import Credential, ProbeConfigError, ProbeError, Reason
+from elvwatch.probes.snmp_ber import parse_oid as parse_oid  # its old home; snmp_ber has it now
 
 # Every agent-side USM failure the engine reports; they all mean "the credentials
 # do not match the device", which is what a user has to fix.
@@ -146,14 +146,6 @@ async def close_engine() -> None:
     if eng is not None:
         eng.close_dispatcher()
     await snmp_udp.close_endpoints()
-
-
-@functools.lru_cache(maxsize=65536)  # profile OIDs are parsed on every run
-def parse_oid(text: str) -> Oid:
-    try:
-        return tuple(int(p) for p in text.strip().lstrip(".").split("."))
-    except ValueError:
-        raise ProbeConfigError("snmp", f"bad OID {text!r}") from None
 
 
 def auth_data(version: str, credential: Credential | None,

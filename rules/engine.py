@@ -1,4 +1,4 @@
-"""The evaluator: observations in, :class:`~rules.faults.FaultTransition` s out.
+"""The evaluator: observations in, :class:`~elvwatch.rules.faults.FaultTransition` s out.
 
 One fault per (device, rule), moving ``inactive → pending → firing → cleared``:
 
@@ -131,16 +131,6 @@ class Engine:
             fault.flapping = False
             self._publish(fault, now, out, summary="rule or device removed from the config")
             self._release(fault, now, out)
-
-    def restore_firing(self, fingerprints: Iterable[str]) -> None:
-        """After a restart: these faults were firing (their tickets are open), so a
-        condition found false reports them cleared instead of starting from nothing."""
-        for fp in fingerprints:
-            fault = self._by_fp.get(fp)
-            if fault is not None and fault.state is INACTIVE:
-                fault.state = fault.rep_state = FIRING
-                fault.active = True
-                self._firing.add(fault)
 
     # -- evaluation ------------------------------------------------------------------
     def observe(self, obs: Observation, state: str) -> list[FaultTransition]:

@@ -1,4 +1,4 @@
-"""Closure builders for the condition language (see :mod:`rules.expr`).
+"""Closure builders for the condition language (see :mod:`elvwatch.rules.expr`).
 
 Each builder returns a function of the environment; ``None`` is the unknown value and
 spreads as the language says.  The shapes rules use most get closures without nested

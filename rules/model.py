@@ -1,7 +1,7 @@
 """Rules as data: the config model, the compiled :class:`Rule`, the built-in rule set.
 
 A rule matches devices by labels (site, system, kind, tags, check), holds a condition
-in the language of :mod:`rules.expr`, and says how long the condition must hold before
+in the language of :mod:`elvwatch.rules.expr`, and says how long the condition must hold before
 the fault fires (``for:`` N polls or a duration such as ``5m``) and how long it must be
 false before it clears (``clear:``).  Built-in rules ship as YAML in ``rules/builtin/``;
 site rules come from the config's ``rules:`` list: a site rule with the id of a built-in

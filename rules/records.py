@@ -1,7 +1,7 @@
 """The engine's bookkeeping per device and per (device, rule) fault.
 
-Mutable, slotted, private to :mod:`rules.engine`; what leaves the engine is the
-frozen :class:`~rules.faults.FaultTransition`.
+Mutable, slotted, private to :mod:`elvwatch.rules.engine`; what leaves the engine is the
+frozen :class:`~elvwatch.rules.faults.FaultTransition`.
 """
 
 from __future__ import annotations

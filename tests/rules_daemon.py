@@ -3,7 +3,6 @@ drive lab devices into faults and watch the built-in rules fire and clear."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -13,7 +12,7 @@ from elvwatch.daemon.app import App
 from elvwatch.probes.base import Observation
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
 from elvwatch.tickets.ticket_store import Ticket
-from tests.test_daemon import wait_for
+from tests.helpers import until
 
 
 def mqtt_lab_config(tmp: Path, broker: Any, username: str, client_id: str,
@@ -82,8 +81,8 @@ def faults_of(lab: HasApp, device: str) -> list[str]:
 
 async def fires(lab: HasApp, device: str, rule: str, timeout: float = 10.0) -> None:
     """Wait until ``rule`` is the device's one open fault."""
-    await wait_for(lambda: faults_of(lab, device) == [fault_fp(lab.app, device, rule)],
-                   timeout=timeout, what=f"{rule} firing on {device}")
+    await until(lambda: faults_of(lab, device) == [fault_fp(lab.app, device, rule)],
+                timeout=timeout, what=f"{rule} firing on {device}")
 
 
 async def clears(lab: HasApp, device: str, rule: str, timeout: float = 10.0) -> None:
@@ -93,18 +92,24 @@ async def clears(lab: HasApp, device: str, rule: str, timeout: float = 10.0) -> 
     def cleared() -> bool:
         last = [t for t in lab.app.transitions if t.fingerprint == fp]
         return bool(last) and last[-1].state is FaultState.CLEARED
-    await wait_for(cleared, timeout=timeout, what=f"{rule} clearing on {device}")
+    await until(cleared, timeout=timeout, what=f"{rule} clearing on {device}")
     assert faults_of(lab, device) == []
 
 
 async def tickets(lab: HasApp, device: str, predicate: Callable[[list[Ticket]], bool],
                   what: str, timeout: float = 10.0) -> list[Ticket]:
     """The device's fault tickets (any state: a recovered one may close soon after)."""
-    assert lab.app.tickets is not None
+    manager = lab.app.tickets
+    assert manager is not None
     found: list[Ticket] = []
-    for _ in range(int(timeout * 10)):
-        found = await lab.app.tickets.list_tickets(kind="fault", device=device)
-        if predicate(found):
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {found}")
+
+    async def matching() -> bool:
+        nonlocal found
+        found = await manager.list_tickets(kind="fault", device=device)
+        return predicate(found)
+
+    try:
+        await until(matching, what, timeout, every=0.1)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}: {found}") from None
+    return found

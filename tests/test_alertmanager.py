@@ -23,7 +23,8 @@ from elvwatch.rules.alertmanager import (
 )
 from elvwatch.rules.faults import FaultState
 from elvwatch.web.server import HttpListener
-from tests.test_daemon import PORT, first_address, free_port, wait_for
+from tests.helpers import until
+from tests.test_daemon import PORT, first_address, free_port
 
 TOKEN = "am-token-0123456789"
 STARTS = "2026-11-26T08:00:00.123456789Z"
@@ -200,7 +201,7 @@ async def test_firing_alert_opens_one_ticket_and_resolved_alert_resolves_it(
     assert final.state == "resolved" and final.recovered_without_intervention
     assert final.resolved_at == pytest.approx(1795683600.0)  # endsAt
     # The ticket events went the usual way (to the notifier queue / metrics refresh).
-    await wait_for(lambda: app.ticket_stats is not None, what="ticket figures")
+    await until(lambda: app.ticket_stats is not None, what="ticket figures")
 
     # After a restart the rule engine does not know this fault; resync must not clear it.
     status, _ = await post(url, payload(alert("firing", f"{nvr.host}:9100", name="Other")))

@@ -168,7 +168,8 @@ async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
     from elvwatch.config.loading import load_config
     from elvwatch.daemon.app import App
     from elvwatch.rules.state import DeviceState
-    from tests.test_daemon import free_port, wait_for, write_config
+    from tests.helpers import until
+    from tests.test_daemon import free_port, write_config
 
     port = free_port()
     async with LabFleet(3, first_address(), [PORT]) as fleet:
@@ -179,7 +180,7 @@ async def test_status_asks_the_running_daemon_and_lists_down_devices_first(
         try:
             victim = fleet.devices[1].id
             await fleet.set_fault(victim, Fault.DOWN)
-            await wait_for(lambda: app.tracker.devices[victim].state is DeviceState.DOWN)
+            await until(lambda: app.tracker.devices[victim].state is DeviceState.DOWN)
             result = await aelvwatch("status", "-c", str(path))
         finally:
             await app.stop()

@@ -23,7 +23,6 @@ The contract starts on the first of this month.  In it:
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import html
@@ -33,9 +32,8 @@ import re
 import secrets
 import shutil
 import subprocess
-import time
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -52,6 +50,7 @@ from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched
+from tests.helpers import until
 from tests.test_daemon import PORT, first_address, free_port
 
 if TYPE_CHECKING:
@@ -141,21 +140,6 @@ async def browser() -> AsyncIterator[Browser]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     async with launched() as chromium:
         yield chromium
-
-
-async def until(check: Callable[[], object] | Callable[[], Awaitable[object]],
-                timeout: float = 30.0, what: str = "condition") -> object:
-    """Poll ``check`` (sync or async) until it gives something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def submit(page: Page, form: str, expect_done: str) -> None:

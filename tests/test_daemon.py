@@ -32,6 +32,7 @@ from elvwatch.probes.base import Status
 from elvwatch.rules.state import DeviceState
 from elvwatch.tickets.store import Store
 from elvwatch.web.server import HttpListener, metrics_body
+from tests.helpers import until
 
 ROOT = Path(__file__).parent.parent
 PORT = 18554
@@ -71,14 +72,6 @@ async def fleet_of(count: int) -> AsyncIterator[LabFleet]:
         yield fleet
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -102,8 +95,8 @@ async def test_stopped_device_goes_down_after_the_configured_failures_and_back_u
         try:
             victim = fleet.devices[1].id
             status = app.tracker.devices
-            await wait_for(lambda: all(s.state is DeviceState.UP for s in status.values()),
-                           what="every device up")
+            await until(lambda: all(s.state is DeviceState.UP for s in status.values()),
+                        what="every device up")
             seen: list[Status] = []
             original = app.tracker.observe
 
@@ -114,13 +107,13 @@ async def test_stopped_device_goes_down_after_the_configured_failures_and_back_u
 
             app.tracker.observe = spy  # type: ignore[method-assign]
             await fleet.set_fault(victim, Fault.DOWN)
-            await wait_for(lambda: status[victim].state is DeviceState.DOWN, what="down")
+            await until(lambda: status[victim].state is DeviceState.DOWN, what="down")
             # Exactly the configured number of failed runs turned it down.
             assert seen.count(Status.DOWN) == down_after
             assert all(status[d.id].state is DeviceState.UP
                        for d in fleet.devices if d.id != victim)
             await fleet.set_fault(victim, Fault.NONE)
-            await wait_for(lambda: status[victim].state is DeviceState.UP, what="back up")
+            await until(lambda: status[victim].state is DeviceState.UP, what="back up")
         finally:
             await app.stop()
     async with await Store.open(config.storage_url) as store:
@@ -141,9 +134,9 @@ async def test_state_transitions_persist_in_postgresql(tmp_path: Path, store_url
         try:
             victim = fleet.devices[0].id
             status = app.tracker.devices
-            await wait_for(lambda: status[victim].state is DeviceState.UP, what="up")
+            await until(lambda: status[victim].state is DeviceState.UP, what="up")
             await fleet.set_fault(victim, Fault.DOWN)
-            await wait_for(lambda: status[victim].state is DeviceState.DOWN, what="down")
+            await until(lambda: status[victim].state is DeviceState.DOWN, what="down")
         finally:
             await app.stop()
     # A restarted daemon continues from the stored state.
@@ -179,8 +172,8 @@ async def test_http_api_metrics_and_openapi(tmp_path: Path) -> None:
             victim = fleet.devices[2].id
             await fleet.set_fault(victim, Fault.DOWN)
             status = app.tracker.devices
-            await wait_for(lambda: status[victim].state is DeviceState.DOWN
-                           and status[fleet.devices[0].id].state is DeviceState.UP)
+            await until(lambda: status[victim].state is DeviceState.DOWN
+                        and status[fleet.devices[0].id].state is DeviceState.UP)
             code, body = await aget(f"{base}/metrics")
             assert code == 200
             families = {f.name: f for f in text_string_to_metric_families(body)}
@@ -319,7 +312,7 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
             await _wait_healthy(base, proc, log)
             config.write_text(good + "devices_typo: []\n")
             proc.send_signal(signal.SIGHUP)
-            await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
+            await until(lambda: "reload failed" in log.read_text(), what="reload failure")
             assert await asyncio.to_thread(
                 _metric, base, "elvwatch_config_last_reload_successful") == 0.0
             _, body = await aget(f"{base}/api/v1/devices")
@@ -331,7 +324,7 @@ async def test_sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_exits_clea
             write_config(config, fleet, listen=f"127.0.0.1:{port}", interval=0.5,
                          extra=extra)
             proc.send_signal(signal.SIGHUP)
-            await wait_for(lambda: "config reloaded" in log.read_text(), what="reload")
+            await until(lambda: "config reloaded" in log.read_text(), what="reload")
             _, body = await aget(f"{base}/api/v1/devices")
             assert len(json.loads(body)["devices"]) == 3
             assert await asyncio.to_thread(
@@ -400,7 +393,7 @@ async def test_reload_that_cannot_start_a_source_keeps_the_old_config_by_sighup_
                                     "checks": [tcp_check(PORT)]})
             config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
             proc.send_signal(signal.SIGHUP)
-            await wait_for(lambda: "reload failed" in log.read_text(), what="reload failure")
+            await until(lambda: "reload failed" in log.read_text(), what="reload failure")
             assert "sources.snmp_trap: snmp_trap: cannot listen on" in log.read_text()
             assert await asyncio.to_thread(
                 _metric, base, "elvwatch_config_last_reload_successful") == 0.0

@@ -4,10 +4,8 @@ tamper event goes through a running daemon to a ticket that opens and clears."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from elvwatch.lab.community import TAMPER_CAMERA, Community, Secrets, snmp_avail
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.probes.base import Observation, Status
 from elvwatch.probes.registry import PULL
+from tests.helpers import until
 
 # Not the demo's 127.42/16 (a demo may be running here), and a block per test process
 # so that two suites on one machine do not collide.
@@ -135,13 +134,6 @@ async def test_without_snmpsim_and_mosquitto_those_devices_fall_back_to_tcp(
     assert (await probe(config, "acp-gate", "tcp")).status is Status.OK
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def test_camera_tamper_event_opens_a_ticket_in_the_demo_daemon_and_clears_it(
         bare: tuple[Community, Config]) -> None:
     community, config = bare
@@ -165,11 +157,11 @@ async def test_camera_tamper_event_opens_a_ticket_in_the_demo_daemon_and_clears_
                      if t.rule == "camera_tamper"]
             return len(found) == 1 and found[0].fault_active is active
 
-        await _until(subscribed, "the demo daemon to subscribe to the camera's events")
+        await until(subscribed, "the demo daemon to subscribe to the camera's events")
         assert not await tamper_ticket(True)
         await tamper.inject()
-        await _until(lambda: tamper_ticket(True), "the camera_tamper ticket")
+        await until(lambda: tamper_ticket(True), "the camera_tamper ticket")
         await tamper.clear()
-        await _until(lambda: tamper_ticket(False), "the tamper fault to clear")
+        await until(lambda: tamper_ticket(False), "the tamper fault to clear")
     finally:
         await app.stop()

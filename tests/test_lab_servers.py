@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, probe_onvif
+from elvwatch.probes.onvif import probe_onvif
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.sip_registration import SipRegistrationOptions, probe_sip_registration
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from tests.test_sip import _free_port
 
 ROOT = Path(__file__).parents[1]

@@ -18,7 +18,7 @@ from elvwatch.lab.modbus import Fault, ModbusLab
 from elvwatch.probes import modbus
 from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Status, Target
-from elvwatch.probes.modbus import ModbusOptions, close_connections, probe_modbus
+from elvwatch.probes.modbus import close_connections, probe_modbus
 from elvwatch.probes.modbus_maps import (
     ProfileError,
     decode_block,
@@ -26,6 +26,7 @@ from elvwatch.probes.modbus_maps import (
     plan_reads,
     shipped_profiles,
 )
+from elvwatch.probes.modbus_options import ModbusOptions
 
 UNITS = {"generic_alarm_panel": 1, "generic_ups": 2, "generic_power_meter": 3}
 TARGET = Target("panel-1", "127.0.0.1")

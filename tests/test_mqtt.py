@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret,
 from elvwatch.probes.mqtt import MqttCheckOptions, MqttManager, MqttSettings
 from elvwatch.probes.mqtt_payload import compile_path, walk
 from elvwatch.probes.mqtt_profiles import TopicTrie
+from tests.helpers import until
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
                                 reason="needs the Debian package mosquitto (see .ci/run)")
@@ -42,15 +43,6 @@ class Seen:
         return next((o for o in reversed(self.all) if o.device == device), None)
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0,
-                   what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 def settings(server: MosquittoServer, **extra: Any) -> MqttSettings:
     broker: dict[str, Any] = {"host": server.host, "port": server.port}
     broker.update(extra.pop("broker", {}))
@@ -70,8 +62,8 @@ async def started(server: MosquittoServer, targets: list[tuple[Target, Check]],
     manager = MqttManager(settings(server, **extra), credentials or {}, seen)
     await manager.start()
     await manager.update(targets)
-    await wait_for(lambda: all(c.connected for c in manager.brokers.values()),
-                   what="broker connected")
+    await until(lambda: all(c.connected for c in manager.brokers.values()),
+                what="broker connected")
     return manager
 
 
@@ -122,7 +114,7 @@ async def test_wildcard_topic_maps_messages_to_the_right_device_only(
         await pub.publish("site/b/door/3/state", "true")
         await pub.publish("site/x/door/4/state", "1")  # {site} is 'a': not door-4's
         await pub.publish("site/a/door/4/state", "false")
-        await wait_for(lambda: seen.last("door-4") is not None, what="door-4")
+        await until(lambda: seen.last("door-4") is not None, what="door-4")
         # A filter with a wildcard keeps one value per topic (labelled with it).
         door3_values = seen.last("door-3").values  # type: ignore[union-attr]
         assert door3_values == {'mqtt.door_open{topic="site/b/door/3/state"}': 1.0,
@@ -151,7 +143,7 @@ async def test_json_paths_read_frigate_stats_and_zigbee2mqtt_availability(
         await pub.publish("frigate/stats", json.dumps(stats))
         await pub.publish("zigbee2mqtt/door-z", json.dumps(
             {"contact": False, "battery": 7, "linkquality": 90}))
-        await wait_for(lambda: seen.last("door-z") is not None, what="zigbee state")
+        await until(lambda: seen.last("door-z") is not None, what="zigbee state")
         cam = seen.last("cam-front")
         assert cam is not None and cam.status is Status.OK
         assert cam.values["mqtt.camera_fps"] == 5.1 and cam.values["mqtt.detection_fps"] == 0.5
@@ -160,16 +152,16 @@ async def test_json_paths_read_frigate_stats_and_zigbee2mqtt_availability(
         assert door.status is Status.DEGRADED and door.error == "battery low"
         # Availability: the JSON form, then the legacy plain word.
         await pub.publish("zigbee2mqtt/door-z/availability", '{"state":"offline"}')
-        await wait_for(lambda: seen.last("door-z").values.get("mqtt.online") == 0.0,  # type: ignore[union-attr]
-                       what="json offline")
+        await until(lambda: seen.last("door-z").values.get("mqtt.online") == 0.0,  # type: ignore[union-attr]
+                    what="json offline")
         await pub.publish("zigbee2mqtt/door-z/availability", "online")
-        await wait_for(lambda: seen.last("door-z").values.get("mqtt.online") == 1.0,  # type: ignore[union-attr]
-                       what="plain online")
+        await until(lambda: seen.last("door-z").values.get("mqtt.online") == 1.0,  # type: ignore[union-attr]
+                    what="plain online")
         # A camera without frames is degraded: Frigate still answers for it.
         stats["cameras"]["front_door"]["camera_fps"] = 0.0
         await pub.publish("frigate/stats", json.dumps(stats))
-        await wait_for(lambda: seen.last("cam-front").status is Status.DEGRADED,  # type: ignore[union-attr]
-                       what="no frames")
+        await until(lambda: seen.last("cam-front").status is Status.DEGRADED,  # type: ignore[union-attr]
+                    what="no frames")
         assert seen.last("cam-front").error == \
             "camera delivers no frames (camera_fps 0)"  # type: ignore[union-attr]
     finally:
@@ -186,12 +178,12 @@ async def test_silent_device_goes_stale_and_recovers_when_heard_again(
     sim = access_door(broker.host, broker.port, "site/a/door/1", heartbeat_seconds=0.1)
     await sim.start()
     try:
-        await wait_for(lambda: (o := seen.last("door-1")) is not None and o.status is Status.OK
-                       and "mqtt.age_seconds" in o.values, what="heartbeats")
+        await until(lambda: (o := seen.last("door-1")) is not None and o.status is Status.OK
+                    and "mqtt.age_seconds" in o.values, what="heartbeats")
         sim.silence()
         silenced = time.monotonic()
-        await wait_for(lambda: seen.last("door-1").status is Status.DOWN,  # type: ignore[union-attr]
-                       what="stale")
+        await until(lambda: seen.last("door-1").status is Status.DOWN,  # type: ignore[union-attr]
+                    what="stale")
         assert time.monotonic() - silenced >= 0.8  # not before max_age
         obs = seen.last("door-1")
         assert obs is not None and obs.error is not None
@@ -199,8 +191,8 @@ async def test_silent_device_goes_stale_and_recovers_when_heard_again(
         assert obs.reason is Reason.STALE
         assert float(obs.values["mqtt.age_seconds"]) >= 1.0
         sim.resume()
-        await wait_for(lambda: seen.last("door-1").status is Status.OK,  # type: ignore[union-attr]
-                       what="fresh again")
+        await until(lambda: seen.last("door-1").status is Status.OK,  # type: ignore[union-attr]
+                    what="fresh again")
     finally:
         await sim.close()
         await manager.stop()
@@ -215,14 +207,14 @@ async def test_device_losing_its_connection_is_marked_offline_by_its_last_will(
     sim = access_door(broker.host, broker.port, "site/a/door/2", heartbeat_seconds=0.1)
     await sim.start()
     try:
-        await wait_for(lambda: (o := seen.last("door-2")) is not None
-                       and o.values.get("mqtt.online") == 1.0, what="online")
+        await until(lambda: (o := seen.last("door-2")) is not None
+                    and o.values.get("mqtt.online") == 1.0, what="online")
         await sim.publish("site/a/door/2/forced", "true")
-        await wait_for(lambda: seen.last("door-2").error == "door forced open",  # type: ignore[union-attr]
-                       what="forced")
+        await until(lambda: seen.last("door-2").error == "door forced open",  # type: ignore[union-attr]
+                    what="forced")
         await sim.crash()
-        await wait_for(lambda: seen.last("door-2").values.get("mqtt.online") == 0.0,  # type: ignore[union-attr]
-                       what="LWT offline")
+        await until(lambda: seen.last("door-2").values.get("mqtt.online") == 0.0,  # type: ignore[union-attr]
+                    what="LWT offline")
         obs = seen.last("door-2")
         assert obs is not None and obs.status is Status.DOWN
         assert obs.error == "offline (availability topic)"
@@ -242,15 +234,15 @@ async def test_broker_restart_mid_run_reconnects_resubscribes_and_processes_new_
     pub = await publisher(broker)
     try:
         await pub.publish("r/door", "1")
-        await wait_for(lambda: len(seen.all) == 1, what="first message")
+        await until(lambda: len(seen.all) == 1, what="first message")
         await pub.crash()
         await broker.restart()
-        await wait_for(lambda: connection.connects >= 2 and connection.connected,
-                       what="reconnected")
+        await until(lambda: connection.connects >= 2 and connection.connected,
+                    what="reconnected")
         pub = await publisher(broker, "pub2")
         await pub.publish("r/door", "0")
-        await wait_for(lambda: seen.last("door-r").values["mqtt.door_open"] == 0.0,  # type: ignore[union-attr]
-                       what="message after restart")
+        await until(lambda: seen.last("door-r").values["mqtt.door_open"] == 0.0,  # type: ignore[union-attr]
+                    what="message after restart")
     finally:
         await pub.close()
         started_at = time.monotonic()
@@ -262,7 +254,7 @@ async def test_stop_while_the_broker_is_down_returns_promptly(broker: MosquittoS
     seen = Seen()
     manager = await started(broker, [(Target("d", "h"), check(topic="t"))], seen)
     await broker.kill()
-    await wait_for(lambda: not manager.brokers["lab"].connected, what="disconnected")
+    await until(lambda: not manager.brokers["lab"].connected, what="disconnected")
     began = time.monotonic()
     await manager.stop()
     assert time.monotonic() - began < 2.0
@@ -278,18 +270,18 @@ async def test_flood_beyond_the_queue_is_dropped_and_counted_and_the_source_carr
     try:
         connection.hold()
         sent = await pub.flood(("flood", b"1") for _ in range(2000))
-        await wait_for(lambda: connection.received + connection.queue_depth
-                       + connection.dropped >= sent - 1, what="flood read")
+        await until(lambda: connection.received + connection.queue_depth
+                    + connection.dropped >= sent - 1, what="flood read")
         assert connection.dropped >= sent - 50 - 2  # all but the queue (and one in hand)
         connection.release()
-        await wait_for(lambda: connection.received + connection.dropped == sent,
-                       what="queue drained")
+        await until(lambda: connection.received + connection.dropped == sent,
+                    what="queue drained")
         assert connection.received <= 52
         stats = manager.broker_stats()[0]
         assert stats.dropped == connection.dropped and stats.connected
         await pub.publish("flood", "7")
-        await wait_for(lambda: seen.last("d").values["mqtt.value"] == 7.0,  # type: ignore[union-attr]
-                       what="still processing")
+        await until(lambda: seen.last("d").values["mqtt.value"] == 7.0,  # type: ignore[union-attr]
+                    what="still processing")
     finally:
         await pub.close()
         await manager.stop()
@@ -313,16 +305,16 @@ async def test_malformed_payloads_are_rejected_counted_and_logged_never_fatal(
     pub = await publisher(broker)
     try:
         await pub.publish("m", payload)
-        await wait_for(lambda: manager.broker_stats()[0].rejected.get(reason) == 1,
-                       what=f"{reason} counted")
+        await until(lambda: manager.broker_stats()[0].rejected.get(reason) == 1,
+                    what=f"{reason} counted")
         # Reported as rejected, with why: never as "no message received yet".
-        await wait_for(lambda: len(seen.all) == 1, what="the rejection reported")
+        await until(lambda: len(seen.all) == 1, what="the rejection reported")
         rejected = seen.all[0]
         assert rejected.status is Status.DEGRADED and rejected.values == {}
         assert (rejected.error or "").startswith(f"rejected: m: {reason}: ")
         assert f"payload on m rejected ({reason}" in caplog.text
         await pub.publish("m", '{"state": true}')
-        await wait_for(lambda: len(seen.all) == 2, what="a good message after a bad one")
+        await until(lambda: len(seen.all) == 2, what="a good message after a bad one")
         assert (seen.all[1].status, seen.all[1].error) == (Status.OK, None)
         assert manager.broker_stats()[0].rejected == {reason: 1}
     finally:
@@ -342,8 +334,8 @@ async def test_broker_with_passwords_takes_the_login_from_credentials() -> None:
         await refused.start()
         await refused.update([(Target("d", "h"), check(topic="p"))])
         try:
-            await wait_for(lambda: refused.brokers["lab"].last_error is not None,
-                           what="refusal")
+            await until(lambda: refused.brokers["lab"].last_error is not None,
+                        what="refusal")
             assert not refused.brokers["lab"].connected
             assert "s3cret" not in (refused.brokers["lab"].last_error or "")
             assert "wrong" not in (refused.brokers["lab"].last_error or "")
@@ -381,8 +373,8 @@ async def test_tls_broker_is_reached_with_the_configured_ca_and_refused_without_
         await untrusted.start()
         await untrusted.update([(Target("d", "h"), check(topic="tls/t"))])
         try:
-            await wait_for(lambda: untrusted.brokers["lab"].last_error is not None,
-                           what="certificate refused")
+            await until(lambda: untrusted.brokers["lab"].last_error is not None,
+                        what="certificate refused")
             assert not untrusted.brokers["lab"].connected
             assert "CERTIFICATE" in (untrusted.brokers["lab"].last_error or "").upper()
         finally:
@@ -400,7 +392,7 @@ async def test_update_changes_subscriptions_on_the_live_connection(
         assert connection.connects == 1  # no reconnect needed
         await pub.publish("old/a", "1")
         await pub.publish("new/b", "2")
-        await wait_for(lambda: seen.last("b") is not None, what="new topic")
+        await until(lambda: seen.last("b") is not None, what="new topic")
         await asyncio.sleep(0.1)
         assert [o.device for o in seen.all] == ["b"]  # unsubscribed from old/a
         assert connection.received == 1

@@ -17,7 +17,8 @@ from elvwatch.probes.mqtt_payload import Rejected, flatten
 from elvwatch.probes.mqtt_profiles import builtin_profiles
 from elvwatch.probes.mqtt_settings import MqttCheckOptions
 from elvwatch.rules.model import build_rules
-from tests.test_mqtt import Seen, check, publisher, started, wait_for
+from tests.helpers import until
+from tests.test_mqtt import Seen, check, publisher, started
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
                                 reason="needs the Debian package mosquitto (see .ci/run)")
@@ -89,7 +90,7 @@ async def test_pai_panel_profile_reads_its_family_and_flags_each_fault(
     manager = await started(broker, [(PANEL, check(topic="paradox", profile=profile,
                                                    expect_seconds=0.5))], seen)
     try:
-        await wait_for(lambda: values(seen).get("mqtt.missing") == 0.0, what="all expected")
+        await until(lambda: values(seen).get("mqtt.missing") == 0.0, what="all expected")
         got = values(seen)
         assert seen.last("panel-1").status is Status.OK  # type: ignore[union-attr]
         assert got["mqtt.online"] == 1.0 and got["mqtt.battery_volts"] == 13.6
@@ -105,7 +106,7 @@ async def test_pai_panel_profile_reads_its_family_and_flags_each_fault(
         await bridge.zone("Hall_PIR", zone_alarm)
         await bridge.zone("Front_door", low_battery)
         await bridge.partition("Area_1", "audible_alarm")
-        await wait_for(lambda: values(seen).get(
+        await until(lambda: values(seen).get(
             'mqtt.partition.alarm{partition="Area_1"}') == 1.0, what="partition triggered")
         got, obs = values(seen), seen.last("panel-1")
         assert (got["mqtt.ac_fail"], got["mqtt.battery_low"], got["mqtt.communicator_fault"]) \
@@ -123,8 +124,8 @@ async def test_pai_panel_profile_reads_its_family_and_flags_each_fault(
         await bridge.zone("Hall_PIR", zone_alarm, False)
         await bridge.zone("Front_door", low_battery, False)
         await bridge.partition("Area_1", "audible_alarm", False)
-        await wait_for(lambda: seen.last("panel-1").status is Status.OK,  # type: ignore[union-attr]
-                       what="all clear")
+        await until(lambda: seen.last("panel-1").status is Status.OK,  # type: ignore[union-attr]
+                    what="all clear")
         assert manager.broker_stats()[0].rejected == {}
     finally:
         await bridge.close()
@@ -140,7 +141,7 @@ async def test_profile_of_the_other_panel_family_reports_its_topics_missing(
                                                    profile="paradox_pai_evo_panel",
                                                    expect_seconds=0.5))], seen)
     try:
-        await wait_for(lambda: "mqtt.missing" in values(seen), what="the window to close")
+        await until(lambda: "mqtt.missing" in values(seen), what="the window to close")
         obs = seen.last("panel-1")
         assert obs is not None and obs.status is Status.DEGRADED and obs.error is not None
         assert obs.error.startswith("missing: ")
@@ -167,18 +168,18 @@ async def test_pai_zone_profile_watches_one_zone_with_the_panels_labels(
                                                   profile="paradox_pai_evo_zone",
                                                   expect_seconds=0.5))], seen)
     try:
-        await wait_for(lambda: values(seen, "zone-front").get("mqtt.missing") == 0.0,
-                       what="zone topics")
+        await until(lambda: values(seen, "zone-front").get("mqtt.missing") == 0.0,
+                    what="zone topics")
         await bridge.zone("Back_door", "presently_in_alarm")       # another zone
         await bridge.zone("Front_door", "tamper")
-        await wait_for(lambda: values(seen, "zone-front").get(
+        await until(lambda: values(seen, "zone-front").get(
             'mqtt.zone.tamper{zone="Front_door"}') == 1.0, what="tamper")
         got = values(seen, "zone-front")
         assert not any("Back_door" in name for name in got)
         assert seen.last("zone-front").error == "zone tamper (Front_door)"  # type: ignore[union-attr]
         await bridge.crash()                      # PAI dies: the broker sends its Will
-        await wait_for(lambda: seen.last("zone-front").status is Status.DOWN,  # type: ignore[union-attr]
-                       what="offline")
+        await until(lambda: seen.last("zone-front").status is Status.DOWN,  # type: ignore[union-attr]
+                    what="offline")
     finally:
         await bridge.close()
         await manager.stop()
@@ -218,19 +219,19 @@ async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
                                                     profile="frigate", expect_seconds=1))],
                             seen)
     try:
-        await wait_for(lambda: values(seen, "cam-gate").get("mqtt.camera_fps") == 5.0,
-                       what="stats")
+        await until(lambda: values(seen, "cam-gate").get("mqtt.camera_fps") == 5.0,
+                    what="stats")
         got = values(seen, "cam-gate")
         assert (got["mqtt.camera_in_stats"], got["mqtt.online"]) == (1.0, 1.0)
         assert got["mqtt.process_fps"] == 5.0 and got["mqtt.detection_fps"] == 1.0
         frigate.cameras["gate"] = 0.0
-        await wait_for(lambda: seen.last("cam-gate").status is Status.DEGRADED,  # type: ignore[union-attr]
-                       what="no frames")
+        await until(lambda: seen.last("cam-gate").status is Status.DEGRADED,  # type: ignore[union-attr]
+                    what="no frames")
         assert seen.last("cam-gate").error == \
             "camera delivers no frames (camera_fps 0)"  # type: ignore[union-attr]
         del frigate.cameras["gate"]
-        await wait_for(lambda: values(seen, "cam-gate").get("mqtt.camera_in_stats") == 0.0,
-                       what="camera gone")
+        await until(lambda: values(seen, "cam-gate").get("mqtt.camera_in_stats") == 0.0,
+                    what="camera gone")
         assert seen.last("cam-gate").error == \
             "camera missing from Frigate's stats"  # type: ignore[union-attr]
         assert "mqtt.camera_fps" not in values(seen, "cam-gate")    # no stale frame rate
@@ -251,7 +252,7 @@ async def test_generic_json_object_becomes_named_values_one_per_topic_under_a_wi
         await pub.publish("site/hall/door1/state", json.dumps(
             {"contact": "open", "battery": 87, "fw": "1.2"}))
         await pub.publish("site/hall/pir2/state", "true")
-        await wait_for(lambda: len(values(seen, "hall-sensors")) >= 4, what="both topics")
+        await until(lambda: len(values(seen, "hall-sensors")) >= 4, what="both topics")
         got = values(seen, "hall-sensors")
         door = 'topic="site/hall/door1/state"'
         assert got[f'mqtt.value{{{door},key="contact"}}'] == 1.0
@@ -259,7 +260,7 @@ async def test_generic_json_object_becomes_named_values_one_per_topic_under_a_wi
         assert got['mqtt.value{topic="site/hall/pir2/state"}'] == 1.0
         assert not any("fw" in name for name in got)      # a free string: skipped
         await pub.publish("site/hall/cam9/state", json.dumps({"model": "DS-2CD"}))
-        await wait_for(lambda: (seen.last("hall-sensors").error or "").startswith(  # type: ignore[union-attr]
+        await until(lambda: (seen.last("hall-sensors").error or "").startswith(  # type: ignore[union-attr]
             "rejected: site/hall/cam9/state: no_values:"), what="the rejection, with why")
         assert seen.last("hall-sensors").status is Status.DEGRADED  # type: ignore[union-attr]
     finally:
@@ -276,11 +277,11 @@ async def test_check_whose_every_payload_is_rejected_says_so_not_nothing_receive
     pub = await publisher(broker)
     try:
         await pub.publish("meter/1", json.dumps({"kW": 3.2}))
-        await wait_for(lambda: seen.last("meter-1") is not None, what="the first report")
+        await until(lambda: seen.last("meter-1") is not None, what="the first report")
         assert seen.last("meter-1").error == \
             "rejected: meter/1: missing_path: no key 'kw'"  # type: ignore[union-attr]
-        await wait_for(lambda: seen.last("meter-1").status is Status.DOWN,  # type: ignore[union-attr]
-                       what="stale")
+        await until(lambda: seen.last("meter-1").status is Status.DOWN,  # type: ignore[union-attr]
+                    what="stale")
         error = seen.last("meter-1").error or ""  # type: ignore[union-attr]
         assert error.startswith("stale: no usable message for ")
         assert error.endswith("; rejected: meter/1: missing_path: no key 'kw'")

@@ -18,7 +18,7 @@ from elvwatch.probes.adhoc import UsageError, parse_target, probe_all, probe_res
 from elvwatch.probes.mqtt import MqttManager
 from elvwatch.rules.state import DeviceState
 from elvwatch.tickets.store import Store
-from tests.test_daemon import wait_for
+from tests.helpers import until
 
 pytestmark = pytest.mark.skipif(not MosquittoServer.available(),
                                 reason="needs the Debian package mosquitto (see .ci/run)")
@@ -60,16 +60,16 @@ async def test_daemon_turns_mqtt_messages_into_device_states_and_transitions(
         try:
             manager = app.push["mqtt"]
             assert isinstance(manager, MqttManager)
-            await wait_for(lambda: manager.broker_stats()[0].connected, what="connected")
+            await until(lambda: manager.broker_stats()[0].connected, what="connected")
             await sim.start()
             devices = app.tracker.devices
-            await wait_for(lambda: devices["door-7"].state is DeviceState.UP, what="up")
+            await until(lambda: devices["door-7"].state is DeviceState.UP, what="up")
             sim.silence()
-            await wait_for(lambda: devices["door-7"].state is DeviceState.DOWN, what="stale")
+            await until(lambda: devices["door-7"].state is DeviceState.DOWN, what="stale")
             sim.resume()
-            await wait_for(lambda: devices["door-7"].state is DeviceState.UP, what="up again")
+            await until(lambda: devices["door-7"].state is DeviceState.UP, what="up again")
             await sim.crash()
-            await wait_for(lambda: devices["door-7"].state is DeviceState.DOWN, what="LWT")
+            await until(lambda: devices["door-7"].state is DeviceState.DOWN, what="LWT")
             assert manager.broker_stats()[0].received > 3
         finally:
             await sim.close()

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from elvwatch.exporters.notify import NotifyConfig, NotifyConfigError, build_notifiers
+from elvwatch.exporters.notify.base import NotifyConfigError
+from elvwatch.exporters.notify.config import NotifyConfig
 from elvwatch.exporters.notify.messages import md_escape, render, render_summary
+from elvwatch.exporters.notify.receivers import build_notifiers
 from elvwatch.probes.base import Credential, Secret
 from elvwatch.tickets.events import TicketEventKind
 from tests.notify_peers import event

@@ -10,23 +10,23 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
 
-from elvwatch.exporters.notify import (
-    Dispatcher,
+from elvwatch.exporters.notify.config import NotifyConfig
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.log import (
     MemoryNotificationLog,
     NotificationLog,
-    NotifyConfig,
+    Pending,
     SqlNotificationLog,
-    build_notifiers,
 )
-from elvwatch.exporters.notify.log import Pending
+from elvwatch.exporters.notify.receivers import build_notifiers
 from elvwatch.probes.base import Credential, Secret
 from elvwatch.tickets.events import TicketEventKind
 from elvwatch.tickets.store import Store, alembic_config
+from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, Receiver, event, http_receiver
 
 CREDENTIALS = {"hook": Credential(name="hook", secrets=MappingProxyType(
@@ -51,14 +51,6 @@ def dispatcher(cfg: NotifyConfig, log: NotificationLog) -> Dispatcher:
 def delivered(peer: Receiver) -> Counter[str]:
     """How often each event id reached the receiver, over every accepted message."""
     return Counter(e["id"] for got in peer.accepted("/hook") for e in got.json()["events"])
-
-
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def test_5xx_is_retried_until_delivered_once_and_logged() -> None:

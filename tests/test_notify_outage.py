@@ -25,8 +25,9 @@ from elvwatch.lab.devices import Fault, LabFleet
 from elvwatch.tickets.notify_log import notify_log
 from elvwatch.tickets.store import StoreError
 from tests.conftest import PostgresServer
+from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, Receiver, http_receiver
-from tests.test_daemon import PORT, first_address, free_port, wait_for
+from tests.test_daemon import PORT, first_address, free_port
 from tests.test_pipeline import pipeline_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -74,15 +75,15 @@ async def _outage(tmp_path: Path, server: PostgresServer, url: str) -> None:
         assert app.tickets is not None
         camera = fleet.devices[2].id
         try:
-            await wait_for(lambda: all(s.state.value == "up"
+            await until(lambda: all(s.state.value == "up"
                                        for s in app.tracker.devices.values()),
-                           what="all up")
+                        what="all up")
             await asyncio.to_thread(server.stop)
             stopped = time.monotonic()
             await fleet.set_fault(camera, Fault.DOWN)
 
-            await wait_for(lambda: opened_for(receiver, camera), timeout=OUTAGE_SECONDS - 5,
-                           what="the fault notified while the store is down")
+            await until(lambda: opened_for(receiver, camera), timeout=OUTAGE_SECONDS - 5,
+                        what="the fault notified while the store is down")
             told_after = time.monotonic() - stopped
             assert told_after < OUTAGE_SECONDS
             (told,) = opened_for(receiver, camera)
@@ -123,7 +124,7 @@ async def _outage(tmp_path: Path, server: PostgresServer, url: str) -> None:
             assert rows[f"{ticket.number}#1"] == COVERED
 
             await fleet.set_fault(camera, Fault.NONE)
-            await wait_for(lambda: any(
+            await until(lambda: any(
                 e["device"] == camera and e["kind"] == "resolved"
                 for r in receiver.accepted("/hook") for e in json.loads(r.body)["events"]),
                 timeout=60, what="the recovery notified with the ticket number")

@@ -14,8 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from elvwatch.exporters.exposition import render
-from elvwatch.exporters.notify import Dispatcher, SqlNotificationLog, build_notifiers
-from elvwatch.exporters.notify.log import COVERED, PENDING, SENT, MemoryNotificationLog, Pending
+from elvwatch.exporters.notify.dispatcher import Dispatcher
+from elvwatch.exporters.notify.log import (
+    COVERED,
+    PENDING,
+    SENT,
+    MemoryNotificationLog,
+    Pending,
+    SqlNotificationLog,
+)
+from elvwatch.exporters.notify.receivers import build_notifiers
 from elvwatch.exporters.notify.spool import SpooledLog
 from elvwatch.exporters.notify_metrics import notify_families
 from elvwatch.tickets.events import fault_episode

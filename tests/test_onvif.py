@@ -15,8 +15,9 @@ import pytest
 from elvwatch.lab.onvif import OnvifFault, OnvifSimulator, scene_jpeg
 from elvwatch.lab.rtsp import RtspResponder
 from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif import clear_hold_offs, probe_onvif
 from elvwatch.probes.onvif_clock import camera_utc, tz_offset
+from elvwatch.probes.onvif_options import OnvifOptions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "onvif"
 CRED = Credential("cam", "admin", Secret("secret"))

@@ -5,7 +5,6 @@ clear, and their tickets resolve, when the camera reports the fault over."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.onvif import OnvifSimulator
 from elvwatch.probes.onvif import clear_hold_offs
+from tests.helpers import until
 from tests.test_daemon import free_port
 
 FAST = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.2,
@@ -45,24 +45,33 @@ def camera_config(path: Path, camera: OnvifSimulator, nvr: OnvifSimulator) -> Pa
 
 
 async def _tickets(app: App, rule: str, timeout: float = 15.0) -> list[Any]:
-    assert app.tickets is not None
-    for _ in range(int(timeout * 10)):
-        found = [t for t in await app.tickets.list_tickets(state="live", kind="fault")
-                 if t.rule == rule]
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    return []
+    """The live tickets of ``rule`` once there are some ([] when none came in time)."""
+    manager = app.tickets
+    assert manager is not None
+
+    async def found() -> list[Any]:
+        return [t for t in await manager.list_tickets(state="live", kind="fault")
+                if t.rule == rule]
+
+    try:
+        result: list[Any] = await until(found, f"a {rule} ticket", timeout, every=0.1)
+    except AssertionError:
+        return []
+    return result
 
 
 async def _settled(app: App, numbers: set[str], timeout: float = 15.0) -> bool:
-    assert app.tickets is not None
-    for _ in range(int(timeout * 10)):
-        live = {t.number for t in await app.tickets.list_tickets(state="open", kind="fault")}
-        if not numbers & live:
-            return True
-        await asyncio.sleep(0.1)
-    return False
+    manager = app.tickets
+    assert manager is not None
+
+    async def settled() -> bool:
+        live = {t.number for t in await manager.list_tickets(state="open", kind="fault")}
+        return not numbers & live
+
+    try:
+        return bool(await until(settled, "the tickets settled", timeout, every=0.1))
+    except AssertionError:
+        return False
 
 
 async def test_tamper_event_and_stopped_recording_open_tickets_through_the_daemon(
@@ -73,10 +82,7 @@ async def test_tamper_event_and_stopped_recording_open_tickets_through_the_daemo
         app = App(load_config(camera_config(tmp_path / "c.yaml", camera, nvr)))
         await app.start()
         try:
-            for _ in range(100):
-                if camera.subscriptions:
-                    break
-                await asyncio.sleep(0.1)
+            await until(lambda: camera.subscriptions, "the event subscription", every=0.1)
             assert camera.subscriptions == 1
             assert await _tickets(app, "camera_tamper", timeout=1.0) == []
             camera.tamper(True)

@@ -21,8 +21,9 @@ from elvwatch.probes.base import Observation
 from elvwatch.probes.onvif import clear_hold_offs
 from elvwatch.probes.onvif_events import Notification
 from elvwatch.rules.faults import FaultState
+from tests.helpers import until
 from tests.rules_daemon import RulesApp, clears, fault_fp, fires
-from tests.test_daemon import free_port, wait_for
+from tests.test_daemon import free_port
 from tests.test_onvif_events import subscribe_and_pull
 
 DEVICE = "cam-lobby"
@@ -122,12 +123,12 @@ class Lab:
         """Stop the camera until the daemon has seen its subscription fail, then
         start it again (same address and port)."""
         await self.camera.stop()
-        await wait_for(lambda: self.stats().state == "failed", what="the subscription lost")
+        await until(lambda: self.stats().state == "failed", what="the subscription lost")
         if during is not None:
             during()
         await self.camera.start()
-        await wait_for(lambda: self.stats().subscribes == 2 and self.stats().state == "started",
-                       what="resubscribed")
+        await until(lambda: self.stats().subscribes == 2 and self.stats().state == "started",
+                    what="resubscribed")
 
 
 @asynccontextmanager
@@ -177,9 +178,9 @@ async def test_a_tamper_still_active_across_a_camera_reboot_keeps_firing_without
         mark = len(lab.app.observations)
         await lab.reboot()
         # The new subscription's Initialized State=true confirms the fault.
-        await wait_for(lambda: lab.stats().received["tamper"] == 2, what="the state resent")
-        await wait_for(lambda: lab.tamper_values(mark) != [],
-                       what="a tamper value after the reboot")
+        await until(lambda: lab.stats().received["tamper"] == 2, what="the state resent")
+        await until(lambda: lab.tamper_values(mark) != [],
+                    what="a tamper value after the reboot")
         down = [o for o in lab.app.observations[mark:] if o.status.value == "down"]
         assert down and all("onvif.tamper" not in o.values for o in down)  # unknown, not 0
         assert set(lab.tamper_values()) == {1.0}

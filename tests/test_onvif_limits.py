@@ -6,19 +6,19 @@ their sockets took, which shows the answer was not read whole."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from elvwatch.lab.onvif import HUGE_BYTES, OnvifFault, OnvifSimulator
 from elvwatch.lab.rtsp import HUGE_SDP_BYTES, RtspResponder
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
-from elvwatch.probes.onvif_client import MAX_ANSWER_BYTES
+from elvwatch.probes.onvif import clear_hold_offs, probe_onvif
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
+from elvwatch.probes.onvif_options import MAX_ANSWER_BYTES, OnvifOptions
 from elvwatch.probes.onvif_pullpoint import PullPointState
 from elvwatch.probes.rtsp import RtspOptions, probe_rtsp
+from tests.helpers import until
 from tests.test_onvif_pullpoint import FAST, Run
 
 CRED = Credential("cam", "admin", Secret("secret"))
@@ -37,13 +37,6 @@ def _no_hold_offs() -> None:
 async def camera() -> AsyncIterator[OnvifSimulator]:
     async with OnvifSimulator() as sim:
         yield sim
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def test_default_limit_is_a_few_mib_and_configurable() -> None:

@@ -5,7 +5,6 @@ recovers after a reboot, logins are held off together with the onvif check."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,10 +15,12 @@ from elvwatch.exporters.exposition import Family
 from elvwatch.exporters.onvif_metrics import onvif_event_families
 from elvwatch.lab.onvif import OnvifFault, OnvifSimulator
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, held_for, probe_onvif
+from elvwatch.probes.onvif import clear_hold_offs, held_for, probe_onvif
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
 from elvwatch.probes.onvif_event_source import OnvifEventSource
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.onvif_pullpoint import PullPointState
+from tests.helpers import until
 
 CRED = Credential("cam", "admin", Secret("secret"))
 FAST = {"subscription_seconds": 30, "pull_seconds": 1, "retry_min_seconds": 0.2,
@@ -48,10 +49,7 @@ class Run:
 
     async def until(self, predicate: Callable[[], bool], what: str,
                     timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            await asyncio.sleep(0.02)
+        await until(predicate, what, timeout)
 
     def last(self) -> Observation:
         return self.seen[-1]

@@ -8,7 +8,8 @@ import pytest
 
 from elvwatch.lab.onvif import OnvifFault, OnvifSimulator
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.onvif import OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif import clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif_options import OnvifOptions
 
 CRED = Credential("nvr", "admin", Secret("secret"))
 

@@ -18,7 +18,7 @@ from elvwatch.lab import onvif_xml as X
 from elvwatch.lab.onvif import CAMERA_TOPICS, JOB_STATE_TOPIC, OnvifSimulator
 from elvwatch.lab.onvif_xml import EventTopic
 from elvwatch.probes.base import Check, Status, Target
-from elvwatch.probes.onvif import RECORDING_NS, OnvifOptions, clear_hold_offs, probe_onvif
+from elvwatch.probes.onvif import RECORDING_NS, clear_hold_offs, probe_onvif
 from elvwatch.probes.onvif_client import (
     CAPABILITY_NAMESPACES,
     close_camera,
@@ -27,6 +27,7 @@ from elvwatch.probes.onvif_client import (
 )
 from elvwatch.probes.onvif_event_options import OnvifEventsOptions
 from elvwatch.probes.onvif_event_source import advertised_kinds
+from elvwatch.probes.onvif_options import OnvifOptions
 from elvwatch.probes.onvif_topics import WSTOP, topic_set
 from tests.test_onvif_pullpoint import CRED, Run
 

@@ -27,7 +27,8 @@ from elvwatch.lab.onvif import DeviceInfo, OnvifSimulator
 from elvwatch.web import links
 from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, launched
-from tests.test_daemon import PORT, first_address, free_port, wait_for
+from tests.helpers import until
+from tests.test_daemon import PORT, first_address, free_port
 
 with contextlib.suppress(ImportError):  # the test extra installs it; else skipped
     from playwright.async_api import Browser, BrowserContext, Page, expect
@@ -105,10 +106,10 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         await app.start()
         try:
             switch, broken, _, spare = (d.id for d in fleet.devices)
-            await wait_for(lambda: all(app.tracker.devices[d.id].state.value == "up"
+            await until(lambda: all(app.tracker.devices[d.id].state.value == "up"
                                        for d in fleet.devices), what="lab devices up")
-            await wait_for(lambda: "vendor" in app.tracker.devices["cam-onvif"].info,
-                           timeout=20, what="ONVIF identity")
+            await until(lambda: "vendor" in app.tracker.devices["cam-onvif"].info,
+                        timeout=20, what="ONVIF identity")
             await fleet.set_fault(broken, Fault.DOWN)
             fault = work_order = None
             for _ in range(150):

@@ -18,8 +18,9 @@ from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.tickets.records import SignOff
 from elvwatch.web.server import HttpListener
+from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
-from tests.test_daemon import PORT, aget, first_address, free_port, wait_for
+from tests.test_daemon import PORT, aget, first_address, free_port
 
 
 def pipeline_config(path: Path, fleet: LabFleet, listen: str, hook: str) -> Path:
@@ -57,7 +58,7 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
         assert app.tickets is not None
         try:
             camera = fleet.devices[2].id
-            await wait_for(lambda: all(s.state.value == "up"
+            await until(lambda: all(s.state.value == "up"
                                        for s in app.tracker.devices.values()), what="all up")
             await fleet.set_fault(camera, Fault.DOWN)
 
@@ -65,20 +66,15 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
                 assert app.tickets is not None
                 return await app.tickets.list_tickets(state="live", kind="fault")
 
-            tickets: list[Any] = []
-            for _ in range(100):
-                tickets = await live()
-                if tickets:
-                    break
-                await asyncio.sleep(0.1)
+            tickets = await until(live, "the fault's ticket", every=0.1)
             assert len(tickets) == 1
             ticket = tickets[0]
             assert ticket.device == camera and ticket.rule == "device_unreachable"
             assert ticket.severity == "general"
             assert ticket.response_due is not None and ticket.resolve_due is not None
 
-            await wait_for(lambda: any(r.path == "/hook" for r in receiver.received),
-                           what="webhook")
+            await until(lambda: any(r.path == "/hook" for r in receiver.received),
+                        what="webhook")
             sent = receiver.accepted("/hook")
             assert sent and sent[0].verified  # the receiver checked the HMAC signature
             (event,) = sent[0].json()["events"]
@@ -90,13 +86,13 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
             assert len(await live()) == 1
 
             await fleet.set_fault(camera, Fault.NONE)
-            for _ in range(200):
-                final = (await app.tickets.get(ticket.number)).ticket
-                if final.state == "verified":
-                    break
-                await asyncio.sleep(0.1)
+            async def verified() -> Any:
+                assert app.tickets is not None
+                found = (await app.tickets.get(ticket.number)).ticket
+                return found if found.state == "verified" else None
+
             # The system confirms the recovery; closing is the site representative's.
-            assert final.state == "verified"
+            final = await until(verified, "the recovery verified", 20.0, every=0.1)
             assert final.recovered_without_intervention and final.responded_at is None
             await asyncio.sleep(1.0)
             assert (await app.tickets.get(ticket.number)).ticket.state == "verified"
@@ -123,7 +119,7 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
                 return [e["kind"] for r in receiver.accepted("/hook")
                         for e in json.loads(r.body)["events"]]
 
-            await wait_for(lambda: "signed_off" in kinds(), what="sign-off notified")
+            await until(lambda: "signed_off" in kinds(), what="sign-off notified")
             assert kinds().count("opened") == 1 and "verified" in kinds()
         finally:
             await app.stop()
@@ -140,20 +136,18 @@ async def test_preventive_visit_mutes_its_system_until_the_work_order_is_complet
         await app.start()
         assert app.tickets is not None
         try:
-            orders: list[Any] = []
-            for _ in range(100):  # the contract's quarterly work order opens at start
-                orders = await app.tickets.list_tickets(kind="preventive", state="live")
-                if orders:
-                    break
-                await asyncio.sleep(0.1)
+            tickets = app.tickets
+            # The contract's quarterly work order opens at start.
+            orders = await until(lambda: tickets.list_tickets(kind="preventive", state="live"),
+                                 "the quarterly work order", every=0.1)
             (order,) = [o for o in orders if o.system == "cctv"]
             await app.tickets.acknowledge(order.number, "王工", "on site")
-            await wait_for(lambda: any(s.id == f"visit-{order.number}"
+            await until(lambda: any(s.id == f"visit-{order.number}"
                                        for s in app.silencer.list()), what="visit silence")
 
             camera = fleet.devices[1].id
             await fleet.set_fault(camera, Fault.DOWN)
-            await wait_for(lambda: app.tracker.devices[camera].state.value == "down")
+            await until(lambda: app.tracker.devices[camera].state.value == "down")
             await asyncio.sleep(1.0)
             assert await app.tickets.list_tickets(kind="fault", state="live") == []
             muted = [f for f in app.engine.firing() if f.device == camera]
@@ -162,12 +156,8 @@ async def test_preventive_visit_mutes_its_system_until_the_work_order_is_complet
             checklist = {item: (True, "") for item in order.checklist}
             await app.tickets.complete_preventive(order.number, "王工", "王工", checklist)
             # The visit is over: the camera still failing now gets its ticket.
-            tickets: list[Any] = []
-            for _ in range(100):
-                tickets = await app.tickets.list_tickets(kind="fault", state="live")
-                if tickets:
-                    break
-                await asyncio.sleep(0.1)
-            assert [t.device for t in tickets] == [camera]
+            faults = await until(lambda: tickets.list_tickets(kind="fault", state="live"),
+                                 "the camera's ticket after the visit", every=0.1)
+            assert [t.device for t in faults] == [camera]
         finally:
             await app.stop()

@@ -180,15 +180,6 @@ def test_site_rule_replaces_a_builtin_rule_and_can_switch_one_off() -> None:
     assert states(out) == [("clock_drift", INACTIVE, FIRING)]
 
 
-def test_restored_firing_fault_clears_when_found_good_after_a_restart() -> None:
-    eng, _ = engine([CAM], only(rule("snmp.value > 10")))
-    fired = eng.observe(ob("cam-1", "snmp", values=high(50)), "up")
-    fresh, _ = engine([CAM], only(rule("snmp.value > 10")))
-    fresh.restore_firing([fired[0].fingerprint])
-    assert states(fresh.observe(ob("cam-1", "snmp", values=high(1)), "up")) == [
-        ("probe_value_high", FIRING, CLEARED)]
-
-
 def test_removing_a_device_from_the_config_clears_its_firing_faults() -> None:
     eng, _ = engine([CAM], only(rule("snmp.value > 10")))
     eng.observe(ob("cam-1", "snmp", values=high(50)), "up")

@@ -14,8 +14,8 @@ import yaml
 from elvwatch.config.loading import load_config
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.rules.faults import fingerprint
+from tests.helpers import until
 from tests.rules_daemon import RulesApp, open_faults
-from tests.test_daemon import wait_for
 
 PORT = 18556
 
@@ -38,8 +38,8 @@ async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_ea
         app = RulesApp(load_config(path))
         await app.start()
         try:
-            await wait_for(lambda: all(s.state == "up" for s in app.tracker.devices.values()),
-                           what="every device up")
+            await until(lambda: all(s.state == "up" for s in app.tracker.devices.values()),
+                        what="every device up")
             assert open_faults(app.transitions) == {}
             for device in [switch, *cameras]:
                 await fleet.set_fault(device, Fault.DOWN)
@@ -48,7 +48,7 @@ async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_ea
             def parent_lists_all() -> bool:
                 faults = open_faults(app.transitions)
                 return list(faults) == [parent] and faults[parent].affected == tuple(cameras)
-            await wait_for(parent_lists_all, what="one fault listing every camera")
+            await until(parent_lists_all, what="one fault listing every camera")
             # Exactly one ticket: the switch's, listing the 12 cameras.
             assert app.tickets is not None
             for _ in range(100):
@@ -62,8 +62,8 @@ async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_ea
             for device in [switch, *cameras[:-1]]:
                 await fleet.set_fault(device, Fault.NONE)
             alone = fingerprint("lab", cameras[-1], "device_unreachable")
-            await wait_for(lambda: list(open_faults(app.transitions)) == [alone],
-                           what="the dead camera's own fault")
+            await until(lambda: list(open_faults(app.transitions)) == [alone],
+                        what="the dead camera's own fault")
             # Its ticket is a second one; the switch's resolved itself.
             for _ in range(100):
                 live = await app.tickets.list_tickets(state="open", kind="fault")
@@ -72,6 +72,6 @@ async def test_failed_lab_switch_gives_one_ticket_for_its_12_cameras_then_one_ea
                 await asyncio.sleep(0.05)
             assert [t.device for t in live] == [cameras[-1]]
             await fleet.set_fault(cameras[-1], Fault.NONE)
-            await wait_for(lambda: open_faults(app.transitions) == {}, what="everything clear")
+            await until(lambda: open_faults(app.transitions) == {}, what="everything clear")
         finally:
             await app.stop()

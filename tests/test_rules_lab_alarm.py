@@ -23,6 +23,7 @@ from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import SimDevice
 from elvwatch.lab.mqtt_bridges import FrigateStats, PaiBridge
 from elvwatch.rules.faults import fingerprint
+from tests.helpers import until
 from tests.rules_daemon import (
     RulesApp,
     clears,
@@ -32,7 +33,6 @@ from tests.rules_daemon import (
     open_faults,
     tickets,
 )
-from tests.test_daemon import wait_for
 
 pytestmark = [
     pytest.mark.skipif(not MosquittoServer.available(),
@@ -98,12 +98,12 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                 await bridge.start()
             await app.start()
             devices = app.tracker.devices
-            await wait_for(lambda: all(devices[d].state.value == "up"
+            await until(lambda: all(devices[d].state.value == "up"
                                        for d in ("panel-evo", "panel-sp", "cam-gate")),
-                           what="both panels and the camera up")
-            await wait_for(lambda: set(open_faults(app.transitions)) ==
-                           {fingerprint(SITE, "zone-wrong", "mqtt_topics_missing")},
-                           what="only the mismatched zone's fault")
+                        what="both panels and the camera up")
+            await until(lambda: set(open_faults(app.transitions)) ==
+                        {fingerprint(SITE, "zone-wrong", "mqtt_topics_missing")},
+                        what="only the mismatched zone's fault")
             yield Lab(app, evo, sp, frigate, broker)
         finally:
             await app.stop()
@@ -160,11 +160,11 @@ async def test_zone_in_alarm_fires_and_its_partition_triggering_fires_too(lab: L
     await lab.sp.zone("Hall_PIR", "alarm", True)
     await _ticketed(lab, "panel-sp", "alarm_zone_alarm", "emergency")
     await lab.sp.partition("Area_1", "audible_alarm", True)
-    await wait_for(lambda: fingerprint(SITE, "panel-sp", "alarm_partition_alarm")
-                   in faults_of(lab, "panel-sp"), what="partition alarm too")
+    await until(lambda: fingerprint(SITE, "panel-sp", "alarm_partition_alarm")
+                in faults_of(lab, "panel-sp"), what="partition alarm too")
     await lab.sp.partition("Area_1", "audible_alarm", False)
     await lab.sp.zone("Hall_PIR", "alarm", False)
-    await wait_for(lambda: faults_of(lab, "panel-sp") == [], what="both cleared")
+    await until(lambda: faults_of(lab, "panel-sp") == [], what="both cleared")
 
 
 async def test_frigate_camera_without_frames_then_gone_from_stats(lab: Lab) -> None:

@@ -23,8 +23,8 @@ from elvwatch.lab.onvif_xml import EventTopic
 from elvwatch.lab.rtsp import RtspResponder
 from elvwatch.probes.onvif import clear_hold_offs
 from elvwatch.rules.faults import fingerprint
+from tests.helpers import until
 from tests.rules_daemon import RulesApp, clears, faults_of, fires, open_faults, tickets
-from tests.test_daemon import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -113,10 +113,10 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         await app.start()
         try:
             devices = app.tracker.devices
-            await wait_for(lambda: all(s.state.value == "up" for s in devices.values()),
-                           timeout=15, what="every lab device up")
-            await wait_for(lambda: events.subscriptions == nvr.subscriptions ==
-                           hik.subscriptions == 1, what="the event subscriptions")
+            await until(lambda: all(s.state.value == "up" for s in devices.values()),
+                        timeout=15, what="every lab device up")
+            await until(lambda: events.subscriptions == nvr.subscriptions ==
+                        hik.subscriptions == 1, what="the event subscriptions")
             assert open_faults(app.transitions) == {}
             yield Lab(app, path, data, auth, clock, swap, events, nvr, hik, rtsp)
         finally:
@@ -207,8 +207,8 @@ async def test_swapped_camera_fires_camera_replaced_until_the_archive_has_its_se
 
     def last_poll() -> object:
         return app.tracker.devices["cam-swap"].checks["onvif"].last
-    await wait_for(lambda: app.tracker.devices["cam-swap"].info.get("serial") == SERIAL,
-                   what="the first serial reported")
+    await until(lambda: app.tracker.devices["cam-swap"].info.get("serial") == SERIAL,
+                what="the first serial reported")
     lab.swap.info.serial = "DS-2CD2143G2-I20250917AAWRJ99999999"
     await fires(lab, "cam-swap", "camera_replaced")
     # A reload that leaves this camera's archive alone keeps the fault: the serial
@@ -216,8 +216,8 @@ async def test_swapped_camera_fires_camera_replaced_until_the_archive_has_its_se
     assert await app.reload()
     for _ in range(2):
         polled = last_poll()
-        await wait_for(lambda seen=polled: last_poll() is not seen,
-                       what="a poll after the reload")
+        await until(lambda seen=polled: last_poll() is not seen,
+                    what="a poll after the reload")
     assert faults_of(lab, "cam-swap") == [fp("cam-swap", "camera_replaced")]
     # The engineer records the new camera in the equipment archive (the config's
     # ``serial``) and reloads: the fault clears.

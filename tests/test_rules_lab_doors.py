@@ -25,6 +25,7 @@ from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt import SimDevice, access_door
 from elvwatch.lab.sip import SipResponder
 from elvwatch.rules.faults import fingerprint
+from tests.helpers import until
 from tests.rules_daemon import (
     RulesApp,
     clears,
@@ -34,7 +35,7 @@ from tests.rules_daemon import (
     open_faults,
     tickets,
 )
-from tests.test_daemon import first_address, wait_for
+from tests.test_daemon import first_address
 from tests.test_sip import _free_port
 from tests.test_sip_registration import _sipp_register
 
@@ -108,8 +109,8 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                 await door.start()
             await app.start()
             devices = app.tracker.devices
-            await wait_for(lambda: all(s.state.value == "up" for s in devices.values()),
-                           what="every door and the station up")
+            await until(lambda: all(s.state.value == "up" for s in devices.values()),
+                        what="every door and the station up")
             assert open_faults(app.transitions) == {}
             yield Lab(app, doors, registrar, tmp)
         finally:
@@ -129,8 +130,8 @@ async def test_forced_door_fires_door_forced_with_one_emergency_ticket(lab: Lab)
     await door.publish(f"site/{SITE}/door-forced/forced", "true", retain=True)
     await fires(lab, "door-forced", "door_forced")
     # The controller still answers: degraded (once confirmed), not unreachable.
-    await wait_for(lambda: lab.app.tracker.devices["door-forced"].state.value == "degraded",
-                   what="the controller degraded")
+    await until(lambda: lab.app.tracker.devices["door-forced"].state.value == "degraded",
+                what="the controller degraded")
     assert faults_of(lab, "door-forced") == [fp("door-forced", "door_forced")]
     (ticket,) = await tickets(lab, "door-forced", lambda t: len(t) == 1, "one ticket")
     assert (ticket.rule, ticket.severity) == ("door_forced", "emergency")

@@ -31,11 +31,13 @@ from elvwatch.lab.modbus import Fault as ModbusFault
 from elvwatch.lab.modbus import ModbusLab
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import FaultState, FaultTransition, fingerprint
+from tests.helpers import until
 from tests.rules_daemon import RulesApp, open_faults
-from tests.test_daemon import first_address, free_port, wait_for
+from tests.test_daemon import first_address, free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -75,9 +77,9 @@ def last_state(transitions: list[FaultTransition], fp: str) -> FaultState | None
 async def settled(app: RulesApp) -> tuple[int, float]:
     """Wait for every device up and no fault open (a first poll may time out while the
     daemon starts on a busy machine); then (transitions so far, now): the baseline."""
-    await wait_for(lambda: all(s.state == "up" for s in app.tracker.devices.values())
-                   and open_faults(app.transitions) == {},
-                   timeout=WAIT, what="every device up, no fault open")
+    await until(lambda: all(s.state == "up" for s in app.tracker.devices.values())
+                and open_faults(app.transitions) == {},
+                timeout=WAIT, what="every device up, no fault open")
     return len(app.transitions), time.time()
 
 
@@ -119,8 +121,8 @@ async def fire_and_clear(app: RulesApp, case: Case, inject: Action, remove: Acti
         await inject()
         expected = {fingerprint(SITE, case.device, rule)
                     for rule in [*case.fires, *case.explained]}
-        await wait_for(lambda: expected <= ever_fired(app.transitions[seen:]), timeout=WAIT,
-                       what=f"{sorted(case.fires)} firing on {case.device}")
+        await until(lambda: expected <= ever_fired(app.transitions[seen:]), timeout=WAIT,
+                    what=f"{sorted(case.fires)} firing on {case.device}")
         tickets = await wait_tickets(app, len(case.fires), since)
         assert tickets == sorted(case.fires.items()), firing(app.transitions[seen:])
         roots = {fingerprint(SITE, case.device, rule) for rule in case.fires}
@@ -129,9 +131,9 @@ async def fire_and_clear(app: RulesApp, case: Case, inject: Action, remove: Acti
             assert {t.root_cause for t in app.transitions[seen:]
                     if t.fingerprint == fp and t.state is FaultState.FIRING} <= roots
         await remove()
-        await wait_for(lambda: all(last_state(app.transitions, fp) is FaultState.CLEARED
+        await until(lambda: all(last_state(app.transitions, fp) is FaultState.CLEARED
                                    for fp in expected),
-                       timeout=WAIT, what=f"{sorted(case.fires)} clearing")
+                    timeout=WAIT, what=f"{sorted(case.fires)} clearing")
         assert open_faults(app.transitions) == {}
         # Nothing else fired meanwhile.
         assert ever_fired(app.transitions[seen:]) == expected, firing(app.transitions[seen:])
@@ -310,8 +312,8 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
                         and faults[port_fault].affected == (dark,)
                         and fired_under(app.transitions, dark_unreachable, port_fault)
                         and fired_under(app.transitions, dark_port, port_fault))
-            await wait_for(explained, timeout=WAIT,
-                           what="the dark camera under the port fault, the other alone")
+            await until(explained, timeout=WAIT,
+                        what="the dark camera under the port fault, the other alone")
             # Nothing of the dark camera ever stood alone (so no ticket of its own), and
             # the other camera's fault was never put under the port's.
             after = app.transitions[seen:]
@@ -332,13 +334,13 @@ async def test_camera_on_a_port_that_lost_power_is_explained_by_that_port_only(
             # ticket more opens.
             await fleet.set_fault(dark, DeviceFault.NONE)
             await fleet.set_fault(other, DeviceFault.NONE)
-            await wait_for(lambda: all(app.tracker.devices[str(c["id"])].state == "up"
+            await until(lambda: all(app.tracker.devices[str(c["id"])].state == "up"
                                        for c in cams), timeout=WAIT, what="cameras up")
             await asyncio.to_thread(snmp_lab.clear, "lab-switch")
-            await wait_for(lambda: all(last_state(app.transitions, fp) is FaultState.CLEARED
+            await until(lambda: all(last_state(app.transitions, fp) is FaultState.CLEARED
                                        for fp in (port_fault, dark_port, dark_unreachable,
                                                   other_unreachable)),
-                           timeout=WAIT, what="every fault cleared")
+                        timeout=WAIT, what="every fault cleared")
             assert open_faults(app.transitions) == {}
             assert len(await fault_tickets(app, since)) == 2
         finally:

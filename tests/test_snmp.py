@@ -20,7 +20,8 @@ from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.adhoc import parse_target, probe_all
 from elvwatch.probes.base import Check, Credential, Observation, Reason, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.state import StateTracker
 from tests.helpers import Memories

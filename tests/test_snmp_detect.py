@@ -12,7 +12,8 @@ import pytest
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import close_engine
 from tests.helpers import Memories
 

@@ -10,7 +10,9 @@ import pytest
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
 from elvwatch.probes.registry import PUSH
-from elvwatch.probes.snmp_trap import SnmpTrapOptions, SnmpTrapReceiver, SnmpTrapSettings
+from elvwatch.probes.snmp_trap import SnmpTrapReceiver
+from elvwatch.probes.snmp_trap_options import SnmpTrapOptions, SnmpTrapSettings
+from tests.helpers import until
 
 COMMUNITY = "trap-community"
 ENGINE_ID = "0x8000000001020304050607"
@@ -52,9 +54,7 @@ async def send(receiver: SnmpTrapReceiver, *args: str) -> None:
 
 
 async def wait_for(seen: list[Observation], count: int) -> None:
-    async with asyncio.timeout(WAIT):
-        while len(seen) < count:
-            await asyncio.sleep(0.02)
+    await until(lambda: len(seen) >= count, f"{count} trap observation(s)", WAIT)
 
 
 async def test_v2c_link_down_trap_reaches_the_device_observation_stream(

@@ -14,7 +14,8 @@ import pytest
 from elvwatch.probes import snmp_ber as ber
 from elvwatch.probes import snmp_udp
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import Community, Session, close_engine
 from tests.snmp_agents import COMMUNITY, Agent, relay, running_snmpd
 

@@ -17,7 +17,8 @@ from elvwatch.daemon.app import App
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpMemory, SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import SnmpMemory, probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_profiles import profiles
 from elvwatch.probes.snmp_reading import Reading, TableMemory, apply_table
 from elvwatch.probes.snmp_session import close_engine

@@ -17,13 +17,13 @@ from elvwatch.config.loading import load_config
 from elvwatch.lab.snmp import SnmpLab
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Check, Credential, Observation, Secret, Status, Target
-from elvwatch.probes.snmp import SnmpOptions, probe_snmp
+from elvwatch.probes.snmp import probe_snmp
+from elvwatch.probes.snmp_options import SnmpOptions
 from elvwatch.probes.snmp_session import close_engine
 from elvwatch.rules.faults import fingerprint
-from tests.helpers import Memories
+from tests.helpers import Memories, until
 from tests.rules_daemon import RulesApp, open_faults
 from tests.test_cli import aelvwatch
-from tests.test_daemon import wait_for
 from tests.test_rules_lab_field import SITE, wait_tickets, write_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "snmp"
@@ -319,8 +319,8 @@ async def test_daemon_tickets_an_nvr_whose_disks_cannot_be_read(
     await app.start()
     try:
         fp = fingerprint(SITE, "nvr-blind", "snmp_monitoring_blind")
-        await wait_for(lambda: fp in open_faults(app.transitions), timeout=20,
-                       what="snmp_monitoring_blind firing")
+        await until(lambda: fp in open_faults(app.transitions), timeout=20,
+                    what="snmp_monitoring_blind firing")
         assert await wait_tickets(app, 1, since=0.0) == [("snmp_monitoring_blind", "general")]
         assert app.tickets is not None
         [ticket] = await app.tickets.list_tickets(kind="fault", device="nvr-blind")

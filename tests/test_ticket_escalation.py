@@ -29,6 +29,7 @@ from elvwatch.exporters.notify.config import (
     with_escalation,
 )
 from elvwatch.tickets.events import TicketEventKind
+from tests.helpers import until
 from tests.notify_peers import (
     DINGTALK_SECRET,
     DINGTALK_TOKEN,
@@ -37,7 +38,7 @@ from tests.notify_peers import (
     http_receiver,
     smtp_receiver,
 )
-from tests.test_daemon import free_port, wait_for
+from tests.test_daemon import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ZHANG, LI = "zhang@lakeside.example", "li@harbour.example"
@@ -113,10 +114,10 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
             assert child.returncode == 0, err.decode()
             created = time.monotonic()
             emergency = out.decode().split(":")[0]
-            await wait_for(lambda: to(smtp.mails, ZHANG), timeout=15, what="emergency mail")
+            await until(lambda: to(smtp.mails, ZHANG), timeout=15, what="emergency mail")
             assert time.monotonic() - created < 5   # at once, not at a deadline
 
-            await wait_for(lambda: to(smtp.mails, LI), timeout=30, what="breach mail")
+            await until(lambda: to(smtp.mails, LI), timeout=30, what="breach mail")
             await asyncio.sleep(1.5)   # a few more ticket rounds: nothing is told twice
             (to_zhang,) = to(smtp.mails, ZHANG)
             (to_li,) = to(smtp.mails, LI)
@@ -132,7 +133,7 @@ async def test_each_sites_escalation_contacts_are_told_at_once_and_when_a_deadli
 
             # The harbour's DingTalk bot @-mentions its contact; the lakeside's is never
             # mentioned (it has no DingTalk route).
-            await wait_for(lambda: peer.accepted("/dingtalk"), timeout=10, what="dingtalk")
+            await until(lambda: peer.accepted("/dingtalk"), timeout=10, what="dingtalk")
             pings = [r.json() for r in peer.accepted("/dingtalk")]
             assert any(p["at"]["atMobiles"] == ["13800002222"]
                        and "@13800002222" in p["markdown"]["text"] for p in pings)

@@ -22,8 +22,9 @@ from elvwatch.daemon.app import App
 from elvwatch.tickets.records import Actor
 from elvwatch.web import links
 from elvwatch.web.server import HttpListener
+from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
-from tests.test_daemon import free_port, wait_for
+from tests.test_daemon import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ["preventive_due", "acknowledged", "resolved", "signed_off", "closed", "feedback"]
@@ -93,9 +94,9 @@ async def test_cli_api_page_and_daemon_actions_notify_silence_and_audit_alike(
 
             # On site: acknowledged from the command line, in another process.
             await cli(path, "tickets", "ack", number, "--by", "王工", "--note", "到场")
-            await wait_for(lambda: (number, "acknowledged", "王工") in told(), timeout=10,
-                           what="the CLI's acknowledgement notified")
-            await wait_for(lambda: muting(number), timeout=5, what="the visit's silence")
+            await until(lambda: (number, "acknowledged", "王工") in told(), timeout=10,
+                        what="the CLI's acknowledgement notified")
+            await until(lambda: muting(number), timeout=5, what="the visit's silence")
 
             # Done: completed through the JSON API.
             headers = {"Authorization": f"Bearer {token}"}
@@ -106,10 +107,10 @@ async def test_cli_api_page_and_daemon_actions_notify_silence_and_audit_alike(
                                          "actor": "王工", "engineer": "王工",
                                          "results": results}) as resp:
                     assert resp.status == 200, await resp.text()
-                await wait_for(lambda: (number, "resolved", "王工") in told(), timeout=10,
-                               what="the API's completion notified")
-                await wait_for(lambda: not muting(number), timeout=5,
-                               what="the visit's silence ended")
+                await until(lambda: (number, "resolved", "王工") in told(), timeout=10,
+                            what="the API's completion notified")
+                await until(lambda: not muting(number), timeout=5,
+                            what="the visit's silence ended")
 
                 # Accepted through the sign-off page, by the site representative.
                 link = links.sign(token, number)
@@ -117,14 +118,14 @@ async def test_cli_api_page_and_daemon_actions_notify_silence_and_audit_alike(
                                      data={"name": "张经理", "comment": "保养完成"},
                                      allow_redirects=False) as resp:
                     assert resp.status == 303
-            await wait_for(lambda: (number, "signed_off", "张经理") in told()
-                           and (number, "closed", "张经理") in told(), timeout=10,
-                           what="the page's sign-off notified")
+            await until(lambda: (number, "signed_off", "张经理") in told()
+                        and (number, "closed", "张经理") in told(), timeout=10,
+                        what="the page's sign-off notified")
 
             # And the daemon's own ticket stage (what a page of the daemon calls).
             await tickets.add_feedback(number, Actor("客服小刘", "page"), 5, "满意")
-            await wait_for(lambda: (number, "feedback", "客服小刘") in told(), timeout=10,
-                           what="the feedback notified")
+            await until(lambda: (number, "feedback", "客服小刘") in told(), timeout=10,
+                        what="the feedback notified")
 
             detail = await tickets.get(number)
             assert [(e.kind, e.actor, e.via) for e in detail.events] == [

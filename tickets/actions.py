@@ -2,12 +2,12 @@
 complete a work order, verify, sign off, reopen.
 
 This is the one path for every caller — the CLI, the JSON API and the pages call these
-methods of :class:`tickets.manager.TicketManager` and nothing else.  Each action is one
+methods of :class:`elvwatch.tickets.manager.TicketManager` and nothing else.  Each action is one
 transaction holding the change, its audit event (actor, and through what: cli, api,
 page, link) and a preventive visit's silence; the running daemon follows the stored
 events and notifies them (tickets.follower), so an action is notified alike from any
 process.  A refused action (IllegalTransition, UnknownTicket, ValueError for bad
-input) changes nothing.  ``actor`` is a name or a :class:`tickets.records.Actor`.
+input) changes nothing.  ``actor`` is a name or a :class:`elvwatch.tickets.records.Actor`.
 """
 
 from __future__ import annotations

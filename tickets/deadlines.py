@@ -11,7 +11,13 @@ from __future__ import annotations
 from elvwatch.tickets import ticket_store as ts
 from elvwatch.tickets.core import K, ManagerBase, when
 from elvwatch.tickets.events import TicketEvent
-from elvwatch.tickets.lifecycle import Action, IllegalTransition, TicketState, next_state
+from elvwatch.tickets.lifecycle import (
+    WORKED,
+    Action,
+    IllegalTransition,
+    TicketState,
+    next_state,
+)
 from elvwatch.tickets.records import SEVERITIES, Actor, actor_of, choice, text
 from elvwatch.tickets.sla import deadlines
 
@@ -26,7 +32,7 @@ class DeadlineActions(ManagerBase):
         at = self.clock()
         async with self._lock, self.store.transaction("set a deadline") as session:
             row = await ts.by_number(session, number)
-            if row.state in ("resolved", "verified", "closed"):
+            if row.state in WORKED:
                 raise IllegalTransition(f"cannot set the repair deadline of ticket {number}: "
                                         f"it is {row.state}", number, Action.RESOLVE,
                                         TicketState(row.state))

@@ -40,6 +40,14 @@ class TicketState(StrEnum):
     CLOSED = "closed"
 
 
+# Waiting for the engineer: nobody has recorded the work yet.
+IN_HAND = frozenset({TicketState.OPEN, TicketState.ACKNOWLEDGED})
+# Resolved by the engineer and not closed yet: a sign-off is what is left.
+TO_SIGN = frozenset({TicketState.RESOLVED, TicketState.VERIFIED})
+# The engineer's work is done (recovery confirmed or not, signed off or not).
+WORKED = frozenset({TicketState.RESOLVED, TicketState.VERIFIED, TicketState.CLOSED})
+
+
 class Action(StrEnum):
     ACKNOWLEDGE = "acknowledge"
     RESOLVE = "resolve"

@@ -11,10 +11,11 @@ Episodes: one ticket per fault fingerprint while it is live (open..verified; the
 ticket, or of a closed one resolved within ``reopen_window`` seconds, reopens that same
 ticket and counts it; later ones open a new ticket.
 
-People's actions are in :mod:`tickets.actions` (the life), :mod:`tickets.deadlines`
-(agreed deadlines, reclassification), :mod:`tickets.paperwork` (feedback, warranty
-claims), :mod:`tickets.intake` (tickets from people) and the read side in
-:mod:`tickets.reads`; SLA clocks, closing without a sign-off and preventive work
+People's actions are in :mod:`elvwatch.tickets.actions` (the life),
+:mod:`elvwatch.tickets.deadlines` (agreed deadlines, reclassification),
+:mod:`elvwatch.tickets.paperwork` (feedback, warranty claims),
+:mod:`elvwatch.tickets.intake` (tickets from people) and the read side in
+:mod:`elvwatch.tickets.reads`; SLA clocks, closing without a sign-off and preventive work
 orders in :meth:`tick`.
 """
 
@@ -33,15 +34,14 @@ from elvwatch.tickets.core import AWAITING_NOTE, DAY, LIVE_STATES, RECOVERED_NOT
 from elvwatch.tickets.deadlines import DeadlineActions
 from elvwatch.tickets.events import TicketEvent
 from elvwatch.tickets.intake import TicketIntake
-from elvwatch.tickets.lifecycle import TicketState
+from elvwatch.tickets.lifecycle import IN_HAND, WORKED, TicketState
 from elvwatch.tickets.paperwork import TicketPaperwork
 from elvwatch.tickets.preventive import WorkOrderDue, due_work_orders
 from elvwatch.tickets.reads import TicketReads
 from elvwatch.tickets.records import SYSTEM
 from elvwatch.tickets.schema import FaultLogRow, TicketRow
 from elvwatch.tickets.sla import SiteTerms, breaches, deadlines
-from elvwatch.tickets.store import DeviceRow
-from elvwatch.tickets.store import _to_epoch as _epoch
+from elvwatch.tickets.store import DeviceRow, to_epoch
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
         if own is None or own.id == parent.id or not own.fault_active:
             return []
         own.fault_active, own.fault_cleared_at = False, None
-        if own.state not in ("open", "acknowledged"):
+        if own.state not in IN_HAND:
             return []
         return [await self._move(session, own, TicketState.RESOLVED, K.RESOLVED, t.at,
                                  "system", f"attached to {parent.number}")]
@@ -123,7 +123,7 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
         row = await ts.live_ticket(session, t.fingerprint)
         if row is None:
             row = await ts.recent_closed(session, t.fingerprint, t.at - self.reopen_window)
-        if row is not None and row.resolved_at is not None and t.at < _epoch(row.resolved_at):
+        if row is not None and row.resolved_at is not None and t.at < to_epoch(row.resolved_at):
             return row, events  # stale: from before the ticket was resolved (a replay)
         if row is None:
             row = await self._open(session, t)
@@ -132,7 +132,7 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
                 events.append(await ts.add_event(
                     session, row, K.ESCALATED, t.at,
                     note=self._escalation("emergency, at once", row.site)))
-        elif row.state in ("resolved", "verified", "closed") and not row.fault_active:
+        elif row.state in WORKED and not row.fault_active:
             row.fault_active, row.fault_cleared_at = True, None
             if t.previous is FaultState.FIRING:
                 # Never stopped: it was on a parent's ticket, and that parent recovered.
@@ -175,11 +175,11 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
         if not row.fault_active:
             return []
         row.fault_active, row.fault_cleared_at, row.healthy_polls = False, ts.moment(at), 0
-        if row.state == "open":
+        if row.state == TicketState.OPEN:
             row.recovered_without_intervention = True
             return [await self._move(session, row, TicketState.RESOLVED, K.RESOLVED, at,
                                      SYSTEM, RECOVERED_NOTE)]
-        if row.state == "acknowledged":
+        if row.state == TicketState.ACKNOWLEDGED:
             # An engineer is on it: the repair is theirs, and so is the service record.
             row.awaiting_record = True
             return [await self._move(session, row, TicketState.RESOLVED, K.RESOLVED, at,
@@ -268,7 +268,7 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
             what = f"{breach.which} deadline passed"
             events.append(await ts.add_event(session, row, K.BREACHED, now,
                                              note=f"{what} (due {when(breach.due)})"))
-            if breach.which == "response" and breach.due <= _epoch(row.opened_at):
+            if breach.which == "response" and breach.due <= to_epoch(row.opened_at):
                 continue  # due "immediately": the contacts were told when it opened
             events.append(await ts.add_event(session, row, K.ESCALATED, now,
                                              note=self._escalation(what, row.site)))
@@ -280,17 +280,17 @@ class TicketManager(TicketActions, DeadlineActions, TicketPaperwork, TicketIntak
         no confirmation, after it was resolved) when nobody signed it off; a signed
         one whose recovery the probes never confirmed closes then too, as signed."""
         signed = row.signed_off_at is not None
-        if row.state == "verified" and signed:
+        if row.state == TicketState.VERIFIED and signed:
             return [await self._close_signed(session, row, now)]  # signed before 0004
         if row.awaiting_record or self.close_after is None:
             return []
-        if row.state == "verified":
+        if row.state == TicketState.VERIFIED:
             start = row.verified_at
-        elif row.state == "resolved" and (signed or not ts.needs_verification(row)):
+        elif row.state == TicketState.RESOLVED and (signed or not ts.needs_verification(row)):
             start = row.resolved_at
         else:
             return []
-        if start is None or now < _epoch(start) + self.close_after:
+        if start is None or now < to_epoch(start) + self.close_after:
             return []
         if signed:
             return [await self._close_signed(session, row, now)]

@@ -1,7 +1,7 @@
 """The ``notify_log`` table (migration 0003): the notifiers' outbox.
 
 Declared here, on the store's metadata, so the schema check and Alembic see it with the
-rest of the store; read and written only by ``exporters.notify.log``.  Kept apart from
+rest of the store; read and written only by ``elvwatch.exporters.notify.log``.  Kept apart from
 ``tickets.schema``'s ``notifications`` table, which is the ticket stage's own record.
 """
 

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from elvwatch.tickets import ticket_store as ts
 from elvwatch.tickets.core import ManagerBase
 from elvwatch.tickets.events import TicketEvent
+from elvwatch.tickets.lifecycle import TicketState
 from elvwatch.tickets.schema import TicketEventRow, TicketRow
-from elvwatch.tickets.store import _from_epoch
+from elvwatch.tickets.store import from_epoch
 
 
 class TicketReads(ManagerBase):
@@ -21,7 +22,7 @@ class TicketReads(ManagerBase):
         if site:
             query = query.where(TicketRow.site == site)
         if state == "live":
-            query = query.where(TicketRow.state != "closed")
+            query = query.where(TicketRow.state != TicketState.CLOSED)
         elif state:
             query = query.where(TicketRow.state == state)
         if kind:
@@ -46,7 +47,7 @@ class TicketReads(ManagerBase):
         (or the last position, if there is none)."""
         async with self.store.transaction("read ticket events") as session:
             first = await session.scalar(select(func.min(TicketEventRow.id)).where(
-                TicketEventRow.at >= _from_epoch(since)))
+                TicketEventRow.at >= from_epoch(since)))
             if first is not None:
                 return int(first) - 1
             last = await session.scalar(select(func.max(TicketEventRow.id)))

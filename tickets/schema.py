@@ -1,6 +1,6 @@
 """Tables of the ticket stage: tickets, their audit trail and records, silences.
 
-They share ``tickets.store.Base`` (one metadata, one Alembic history); migration 0002
+They share ``elvwatch.tickets.store.Base`` (one metadata, one Alembic history); migration 0002
 creates them.  Times are UTC datetimes (``UTCDateTime``); the manager speaks epoch seconds.
 
 Why some columns exist:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from elvwatch.rules.silence import Silence
 from elvwatch.tickets.schema import SilenceRow
-from elvwatch.tickets.store import Store, _from_epoch, _to_epoch
+from elvwatch.tickets.store import Store, from_epoch, to_epoch
 
 
 async def save(store: Store, silence: Silence) -> None:
@@ -24,8 +24,8 @@ async def save(store: Store, silence: Silence) -> None:
 async def save_in(session: AsyncSession, silence: Silence) -> None:
     await session.merge(SilenceRow(
         id=silence.id, matchers={k: sorted(v) for k, v in silence.matchers.items()},
-        created_by=silence.who, reason=silence.why, starts_at=_from_epoch(silence.starts),
-        ends_at=_from_epoch(silence.until), created_at=_from_epoch(silence.created),
+        created_by=silence.who, reason=silence.why, starts_at=from_epoch(silence.starts),
+        ends_at=from_epoch(silence.until), created_at=from_epoch(silence.created),
         expired_at=None))
 
 
@@ -39,9 +39,9 @@ async def expire_in(session: AsyncSession, silence_id: str, at: float) -> bool:
     row = await session.get(SilenceRow, silence_id)
     if row is None:
         return False
-    if _to_epoch(row.ends_at) > at:
-        row.ends_at = _from_epoch(max(at, _to_epoch(row.starts_at)))
-        row.expired_at = _from_epoch(at)
+    if to_epoch(row.ends_at) > at:
+        row.ends_at = from_epoch(max(at, to_epoch(row.starts_at)))
+        row.expired_at = from_epoch(at)
     return True
 
 
@@ -49,6 +49,6 @@ async def load(store: Store) -> list[Silence]:
     async with store.transaction("read silences") as session:
         rows = await session.scalars(select(SilenceRow).order_by(SilenceRow.starts_at))
         return [Silence(id=r.id, matchers={k: frozenset(v) for k, v in r.matchers.items()},
-                        who=r.created_by, why=r.reason, until=_to_epoch(r.ends_at),
-                        starts=_to_epoch(r.starts_at), created=_to_epoch(r.created_at))
+                        who=r.created_by, why=r.reason, until=to_epoch(r.ends_at),
+                        starts=to_epoch(r.starts_at), created=to_epoch(r.created_at))
                 for r in rows]

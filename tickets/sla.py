@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from elvwatch.rules.faults import Severity
+from elvwatch.tickets.lifecycle import IN_HAND, TicketState
 
 HOUR = 3600.0
 
@@ -84,10 +85,10 @@ def breaches(state: str, now: float, *, response_due: float | None,
     The response deadline is met by acknowledging or resolving, the repair deadline by
     resolving; a deadline still "to agree" cannot be breached."""
     found: list[Breach] = []
-    if (state == "open" and not response_breached and response_due is not None
+    if (state == TicketState.OPEN and not response_breached and response_due is not None
             and now >= response_due):
         found.append(Breach("response", response_due))
-    if (state in ("open", "acknowledged") and not resolve_breached
+    if (state in IN_HAND and not resolve_breached
             and resolve_due is not None and now >= resolve_due):
         found.append(Breach("resolve", resolve_due))
     return found

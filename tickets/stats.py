@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from elvwatch.tickets.core import LIVE_STATES
 from elvwatch.tickets.schema import TicketRow
-from elvwatch.tickets.store import Store, _to_epoch
+from elvwatch.tickets.store import Store, to_epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,4 +64,4 @@ async def ticket_stats(store: Store) -> TicketStats:
 def _epoch(value: object) -> float | None:
     from datetime import datetime
 
-    return _to_epoch(value) if isinstance(value, datetime) else None
+    return to_epoch(value) if isinstance(value, datetime) else None

@@ -376,9 +376,9 @@ class Store:
         # Two statements, each one round trip however many devices: the SQLite write lock
         # is held from BEGIN, and a merge per device (a SELECT each) held it for as many
         # event-loop turns as devices — seconds on a busy daemon, starving other writers.
-        history = [{"device_id": t.device, "at": _from_epoch(t.at), "previous": t.previous.value,
+        history = [{"device_id": t.device, "at": from_epoch(t.at), "previous": t.previous.value,
                     "state": t.state.value, "cause": t.cause} for t in transitions]
-        current = [{"device_id": t.device, "state": t.state.value, "since": _from_epoch(t.at),
+        current = [{"device_id": t.device, "state": t.state.value, "since": from_epoch(t.at),
                     "cause": t.cause} for t in latest.values()]
         with self._errors("record transitions"):
             async with self._sessions.begin() as session:
@@ -398,7 +398,7 @@ class Store:
         with self._errors("read current states"):
             async with self._sessions() as session:
                 rows = await session.scalars(select(DeviceStateRow))
-                return {r.device_id: (DeviceState(r.state), _to_epoch(r.since), r.cause)
+                return {r.device_id: (DeviceState(r.state), to_epoch(r.since), r.cause)
                         for r in rows}
 
     async def transitions(
@@ -419,7 +419,7 @@ class Store:
             async with self._sessions() as session:
                 rows = await session.scalars(query)
                 return [StateTransition(r.device_id, DeviceState(r.previous),
-                                        DeviceState(r.state), _to_epoch(r.at), r.cause)
+                                        DeviceState(r.state), to_epoch(r.at), r.cause)
                         for r in rows]
 
     async def archive(self, include_removed: bool = False) -> list[ArchiveEntry]:
@@ -515,11 +515,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _from_epoch(seconds: float) -> datetime:
+def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)  # rounds to the microsecond
 
 
-def _to_epoch(moment: datetime) -> float:
+def to_epoch(moment: datetime) -> float:
     # Integer microseconds divided once: correctly rounded, so a float that had
     # microsecond precision comes back bit for bit.
     return ((moment - _EPOCH) // _MICROSECOND) / 1_000_000

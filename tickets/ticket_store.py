@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from elvwatch.tickets.events import TicketEvent, TicketEventKind, fault_episode
 from elvwatch.tickets.field_schema import PhotoRow, VisitRow
-from elvwatch.tickets.lifecycle import UnknownTicket, sign_off_refusal
+from elvwatch.tickets.lifecycle import TicketState, UnknownTicket, sign_off_refusal
 from elvwatch.tickets.schema import (
     ChecklistResultRow,
     FeedbackRow,
@@ -29,15 +29,15 @@ from elvwatch.tickets.schema import (
     TicketEventRow,
     TicketRow,
 )
-from elvwatch.tickets.store import ArchiveEventRow, DeviceRow, _from_epoch, _to_epoch
+from elvwatch.tickets.store import ArchiveEventRow, DeviceRow, from_epoch, to_epoch
 
 
 def epoch(moment: datetime | None) -> float | None:
-    return None if moment is None else _to_epoch(moment)
+    return None if moment is None else to_epoch(moment)
 
 
 def moment(seconds: float | None) -> datetime | None:
-    return None if seconds is None else _from_epoch(seconds)
+    return None if seconds is None else from_epoch(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +139,8 @@ async def recent_closed(session: AsyncSession, fingerprint: str,
     """The newest closed ticket of the fault resolved after ``resolved_since``."""
     return await session.scalar(
         select(TicketRow)
-        .where(TicketRow.fingerprint == fingerprint, TicketRow.state == "closed",
-               TicketRow.resolved_at >= _from_epoch(resolved_since))
+        .where(TicketRow.fingerprint == fingerprint, TicketRow.state == TicketState.CLOSED,
+               TicketRow.resolved_at >= from_epoch(resolved_since))
         .order_by(TicketRow.resolved_at.desc()).limit(1))
 
 
@@ -153,7 +153,7 @@ async def tickets_of_devices(session: AsyncSession, devices: Iterable[str],
 
 
 async def live_tickets(session: AsyncSession) -> list[TicketRow]:
-    rows = await session.scalars(select(TicketRow).where(TicketRow.state != "closed")
+    rows = await session.scalars(select(TicketRow).where(TicketRow.state != TicketState.CLOSED)
                                  .order_by(TicketRow.id))
     return list(rows)
 
@@ -179,7 +179,7 @@ async def attach(session: AsyncSession, row: TicketRow, device: str, role: str,
     existing = await session.get(TicketDeviceRow, (row.id, device))
     if existing is None:
         session.add(TicketDeviceRow(ticket_id=row.id, device=device, role=role,
-                                    added_at=_from_epoch(at), cleared_at=None))
+                                    added_at=from_epoch(at), cleared_at=None))
         return True
     if existing.cleared_at is not None:
         existing.cleared_at = None
@@ -190,7 +190,7 @@ async def attach(session: AsyncSession, row: TicketRow, device: str, role: str,
 async def mark_cleared(session: AsyncSession, ticket_id: int, device: str, at: float) -> None:
     existing = await session.get(TicketDeviceRow, (ticket_id, device))
     if existing is not None and existing.cleared_at is None:
-        existing.cleared_at = _from_epoch(at)
+        existing.cleared_at = from_epoch(at)
 
 
 async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind, at: float,
@@ -199,12 +199,12 @@ async def add_event(session: AsyncSession, row: TicketRow, kind: TicketEventKind
     """Write one audit event of ``row`` (after its change) and return it as a TicketEvent.
     ``via``: through what the actor acted (records.VIA); "system" for the system."""
     row.event_seq += 1
-    row.updated_at = _from_epoch(at)
+    row.updated_at = from_epoch(at)
     event_id = f"{row.number}#{row.event_seq}"
     if via is None and actor == "system":
         via = "system"
     session.add(TicketEventRow(event_id=event_id, ticket_id=row.id, seq=row.event_seq,
-                               kind=kind.value, at=_from_epoch(at), actor=actor[:128],
+                               kind=kind.value, at=from_epoch(at), actor=actor[:128],
                                note=note, from_state=from_state, to_state=row.state,
                                via=via or None))
     return ticket_event(row, event_id, kind, at, actor, note, await affected(session, row.id),
@@ -243,12 +243,12 @@ async def events_after(session: AsyncSession, after_id: int, limit: int = 500,
              .join(TicketRow, TicketEventRow.ticket_id == TicketRow.id)
              .where(TicketEventRow.id > after_id).order_by(TicketEventRow.id).limit(limit))
     if since is not None:
-        query = query.where(TicketEventRow.at >= _from_epoch(since))
+        query = query.where(TicketEventRow.at >= from_epoch(since))
     result = await session.execute(query)
     out = []
     for ev, row in result:
         out.append((ev.id, ticket_event(row, ev.event_id, TicketEventKind(ev.kind),
-                                        _to_epoch(ev.at), ev.actor, ev.note,
+                                        to_epoch(ev.at), ev.actor, ev.note,
                                         await affected(session, row.id),
                                         await device_name(session, row.device))))
     return out
@@ -266,7 +266,7 @@ async def view(session: AsyncSession, row: TicketRow) -> Ticket:
         site_name=row.site_name, system=row.system, device=row.device, location=row.location,
         rule=row.rule, fingerprint=row.fingerprint, severity=row.severity,
         title_zh=row.title_zh, title_en=row.title_en, summary=row.summary,
-        opened_at=_to_epoch(row.opened_at), acknowledged_at=epoch(row.acknowledged_at),
+        opened_at=to_epoch(row.opened_at), acknowledged_at=epoch(row.acknowledged_at),
         resolved_at=epoch(row.resolved_at), verified_at=epoch(row.verified_at),
         closed_at=epoch(row.closed_at), response_due=epoch(row.response_due),
         resolve_due=epoch(row.resolve_due), resolve_to_agree=row.resolve_to_agree,
@@ -296,7 +296,7 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
             ServiceRecordRow.ticket_id == row.id).order_by(ServiceRecordRow.id)):
         parts = await session.scalars(select(ServicePartRow).where(
             ServicePartRow.record_id == rec.id).order_by(ServicePartRow.id))
-        records.append({"at": _to_epoch(rec.at), "engineer": rec.engineer,
+        records.append({"at": to_epoch(rec.at), "engineer": rec.engineer,
                         "work_done": rec.work_done, "cause": rec.cause or "",
                         "visit_id": rec.visit_id,
                         "parts": [{"device": p.device, "part": p.part, "quantity": p.quantity,
@@ -305,14 +305,14 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
                                    "unit_price_cents": p.unit_price_cents,
                                    "consumable": p.consumable} for p in parts]})
     signs: list[dict[str, object]] = [
-        {"name": s.name, "at": _to_epoch(s.at), "comment": s.comment, "channel": s.channel,
+        {"name": s.name, "at": to_epoch(s.at), "comment": s.comment, "channel": s.channel,
          "receipt": s.receipt, "recorded_by": s.recorded_by, "visit_id": s.visit_id}
         for s in await session.scalars(select(SignOffRow).where(
             SignOffRow.ticket_id == row.id).order_by(SignOffRow.id))]
     feedback = [feedback_view(f) for f in await session.scalars(select(FeedbackRow).where(
         FeedbackRow.ticket_id == row.id).order_by(FeedbackRow.id))]
     results: list[dict[str, object]] = [
-        {"item": c.item, "ok": c.ok, "note": c.note, "at": _to_epoch(c.at), "device": c.device,
+        {"item": c.item, "ok": c.ok, "note": c.note, "at": to_epoch(c.at), "device": c.device,
          "follow_up": c.follow_up}
         for c in await session.scalars(select(ChecklistResultRow).where(
             ChecklistResultRow.ticket_id == row.id).order_by(ChecklistResultRow.id))]
@@ -320,35 +320,35 @@ async def detail(session: AsyncSession, row: TicketRow) -> TicketDetail:
         {"claim_number": c.claim_number, "part": c.part, "device": c.device,
          "vendor": c.vendor, "vendor_contact": c.vendor_contact,
          "sent_on": _iso(c.sent_on), "returned_on": _iso(c.returned_on),
-         "note": c.note, "recorded_by": c.recorded_by, "updated_at": _to_epoch(c.updated_at)}
+         "note": c.note, "recorded_by": c.recorded_by, "updated_at": to_epoch(c.updated_at)}
         for c in await session.scalars(select(RmaClaimRow).where(
             RmaClaimRow.ticket_id == row.id).order_by(RmaClaimRow.id))]
     changes: list[dict[str, object]] = [
         {"device": a.device_id, "field": a.field, "old": a.old, "new": a.new,
-         "at": _to_epoch(a.at)}
+         "at": to_epoch(a.at)}
         for a in await session.scalars(select(ArchiveEventRow).where(
             ArchiveEventRow.ticket == row.number).order_by(ArchiveEventRow.id))]
     visits: list[dict[str, object]] = [
-        {"id": v.id, "engineer": v.engineer, "arrived_at": _to_epoch(v.arrived_at),
+        {"id": v.id, "engineer": v.engineer, "arrived_at": to_epoch(v.arrived_at),
          "departed_at": epoch(v.departed_at), "note": v.note}
         for v in await session.scalars(select(VisitRow).where(
             VisitRow.ticket_id == row.id).order_by(VisitRow.arrived_at, VisitRow.id))]
     photos: list[dict[str, object]] = [
         {"id": p.id, "visit_id": p.visit_id, "content_type": p.content_type,
          "bytes": p.bytes, "sha256": p.sha256, "width": p.width, "height": p.height,
-         "caption": p.caption, "uploaded_by": p.uploaded_by, "at": _to_epoch(p.at)}
+         "caption": p.caption, "uploaded_by": p.uploaded_by, "at": to_epoch(p.at)}
         for p in await session.scalars(select(PhotoRow).where(
             PhotoRow.ticket_id == row.id).order_by(PhotoRow.id))]
     return TicketDetail(
         ticket=await view(session, row),
-        events=tuple(AuditEntry(e.event_id, e.kind, _to_epoch(e.at), e.actor, e.note,
+        events=tuple(AuditEntry(e.event_id, e.kind, to_epoch(e.at), e.actor, e.note,
                                 e.from_state, e.to_state, e.via) for e in events),
         service_records=tuple(records), sign_offs=tuple(signs), feedback=tuple(feedback),
         checklist_results=tuple(results), rma_claims=tuple(claims),
         archive_changes=tuple(changes),
         superseded_deadlines=tuple(
-            {"which": d.which, "due": _to_epoch(d.due), "severity": d.severity,
-             "breached_at": epoch(d.breached_at), "replaced_at": _to_epoch(d.replaced_at),
+            {"which": d.which, "due": to_epoch(d.due), "severity": d.severity,
+             "breached_at": epoch(d.breached_at), "replaced_at": to_epoch(d.replaced_at),
              "replaced_by": d.replaced_by, "reason": d.reason}
             for d in await superseded(session, row.id)),
         visits=tuple(visits), photos=tuple(photos))
@@ -362,7 +362,7 @@ async def superseded(session: AsyncSession, ticket_id: int) -> list[SupersededDe
 
 def feedback_view(f: FeedbackRow) -> dict[str, object]:
     """A return visit as the API and the forms read it (用户回访反馈信息表)."""
-    return {"at": _to_epoch(f.at), "rating": f.rating, "comment": f.comment,
+    return {"at": to_epoch(f.at), "rating": f.rating, "comment": f.comment,
             "recorded_by": f.recorded_by, "site": f.site, "contact": f.contact,
             "quality_issue": f.quality_issue, "solution": f.solution, "outcome": f.outcome,
             "outcome_at": epoch(f.outcome_at)}

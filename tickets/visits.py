@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from elvwatch.tickets import ticket_store as ts
 from elvwatch.tickets.field_schema import VisitRow
+from elvwatch.tickets.lifecycle import TicketState
 from elvwatch.tickets.schema import TicketRow
 
 MAX_NOTE = 1000
@@ -53,7 +54,7 @@ async def open_visit_id(session: AsyncSession, ticket_id: int,
 
 async def arrive(session: AsyncSession, row: TicketRow, engineer: str, at: float,
                  note: str = "") -> Visit:
-    if row.state == "closed":
+    if row.state == TicketState.CLOSED:
         raise ValueError(f"ticket {row.number} is closed: no visit can start on it")
     if await open_visit_id(session, row.id, engineer) is not None:
         raise ValueError(f"{engineer} is already on site for ticket {row.number}")

@@ -26,12 +26,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import select
-
-from elvwatch.tickets.field_schema import EngineerLinkRow
-from elvwatch.tickets.store import Store
+if TYPE_CHECKING:  # the store loads when a link is issued or checked, not for `--help`
+    from elvwatch.tickets.field_schema import EngineerLinkRow
+    from elvwatch.tickets.store import Store
 
 DEFAULT_HOURS = 7 * 24.0   # a working week on the road
 MAX_HOURS = 24.0 * 31
@@ -123,6 +122,8 @@ def _record(row: EngineerLinkRow) -> LinkRecord:
 async def issue(store: Store, token: str, engineer: str, hours: float, now: float,
                 note: str = "") -> tuple[str, LinkRecord]:
     """A new link for ``engineer``: its grant text and its record."""
+    from elvwatch.tickets.field_schema import EngineerLinkRow
+
     if not 1 / 60 <= hours <= MAX_HOURS:
         raise ValueError(f"an engineer link lives between a minute and {MAX_HOURS:.0f} hours, "
                          f"not {hours:g}")
@@ -139,6 +140,10 @@ async def issue(store: Store, token: str, engineer: str, hours: float, now: floa
 async def revoke(store: Store, now: float, *, link: str | None = None,
                  engineer: str | None = None) -> list[LinkRecord]:
     """Revoke one link, or every live link of an engineer; returns those revoked."""
+    from sqlalchemy import select
+
+    from elvwatch.tickets.field_schema import EngineerLinkRow
+
     query = select(EngineerLinkRow).where(EngineerLinkRow.revoked_at.is_(None))
     if link is not None:
         query = query.where(EngineerLinkRow.id == link)
@@ -153,6 +158,10 @@ async def revoke(store: Store, now: float, *, link: str | None = None,
 
 
 async def links(store: Store) -> list[LinkRecord]:
+    from sqlalchemy import select
+
+    from elvwatch.tickets.field_schema import EngineerLinkRow
+
     async with store.transaction("list engineer links") as session:
         rows = await session.scalars(select(EngineerLinkRow).order_by(
             EngineerLinkRow.engineer, EngineerLinkRow.created_at))
@@ -161,6 +170,8 @@ async def links(store: Store) -> list[LinkRecord]:
 
 async def check_live(store: Store, grant: EngineerGrant) -> None:
     """LinkRefused("revoked") unless the store has the link, for that engineer, unrevoked."""
+    from elvwatch.tickets.field_schema import EngineerLinkRow
+
     async with store.transaction("check an engineer link") as session:
         row = await session.get(EngineerLinkRow, grant.link)
         if row is None or row.engineer != grant.engineer or row.revoked_at is not None:

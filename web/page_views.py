@@ -21,6 +21,7 @@ from elvwatch.exporters.reports.logs import cause_text
 from elvwatch.exporters.reports.words import yuan
 from elvwatch.rules.state import DeviceState, DeviceStatus
 from elvwatch.tickets.glossary import state_term, term
+from elvwatch.tickets.lifecycle import IN_HAND, TO_SIGN, WORKED, TicketState
 from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
@@ -187,7 +188,7 @@ async def live_tickets(app: DaemonView) -> list[Ticket]:
 def by_urgency(tickets: list[Ticket]) -> list[Ticket]:
     """Open ones by their next deadline, the rest (resolved, verified) after them."""
     def key(t: Ticket) -> tuple[int, float]:
-        if t.state in ("open", "acknowledged"):
+        if t.state in IN_HAND:
             due = t.response_due if t.acknowledged_at is None else t.resolve_due
             return 0, due if due is not None else float("inf")
         return 1, -t.opened_at
@@ -228,7 +229,7 @@ async def overview(app: DaemonView) -> dict[str, Any]:
         for device in app.config.devices.values():
             if device.config.site == site_id:
                 counts[_status(app, device.id).state.value] += 1
-        open_here = [t for t in tickets if t.site == site_id and t.state != "verified"]
+        open_here = [t for t in tickets if t.site == site_id and t.state != TicketState.VERIFIED]
         sites.append({"id": site_id, "name": site.name, "counts": counts,
                       "total": sum(counts.values()), "open": len(open_here),
                       "breached": sum(t.response_breached or t.resolve_breached
@@ -238,7 +239,7 @@ async def overview(app: DaemonView) -> dict[str, Any]:
                  if _status(app, d.id).state is not DeviceState.UP]
     attention.sort(key=lambda r: (r["rank"], r["site"], r["id"]))
     return {"sites": sites, "attention": attention[:100],
-            "tickets": by_urgency([t for t in tickets if t.state != "verified"])[:30]}
+            "tickets": by_urgency([t for t in tickets if t.state != TicketState.VERIFIED])[:30]}
 
 
 async def site(app: DaemonView, site_id: str) -> dict[str, Any] | None:
@@ -382,21 +383,21 @@ def field_view(app: DaemonView, detail: TicketDetail, engineer: Any) -> dict[str
     name = engineer.config.name
     visit = next((v for v in detail.visits if v["engineer"] == name
                   and v["departed_at"] is None), None)
-    live = t.state in ("open", "acknowledged", "resolved")
+    live = t.state in (TicketState.OPEN, TicketState.ACKNOWLEDGED, TicketState.RESOLVED)
     out.update({
         "name": name, "visit": visit,
         "engineers": [e for e in app.config.model.engineers
                       if not e.sites or t.site in e.sites],
         "devices": site_devices(app, t.site, t.system),
-        "dispatch": t.state == "open",
-        "deadline": t.kind == "fault" and t.state in ("open", "acknowledged"),
+        "dispatch": t.state == TicketState.OPEN,
+        "deadline": t.kind == "fault" and t.state in IN_HAND,
         "arrive": live and visit is None, "depart": visit is not None,
-        "record": t.kind == "fault" and (t.state in ("open", "acknowledged")
-                                         or (t.state == "resolved" and t.awaiting_record)),
-        "checklist": t.kind == "preventive" and t.state in ("open", "acknowledged"),
-        "photo": t.state != "closed",
-        "sign": t.sign_off_refusal is None and t.state in ("resolved", "verified"),
-        "return_visit": t.state in ("resolved", "verified", "closed"),
+        "record": t.kind == "fault" and (
+            t.state in IN_HAND or (t.state == TicketState.RESOLVED and t.awaiting_record)),
+        "checklist": t.kind == "preventive" and t.state in IN_HAND,
+        "photo": t.state != TicketState.CLOSED,
+        "sign": t.sign_off_refusal is None and t.state in TO_SIGN,
+        "return_visit": t.state in WORKED,
         "part_rows": range(1, 5),
     })
     return out

@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from elvwatch.exporters.exposition import CONTENT_TYPE, Family, render
-from elvwatch.exporters.metrics import DeviceSeries, daemon_families, metric_name
+from elvwatch.exporters.metrics import DeviceSeries, ValueNames, daemon_families, metric_name
 from elvwatch.probes.adhoc import TimeoutTooShort, UsageError, parse_target, probe_all
 from elvwatch.probes.base import bounded
+from elvwatch.probes.sharing import sharing
 from elvwatch.web import api
 from elvwatch.web.alertmanager import add_alertmanager_route
 from elvwatch.web.engineer_access import engineer_access, identify
@@ -44,6 +45,8 @@ from elvwatch.web.view import PAGES_VIEW, VIEW, DaemonView
 log = logging.getLogger(__name__)
 # The process's own CPU/memory/fds, rendered by prometheus_client (a handful of series).
 PROCESS: web.AppKey[CollectorRegistry] = web.AppKey("process", CollectorRegistry)
+# What scrapes work out about value names, kept for the next scrape.
+VALUE_NAMES: web.AppKey[ValueNames] = web.AppKey("value_names", ValueNames)
 # /probe timeout problems already logged: each distinct one once.
 PROBE_WARNINGS: web.AppKey[set[str]] = web.AppKey("probe_warnings", set)
 PROBE_TIMEOUT_MAX = 30.0
@@ -142,16 +145,18 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await metrics_body(request.app[VIEW]) + generate_latest(request.app[PROCESS])
+    body = await metrics_body(request.app[VIEW], names=request.app[VALUE_NAMES]) \
+        + generate_latest(request.app[PROCESS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def metrics_body(app: DaemonView, slice_devices: int = SCRAPE_SLICE) -> bytes:
+async def metrics_body(app: DaemonView, slice_devices: int = SCRAPE_SLICE,
+                       names: ValueNames | None = None) -> bytes:
     """One scrape, rendered ``slice_devices`` devices at a time with the event loop let
     run in between: at 20,000 devices a scrape is about a second of CPU, which in one
     piece would hold every check due meanwhile."""
     snap = app.snapshot()
-    series = DeviceSeries()
+    series = DeviceSeries(names)
     for index, (labels, status) in enumerate(snap.devices, 1):
         series.add(labels, status)
         if index % slice_devices == 0:
@@ -237,7 +242,8 @@ async def probe(request: web.Request) -> web.Response:
         # Probed at the address the allow-list saw, shown under the name asked for.
         target = dataclasses.replace(target, device=_shown_name(url, target.device,
                                                                 allowed.address))
-    observations = await probe_all(target, adhoc.checks, adhoc.plan)
+    with sharing(app.shared):
+        observations = await probe_all(target, adhoc.checks, adhoc.plan)
     success = Family("elvwatch_probe_success", "1 if every check succeeded.")
     success.add("", 1.0 if all(o.status.value == "ok" for o in observations) else 0.0)
     up = Family("elvwatch_check_up", "1 if the check succeeded.")
@@ -313,6 +319,7 @@ def build_web_app(app: DaemonView) -> web.Application:
     ProcessCollector(registry=process)
     web_app[PROCESS] = process
     web_app[PROBE_WARNINGS] = set()
+    web_app[VALUE_NAMES] = ValueNames()
     web_app.add_routes([
         web.get("/metrics", metrics),
         web.get("/healthz", healthz),

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from elvwatch.config.resolved import Config
 from elvwatch.exporters.metrics import Snapshot
+from elvwatch.probes.sharing import Shared
 from elvwatch.rules.silence import Silencer
 from elvwatch.rules.state import DeviceStatus
 from elvwatch.tickets.manager import TicketManager
@@ -44,6 +45,10 @@ class DaemonView(Protocol):
     @property
     def tickets(self) -> TicketManager | None:
         """The ticket stage's actions, once the store is open."""
+
+    @property
+    def shared(self) -> Shared:
+        """What the daemon's probes share: an ad-hoc /probe shares it too."""
 
     @property
     def silencer(self) -> Silencer:

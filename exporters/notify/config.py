@@ -30,7 +30,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from elvwatch.exporters.notify.messages import zone
 from elvwatch.tickets.events import TicketEvent, TicketEventKind
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
@@ -233,6 +232,8 @@ class NotifyConfig(Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
+        from elvwatch.exporters.notify.messages import zone  # the messages load on use
+
         zone(value)
         return value
 

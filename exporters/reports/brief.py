@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from elvwatch.exporters.reports.labels import Label, site_labels
 from elvwatch.tickets.actions import coverage
+from elvwatch.tickets.lifecycle import IN_HAND, TO_SIGN, TicketState
 from elvwatch.tickets.preventive import ChecklistItem, builtin_checklists
 from elvwatch.tickets.schema import ServiceRecordRow, TicketRow
 from elvwatch.tickets.store import ArchiveEntry, Store
@@ -140,7 +141,7 @@ def split_location(location: str | None) -> tuple[str, str]:
 
 
 def deadline_of(row: TicketRow) -> tuple[float | None, str]:
-    if row.state == "open" and row.response_due is not None:
+    if row.state == TicketState.OPEN and row.response_due is not None:
         return row.response_due.timestamp(), "response"
     if row.resolve_due is not None:
         return row.resolve_due.timestamp(), "resolve"
@@ -197,10 +198,10 @@ async def build_brief(store: Store, site: str, *, site_name: str, language: str,
         labels = await site_labels(session, site)
     states = await store.current_states()
     archive = {e.id: e for e in await store.archive() if e.site == site}
-    live = [r for r in rows if r.state in ("open", "acknowledged")]
+    live = [r for r in rows if r.state in IN_HAND]
     tickets = sorted((_brief_ticket(r, now) for r in live), key=urgency)
     waiting = tuple(sorted((_brief_ticket(r, now) for r in rows
-                            if r.state in ("resolved", "verified") and r.signed_off_at is None),
+                            if r.state in TO_SIGN and r.signed_off_at is None),
                            key=lambda t: t.opened_at))
     by_device: dict[str, list[str]] = {}
     for t in tickets:
