@@ -178,6 +178,13 @@ class SnmpLab:
         self._stamp = max(self._stamp + 1, time.time() + 1)
         os.utime(path, (self._stamp, self._stamp))
 
+    def recording(self, name: str) -> str:
+        """The text of a served recording (to put back with ``replace_recording``)."""
+        return (self.data_dir / f"{name}.snmprec").read_text("utf-8")
+
+    def replace_recording(self, name: str, text: str) -> None:
+        self._store(name, text)
+
     def edit(self, name: str, changes: Mapping[str, tuple[int | str, str] | None]) -> None:
         """Change one served recording: OID → (type tag, value), or None to remove
         the row (a device whose answers change between polls: a stack cable pulled,
