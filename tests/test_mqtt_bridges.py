@@ -13,6 +13,7 @@ import pytest
 from lab.mosquitto import MosquittoServer
 from lab.mqtt_bridges import TROUBLES, FrigateStats, PaiBridge
 from probes.base import Status, Target
+from probes.mqtt import MqttManager
 from probes.mqtt_payload import Rejected, flatten
 from probes.mqtt_profiles import builtin_profiles
 from probes.mqtt_settings import MqttCheckOptions
@@ -260,17 +261,23 @@ async def test_adhoc_probe_of_a_pai_bridge_names_the_topics_its_profile_misses(
 
 
 # -- Frigate ------------------------------------------------------------------------------
-@pytest.mark.parametrize("legacy", [False, True], ids=["0.13+", "0.12"])
-async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
-        broker: MosquittoServer, legacy: bool) -> None:
-    frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
-                           interval=0.2, legacy=legacy)
+async def watch_gate(broker: MosquittoServer, frigate: FrigateStats) -> tuple[Seen, MqttManager]:
+    """Start ``frigate`` and a source watching its camera "gate" as device cam-gate."""
     await frigate.start()
     seen = Seen()
     camera = Target("cam-gate", "h", system="cctv")
     manager = await started(broker, [(camera, check(topic="frigate", key="gate",
                                                     profile="frigate", expect_seconds=1))],
                             seen)
+    return seen, manager
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["0.13+", "0.12"])
+async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
+        broker: MosquittoServer, legacy: bool) -> None:
+    frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
+                           interval=0.2, legacy=legacy)
+    seen, manager = await watch_gate(broker, frigate)
     try:
         await wait_for(lambda: values(seen, "cam-gate").get("mqtt.camera_fps") == 5.0,
                        what="stats")
@@ -297,12 +304,7 @@ async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
 async def test_frigate_stream_health_of_0_17_and_a_camera_switched_off(
         broker: MosquittoServer) -> None:
     frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0}, interval=0.2, health=True)
-    await frigate.start()
-    seen = Seen()
-    camera = Target("cam-gate", "h", system="cctv")
-    manager = await started(broker, [(camera, check(topic="frigate", key="gate",
-                                                    profile="frigate", expect_seconds=1))],
-                            seen)
+    seen, manager = await watch_gate(broker, frigate)
     try:
         await wait_for(lambda: values(seen, "cam-gate").get("mqtt.camera_enabled") == 1.0
                        and values(seen, "cam-gate").get("mqtt.camera_stream_offline") == 0.0,
