@@ -41,7 +41,7 @@ ZOO = [
          row("snmp.disk.state", index="2", name="HDD2"): 3.0,
          row("snmp.disk.size_bytes", index="1", name="HDD1"): 3815447 * 1048576.0,
          row("snmp.disk.free_bytes", index="1", name="HDD1"): 102400 * 1048576.0,
-         "snmp.nvr.disks": 2.0, "snmp.memory_used_ratio": 0.23, "snmp.device_ok": 1.0,
+         "snmp.nvr.disks": 2.0, "snmp.memory_used_ratio": 0.23, "snmp.hik_device_status": 1.0,
          "snmp.blind": 0.0,
          # No ifXTable: ifDescr names the ports, ifSpeed and 32-bit octets stand in.
          row("snmp.if.oper_up", ifindex="2", port="eth0"): 1.0,
