@@ -11,6 +11,9 @@ type, word order and scale.  Faults (:class:`Fault`) per unit:
 
 - ``ac_fail``, ``battery_low``, ``tamper``, ``comm_fault``, ``zone_alarm``: the values a real
   device shows;
+- the panel's ``siren_fault``, ``zone_fault`` (a loop open or shorted), ``enclosure_open``;
+  the UPS's ``battery_replace``, ``overload``, ``on_bypass``, ``ups_fault`` (internal),
+  ``over_temperature``, ``output_off``; the meter's ``mains_out_of_range`` (voltage sag);
 - ``exception``: every read answers exception ``exception_code`` (default 2);
 - ``short_read``: register answers carry one register less than asked;
 - ``drop``: every request closes the connection without an answer;
@@ -75,6 +78,16 @@ FAULT_VALUES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
     "comm_fault": {"generic_alarm_panel": {"communicator_fault": 1}},
     "zone_alarm": {"generic_alarm_panel": {"zones_in_alarm": 2, "armed_state": 3,
                                            "zone_01_alarm": 1, "zone_17_alarm": 1}},
+    "siren_fault": {"generic_alarm_panel": {"siren_fault": 1}},
+    "zone_fault": {"generic_alarm_panel": {"zones_in_fault": 1}},
+    "enclosure_open": {"generic_alarm_panel": {"box_door_open": 1}},
+    "battery_replace": {"generic_ups": {"battery_replace": 1}},
+    "overload": {"generic_ups": {"overload": 1, "load_ratio": 1.05}},
+    "on_bypass": {"generic_ups": {"on_bypass": 1, "output_source": 2}},
+    "ups_fault": {"generic_ups": {"internal_fault": 1}},
+    "over_temperature": {"generic_ups": {"temperature_celsius": 52.0}},
+    "output_off": {"generic_ups": {"output_source": 3, "output_voltage_volts": 0}},
+    "mains_out_of_range": {"generic_power_meter": {"voltage_volts": 187.0}},
 }
 
 
@@ -85,6 +98,16 @@ class Fault(StrEnum):
     TAMPER = "tamper"
     COMM_FAULT = "comm_fault"
     ZONE_ALARM = "zone_alarm"
+    SIREN_FAULT = "siren_fault"
+    ZONE_FAULT = "zone_fault"
+    ENCLOSURE_OPEN = "enclosure_open"
+    BATTERY_REPLACE = "battery_replace"
+    OVERLOAD = "overload"
+    ON_BYPASS = "on_bypass"
+    UPS_FAULT = "ups_fault"
+    OVER_TEMPERATURE = "over_temperature"
+    OUTPUT_OFF = "output_off"
+    MAINS_OUT_OF_RANGE = "mains_out_of_range"
     EXCEPTION = "exception"
     SHORT_READ = "short_read"
     DROP = "drop"

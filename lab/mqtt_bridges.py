@@ -9,9 +9,15 @@
   ones PAI's status parsers produce (written down here from reading PAI, not copied);
   event-only properties (a zone's ``fire_alarm``) are published only when set.
   Partitions carry PAI's ``current_state`` (``triggered`` while any alarm flag is on).
+  Sub-devices are published like PAI's status parsers name them: EVO bus modules
+  (``states/bus-module/<label>/…``: each module's troubles, ``assigned``, ``missing``);
+  Spectra/Magellan bus modules, wireless repeaters, keypads and outputs
+  (``bus-module``, ``repeaters``, ``keypads``, ``outputs``).
 * :class:`FrigateStats` — Frigate: ``<prefix>/available`` and a ``<prefix>/stats``
   document every ``interval`` seconds, in the 0.13+ layout (``cameras.<name>``) or the
-  older one (cameras at the top level).
+  older one (cameras at the top level); with ``health`` (Frigate 0.17+) also each
+  camera's ``<prefix>/<camera>/status/detect|record`` every interval and its retained
+  ``<prefix>/<camera>/enabled/state``.
 """
 
 from __future__ import annotations
@@ -95,6 +101,19 @@ ZONE_FLAGS: dict[Family, tuple[str, ...]] = {
            "was_bypassed"),
 }
 
+# Sub-device flags per family: (PAI's element topic, label default, flags).
+SUB_DEVICES: dict[Family, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "evo": (("bus-module", ("aux_trouble", "battery_fail", "ac_trouble", "printer_trouble",
+                            "fail_to_comm", "tlm_trouble", "rom_error", "tamper",
+                            "assigned", "missing")),),
+    "sp": (("bus-module", ("supervision_trouble", "tamper")),
+           ("repeaters", ("supervision_trouble", "ac_loss_trouble",
+                          "battery_failure_trouble")),
+           ("keypads", ("supervision_failure_trouble", "ac_loss_trouble",
+                        "battery_failure_trouble")),
+           ("outputs", ("tamper", "supervision_trouble"))),
+}
+
 
 class PaiBridge:
     """PAI in front of one panel, publishing to a broker (see the module docstring)."""
@@ -102,9 +121,11 @@ class PaiBridge:
     def __init__(self, host: str, port: int, family: Family, *, base: str = "paradox",
                  partitions: Iterable[str] = ("Area_1",),
                  zones: Iterable[str] = ("Front_door", "Hall_PIR"), numeric: bool = False,
+                 devices: Iterable[str] = ("Module_1", "Module_2"),
                  username: str | None = None, password: str | None = None) -> None:
         self.family, self.base, self.numeric = family, base, numeric
         self.partitions, self.zones = tuple(partitions), tuple(zones)
+        self.devices = tuple(devices)  # labels of each sub-device element
         self.device = SimDevice(host, port, f"pai-{family}-{base}"[:40],
                                 availability_topic=f"{base}/interface/availability",
                                 username=username, password=password)
@@ -128,6 +149,16 @@ class PaiBridge:
         for zone in self.zones:
             for flag in ZONE_FLAGS[self.family]:
                 await self._publish(f"states/zones/{zone}/{flag}", self._word(False))
+        for element, flags in SUB_DEVICES[self.family]:
+            for label in self.devices:
+                for flag in flags:
+                    await self._publish(f"states/{element}/{label}/{flag}",
+                                        self._word(flag == "assigned"))
+
+    async def sub_device(self, element: str, label: str, flag: str, on: bool = True) -> None:
+        """A bus module's, repeater's, keypad's or output's flag (``element`` as PAI's
+        topic: bus-module, repeaters, keypads, outputs)."""
+        await self._publish(f"states/{element}/{label}/{flag}", self._word(on))
 
     async def trouble(self, name: str, on: bool = True) -> None:
         await self._publish(f"states/system/troubles/{name}", self._word(on))
@@ -164,9 +195,14 @@ class FrigateStats:
 
     def __init__(self, host: str, port: int, cameras: Mapping[str, float], *,
                  prefix: str = "frigate", interval: float = 1.0, legacy: bool = False,
+                 health: bool = False,
                  username: str | None = None, password: str | None = None) -> None:
         self.prefix, self.interval, self.legacy = prefix, interval, legacy
         self.cameras: dict[str, float] = dict(cameras)     # camera name → camera_fps
+        self.health = health
+        # camera → role (detect, record) → online | offline | disabled
+        self.status: dict[str, dict[str, str]] = {
+            name: {"detect": "online", "record": "online"} for name in cameras}
         self.device = SimDevice(host, port, f"frigate-{prefix}"[:40],
                                 availability_topic=f"{prefix}/available",
                                 username=username, password=password)
@@ -190,10 +226,25 @@ class FrigateStats:
 
     async def start(self) -> None:
         await self.device.start(heartbeats=False)
+        if self.health:
+            for name in self.status:
+                await self.set_enabled(name, True)
         self._task = asyncio.create_task(self._loop(), name=f"frigate {self.prefix} stats")
+
+    async def set_enabled(self, camera: str, on: bool) -> None:
+        """Frigate's runtime camera switch (retained ``enabled/state``); a camera turned
+        off reports its streams ``disabled``."""
+        await self.device.publish(f"{self.prefix}/{camera}/enabled/state",
+                                  "ON" if on else "OFF", retain=True)
+        for role in self.status.get(camera, {}):
+            self.status[camera][role] = "online" if on else "disabled"
 
     async def publish_stats(self) -> None:
         await self.device.publish(f"{self.prefix}/stats", json.dumps(self.document()))
+        if self.health:
+            for name, roles in self.status.items():
+                for role, word in roles.items():
+                    await self.device.publish(f"{self.prefix}/{name}/status/{role}", word)
         self.sent += 1
 
     async def _loop(self) -> None:

@@ -166,7 +166,9 @@ class SnmpLab:
         self._stamp = 0.0
 
     def write(self, name: str) -> None:
-        text = render(KINDS[self.devices[name]](self.state[name]))
+        self._store(name, render(KINDS[self.devices[name]](self.state[name])))
+
+    def _store(self, name: str, text: str) -> None:
         path = self.data_dir / f"{name}.snmprec"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text, "utf-8")
@@ -175,6 +177,28 @@ class SnmpLab:
         # rewrite a later time than the one before, however quick they come.
         self._stamp = max(self._stamp + 1, time.time() + 1)
         os.utime(path, (self._stamp, self._stamp))
+
+    def recording(self, name: str) -> str:
+        """The text of a served recording (to put back with ``replace_recording``)."""
+        return (self.data_dir / f"{name}.snmprec").read_text("utf-8")
+
+    def replace_recording(self, name: str, text: str) -> None:
+        self._store(name, text)
+
+    def edit(self, name: str, changes: Mapping[str, tuple[int | str, str] | None]) -> None:
+        """Change one served recording: OID → (type tag, value), or None to remove
+        the row (a device whose answers change between polls: a stack cable pulled,
+        an SD card failing)."""
+        path = self.data_dir / f"{name}.snmprec"
+        rows = {line.split("|", 1)[0]: line for line in
+                path.read_text("utf-8").splitlines() if line.strip()}
+        for oid, change in changes.items():
+            if change is None:
+                rows.pop(oid, None)
+            else:
+                rows[oid] = f"{oid}|{change[0]}|{change[1]}"
+        ordered = sorted(rows.values(), key=lambda line: _oid_key((line.split("|")[0], 0, "")))
+        self._store(name, "\n".join(ordered) + "\n")
 
     def inject(self, name: str, fault: str, item: int = 1) -> None:
         state = self.state[name]

@@ -110,10 +110,17 @@ class ValueSpec(_Strict):
     flatten: bool = False
     # 1 - value: for booleans that mean the opposite (Zigbee contact=true is "closed").
     invert: bool = False
+    # A labelled flag kept only while set: a 0 forgets its row.  Bridges publish every
+    # slot of a panel (PAI: up to 254 bus modules × 10 flags); only the rows in trouble
+    # are worth a value, and rules read them with max_of(…), absent = none.
+    sparse: bool = False
     fault_if: list[float] = Field(default_factory=list)
     fault_below: float | None = None
     fault_status: Literal["degraded", "down"] = "degraded"
     fault_reason: str | None = None
+    # No fault while this value of the same check is 0 (a camera switched off in
+    # Frigate delivers no frames on purpose).
+    fault_unless: str | None = Field(None, pattern=VALUE_NAME)
 
     @field_validator("json_path")
     @classmethod
@@ -138,6 +145,8 @@ class ValueSpec(_Strict):
             raise ValueError("flatten reads the whole payload: no json_path")
         if self.forget_when_missing and not self.optional:
             raise ValueError("forget_when_missing is for optional values")
+        if self.sparse and (self.presence or self.flatten):
+            raise ValueError("sparse is for flags read from a payload")
         return self
 
     @property

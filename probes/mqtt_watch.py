@@ -66,7 +66,9 @@ class Watch:
     expected: tuple[tuple[int, str], ...] = ()
     values: dict[str, float] = field(default_factory=dict)
     parts: dict[str, dict[str, float]] = field(default_factory=dict)   # name → topic → n
-    faults: dict[tuple[str, str], tuple[Status, str]] = field(default_factory=dict)
+    # (value, topic) → (status, reason, the value whose 0 excuses it)
+    faults: dict[tuple[str, str], tuple[Status, str, str | None]] = field(
+        default_factory=dict)
     online: bool | None = None
     last_fresh: float | None = None
     messages: int = 0
@@ -157,7 +159,7 @@ def apply(route: Route, topic: str, payload: Payload, now: float) -> None:
         raise Rejected("too_many", f"more than {MAX_VALUES} values on one check")
     # Applied only once the whole payload parsed: never half a message.
     for full, value_spec, number in new:
-        if number is None:
+        if number is None or (value_spec.sparse and number == 0):
             _forget(watch, full, topic)
             continue
         parts = watch.parts.get(full)
@@ -171,7 +173,8 @@ def apply(route: Route, topic: str, payload: Payload, now: float) -> None:
                 watch.faults.pop((full, topic), None)
         else:
             text = f"{reason} ({bounded(where, 64)})" if where else reason
-            watch.faults[(full, topic)] = (Status(value_spec.fault_status), text)
+            watch.faults[(full, topic)] = (Status(value_spec.fault_status), text,
+                                           value_spec.fault_unless)
     watch.messages += 1
     if watch.rejected:
         watch.rejected.pop(topic, None)
@@ -249,8 +252,10 @@ def observe(watch: Watch, now: float) -> Observation:
     elif watch.messages == 0 and watch.online is None:
         status, error = Status.UNKNOWN, "no message received yet"
     else:
-        problems: list[tuple[Status, str]] = sorted(watch.faults.values(),
-                                                    key=lambda f: -f[0].badness)
+        problems: list[tuple[Status, str]] = sorted(
+            ((status, reason) for status, reason, unless in watch.faults.values()
+             if unless is None or watch.values.get(unless) != 0),
+            key=lambda f: -f[0].badness)
         if missing:
             shown = ", ".join(missing[:NAMED_IN_ERROR])
             more = ", …" if len(missing) > NAMED_IN_ERROR else ""

@@ -51,10 +51,19 @@ def _model(model: str | None, descr: str | None, name: str | None,
     the host name in the description)."""
     if model:
         return model
+    if descr and "," in descr:
+        # Huawei: "CE12804,CE12804-AC,CE12804 AC Assembly Chassis(…)": model first.
+        descr = descr.split(",", 1)[0].strip()
     words = [w for w in (descr, name) if w and _MODEL_LIKE.match(w) and not w.isdigit()]
     mentioned = [w for w in words if sys_descr and w in sys_descr]
     chosen = mentioned or words
-    return chosen[0] if chosen else None
+    if not chosen:
+        return None
+    # A short name the description spells out: "5900AF" in "HPE 5900AF-48G-4XG-2QSFP+
+    # Switch Software Version 7.1.045" is the 5900AF-48G-4XG-2QSFP+.
+    longer = [w for w in (descr or "").split() if w.startswith(chosen[0])
+              and len(w) > len(chosen[0]) and _MODEL_LIKE.match(w)]
+    return longer[0] if longer else chosen[0]
 
 
 def _firmware(text: str | None) -> str | None:

@@ -58,6 +58,24 @@ class Fallback(_Strict):
     wrap32: bool = False
 
 
+class TypeNames(_Strict):
+    """A table column whose rows hold different quantities (ENTITY-SENSOR-MIB's
+    entPhySensorValue: degrees, volts, rpm …): each row's value is named after the
+    code in another column of the same row; rows of other codes are skipped."""
+
+    oid: str  # the column holding the code (entPhySensorType)
+    names: dict[int, str]  # code → value name (in base units: celsius, volts_dc, rpm)
+    scale: dict[int, float] = {}  # code → a further factor (percent RH → ratio)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: dict[int, str]) -> dict[int, str]:
+        for name in value.values():
+            if not re.match(_NAME, name):
+                raise ValueError(f"value name {name!r} must match {_NAME}")
+        return value
+
+
 class ValueSpec(_Strict):
     """One OID → one named value."""
 
@@ -75,10 +93,21 @@ class ValueSpec(_Strict):
     reason: str | None = None  # said in the error when degraded_when matches
     fallback: Fallback | None = None
     provides: str | None = Field(None, pattern=_KIND)  # a capability kinds may need
+    # Table columns only: the row's name from a type column, and the value scaled by
+    # the row's SI prefix code (yocto(1) … units(9) … yotta(17), ENTITY-SENSOR-MIB's
+    # EntitySensorDataScale) and its count of decimal places (EntitySensorPrecision).
+    by_type: TypeNames | None = None
+    si_prefix: str | None = None
+    precision: str | None = None
 
     @property
     def oid_tuple(self) -> Oid:
         return parse_oid(self.oid)
+
+    def row_oids(self) -> list[str]:
+        """Further columns of the same row this value is computed from."""
+        return [o for o in (self.times, self.si_prefix, self.precision,
+                            self.by_type.oid if self.by_type else None) if o]
 
     @field_validator("map_text")
     @classmethod
@@ -204,6 +233,14 @@ class Profile(_Strict):
     ident: tuple[IdentSpec, ...] = ()
     scalars: tuple[ValueSpec, ...] = ()
     tables: tuple[TableSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _row_options_in_tables(self) -> Profile:
+        for spec in self.scalars:
+            if spec.row_oids():
+                raise ValueError(f"scalar {spec.name}: times, by_type, si_prefix and "
+                                 "precision are for table columns")
+        return self
 
     def ident_oids(self) -> list[Oid]:
         return [parse_oid(o) for spec in self.ident for o in spec.oids()]

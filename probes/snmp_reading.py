@@ -147,8 +147,7 @@ def walk_plan(table: TableSpec, fallback: frozenset[str]) -> list[Oid]:
             oids.append(column.fallback.oid)
         else:
             oids.append(column.oid)
-        if column.times:
-            oids.append(column.times)
+        oids += column.row_oids()
     for label in table.labels:
         choices = table.label_oids(label)
         usable = [o for o in choices if o not in fallback]
@@ -250,6 +249,44 @@ def _cell(column: ValueSpec, walked: Mapping[Oid, Mapping[Oid, Raw]], row: Oid,
     return scaled(number, fallback.scale), raw
 
 
+def _row_name(column: ValueSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
+              row: Oid) -> str | None:
+    if column.by_type is None:
+        return column.name
+    code = walked.get(parse_oid(column.by_type.oid), {}).get(row, MISSING)
+    return column.by_type.names.get(code) if isinstance(code, int) else None
+
+
+def _row_scaled(column: ValueSpec, walked: Mapping[Oid, Mapping[Oid, Raw]], row: Oid,
+                value: float) -> float | None:
+    """The value times the row's own factors (hrStorage allocation units; a sensor's
+    SI prefix, decimal places and type factor); None when one of them is missing."""
+    def cell(oid: str) -> int | None:
+        raw = walked.get(parse_oid(oid), {}).get(row, MISSING)
+        return raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+
+    if column.times:
+        factor = cell(column.times)
+        if factor is None:
+            return None
+        value *= factor
+    exponent = 0
+    if column.si_prefix:
+        prefix = cell(column.si_prefix)
+        if prefix is None or not 1 <= prefix <= 17:
+            return None
+        exponent += 3 * (prefix - 9)  # units(9) = 10^0, kilo(10) = 10^3, milli(8) = 10^-3
+    if column.precision:
+        places = cell(column.precision)
+        if places is None or not -8 <= places <= 9:
+            return None
+        exponent -= places
+    if column.by_type is not None:
+        code = cell(column.by_type.oid)
+        value *= column.by_type.scale.get(code, 1.0) if code is not None else 1.0
+    return scaled(value, 10.0 ** exponent) if exponent else value
+
+
 def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
                 reading: Reading, before: TableMemory | None,
                 context: RowContext | None = None) -> TableMemory:
@@ -269,6 +306,7 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
         reading.missing.append(f"table {table.name}")
     present: set[str] = set()
     values_of: dict[str, dict[str, Value]] = {}
+    where_of: dict[str, str] = {}  # row key → how a reason names the row
     for row in sorted(rows):
         labels = {table.index_label: _index_text(row, table.index_arcs, table.index_format)}
         member = _member(table, walked, row, context.members)
@@ -280,29 +318,28 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
                 labels[label] = text
         key = labels[table.index_label]
         present.add(key)
+        where_of[key] = labels.get("port") or labels.get("name") or (
+            f"member {labels['member']}" if "member" in labels
+            else f"{table.index_label} {key}")
         row_values = values_of[key] = {}
         suffix = labelled.join("", labels)  # escaped once per row, not per column
         for column in table.columns:
-            name = f"snmp.{table.name}.{column.name}{suffix}"
+            column_name = _row_name(column, walked, row)
+            if column_name is None:
+                continue  # a row of a kind this column does not name (a sensor type)
+            name = f"snmp.{table.name}.{column_name}{suffix}"
             value, raw = _cell(column, walked, row, f"{column.name}|{key}", memory, context)
+            if value is not None and not isinstance(value, str):
+                value = _row_scaled(column, walked, row, value)
             if value is None:
                 reading.missing.append(name)
                 continue
-            if column.times and isinstance(value, float):
-                factor = walked.get(parse_oid(column.times), {}).get(row, MISSING)
-                if not isinstance(factor, int):
-                    reading.missing.append(name)
-                    continue
-                value *= factor
-            reading.values[name] = row_values[column.name] = value
+            reading.values[name] = row_values[column_name] = value
             reading.answered += 1
             if column.provides:
                 reading.provided.add(column.provides)
             if _degrades(column, raw):
-                where = labels.get("port") or labels.get("name") or (
-                    f"member {labels['member']}" if "member" in labels
-                    else f"{table.index_label} {key}")
-                reading.degraded.append(f"{column.reason or column.name} ({where})")
+                reading.degraded.append(f"{column.reason or column.name} ({where_of[key]})")
     seen_before = before.present if before else set()
     if table.track_presence:
         for key in sorted(present):
@@ -313,12 +350,12 @@ def apply_table(table: TableSpec, walked: Mapping[Oid, Mapping[Oid, Raw]],
                                          {table.index_label: key})] = 0.0
             reading.degraded.append(f"{table.name} {key} missing")
         memory.present = present | seen_before
-    memory.on = _losses(table, values_of, reading, before.on if before else set())
+    memory.on = _losses(table, values_of, where_of, reading, before.on if before else set())
     return memory
 
 
 def _losses(table: TableSpec, values_of: Mapping[str, Mapping[str, Value]],
-            reading: Reading, on_before: set[str]) -> set[str]:
+            where_of: Mapping[str, str], reading: Reading, on_before: set[str]) -> set[str]:
     if table.track_loss is None:
         return set()
     on: set[str] = set()
@@ -336,7 +373,8 @@ def _losses(table: TableSpec, values_of: Mapping[str, Mapping[str, Value]],
             lost = 1.0 if key in on_before else 0.0
             if lost:
                 on.add(key)
-                reading.degraded.append(f"{table.loss_reason} ({table.index_label} {key})")
+                where = where_of.get(key, f"{table.index_label} {key}")
+                reading.degraded.append(f"{table.loss_reason} ({where})")
         reading.values[labelled.join(f"snmp.{table.name}.lost",
                                      {table.index_label: key})] = lost
     return on

@@ -12,6 +12,8 @@ camera-side names the rules can read:
 ``snmp.uplink.poe_fault``        PoE detection status is fault/otherFault, 1/0
 ``snmp.uplink.poe_lost``         the port delivered power before and does not now, 1/0
                                  (the switch's ``snmp.poe.lost`` row of that port)
+``snmp.uplink.poe_watts``        the power the device draws from the port (Cisco, H3C,
+                                 Huawei PoE MIBs), where the switch reports it
 ===============================  =========================================================
 
 Status: ``degraded`` (with the reason) when the port is down or its PoE is lost or in
@@ -20,9 +22,10 @@ switch that could not be read gives the camera nothing (its uplink faults stay a
 they are; the switch's own faults say why).
 
 The port is matched by ifName (label ``port``) or, if ``port`` is all digits, by
-ifIndex.  The PoE row (``port_index`` = group.port, RFC 3621) is ``poe_port`` when
-given, else the one row whose port number equals the ifIndex (true on most
-single-unit switches; stacks need ``poe_port``).
+ifIndex.  The PoE row is the switch's row of that ifIndex where its PoE MIB is indexed
+by interface (Huawei's ``snmp.poe_if``); else (``port_index`` = group.port, RFC 3621)
+``poe_port`` when given, else the one row whose port number equals the ifIndex (true on
+most single-unit switches; stacks need ``poe_port``).
 
 Without ``port`` the port is *learned* from the switch's topology values (profile
 ``topology``): the LLDP neighbour whose management address is the device's host, or
@@ -42,8 +45,8 @@ from elvwatch.probes.base import Observation, Status, Value
 
 CHECK = "uplink"
 _IF_NAMES = {"snmp.if.oper_up": "oper_up", "snmp.if.admin_up": "admin_up"}
-_POE_NAMES = {"snmp.poe.delivering": "poe_delivering", "snmp.poe.fault": "poe_fault",
-              "snmp.poe.lost": "poe_lost"}
+_POE_NAMES = {"delivering": "poe_delivering", "fault": "poe_fault", "lost": "poe_lost",
+              "power_watts": "poe_watts"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,28 +95,36 @@ class UplinkMap:
 
 
 def _index(values: Mapping[str, Value]) -> tuple[dict[str, _Port], dict[str, dict[str, Value]]]:
-    """Interface rows by ifName and ifIndex; PoE rows by port_index."""
+    """Interface rows by ifName and ifIndex; PoE rows by port_index, and those indexed
+    by interface (``snmp.poe_if``) by "#ifIndex"."""
     ports: dict[str, _Port] = {}
     poe: dict[str, dict[str, Value]] = {}
     for key, value in values.items():
-        if not key.startswith(("snmp.if.", "snmp.poe.")):
+        if not key.startswith(("snmp.if.", "snmp.poe.", "snmp.poe_if.")):
             continue
         name, labels = labelled.split(key)
+        family, _, column = name.rpartition(".")
         if name in _IF_NAMES and "ifindex" in labels:
             port = ports.setdefault(f"#{labels['ifindex']}", _Port(labels["ifindex"], {}))
             port.values[_IF_NAMES[name]] = value
             if labels.get("port"):
                 ports[labels["port"]] = port
-        elif name in _POE_NAMES and "port_index" in labels:
-            poe.setdefault(labels["port_index"], {})[_POE_NAMES[name]] = value
+        elif column in _POE_NAMES and family == "snmp.poe" and "port_index" in labels:
+            poe.setdefault(labels["port_index"], {})[_POE_NAMES[column]] = value
+        elif column in _POE_NAMES and family == "snmp.poe_if" and "ifindex" in labels:
+            poe.setdefault(f"#{labels['ifindex']}", {})[_POE_NAMES[column]] = value
     return ports, poe
 
 
 def _poe_row(link: Uplink, port: _Port,
              poe: dict[str, dict[str, Value]]) -> dict[str, Value]:
+    by_interface = poe.get(f"#{port.ifindex}")
+    if by_interface is not None:
+        return by_interface
     if link.poe_port is not None:
         return poe.get(link.poe_port, {})
-    matches = [row for index, row in poe.items() if index.rsplit(".", 1)[-1] == port.ifindex]
+    matches = [row for index, row in poe.items()
+               if not index.startswith("#") and index.rsplit(".", 1)[-1] == port.ifindex]
     return matches[0] if len(matches) == 1 else {}
 
 

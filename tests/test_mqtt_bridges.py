@@ -13,6 +13,7 @@ import pytest
 from elvwatch.lab.mosquitto import MosquittoServer
 from elvwatch.lab.mqtt_bridges import TROUBLES, FrigateStats, PaiBridge
 from elvwatch.probes.base import Status, Target
+from elvwatch.probes.mqtt import MqttManager
 from elvwatch.probes.mqtt_payload import Rejected, flatten
 from elvwatch.probes.mqtt_profiles import builtin_profiles
 from elvwatch.probes.mqtt_settings import MqttCheckOptions
@@ -132,6 +133,60 @@ async def test_pai_panel_profile_reads_its_family_and_flags_each_fault(
         await manager.stop()
 
 
+# (family, how to raise it, the value set, the reason said)
+SUB_DEVICE_FAULTS = [
+    ("evo", ("sub_device", "bus-module", "Module_2", "ac_trouble"),
+     'mqtt.module.ac_fail{module="Module_2"}', "bus module AC power lost (Module_2)"),
+    ("evo", ("sub_device", "bus-module", "Module_1", "missing"),
+     'mqtt.module.missing{module="Module_1"}', "bus module missing (Module_1)"),
+    ("evo", ("trouble", "bell_absent_trouble"), "mqtt.bell_fault",
+     "bell absent (siren disconnected)"),
+    ("evo", ("trouble", "time_lost_trouble"), "mqtt.clock_lost", "panel clock lost"),
+    ("sp", ("sub_device", "repeaters", "Module_1", "supervision_trouble"),
+     'mqtt.repeater.missing{repeater="Module_1"}', "wireless repeater supervision lost (Module_1)"),
+    ("sp", ("sub_device", "keypads", "Module_2", "ac_loss_trouble"),
+     'mqtt.keypad.ac_fail{keypad="Module_2"}', "wireless keypad AC power lost (Module_2)"),
+    ("sp", ("sub_device", "outputs", "Module_1", "tamper"),
+     'mqtt.output.tamper{output="Module_1"}', "wireless output tamper (Module_1)"),
+    ("sp", ("trouble", "rf_interference_trouble"), "mqtt.rf_jamming",
+     "wireless interference (RF jamming)"),
+    ("sp", ("trouble", "auxiliary_output_overload_trouble"), "mqtt.power_output_fault",
+     "auxiliary power output overloaded"),
+]
+
+
+@pytest.mark.parametrize(("family", "fault", "name", "reason"), SUB_DEVICE_FAULTS,
+                         ids=[f"{c[0]}-{c[1][-1]}" for c in SUB_DEVICE_FAULTS])
+async def test_pai_sub_device_and_system_troubles_are_read_and_flagged(
+        broker: MosquittoServer, family: str, fault: tuple[str, ...], name: str,
+        reason: str) -> None:
+    bridge = PaiBridge(broker.host, broker.port, family,  # type: ignore[arg-type]
+                       devices=("Module_1", "Module_2"))
+    await bridge.start()
+    seen = Seen()
+    manager = await started(broker, [(PANEL, check(
+        topic="paradox", profile=f"paradox_pai_{family}_panel", expect_seconds=0.5))], seen)
+    try:
+        await until(lambda: values(seen).get("mqtt.missing") == 0.0, what="all expected")
+        # Every module slot is published healthy: sparse flags keep no value for them.
+        assert not [k for k in values(seen) if k.startswith(
+            ("mqtt.module.", "mqtt.repeater.", "mqtt.keypad.", "mqtt.output."))]
+        assert seen.last("panel-1").status is Status.OK  # type: ignore[union-attr]
+        action = getattr(bridge, fault[0])
+        await action(*fault[1:], True)
+        await until(lambda: values(seen).get(name) == 1.0, what=name)
+        obs = seen.last("panel-1")
+        assert obs is not None and obs.status is Status.DEGRADED and obs.error == reason
+        await action(*fault[1:], False)
+        await until(lambda: seen.last("panel-1").status is Status.OK,  # type: ignore[union-attr]
+                    what="clear")
+        # A sub-device flag back at 0 leaves no row; a system trouble reads 0.
+        assert values(seen).get(name) == (None if "{" in name else 0.0)
+    finally:
+        await bridge.close()
+        await manager.stop()
+
+
 async def test_profile_of_the_other_panel_family_reports_its_topics_missing(
         broker: MosquittoServer) -> None:
     bridge = PaiBridge(broker.host, broker.port, "sp")
@@ -207,17 +262,23 @@ async def test_adhoc_probe_of_a_pai_bridge_names_the_topics_its_profile_misses(
 
 
 # -- Frigate ------------------------------------------------------------------------------
-@pytest.mark.parametrize("legacy", [False, True], ids=["0.13+", "0.12"])
-async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
-        broker: MosquittoServer, legacy: bool) -> None:
-    frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
-                           interval=0.2, legacy=legacy)
+async def watch_gate(broker: MosquittoServer, frigate: FrigateStats) -> tuple[Seen, MqttManager]:
+    """Start ``frigate`` and a source watching its camera "gate" as device cam-gate."""
     await frigate.start()
     seen = Seen()
     camera = Target("cam-gate", "h", system="cctv")
     manager = await started(broker, [(camera, check(topic="frigate", key="gate",
                                                     profile="frigate", expect_seconds=1))],
                             seen)
+    return seen, manager
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["0.13+", "0.12"])
+async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
+        broker: MosquittoServer, legacy: bool) -> None:
+    frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
+                           interval=0.2, legacy=legacy)
+    seen, manager = await watch_gate(broker, frigate)
     try:
         await until(lambda: values(seen, "cam-gate").get("mqtt.camera_fps") == 5.0,
                     what="stats")
@@ -235,6 +296,38 @@ async def test_frigate_camera_without_frames_and_camera_gone_from_stats(
         assert seen.last("cam-gate").error == \
             "camera missing from Frigate's stats"  # type: ignore[union-attr]
         assert "mqtt.camera_fps" not in values(seen, "cam-gate")    # no stale frame rate
+        assert manager.broker_stats()[0].rejected == {}
+    finally:
+        await frigate.close()
+        await manager.stop()
+
+
+async def test_frigate_stream_health_of_0_17_and_a_camera_switched_off(
+        broker: MosquittoServer) -> None:
+    frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0}, interval=0.2, health=True)
+    seen, manager = await watch_gate(broker, frigate)
+    try:
+        await until(lambda: values(seen, "cam-gate").get("mqtt.camera_enabled") == 1.0
+                    and values(seen, "cam-gate").get("mqtt.camera_stream_offline") == 0.0,
+                    what="status topics")
+        frigate.status["gate"]["detect"] = "offline"
+        await until(lambda: values(seen, "cam-gate").get("mqtt.camera_stream_offline")
+                    == 1.0, what="detect offline")
+        assert seen.last("cam-gate").error == \
+            "camera stream offline (Frigate is restarting it)"  # type: ignore[union-attr]
+        frigate.status["gate"]["detect"] = "online"
+        frigate.status["gate"]["record"] = "offline"
+        await until(lambda: seen.last("cam-gate").error ==  # type: ignore[union-attr]
+                    "camera recording stalled (no valid segments)", what="record offline")
+        frigate.status["gate"]["record"] = "online"
+        # Turned off in Frigate: streams "disabled", no frames — no fault.
+        await frigate.set_enabled("gate", False)
+        frigate.cameras["gate"] = 0.0
+        await until(lambda: values(seen, "cam-gate").get("mqtt.camera_fps") == 0.0
+                    and values(seen, "cam-gate").get("mqtt.camera_enabled") == 0.0,
+                    what="camera off")
+        await until(lambda: seen.last("cam-gate").status is Status.OK,  # type: ignore[union-attr]
+                    what="no fault while off")
         assert manager.broker_stats()[0].rejected == {}
     finally:
         await frigate.close()

@@ -10,6 +10,7 @@ ticket's severity, removes the fault and waits for it to clear."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
         sp = PaiBridge(broker.host, broker.port, "sp", base="site/sp", zones=ZONES,
                        partitions=("Area_1", "Garage"), numeric=True, **login)
         frigate = FrigateStats(broker.host, broker.port, {"gate": 5.0, "lobby": 15.0},
-                               interval=0.3, **login)
+                               interval=0.3, health=True, **login)
         data = mqtt_lab_config(tmp, broker, MQ_USER, "elvwatch-alarm", interval=0.5,
                                site=SITE, devices=[
                 {"id": "panel-evo", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1",
@@ -138,6 +139,23 @@ CASES = [
     ("panel-evo", "alarm_zone_supervision_lost", "major",
      ("zone", "Hall_PIR", "supervision_trouble")),
     ("panel-evo", "alarm_zone_trouble", "major", ("trouble", "zone_fault_trouble")),
+    # Sub-devices: one module's, repeater's, keypad's or output's trouble is the panel's.
+    ("panel-evo", "alarm_ac_fail", "major", ("sub_device", "bus-module", "Module_2", "ac_trouble")),
+    ("panel-evo", "alarm_bus_fault", "major", ("sub_device", "bus-module", "Module_2", "missing")),
+    ("panel-sp", "alarm_bus_fault", "major",
+     ("sub_device", "repeaters", "Module_1", "supervision_trouble")),
+    ("panel-sp", "alarm_battery_low", "general",
+     ("sub_device", "keypads", "Module_2", "battery_failure_trouble")),
+    ("panel-sp", "alarm_tamper", "emergency", ("sub_device", "outputs", "Module_1", "tamper")),
+    ("panel-evo", "alarm_panel_hardware_fault", "major",
+     ("sub_device", "bus-module", "Module_1", "rom_error")),
+    # The troubles read since: siren, jamming, auxiliary power, clock, panel-wide zone flags.
+    ("panel-sp", "alarm_bell_fault", "major", ("trouble", "bell_output_disconnected_trouble")),
+    ("panel-evo", "alarm_bell_fault", "major", ("trouble", "bell_absent_trouble")),
+    ("panel-sp", "alarm_rf_jamming", "major", ("trouble", "rf_interference_trouble")),
+    ("panel-evo", "alarm_power_output_fault", "major", ("trouble", "aux_limit_trouble")),
+    ("panel-evo", "alarm_clock_lost", "general", ("trouble", "time_lost_trouble")),
+    ("panel-sp", "alarm_zone_tamper", "emergency", ("trouble", "zone_tamper_trouble")),
 ]
 
 
@@ -176,6 +194,32 @@ async def test_frigate_camera_without_frames_then_gone_from_stats(lab: Lab) -> N
     await _ticketed(lab, "cam-gate", "frigate_camera_missing", "general")
     lab.frigate.cameras["gate"] = 5.0
     await clears(lab, "cam-gate", "frigate_camera_missing")
+
+
+async def test_frigate_stream_status_tickets_and_a_camera_switched_off_does_not(
+        lab: Lab) -> None:
+    lab.frigate.status["gate"]["detect"] = "offline"
+    await _ticketed(lab, "cam-gate", "frigate_camera_no_frames", "major")
+    lab.frigate.status["gate"]["detect"] = "online"
+    await clears(lab, "cam-gate", "frigate_camera_no_frames")
+    lab.frigate.status["gate"]["record"] = "offline"
+    await _ticketed(lab, "cam-gate", "frigate_recording_stalled", "major")
+    lab.frigate.status["gate"]["record"] = "online"
+    await clears(lab, "cam-gate", "frigate_recording_stalled")
+    # Switched off in Frigate: no frames and its streams "disabled", on purpose.
+    await lab.frigate.set_enabled("gate", False)
+    lab.frigate.cameras["gate"] = 0.0
+    seen = len(lab.app.transitions)
+    await until(lambda: lab.app.tracker.devices["cam-gate"].checks["bridge"].last
+                is not None and lab.app.tracker.devices["cam-gate"].checks["bridge"].last
+                .values.get("mqtt.camera_enabled") == 0.0, what="the camera off")
+    await asyncio.sleep(1.5)            # three stats cycles, two polls of each rule
+    assert faults_of(lab, "cam-gate") == []
+    assert [t for t in lab.app.transitions[seen:] if t.device == "cam-gate"] == []
+    last = lab.app.tracker.devices["cam-gate"].checks["bridge"].last
+    assert last is not None and last.status.value == "ok", last
+    lab.frigate.cameras["gate"] = 5.0
+    await lab.frigate.set_enabled("gate", True)
 
 
 async def test_zigbee_contact_with_a_flat_battery_fires_sensor_battery_low(lab: Lab) -> None:

@@ -50,12 +50,15 @@ Action = Callable[[], Awaitable[None]]
 
 
 def write_config(path: Path, devices: list[dict[str, Any]], *, interval: float = 0.2,
-                 down_after: int = 3, credentials: Mapping[str, Any] | None = None) -> Path:
+                 down_after: int = 3, credentials: Mapping[str, Any] | None = None,
+                 kinds: Mapping[str, Any] | None = None) -> Path:
     """A daemon config; storage defaults to SQLite next to it, tickets to defaults."""
     data = {"interval": interval, "timeout": interval,
             "scheduler": {"down_after": down_after, "jitter": 0.0},
             "sites": [{"id": SITE, "name": "实验小区", "contract": {"start": "2026-01-01"}}],
             "credentials": dict(credentials or {}), "devices": devices}
+    if kinds:
+        data["kinds"] = dict(kinds)
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -163,6 +166,16 @@ MODBUS_CASES = [
     Case("panel-1", "comm_fault", 1, {"alarm_comm_fault": "major"}),
     Case("ups-mb", "ac_fail", 2, {"ups_on_battery": "major"}),
     Case("ups-mb", "battery_low", 2, {"ups_battery_low": "emergency"}),
+    Case("panel-1", "siren_fault", 1, {"alarm_bell_fault": "major"}),
+    Case("panel-1", "zone_fault", 1, {"alarm_zone_trouble": "major"}),
+    Case("panel-1", "enclosure_open", 1, {"alarm_tamper": "emergency"}),
+    Case("ups-mb", "battery_replace", 2, {"ups_battery_replace": "general"}),
+    Case("ups-mb", "overload", 2, {"ups_overload": "major"}),
+    Case("ups-mb", "on_bypass", 2, {"ups_on_bypass": "major"}),
+    Case("ups-mb", "ups_fault", 2, {"ups_fault": "major"}),
+    Case("ups-mb", "over_temperature", 2, {"ups_over_temperature": "major"}),
+    Case("ups-mb", "output_off", 2, {"ups_output_off": "major"}),
+    Case("meter-1", "mains_out_of_range", 3, {"mains_out_of_range": "general"}),
 ]
 
 
@@ -177,7 +190,10 @@ async def test_modbus_fault_fires_its_builtin_rule_then_clears(
         {"id": "panel-1", "site": SITE, "kind": "alarm_panel", "host": "127.0.0.1",
          "checks": [modbus("generic_alarm_panel", 1)]},
         {"id": "ups-mb", "site": SITE, "kind": "ups", "host": "127.0.0.1",
-         "checks": [modbus("generic_ups", 2)]}])
+         "checks": [modbus("generic_ups", 2)]},
+        {"id": "meter-1", "site": SITE, "kind": "power_meter", "host": "127.0.0.1",
+         "checks": [modbus("generic_power_meter", 3)]}],
+        kinds={"power_meter": {"system": "power", "checks": [{"type": "icmp"}]}})
     app = RulesApp(load_config(path))
 
     async def inject() -> None:

@@ -4,12 +4,18 @@ an emergency answered "immediately" (0 hours)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
+import yaml
 
+from elvwatch.config.loading import load_config
+from elvwatch.daemon.app import App
 from elvwatch.exporters.reports import render
 from elvwatch.exporters.reports.periods import whole_range
 from elvwatch.exporters.reports.render import SiteInfo
@@ -21,6 +27,9 @@ from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.records import ServiceRecord
 from elvwatch.tickets.stats import ticket_stats
 from elvwatch.tickets.store import Store
+from elvwatch.web.page_text import MESSAGES
+from elvwatch.web.server import HttpListener
+from tests.test_daemon import free_port
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
 
 FIRING, CLEARED = FaultState.FIRING, FaultState.CLEARED
@@ -202,3 +211,31 @@ async def test_emergency_response_hours_zero_means_immediately(
     later = await manager.tick(T0 + 15)
     assert kinds(later) == ["breached"]
     assert later[0].note == "response deadline passed (due 2026-03-02T08:00+00:00)"
+
+
+async def test_ticket_page_shows_an_unanswered_self_recovered_ticket_as_not_responded(
+        manager: TicketManager, store: Store, store_url: str, tmp_path: Path) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + HOUR)])  # recovered on its own
+    port = free_port()
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "storage": {"url": store_url}, "http": {"listen": f"127.0.0.1:{port}"},
+        "sites": [{"id": SITE, "name": "湖畔花园", "contract": {"start": "2026-01-01"}}],
+        "devices": [{"id": "cam-01", "site": SITE, "kind": "camera", "host": "127.0.0.1",
+                     "checks": [{"type": "tcp", "port": free_port(), "interval": 60}]}],
+    }, allow_unicode=True), encoding="utf-8")
+    app = App(load_config(path), HttpListener())
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{port}/tickets/{number}") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+    finally:
+        await app.stop()
+    respond_by = MESSAGES["zh-CN"]["respond_by"]
+    cell = re.search(rf"<dt>{re.escape(respond_by)}</dt><dd>(.*?)</dd>", page, re.S)
+    assert cell is not None
+    # Past due and nobody answered: overdue, not "met" by the system's own resolution.
+    assert 'class="due due-late"' in cell.group(1) and "due-met" not in cell.group(1)

@@ -178,7 +178,7 @@ async def ticket_page(request: web.Request, *, error: str | None = None,
     return _render(
         request, "ticket.html", fmt, t.number, status=status, d=detail, t_=t,
         title_text=fmt.title(t),
-        response=fmt.deadline(t.response_due, t.acknowledged_at or t.resolved_at),
+        response=fmt.deadline(t.response_due, t.responded_at),
         resolve=fmt.deadline(t.resolve_due, t.resolved_at, t.resolve_to_agree),
         checklist_names=fmt.items,
         site=app.config.sites.get(t.site), can_sign=can_sign, link=link if can_sign else None,
