@@ -210,7 +210,9 @@ async def test_one_contract_month_through_the_daemon_and_the_pages(
     async def confirmed() -> bool:
         return (await app.tickets.get(fault)).ticket.state == "verified"  # type: ignore[union-attr]
 
-    await until(confirmed, what="the daemon confirming the recovery")
+    # A few polls at 0.2 s; the generous bound is for a loaded CI host (the browser, the
+    # daemon and its lab share the test process).
+    await until(confirmed, what="the daemon confirming the recovery", timeout=30)
     await page.goto(f"{base}/tickets/{fault}")
     async with page.expect_navigation():
         await page.click("#signoff-link-form button")
