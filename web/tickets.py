@@ -40,8 +40,9 @@ from elvwatch.web.json_body import BodyError, read_json
 M = TypeVar("M", bound=BaseModel)
 ManagerGetter = Callable[[], TicketManager | None]
 SilencerGetter = Callable[[], Silencer | None]
-MANAGER: web.AppKey[ManagerGetter] = web.AppKey("ticket_manager", object)  # type: ignore[arg-type]
-SILENCER: web.AppKey[SilencerGetter] = web.AppKey("silencer", object)  # type: ignore[arg-type]
+# A getter, not a class: the key names its type by subscription.
+MANAGER = web.AppKey[ManagerGetter]("ticket_manager")
+SILENCER = web.AppKey[SilencerGetter]("silencer")
 
 
 class Strict(BaseModel):
