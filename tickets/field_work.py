@@ -120,6 +120,7 @@ class FieldWork:
             row = await ts.by_number(session, number)
             await (visits.arrive if arriving else visits.depart)(session, row, engineer, at,
                                                                  note)
+            await m._on_site(session, row, at, who, arrived=arriving)
             event = await ts.add_event(session, row, K.ARRIVED if arriving else K.DEPARTED,
                                        at, actor=who.name, note=_text(note, "note"),
                                        via=who.via or None)
