@@ -41,6 +41,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rating": "评分", "checklist": "保养项目", "ok": "合格", "not_ok": "不合格",
         "sign_off": "验收签字", "sign_off_intro":
         "请确认故障已排除、设备运行正常后签字验收。",
+        "sign_off_late_intro": "此工单因未及时验收已由系统自动关闭。您仍可签字验收："
+                               "签字将记入处理记录和服务回执单，工单不会重新打开。",
         "your_name": "您的姓名", "comment": "意见（可选）", "submit_sign_off": "确认验收",
         "signed": "用户已验收，谢谢。",
         "sign_off_not_now": "此工单当前为「{state}」，修复后才能验收。",
@@ -146,6 +148,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ok": "ok", "not_ok": "not ok", "sign_off": "Sign off",
         "sign_off_intro": "Please confirm the fault is fixed and the equipment works, "
                           "then sign off.",
+        "sign_off_late_intro": "The system closed this ticket when no sign-off came in time. "
+                               "You can still sign off: your signature goes into the "
+                               "timeline and the service receipt; the ticket is not "
+                               "reopened.",
         "your_name": "Your name", "comment": "Comment (optional)",
         "submit_sign_off": "Sign off", "signed": "Accepted by the client, thank you.",
         "sign_off_not_now": "This ticket is {state}; it can be signed off once resolved.",

@@ -21,7 +21,7 @@ from elvwatch.exporters.reports.logs import cause_text
 from elvwatch.exporters.reports.words import yuan
 from elvwatch.rules.state import DeviceState, DeviceStatus
 from elvwatch.tickets.glossary import state_term, term
-from elvwatch.tickets.lifecycle import IN_HAND, TO_SIGN, WORKED, TicketState
+from elvwatch.tickets.lifecycle import IN_HAND, WORKED, TicketState
 from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
@@ -396,7 +396,8 @@ def field_view(app: DaemonView, detail: TicketDetail, engineer: Any) -> dict[str
             t.state in IN_HAND or (t.state == TicketState.RESOLVED and t.awaiting_record)),
         "checklist": t.kind == "preventive" and t.state in IN_HAND,
         "photo": t.state != TicketState.CLOSED,
-        "sign": t.sign_off_refusal is None and t.state in TO_SIGN,
+        # A ticket closed by the system for want of a sign-off still takes one.
+        "sign": t.sign_off_refusal is None,
         "return_visit": t.state in WORKED,
         "part_rows": range(1, 5),
     })

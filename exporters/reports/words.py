@@ -121,6 +121,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "departed": ("离场时间", "Left"),
     "reported": ("报修时间", "Reported"),
     "signed_by": ("用户代表签字", "Signed by"),
+    "signed_after_close": ("（系统自动关闭后补签）",
+                           "(signed after the system closed the ticket)"),
     "engineer_signature": ("工程师签字", "Engineer's signature"),
     "client_opinion": ("用户意见", "Client's comments"),
     "date": ("日期", "Date"),
