@@ -31,6 +31,7 @@ from elvwatch.daemon.app import App
 from elvwatch.web import engineer_links
 from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
+from tests.test_photos import gps_of, phone_exif
 from tests.test_daemon import free_port
 
 if TYPE_CHECKING:
@@ -110,8 +111,10 @@ async def engineer_url(env: Env, engineer: str, capsys: pytest.CaptureFixture[st
 
 
 def jpeg(tmp: Path, name: str = "photo.jpg") -> Path:
+    """A photo as a phone takes it: with the engineer's position in its EXIF."""
     path = tmp / name
-    Image.new("RGB", (640, 480), (40, 120, 200)).save(path, "JPEG", quality=80)
+    Image.new("RGB", (640, 480), (40, 120, 200)).save(path, "JPEG", quality=80,
+                                                      exif=phone_exif())
     return path
 
 
@@ -190,6 +193,11 @@ async def test_an_engineer_dispatches_visits_records_and_photographs_from_a_phon
     assert photo["content_type"] == "image/jpeg" and photo["visit_id"] == detail.visits[0]["id"]
     stored = list((env.tmp / "photos").iterdir())
     assert [p.name for p in stored] == [f"{photo['sha256'][:40]}.jpg"]
+    # Kept and served without the position the phone wrote into it.
+    assert gps_of(jpeg(env.tmp).read_bytes()) != {}
+    assert gps_of(stored[0].read_bytes()) == {} and b"PhoneMaker" not in stored[0].read_bytes()
+    served = await page.request.get(env.base + (await image.get_attribute("src") or ""))
+    assert gps_of(await served.body()) == {}
     await page.context.close()
 
 
