@@ -31,8 +31,8 @@ from elvwatch.daemon.app import App
 from elvwatch.web import engineer_links
 from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
-from tests.test_photos import gps_of, phone_exif
 from tests.test_daemon import free_port
+from tests.test_photos import gps_of, phone_exif
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
