@@ -8,30 +8,25 @@ audit trail, notification, the SLA report and the receipt show it."""
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 import pytest_asyncio
-import yaml
 
-from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.tickets.events import TicketEventKind
 from elvwatch.tickets.records import NewTicket, ServiceRecord
 from elvwatch.web import links
-from elvwatch.web.server import HttpListener
-from tests.chromium import NEEDS_CHROMIUM, launched, tickets_for
+from tests.chromium import NEEDS_CHROMIUM, launched
 from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, Receiver, http_receiver
-from tests.test_daemon import free_port
-from tests.test_field_pages import _write_config, engineer_url, phone_page
+from tests.test_field_pages import Env as FieldEnv
+from tests.test_field_pages import engineer_url, field_daemon, phone_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -44,40 +39,43 @@ AUTO_CLOSE_DAYS = 0.0001
 
 @dataclass
 class Env:
-    app: App
-    base: str
-    token: str
-    config: Path
+    daemon: FieldEnv
     receiver: Receiver
-    ticket: str          # the garden camera's fault ticket
+
+    @property
+    def app(self) -> App:
+        return self.daemon.app
+
+    @property
+    def base(self) -> str:
+        return self.daemon.base
+
+    @property
+    def token(self) -> str:
+        return self.daemon.token
+
+    @property
+    def ticket(self) -> str:
+        """The garden camera's fault ticket."""
+        return self.daemon.garden_ticket
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    tmp = tmp_path_factory.mktemp("diagnosis-pages")
-    token = secrets.token_urlsafe(24)
-    (tmp / "token").write_text(token + "\n", encoding="utf-8")
-    port = free_port()
     os.environ[SECRET_ENV] = WEBHOOK_SECRET
-    async with http_receiver() as receiver:
-        config = _write_config(tmp / "config.yaml", f"127.0.0.1:{port}", tmp / "token")
-        model = yaml.safe_load(config.read_text(encoding="utf-8"))
-        model |= {"tickets": {"auto_close_days": AUTO_CLOSE_DAYS},
-                  "credentials": {"hook": {"password_env": SECRET_ENV}},
-                  "notify": {"receivers": {"noc": {
-                      "type": "webhook", "credentials": "hook",
-                      "options": {"url": f"{receiver.url}/hook"}}},
-                      "routes": [{"receivers": ["noc"],
-                                  "events": [k.value for k in TicketEventKind]}]}}
-        config.write_text(yaml.safe_dump(model, allow_unicode=True), encoding="utf-8")
-        app = App(load_config(config), HttpListener())
-        await app.start()
-        try:
-            ticket = (await tickets_for(app, ("g-cam",)))["g-cam"]
-            yield Env(app, f"http://127.0.0.1:{port}", token, config, receiver, ticket)
-        finally:
-            await app.stop()
-            os.environ.pop(SECRET_ENV, None)
+    try:
+        async with http_receiver() as receiver, field_daemon(
+                tmp_path_factory.mktemp("diagnosis-pages"), {
+                    "tickets": {"auto_close_days": AUTO_CLOSE_DAYS},
+                    "credentials": {"hook": {"password_env": SECRET_ENV}},
+                    "notify": {"receivers": {"noc": {
+                        "type": "webhook", "credentials": "hook",
+                        "options": {"url": f"{receiver.url}/hook"}}},
+                        "routes": [{"receivers": ["noc"],
+                                    "events": [k.value for k in TicketEventKind]}]}}) as daemon:
+            yield Env(daemon, receiver)
+    finally:
+        os.environ.pop(SECRET_ENV, None)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -99,9 +97,18 @@ async def submit(page: Page, form: str, done: str) -> None:
     assert done in await page.inner_text("#done")
 
 
+async def rma_form(page: Page, **fields: str) -> str:
+    """Fill the warranty-claim form with ``fields``, post it, and what the page says."""
+    for name, value in fields.items():
+        await page.fill(f"#rma-form input[name={name}]", value)
+    async with page.expect_navigation():
+        await page.click("#rma-form button")
+    return (await page.inner_text("#done, [role=alert]")).strip()
+
+
 async def test_the_engineer_reclassifies_a_fault_from_the_ticket_page(
         env: Env, browser: Browser, capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = await engineer_url(env, "wang", capsys)   # type: ignore[arg-type]
+    url, _ = await engineer_url(env.daemon, "wang", capsys)
     page, errors = await phone_page(browser, url)
     await page.goto(f"{env.base}/tickets/{env.ticket}")
     assert "与甲方商定" not in await page.inner_text("#ticket-status")
@@ -154,36 +161,27 @@ async def test_the_engineer_reclassifies_a_fault_from_the_ticket_page(
 
 async def test_the_engineer_records_and_updates_a_warranty_claim_from_the_ticket_page(
         env: Env, browser: Browser, capsys: pytest.CaptureFixture[str]) -> None:
-    url, _ = await engineer_url(env, "li", capsys)   # type: ignore[arg-type]
+    url, _ = await engineer_url(env.daemon, "li", capsys)
     page, errors = await phone_page(browser, url)
     await page.goto(f"{env.base}/tickets/{env.ticket}")
 
+    claim = "RMA-2026-0042"
+    contact = "海康售后 400-700-5998"
     # A new claim needs the part and the vendor's contact, said in the site's words.
-    await page.fill("#rma-form input[name=claim_number]", "RMA-2026-0042")
-    await page.fill("#rma-form input[name=vendor_contact]", "海康售后 400-700-5998")
-    async with page.expect_navigation():
-        await page.click("#rma-form button")
-    assert "请填写：索赔部件" in await page.inner_text("[role=alert]")
-
-    await page.fill("#rma-form input[name=claim_number]", "RMA-2026-0042")
-    await page.fill("#rma-form input[name=part]", "摄像机主板")
-    await page.fill("#rma-form input[name=vendor]", "海康威视")
-    await page.fill("#rma-form input[name=vendor_contact]", "海康售后 400-700-5998")
-    await page.fill("#rma-form input[name=sent_on]", "2026-03-05")
-    await submit(page, "#rma-form", "厂商保修索赔已登记。")
+    said = await rma_form(page, claim_number=claim, vendor_contact=contact)
+    assert said == "请填写：索赔部件"
+    said = await rma_form(page, claim_number=claim, part="摄像机主板", vendor="海康威视",
+                          vendor_contact=contact, sent_on="2026-03-05")
+    assert said == "厂商保修索赔已登记。"
     claims = await page.inner_text("#rma-claims-list")
-    assert "RMA-2026-0042" in claims and "摄像机主板" in claims and "未返回" in claims
+    assert claim in claims and "摄像机主板" in claims and "未返回" in claims
 
     # Back from the vendor: the same claim number adds the date; a date before it was
     # sent is refused and changes nothing.
-    await page.fill("#rma-form input[name=claim_number]", "RMA-2026-0042")
-    await page.fill("#rma-form input[name=returned_on]", "2026-03-01")
-    async with page.expect_navigation():
-        await page.click("#rma-form button")
-    assert "返回日期 2026-03-01 早于寄出日期 2026-03-05。" in await page.inner_text("[role=alert]")
-    await page.fill("#rma-form input[name=claim_number]", "RMA-2026-0042")
-    await page.fill("#rma-form input[name=returned_on]", "2026-03-19")
-    await submit(page, "#rma-form", "厂商保修索赔已登记。")
+    said = await rma_form(page, claim_number=claim, returned_on="2026-03-01")
+    assert said == "返回日期 2026-03-01 早于寄出日期 2026-03-05。"
+    assert await rma_form(page, claim_number=claim, returned_on="2026-03-19") == \
+        "厂商保修索赔已登记。"
     assert "2026-03-19" in await page.inner_text("#rma-claims-list")
     timeline = await page.inner_text("#ticket-timeline")
     assert "厂商保修索赔 RMA-2026-0042：摄像机主板，厂商联系人 海康售后 400-700-5998" in timeline
@@ -208,7 +206,7 @@ async def test_a_forged_or_foreign_form_cannot_reclassify(
     refused, and the ticket keeps its severity."""
     assert env.app.tickets is not None
     before = (await env.app.tickets.get(env.ticket)).ticket.severity
-    url, _ = await engineer_url(env, "wang", capsys)   # type: ignore[arg-type]
+    url, _ = await engineer_url(env.daemon, "wang", capsys)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get(url) as resp:
             assert resp.status == 200

@@ -16,6 +16,7 @@ import io
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,11 +79,22 @@ def _write_config(path: Path, listen: str, token_file: Path) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    tmp = tmp_path_factory.mktemp("field-pages")
+    async with field_daemon(tmp_path_factory.mktemp("field-pages")) as running:
+        yield running
+
+
+@asynccontextmanager
+async def field_daemon(tmp: Path, extra: dict[str, object] | None = None
+                       ) -> AsyncIterator[Env]:
+    """A daemon on the two sites' config (with ``extra`` top-level keys), once both
+    cameras have their tickets."""
     token = secrets.token_urlsafe(24)
     (tmp / "token").write_text(token + "\n", encoding="utf-8")
     port = free_port()
     config = _write_config(tmp / "config.yaml", f"127.0.0.1:{port}", tmp / "token")
+    if extra:
+        model = yaml.safe_load(config.read_text(encoding="utf-8")) | extra
+        config.write_text(yaml.safe_dump(model, allow_unicode=True), encoding="utf-8")
     app = App(load_config(config), HttpListener())
     await app.start()
     try:
