@@ -136,7 +136,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         "text" if args.output is None and terminal.is_terminal(sys.stdout) else "html")
     try:
         with terminal.Progress() as bars:
-            data = asyncio.run(_report(args, info, config.storage_url, fmt, bars))
+            data = asyncio.run(_report(args, info, config.storage_url, fmt, bars,
+                                       config.photos_dir))
     except (StoreError, PdfUnavailable) as exc:
         print(f"elvwatch: {exc}", file=sys.stderr)
         return EXIT_FAIL
@@ -181,7 +182,7 @@ def _print_manifest(package: bytes, *, as_json: bool) -> None:
 
 
 async def _report(args: argparse.Namespace, info: SiteInfo, url: str, fmt: str,
-                  bars: Progress) -> bytes | list[Table]:
+                  bars: Progress, photos_dir: Path) -> bytes | list[Table]:
     """The report as the bytes of a file, or as tables for ``--format text``."""
     from elvwatch.exporters.reports import catalog, handover
     from elvwatch.tickets.store import Store
@@ -190,7 +191,7 @@ async def _report(args: argparse.Namespace, info: SiteInfo, url: str, fmt: str,
     async with await Store.open(url) as store:
         if args.kind == "handover":
             contents = await handover.collect(store, info, args.first, args.last, now,
-                                              counter=bars.counter)
+                                              counter=bars.counter, photos_dir=photos_dir)
         else:
             report = await catalog.compute(store, args.kind, info, args.first, args.last, now,
                                            counter=bars.counter)

@@ -41,10 +41,10 @@ from elvwatch.tickets.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-# Events of a preventive work order that open or end its visit's silence (written by
-# the ticket stage with the event; the rule engine's Silencer is refreshed on seeing it).
-VISIT_EVENTS = (TicketEventKind.ACKNOWLEDGED, TicketEventKind.RESOLVED,
-                TicketEventKind.CLOSED)
+# Events of a preventive work order that open, move or end its visit's silence (written
+# by the ticket stage with the event; the rule engine's Silencer is refreshed on seeing it).
+VISIT_EVENTS = (TicketEventKind.ACKNOWLEDGED, TicketEventKind.ARRIVED,
+                TicketEventKind.DEPARTED, TicketEventKind.RESOLVED, TicketEventKind.CLOSED)
 # Rule durations, silences and the stored ticket events are checked every second;
 # deadlines, preventive work orders, CLI-made silences and the ticket figures of
 # /metrics every 15 s.

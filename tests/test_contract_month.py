@@ -258,10 +258,10 @@ async def test_one_contract_month_through_the_daemon_and_the_pages(
     # -- a major fault whose agreed deadline passes and is renegotiated ----------------------
     await month.fleet.set_fault(month.garage, Fault.DOWN)
     major = await ticket_of(app, "cam-garage")
-    code, _ = await cli("tickets", "reclassify", "-c", str(month.config), major, "--by", "王工",
-                        "--severity", "major", "--reason", "暗埋线路故障，需开挖")
-    assert code == 0
     await page.goto(f"{base}/tickets/{major}")
+    await page.select_option("#reclassify-form select[name=severity]", "major")
+    await page.fill("#reclassify-form textarea[name=reason]", "暗埋线路故障，需开挖")
+    await submit(page, "#reclassify-form", "故障级别已调整")
     await page.fill("#deadline-form input[name=due]",
                     local_input(datetime.now(SH) + timedelta(seconds=2)))
     await page.fill("#deadline-form input[name=note]", "与王经理商定")
@@ -349,6 +349,9 @@ def check_handover(bundle: Path, tmp: Path, *, fault: str, call: str, major: str
     stems = ("00-cover", "01-availability", "02-sla", "03-service", "04-archive", "05-audit",
              "06-state-log")
     assert {f"{s}.html" for s in stems} | {f"{s}.pdf" for s in stems} <= set(files)
+    # The engineer's photo, as kept (the manifest says whose ticket it is).
+    (photo,) = manifest["photos"]
+    assert photo["ticket"] == fault and files[photo["name"]][:3] == b"\xff\xd8\xff"
     # The cover lists every document, with room for both parties to sign.
     cover = pdf_text(files["00-cover.pdf"], tmp)
     for words in ("维护资料移交清单", "阳光花园", "滨江路 88 号", "设备运行情况记录",

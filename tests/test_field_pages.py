@@ -16,6 +16,7 @@ import io
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ from elvwatch.web import engineer_links
 from elvwatch.web.server import HttpListener
 from tests.chromium import NEEDS_CHROMIUM, PHONE, cli, launched, tickets_for
 from tests.test_daemon import free_port
+from tests.test_photos import gps_of, phone_exif
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -77,11 +79,22 @@ def _write_config(path: Path, listen: str, token_file: Path) -> Path:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
-    tmp = tmp_path_factory.mktemp("field-pages")
+    async with field_daemon(tmp_path_factory.mktemp("field-pages")) as running:
+        yield running
+
+
+@asynccontextmanager
+async def field_daemon(tmp: Path, extra: dict[str, object] | None = None
+                       ) -> AsyncIterator[Env]:
+    """A daemon on the two sites' config (with ``extra`` top-level keys), once both
+    cameras have their tickets."""
     token = secrets.token_urlsafe(24)
     (tmp / "token").write_text(token + "\n", encoding="utf-8")
     port = free_port()
     config = _write_config(tmp / "config.yaml", f"127.0.0.1:{port}", tmp / "token")
+    if extra:
+        model = yaml.safe_load(config.read_text(encoding="utf-8")) | extra
+        config.write_text(yaml.safe_dump(model, allow_unicode=True), encoding="utf-8")
     app = App(load_config(config), HttpListener())
     await app.start()
     try:
@@ -110,8 +123,10 @@ async def engineer_url(env: Env, engineer: str, capsys: pytest.CaptureFixture[st
 
 
 def jpeg(tmp: Path, name: str = "photo.jpg") -> Path:
+    """A photo as a phone takes it: with the engineer's position in its EXIF."""
     path = tmp / name
-    Image.new("RGB", (640, 480), (40, 120, 200)).save(path, "JPEG", quality=80)
+    Image.new("RGB", (640, 480), (40, 120, 200)).save(path, "JPEG", quality=80,
+                                                      exif=phone_exif())
     return path
 
 
@@ -190,6 +205,11 @@ async def test_an_engineer_dispatches_visits_records_and_photographs_from_a_phon
     assert photo["content_type"] == "image/jpeg" and photo["visit_id"] == detail.visits[0]["id"]
     stored = list((env.tmp / "photos").iterdir())
     assert [p.name for p in stored] == [f"{photo['sha256'][:40]}.jpg"]
+    # Kept and served without the position the phone wrote into it.
+    assert gps_of(jpeg(env.tmp).read_bytes()) != {}
+    assert gps_of(stored[0].read_bytes()) == {} and b"PhoneMaker" not in stored[0].read_bytes()
+    served = await page.request.get(env.base + (await image.get_attribute("src") or ""))
+    assert gps_of(await served.body()) == {}
     await page.context.close()
 
 

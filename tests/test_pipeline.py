@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
+from elvwatch.tickets.field_work import Dispatch, FieldWork
 from elvwatch.tickets.records import SignOff
+from elvwatch.tickets.ticket_store import Ticket
 from elvwatch.web.server import HttpListener
 from tests.helpers import until
 from tests.notify_peers import WEBHOOK_SECRET, http_receiver
@@ -125,8 +130,11 @@ async def test_device_failure_opens_one_ticket_notifies_and_closes_on_sign_off_a
             await app.stop()
 
 
-async def test_preventive_visit_mutes_its_system_until_the_work_order_is_completed(
-        tmp_path: Path, monkeypatch: Any) -> None:
+@asynccontextmanager
+async def preventive_daemon(tmp_path: Path, monkeypatch: Any
+                            ) -> AsyncIterator[tuple[App, LabFleet, Ticket]]:
+    """A daemon watching a switch and two cameras, and the site's CCTV work order the
+    contract's quarter opened at start."""
     monkeypatch.setenv("ELVWATCH_TEST_HOOK_SECRET", WEBHOOK_SECRET)
     async with http_receiver() as receiver, LabFleet(3, first_address(), [PORT]) as fleet:
         config = load_config(pipeline_config(tmp_path / "c.yaml", fleet,
@@ -135,29 +143,73 @@ async def test_preventive_visit_mutes_its_system_until_the_work_order_is_complet
         app = App(config)
         await app.start()
         assert app.tickets is not None
+        tickets = app.tickets
         try:
-            tickets = app.tickets
-            # The contract's quarterly work order opens at start.
             orders = await until(lambda: tickets.list_tickets(kind="preventive", state="live"),
                                  "the quarterly work order", every=0.1)
             (order,) = [o for o in orders if o.system == "cctv"]
-            await app.tickets.acknowledge(order.number, "王工", "on site")
-            await until(lambda: any(s.id == f"visit-{order.number}"
-                                       for s in app.silencer.list()), what="visit silence")
-
-            camera = fleet.devices[1].id
-            await fleet.set_fault(camera, Fault.DOWN)
-            await until(lambda: app.tracker.devices[camera].state.value == "down")
-            await asyncio.sleep(1.0)
-            assert await app.tickets.list_tickets(kind="fault", state="live") == []
-            muted = [f for f in app.engine.firing() if f.device == camera]
-            assert muted and muted[0].suppressed_by == f"visit-{order.number}"
-
-            checklist = {item: (True, "") for item in order.checklist}
-            await app.tickets.complete_preventive(order.number, "王工", "王工", checklist)
-            # The visit is over: the camera still failing now gets its ticket.
-            faults = await until(lambda: tickets.list_tickets(kind="fault", state="live"),
-                                 "the camera's ticket after the visit", every=0.1)
-            assert [t.device for t in faults] == [camera]
+            yield app, fleet, order
         finally:
             await app.stop()
+
+
+async def test_preventive_visit_mutes_its_system_until_the_work_order_is_completed(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Acknowledged with no arrival recorded (an engineer phoning from the site), the
+    work order mutes its system until it is completed."""
+    async with preventive_daemon(tmp_path, monkeypatch) as (app, fleet, order):
+        tickets = app.tickets
+        assert tickets is not None
+        await tickets.acknowledge(order.number, "王工", "on site")
+        await until(lambda: any(s.id == f"visit-{order.number}" for s in app.silencer.list()),
+                    what="visit silence")
+
+        camera = fleet.devices[1].id
+        await fleet.set_fault(camera, Fault.DOWN)
+        await until(lambda: app.tracker.devices[camera].state.value == "down")
+        await asyncio.sleep(1.0)
+        assert await tickets.list_tickets(kind="fault", state="live") == []
+        muted = [f for f in app.engine.firing() if f.device == camera]
+        assert muted and muted[0].suppressed_by == f"visit-{order.number}"
+
+        checklist = {item: (True, "") for item in order.checklist}
+        await tickets.complete_preventive(order.number, "王工", "王工", checklist)
+        # The visit is over: the camera still failing now gets its ticket.
+        faults = await until(lambda: tickets.list_tickets(kind="fault", state="live"),
+                             "the camera's ticket after the visit", every=0.1)
+        assert [t.device for t in faults] == [camera]
+
+
+async def test_preventive_visit_mutes_from_the_recorded_arrival_to_the_departure(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Dispatched for tomorrow, the engineer's system is not muted today; their recorded
+    arrival mutes it, their departure ends it (the work order still open)."""
+    async with preventive_daemon(tmp_path, monkeypatch) as (app, fleet, order):
+        tickets = app.tickets
+        assert tickets is not None
+        field = FieldWork(tickets)
+        camera = fleet.devices[1].id
+        labels = {"site": "garden", "system": "cctv", "device": camera}
+        silence = f"visit-{order.number}"
+
+        await field.dispatch(order.number, "王工", Dispatch("定期保养", "王工",
+                                                            time.time() + 86400))
+        await until(lambda: any(s.id == silence for s in app.silencer.list()),
+                    what="the visit's silence, from the ETA")
+        assert app.silencer.mutes(labels) is None   # the engineer is not there yet
+
+        await field.arrive(order.number, "王工", "王工")
+        await until(lambda: app.silencer.mutes(labels) == silence,
+                    what="the silence from the arrival")
+        await fleet.set_fault(camera, Fault.DOWN)
+        await until(lambda: app.tracker.devices[camera].state.value == "down")
+        await asyncio.sleep(1.0)
+        assert await tickets.list_tickets(kind="fault", state="live") == []
+
+        await field.depart(order.number, "王工", "王工", "明天继续")
+        faults = await until(lambda: tickets.list_tickets(kind="fault", state="live"),
+                             "the camera's ticket after the departure", every=0.1)
+        assert [t.device for t in faults] == [camera]
+        detail = await tickets.get(order.number)
+        assert detail.ticket.state == "acknowledged"      # the order is not done
+        assert [e.kind for e in detail.events][-2:] == ["arrived", "departed"]

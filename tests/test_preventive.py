@@ -19,6 +19,9 @@ from elvwatch.exporters.reports import render
 from elvwatch.exporters.reports.periods import whole_range
 from elvwatch.exporters.reports.render import SiteInfo
 from elvwatch.exporters.reports.sla import sla_report
+from elvwatch.tickets import silence_store
+from elvwatch.tickets.core import VISIT_SILENCE_SECONDS
+from elvwatch.tickets.field_work import Dispatch, FieldWork
 from elvwatch.tickets.lifecycle import IllegalTransition
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.notes import local_note
@@ -110,6 +113,43 @@ async def test_completing_a_work_order_records_its_checklist(manager: TicketMana
         ("check_time", False, "慢 40 s"), ("check_recording", True, "30 天")]
     with pytest.raises(IllegalTransition, match="it is resolved"):
         await manager.complete_preventive(number, "王工", "王工", {})
+
+
+async def test_the_visit_silence_runs_while_an_engineer_is_on_site(
+        manager: TicketManager) -> None:
+    """Dispatched with an ETA: the silence waits for it; the arrival moves it to now; the
+    order completed while one engineer is still there keeps it until the last leaves;
+    completed with nobody on site, or closed, ends it at once."""
+    clock = manager.clock
+    assert isinstance(clock, Clock)
+    clock.now = local(2026, 3, 10, 8)
+    events = await manager.tick(clock.now)
+    number = next(e.ticket for e in events if e.system == "cctv")
+    field = FieldWork(manager)
+
+    async def visit() -> tuple[float, float]:
+        (silence,) = [s for s in await silence_store.load(manager.store)
+                      if s.id == f"visit-{number}"]
+        assert silence.matchers == {"site": {SITE}, "system": {"cctv"}}
+        return silence.starts, silence.until
+
+    await field.dispatch(number, "李四", Dispatch("定期保养", "王工", local(2026, 3, 10, 14)))
+    assert await visit() == (local(2026, 3, 10, 14), local(2026, 3, 10, 22))   # from the ETA
+    clock.now = local(2026, 3, 10, 9, 30)
+    await field.arrive(number, "王工", "王工")                                # early
+    assert await visit() == (clock.now, clock.now + VISIT_SILENCE_SECONDS)
+    await field.arrive(number, "刘工", "刘工")
+    clock.now = local(2026, 3, 10, 11)
+    await manager.complete_preventive(number, "王工", "王工", {
+        item: (True, "") for item in (await manager.get(number)).ticket.checklist})
+    await field.depart(number, "王工", "王工")
+    assert (await visit())[1] == local(2026, 3, 10, 9, 30) + VISIT_SILENCE_SECONDS  # 刘工
+    clock.now = local(2026, 3, 10, 11, 20)
+    await field.depart(number, "刘工", "刘工")
+    assert await visit() == (local(2026, 3, 10, 9, 30), clock.now)          # the last left
+    clock.now = local(2026, 3, 10, 12)
+    await field.arrive(number, "王工", "王工", "回来取梯子")                  # order done:
+    assert await visit() == (local(2026, 3, 10, 9, 30), local(2026, 3, 10, 11, 20))  # no mute
 
 
 def test_every_system_gets_work_orders_with_its_kinds_items_and_the_configs_lists(

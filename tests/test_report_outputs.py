@@ -158,7 +158,7 @@ def test_service_json_holds_visits_receipts_and_feedback(
                                 "receipts": first["receipts"], "photos": 0,
                                 "charge_cents": 0}]
     assert first["receipts"] == [{"signed_by": "张经理", "at": "2026-03-02T23:00:00+08:00",
-                                  "comment": "图像正常"}]
+                                  "comment": "图像正常", "after_close": False}]
     assert [len(e["receipts"]) for e in doc["entries"]] == [1, 0, 0]
     assert doc["feedback"] == [{"ticket": first["ticket"], "device": "cam-01",
                                 "title_zh": "cam-01 设备离线", "title_en": first["title_en"],

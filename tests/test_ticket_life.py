@@ -11,11 +11,13 @@ import pytest
 
 from elvwatch.exporters.notify.messages import render
 from elvwatch.exporters.reports.brief import build_brief
+from elvwatch.exporters.reports.service import sheets_of
 from elvwatch.rules.faults import FaultState
 from elvwatch.tickets.core import AWAITING_NOTE
 from elvwatch.tickets.events import TicketEvent
 from elvwatch.tickets.lifecycle import IllegalTransition, sign_off_refusal
 from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.notes import local_note
 from elvwatch.tickets.records import Actor, ServiceRecord, SignOff
 from elvwatch.tickets.store import Store
 from tests.ticket_fixtures import HOUR, SITE, T0, TERMS, Clock, fault
@@ -140,6 +142,50 @@ async def test_auto_close_counts_the_configured_days_from_the_verification(
     assert (await manager.get(number)).ticket.close_reason == "no_sign_off"
 
 
+async def test_a_sign_off_after_the_auto_close_is_recorded_and_the_ticket_stays_closed(
+        store: Store, clock: Clock) -> None:
+    terms = replace(TERMS, contract_start=None)
+    manager = TicketManager(store, lambda: {SITE: terms}, clock, close_after=2 * DAY)
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    clock.now = T0 + HOUR
+    await manager.acknowledge(number, "李四")
+    await manager.handle([fault("cam-01", CLEARED, T0 + 2 * HOUR)])
+    await manager.resolve(number, "王工", RECORD)
+    await manager.device_healthy("cam-01", polls=3)
+    (closed,) = await manager.tick(T0 + 3 * DAY)
+    assert closed.note == "auto-closed: no sign-off within 2 days"
+    assert (await manager.get(number)).ticket.sign_off_refusal is None   # still signable
+
+    clock.now = T0 + 5 * DAY
+    late = await manager.sign_off(number, Actor("张经理", "link"), SignOff("张经理", "修好了"))
+    assert kinds(late) == ["signed_off"]                     # no reopen, no second close
+    assert late[0].state == "closed"
+    assert late[0].note == "signed off by 张经理 after the auto-close: 修好了"
+    assert local_note(late[0].note, "zh-CN", "Asia/Shanghai") == \
+        "张经理 验收签字（系统自动关闭后补签，工单不重开）：修好了"
+    detail = await manager.get(number)
+    t = detail.ticket
+    assert (t.state, t.close_reason, t.closed_at) == ("closed", "no_sign_off", T0 + 3 * DAY)
+    assert t.signed_off_at == T0 + 5 * DAY and t.sign_off_refusal == "signed_off"
+    assert [(e.kind, e.actor, e.via) for e in detail.events][-2:] == [
+        ("closed", "system", "system"), ("signed_off", "张经理", "link")]
+    # The receipt carries the signature, marked as given after the system closed it.
+    (sheet,) = sheets_of(detail)
+    assert [(r.name, r.at, r.late) for r in sheet.receipts] == [("张经理", T0 + 5 * DAY, True)]
+    with pytest.raises(IllegalTransition, match="it is closed"):
+        await manager.sign_off(number, "张经理", SignOff("张经理"))
+
+
+async def test_a_ticket_closed_by_sign_off_takes_no_second_one(
+        manager: TicketManager, clock: Clock) -> None:
+    number = (await manager.handle([fault("cam-01", FIRING, T0)]))[0].ticket
+    await manager.handle([fault("cam-01", CLEARED, T0 + 600)])
+    await manager.device_healthy("cam-01", polls=3)
+    await manager.sign_off(number, "张经理", SignOff("张经理"))
+    with pytest.raises(IllegalTransition, match="it is closed"):
+        await manager.sign_off(number, "李经理", SignOff("李经理"))
+
+
 @pytest.mark.parametrize(("state", "failing", "awaiting", "signed", "refusal"), [
     ("open", False, False, False, "not_resolved"),
     ("acknowledged", False, False, False, "not_resolved"),
@@ -149,11 +195,15 @@ async def test_auto_close_counts_the_configured_days_from_the_verification(
     ("verified", False, False, False, None),
     ("resolved", False, False, True, "signed_off"),
     ("closed", False, False, False, "signed_off"),
+    ("closed", False, False, "auto", None),
+    ("closed", False, False, "auto-signed", "signed_off"),
 ])
 def test_sign_off_refusal_says_why_a_page_shows_no_form(
-        state: str, failing: bool, awaiting: bool, signed: bool, refusal: str | None) -> None:
+        state: str, failing: bool, awaiting: bool, signed: bool | str,
+        refusal: str | None) -> None:
     assert sign_off_refusal(state, fault_active=failing, awaiting_record=awaiting,
-                            signed_off=signed) == refusal
+                            signed_off=signed in (True, "auto-signed"),
+                            auto_closed=signed in ("auto", "auto-signed")) == refusal
 
 
 async def test_notifications_word_the_systems_check_and_the_clients_acceptance_apart(

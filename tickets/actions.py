@@ -155,7 +155,9 @@ class TicketActions(ManagerBase):
         """The site representative accepts the result (用户已验收): through the signed
         link, or as a paper receipt an engineer records.  Closes the ticket when the
         recovery is confirmed (or needs no confirmation); otherwise it closes when the
-        probes confirm it.  Refused while the device fails or the record is owed."""
+        probes confirm it.  Refused while the device fails or the record is owed.  On a
+        ticket the system closed for want of a sign-off it is recorded (audit trail,
+        receipt) and the ticket stays closed: the work was done, nothing is reopened."""
         who = actor_of(actor)
         name = text(sign.name, "sign-off name", limit=200)
         comment = text(sign.comment, "comment", required=False)
@@ -165,9 +167,11 @@ class TicketActions(ManagerBase):
         async with self._lock, self.store.transaction("sign off a ticket") as session:
             row = await ts.by_number(session, number)
             state = TicketState(row.state)
+            late = state is TicketState.CLOSED
             next_state(number, Action.SIGN_OFF, state, device_failing=_failing(row),
                        awaiting_record=row.awaiting_record,
-                       signed_off=row.signed_off_at is not None)
+                       signed_off=row.signed_off_at is not None,
+                       auto_closed=row.close_reason == "no_sign_off")
             session.add(SignOffRow(ticket_id=row.id, name=name, at=ts.moment(at),
                                    comment=comment, channel=channel,
                                    recorded_by=who.name if channel == "paper" else None,
@@ -176,11 +180,12 @@ class TicketActions(ManagerBase):
             note = f"signed off by {name}" + (
                 f" on paper receipt {receipt}" if receipt else
                 " on a paper receipt" if channel == "paper" else "") + (
+                " after the auto-close" if late else "") + (
                 f": {comment}" if comment else "")
             events = [await ts.add_event(session, row, K.SIGNED_OFF, at, actor=who.name,
                                          note=note, from_state=row.state,
                                          via=who.via or None)]
-            if state is TicketState.VERIFIED or not ts.needs_verification(row):
+            if not late and (state is TicketState.VERIFIED or not ts.needs_verification(row)):
                 row.close_reason = "signed_off"
                 events.append(await self._move(session, row, TicketState.CLOSED, K.CLOSED,
                                                at, who, f"accepted by {name}"))

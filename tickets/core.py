@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from elvwatch.rules.silence import new_silence
-from elvwatch.tickets import silence_store
+from elvwatch.tickets import silence_store, visits
 from elvwatch.tickets import ticket_store as ts
 from elvwatch.tickets.events import TicketEvent, TicketEventKind
 from elvwatch.tickets.lifecycle import TicketState
@@ -33,9 +33,9 @@ LIVE_STATES = ("open", "acknowledged", "resolved", "verified")
 RECOVERED_NOTE = "recovered without intervention"
 AWAITING_NOTE = "device recovered; waiting for the engineer's service record"
 DAY = 86400.0
-# A preventive visit mutes its site's system from the moment the engineer acknowledges
-# the work order (on site) until it is completed — at most this long, in case nobody
-# completes it: lens cleaning and walk tests must not open fault tickets.
+# A preventive visit mutes its site's system while the engineer is on site: from the
+# recorded arrival to the departure — at most this long, in case nobody records the
+# departure: lens cleaning and walk tests must not open fault tickets.
 VISIT_SILENCE_SECONDS = 8 * 3600.0
 
 EventSink = Callable[[Sequence[TicketEvent]], None]
@@ -118,16 +118,39 @@ class ManagerBase:
 
     async def _visit(self, session: AsyncSession, row: TicketRow, state: TicketState,
                      at: float, who: Actor) -> None:
-        """Open (acknowledged: the engineer is on site) or end (completed, closed) the
-        silence ``visit-<ticket>`` of a preventive work order's site and system."""
-        silence_id = f"visit-{row.number}"
+        """The silence ``visit-<ticket>`` of a preventive work order's site and system
+        as its state changes.  Acknowledged: the engineer's arrival is not known yet, so
+        the silence is opened for the time they are expected on site — from the ETA of
+        the dispatch if it is later, else from now (an acknowledgement without an ETA,
+        ``tickets ack`` of an engineer phoning from the site, means they are there); a
+        recorded arrival then moves it (:meth:`_on_site`).  Completed: it ends unless an
+        engineer is still on site (their departure ends it).  Closed: it ends."""
         if state is TicketState.ACKNOWLEDGED:
-            matchers = {"site": row.site} | ({"system": row.system} if row.system else {})
-            await silence_store.save_in(session, new_silence(
-                matchers, who=who.name, why=f"preventive visit {row.number}",
-                until=at + self.visit_silence, starts=at, id=silence_id, now=at))
-        elif state in (TicketState.RESOLVED, TicketState.CLOSED):
-            await silence_store.expire_in(session, silence_id, at)
+            eta = ts.epoch(row.eta)
+            await self._mute_visit(session, row, max(at, eta or at), at, who)
+        elif state is TicketState.CLOSED or (
+                state is TicketState.RESOLVED
+                and await visits.open_visit_id(session, row.id) is None):
+            await silence_store.expire_in(session, f"visit-{row.number}", at)
+
+    async def _on_site(self, session: AsyncSession, row: TicketRow, at: float, who: Actor,
+                       *, arrived: bool) -> None:
+        """A recorded arrival (re)starts a preventive visit's silence now, while the work
+        order is still to do; the departure of the last engineer on site ends it."""
+        if row.kind != "preventive":
+            return
+        if arrived and row.state in (TicketState.OPEN, TicketState.ACKNOWLEDGED):
+            await self._mute_visit(session, row, at, at, who)
+        elif not arrived and await visits.open_visit_id(session, row.id) is None:
+            await silence_store.expire_in(session, f"visit-{row.number}", at)
+
+    async def _mute_visit(self, session: AsyncSession, row: TicketRow, starts: float,
+                          at: float, who: Actor) -> None:
+        matchers = {"site": row.site} | ({"system": row.system} if row.system else {})
+        await silence_store.save_in(session, new_silence(
+            matchers, who=who.name, why=f"preventive visit {row.number}",
+            until=starts + self.visit_silence, starts=starts, id=f"visit-{row.number}",
+            now=at))
 
     async def _verified(self, session: AsyncSession, row: TicketRow, at: float,
                         note: str) -> list[TicketEvent]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from elvwatch.tickets import ticket_store as ts
 from elvwatch.tickets import visits
@@ -58,6 +59,14 @@ class ReturnVisit:
     quality_issue: bool | None = None    # 是否工程质量问题; None: not assessed yet
     solution: str = ""                   # 处理方案 (the customer response centre's)
     outcome: str = ""                    # 处理结果
+
+
+def stored_photo(directory: Path, file: str) -> Path:
+    """Where the photo ``file`` (a name from the store) is kept; a name that could
+    leave ``directory`` is FileNotFoundError, whoever wrote it into the store."""
+    if not file or "/" in file or "\\" in file or file.startswith("."):
+        raise FileNotFoundError(file)
+    return directory / file
 
 
 def _text(value: str, what: str, required: bool = False) -> str:
@@ -120,6 +129,7 @@ class FieldWork:
             row = await ts.by_number(session, number)
             await (visits.arrive if arriving else visits.depart)(session, row, engineer, at,
                                                                  note)
+            await m._on_site(session, row, at, who, arrived=arriving)
             event = await ts.add_event(session, row, K.ARRIVED if arriving else K.DEPARTED,
                                        at, actor=who.name, note=_text(note, "note"),
                                        via=who.via or None)

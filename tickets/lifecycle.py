@@ -15,7 +15,8 @@ from resolved, verified or closed.  The words are the maintenance plan's:
 * ``closed`` only by the site representative's sign-off (用户已验收: a signed link or a
   recorded paper receipt), or by the system after a configured number of days without
   one, with that reason recorded.  A sign-off given while the probes have not yet
-  confirmed the recovery is kept and closes the ticket when they do.
+  confirmed the recovery is kept and closes the ticket when they do; one given after
+  the system closed the ticket is recorded on the closed ticket, which stays closed.
 
 Guards that need more than the state (a device still failing, a missing service
 record) are checked here too, so every refusal reads the same.
@@ -95,15 +96,19 @@ def _refuse(number: str, action: Action, state: TicketState, why: str) -> Illega
 
 def next_state(number: str, action: Action, state: TicketState, *,
                device_failing: str | None = None, awaiting_record: bool = False,
-               signed_off: bool = False) -> TicketState:
+               signed_off: bool = False, auto_closed: bool = False) -> TicketState:
     """The state ``action`` leads to, or IllegalTransition saying why not.
 
     ``device_failing`` names the device when the ticket's fault is still firing: such a
     ticket cannot be verified nor signed off.  ``awaiting_record``: resolved by the
     device's recovery, the engineer's service record not written yet — resolve is
-    accepted (it stays resolved), verification and sign-off wait for the record."""
+    accepted (it stays resolved), verification and sign-off wait for the record.
+    ``auto_closed``: closed by the system with no sign-off — a sign-off given later is
+    still taken (it stays closed)."""
     if action is Action.RESOLVE and state is S.RESOLVED and awaiting_record:
         return S.RESOLVED
+    if action is Action.SIGN_OFF and state is S.CLOSED and auto_closed and not signed_off:
+        return S.CLOSED
     allowed, target = TRANSITIONS[action]
     if state not in allowed:
         wanted = " or ".join(sorted(s.value for s in allowed))
@@ -126,11 +131,14 @@ def next_state(number: str, action: Action, state: TicketState, *,
 
 
 def sign_off_refusal(state: str, *, fault_active: bool, awaiting_record: bool,
-                     signed_off: bool) -> str | None:
+                     signed_off: bool, auto_closed: bool = False) -> str | None:
     """Why a sign-off would be refused now (a short key a page can word), or None.
 
     ``not_resolved`` (open or acknowledged), ``failing``, ``awaiting_record``,
-    ``signed_off`` (already, or closed)."""
+    ``signed_off`` (already, or closed after one).  A ticket the system closed for want
+    of a sign-off (``auto_closed``) still takes one."""
+    if state == S.CLOSED and auto_closed and not signed_off:
+        return None
     if state == S.CLOSED or signed_off:
         return "signed_off"
     if state not in (S.RESOLVED, S.VERIFIED):

@@ -30,8 +30,9 @@ _NONE = r"\(the site names no escalation contacts\)"
 # (pattern, zh, en): the groups go into the templates.  A group named ``at*`` is a time,
 # ``which`` a deadline, ``old``/``new`` severities, ``item`` a checklist item id and
 # ``items`` a comma-separated list of them, ``device`` a device id, ``channel`` how a
-# request came in; ``phrases`` and ``was`` are the system's own clauses, said in the
-# site's words; ``rest`` is a person's text, kept as typed.
+# request came in, ``late`` a sign-off after the system closed the ticket; ``phrases``
+# and ``was`` are the system's own clauses, said in the site's words; ``rest`` is a
+# person's text, kept as typed.
 _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for p, zh, en in (
     (r"^recovered without intervention$", "设备自行恢复（无人处理）",
      "recovered without intervention"),
@@ -84,10 +85,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str, str]] = [(re.compile(p), zh, en) for
     (r"^claim (?P<claim>\S+) updated(?P<phrases>(?:; .*)?)$",
      "厂商保修索赔 {claim} 已更新{phrases}", "warranty claim {claim} updated{phrases}"),
     (r"^signed off by (?P<name>.+?) on (?:paper receipt (?P<receipt>\S+)|a paper receipt)"
-     r"(?:: (?P<rest>.*))?$", "{name} 在纸质回执单{receipt}上验收签字{rest}",
-     "signed off by {name} on paper receipt{receipt}{rest}"),
-    (r"^signed off by (?P<name>.+?)(?:: (?P<rest>.*))?$", "{name} 验收签字{rest}",
-     "signed off by {name}{rest}"),
+     r"(?P<late> after the auto-close)?(?:: (?P<rest>.*))?$",
+     "{name} 在纸质回执单{receipt}上验收签字{late}{rest}",
+     "signed off by {name} on paper receipt{receipt}{late}{rest}"),
+    (r"^signed off by (?P<name>.+?)(?P<late> after the auto-close)?(?:: (?P<rest>.*))?$",
+     "{name} 验收签字{late}{rest}", "signed off by {name}{late}{rest}"),
     (r"^rating (?P<n>[1-5])(?:: (?P<rest>.*))?$", "满意度 {n}/5{rest}", "rating {n}/5{rest}"),
     (r"^(?P<who>[^:]{1,200}): (?P<work>.*) \(service record after the device recovered\)$",
      "{who}：{work}（设备恢复后补填服务记录）",
@@ -183,6 +185,9 @@ def _value(key: str, value: str, zh: bool, language: str, timezone: str,
         return f"（{value}）" if zh else f" ({value})"
     if key == "receipt":
         return f" {value} "
+    if key == "late":
+        return "（系统自动关闭后补签，工单不重开）" if zh else \
+            " after the system closed the ticket (not reopened)"
     if key == "was":
         said = _phrases(value, zh, timezone)
         return f"（{said}）" if zh else f" ({said})"

@@ -283,7 +283,8 @@ async def view(session: AsyncSession, row: TicketRow) -> Ticket:
         needs_verification=needs_verification(row),
         sign_off_refusal=sign_off_refusal(row.state, fault_active=row.fault_active,
                                           awaiting_record=row.awaiting_record,
-                                          signed_off=row.signed_off_at is not None),
+                                          signed_off=row.signed_off_at is not None,
+                                          auto_closed=row.close_reason == "no_sign_off"),
         solution=row.solution, assignee=row.assignee, eta=epoch(row.eta),
         follow_up_of=row.follow_up_of)
 

@@ -1,6 +1,7 @@
 """The forms engineers post from a phone: dispatch, arrival and departure, the service
 record, a work order's checklist, a photo, a paper receipt, a return visit, the client's
-sign-off link; on a site page a request taken by phone and a periodic return visit.
+sign-off link, the severity after diagnosis and a warranty claim (web/page_diagnosis.py);
+on a site page a request taken by phone and a periodic return visit.
 
 Only an engineer's personal link reaches these handlers (web/engineer_access.py
 checks the link, its site and the form's token first), and every action goes through
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
@@ -32,56 +31,14 @@ from elvwatch.tickets.records import (
     SignOff,
 )
 from elvwatch.tickets.store import StoreError
-from elvwatch.web import links, photos
+from elvwatch.web import links, page_diagnosis, photos
 from elvwatch.web.engineer_access import Engineer, engineer_of
-from elvwatch.web.page_views import tz_of
+from elvwatch.web.form_fields import FormError, local_time, text_field, yuan
 from elvwatch.web.pages import message_page, site_page, ticket_page
 from elvwatch.web.view import PAGES_VIEW, DaemonView
 
 PART_ROWS = 4                # part lines on the service-record form
 SIGNOFF_LINK_HOURS = 72.0
-FORM_LIMIT = 4000
-
-
-class FormError(ValueError):
-    """A form the page refuses before the ticket stage sees it; ``key`` words it."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
-
-
-def _field(form: Mapping[str, Any], name: str, *, required: str | None = None,
-           limit: int = FORM_LIMIT) -> str:
-    value = str(form.get(name, "") or "").strip()[:limit]
-    if required is not None and not value:
-        raise FormError("field_required", field=required)
-    return value
-
-
-def _yuan(text: str, what: str) -> int | None:
-    """"12.5" yuan → 1250 fen; empty → not priced."""
-    if not text:
-        return None
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise FormError("bad_input", detail=f"{what}: {text}") from None
-    if amount < 0 or amount > 10_000_000 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise FormError("bad_input", detail=f"{what}: {text}")
-    return int(amount * 100)
-
-
-def _local_time(text: str, request: web.Request, site: str) -> float | None:
-    """A ``datetime-local`` field (no zone) in the site's time zone."""
-    if not text:
-        return None
-    try:
-        naive = datetime.fromisoformat(text)
-    except ValueError:
-        raise FormError("bad_input", detail=text) from None
-    return naive.replace(tzinfo=tz_of(request.app[PAGES_VIEW], site)).timestamp()
 
 
 def _app(request: web.Request) -> DaemonView:
@@ -137,15 +94,15 @@ Result = web.StreamResponse | None
 async def _dispatch(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                     site: str) -> Result:
     form = await request.post()
-    assignee_id = _field(form, "assignee") or engineer.config.id
+    assignee_id = text_field(form, "assignee") or engineer.config.id
     assignee = next((e for e in app.config.model.engineers if e.id == assignee_id), None)
     if assignee is None:
         raise FormError("bad_input", detail=assignee_id)
-    dispatch = Dispatch(_field(form, "solution", required="solution"), assignee.name,
-                        _local_time(_field(form, "eta"), request, site))
+    dispatch = Dispatch(text_field(form, "solution", required="solution"), assignee.name,
+                        local_time(text_field(form, "eta"), request, site))
     assert app.tickets is not None
     await FieldWork(app.tickets).dispatch(number, engineer.actor, dispatch,
-                                          _field(form, "note"))
+                                          text_field(form, "note"))
     return None
 
 
@@ -165,21 +122,21 @@ async def _visit(request: web.Request, app: DaemonView, engineer: Engineer, numb
     assert app.tickets is not None
     field = FieldWork(app.tickets)
     await (field.arrive if arriving else field.depart)(
-        number, engineer.actor, engineer.config.name, _field(form, "note"))
+        number, engineer.actor, engineer.config.name, text_field(form, "note"))
     return None
 
 
 def parts_of(form: Mapping[str, Any]) -> tuple[PartReplaced, ...]:
     parts = []
     for n in range(1, PART_ROWS + 1):
-        name = _field(form, f"part_{n}", limit=400)
+        name = text_field(form, f"part_{n}", limit=400)
         if not name:
             continue
-        quantity_text = _field(form, f"qty_{n}") or "1"
+        quantity_text = text_field(form, f"qty_{n}") or "1"
         if not quantity_text.isdigit() or not 1 <= int(quantity_text) <= 10_000:
             raise FormError("bad_input", detail=f"{name}: {quantity_text}")
         parts.append(PartReplaced(name, quantity=int(quantity_text),
-                                  unit_price_cents=_yuan(_field(form, f"price_{n}"), name),
+                                  unit_price_cents=yuan(text_field(form, f"price_{n}"), name),
                                   consumable=bool(form.get(f"consumable_{n}"))))
     return tuple(parts)
 
@@ -187,8 +144,8 @@ def parts_of(form: Mapping[str, Any]) -> tuple[PartReplaced, ...]:
 async def _record(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                   site: str) -> Result:
     form = await request.post()
-    record = ServiceRecord(engineer.config.name, _field(form, "work", required="work_done"),
-                           parts_of(form), cause=_field(form, "cause"))
+    record = ServiceRecord(engineer.config.name, text_field(form, "work", required="work_done"),
+                           parts_of(form), cause=text_field(form, "cause"))
     assert app.tickets is not None
     await app.tickets.resolve(number, engineer.actor, record)
     return None
@@ -202,18 +159,18 @@ async def _complete(request: web.Request, app: DaemonView, engineer: Engineer, n
     results: dict[str, tuple[bool, str]] = {}
     devices: dict[str, str] = {}
     for item in detail.ticket.checklist:
-        verdict = _field(form, f"item_{item}")
+        verdict = text_field(form, f"item_{item}")
         if verdict not in ("ok", "fail"):
             raise FormError("field_required", field=item)
-        results[item] = (verdict == "ok", _field(form, f"note_{item}", limit=1000))
-        device = _field(form, f"device_{item}", limit=128)
+        results[item] = (verdict == "ok", text_field(form, f"note_{item}", limit=1000))
+        device = text_field(form, f"device_{item}", limit=128)
         if device:
             if device not in app.config.devices or \
                     app.config.devices[device].config.site != site:
                 raise FormError("bad_input", detail=device)
             devices[item] = device
     await app.tickets.complete_preventive(number, engineer.actor, engineer.config.name,
-                                          results, _field(form, "work"), devices)
+                                          results, text_field(form, "work"), devices)
     return None
 
 
@@ -232,22 +189,23 @@ async def _photo(request: web.Request, app: DaemonView, engineer: Engineer, numb
 async def _paper_receipt(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
                          site: str) -> Result:
     form = await request.post()
-    sign = SignOff(_field(form, "name", required="signer", limit=200),
-                   _field(form, "comment"), channel="paper",
-                   receipt=_field(form, "receipt", limit=64))
+    sign = SignOff(text_field(form, "name", required="signer", limit=200),
+                   text_field(form, "comment"), channel="paper",
+                   receipt=text_field(form, "receipt", limit=64))
     assert app.tickets is not None
     await app.tickets.sign_off(number, engineer.actor, sign)
     return None
 
 
 def return_visit_of(form: Mapping[str, Any]) -> ReturnVisit:
-    rating = _field(form, "rating")
+    rating = text_field(form, "rating")
     if rating not in ("1", "2", "3", "4", "5"):
         raise FormError("field_required", field="rating")
-    quality = _field(form, "quality_issue")
-    return ReturnVisit(int(rating), _field(form, "comment"), _field(form, "contact", limit=200),
-                       {"yes": True, "no": False}.get(quality), _field(form, "solution"),
-                       _field(form, "outcome"))
+    quality = text_field(form, "quality_issue")
+    return ReturnVisit(int(rating), text_field(form, "comment"),
+                       text_field(form, "contact", limit=200),
+                       {"yes": True, "no": False}.get(quality), text_field(form, "solution"),
+                       text_field(form, "outcome"))
 
 
 async def _return_visit(request: web.Request, app: DaemonView, engineer: Engineer, number: str,
@@ -275,9 +233,9 @@ async def _resolve_due(request: web.Request, app: DaemonView, engineer: Engineer
     """The repair deadline agreed with the site representative (a major fault's), or a
     new one: the one it replaces keeps its breach."""
     form = await request.post()
-    due = _local_time(_field(form, "due", required="resolve_by"), request, site)
+    due = local_time(text_field(form, "due", required="resolve_by"), request, site)
     assert app.tickets is not None and due is not None
-    await app.tickets.set_resolve_due(number, engineer.actor, due, _field(form, "note"))
+    await app.tickets.set_resolve_due(number, engineer.actor, due, text_field(form, "note"))
     return None
 
 
@@ -285,7 +243,8 @@ _TICKET_ACTIONS = {"dispatch": _dispatch, "resolve_due": _resolve_due, "arrive":
                    "depart": _depart,
                    "record": _record, "complete": _complete, "photo": _photo,
                    "paper_receipt": _paper_receipt, "return_visit": _return_visit,
-                   "signoff_link": _signoff_link}
+                   "signoff_link": _signoff_link, "reclassify": page_diagnosis.reclassify,
+                   "rma": page_diagnosis.rma}
 
 
 # -- site forms ----------------------------------------------------------------------------
@@ -297,16 +256,16 @@ async def new_ticket(request: web.Request) -> web.StreamResponse:
     assert app.tickets is not None
     form: MultiDictProxy[Any] = await request.post()
     try:
-        device = _field(form, "device", limit=128) or None
-        channel = _field(form, "channel") or "phone"
-        severity = _field(form, "severity") or "general"
+        device = text_field(form, "device", limit=128) or None
+        channel = text_field(form, "channel") or "phone"
+        severity = text_field(form, "severity") or "general"
         if channel not in PEOPLE_CHANNELS or severity not in SEVERITIES:
             raise FormError("bad_input", detail=f"{channel} {severity}")
         events = await app.tickets.create(NewTicket(
-            site, _field(form, "description", required="description"),
-            _field(form, "reporter", required="reporter", limit=200), channel,
-            severity=severity, device=device, location=_field(form, "location", limit=400),
-            reporter_contact=_field(form, "contact", limit=200)), engineer.actor)
+            site, text_field(form, "description", required="description"),
+            text_field(form, "reporter", required="reporter", limit=200), channel,
+            severity=severity, device=device, location=text_field(form, "location", limit=400),
+            reporter_contact=text_field(form, "contact", limit=200)), engineer.actor)
     except FormError as exc:
         return await site_page(request, error=exc.key, status=422, error_values=exc.values)
     except (TicketError, ValueError) as exc:

@@ -41,6 +41,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rating": "评分", "checklist": "保养项目", "ok": "合格", "not_ok": "不合格",
         "sign_off": "验收签字", "sign_off_intro":
         "请确认故障已排除、设备运行正常后签字验收。",
+        "sign_off_late_intro": "此工单因未及时验收已由系统自动关闭。您仍可签字验收："
+                               "签字将记入处理记录和服务回执单，工单不会重新打开。",
         "your_name": "您的姓名", "comment": "意见（可选）", "submit_sign_off": "确认验收",
         "signed": "用户已验收，谢谢。",
         "sign_off_not_now": "此工单当前为「{state}」，修复后才能验收。",
@@ -114,6 +116,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sign_off_awaiting_record": "设备已恢复，工程师的服务记录填写后才能验收。",
         "agree_deadline": "与甲方商定修复期限", "submit_deadline": "确认期限",
         "done_resolve_due": "修复期限已商定。",
+        "reclassify": "调整故障级别", "new_severity": "新级别",
+        "reclassify_intro": "现为「{severity}」。诊断后调整级别，响应和修复期限按新级别重算"
+                            "（重大故障的修复期限与甲方商定）；原级别和原期限保留在处理记录和服务水平报告中。",
+        "reclassify_reason": "诊断结果（调整原因）", "submit_reclassify": "调整级别",
+        "done_reclassify": "故障级别已调整。", "was_severity": "（原{severity}）",
+        "rma": "厂商保修索赔", "rma_claims": "厂商保修索赔",
+        "rma_intro": "新索赔请填写索赔单号、部件和厂商联系人；"
+                     "填写已有的索赔单号可补登寄出、返回日期。",
+        "claim_number": "索赔单号", "claimed_part": "索赔部件", "vendor_contact": "厂商联系人",
+        "sent_on": "寄出日期", "returned_on": "返回日期", "not_returned": "未返回",
+        "submit_rma": "登记索赔", "done_rma": "厂商保修索赔已登记。",
+        "rma_returned_before_sent": "返回日期 {returned} 早于寄出日期 {sent}。",
     },
     "en": {
         "overview": "Overview", "silences": "Silences", "sites": "Sites", "site": "Site",
@@ -146,6 +160,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ok": "ok", "not_ok": "not ok", "sign_off": "Sign off",
         "sign_off_intro": "Please confirm the fault is fixed and the equipment works, "
                           "then sign off.",
+        "sign_off_late_intro": "The system closed this ticket when no sign-off came in time. "
+                               "You can still sign off: your signature goes into the "
+                               "timeline and the service receipt; the ticket is not "
+                               "reopened.",
         "your_name": "Your name", "comment": "Comment (optional)",
         "submit_sign_off": "Sign off", "signed": "Accepted by the client, thank you.",
         "sign_off_not_now": "This ticket is {state}; it can be signed off once resolved.",
@@ -233,6 +251,21 @@ MESSAGES: dict[str, dict[str, str]] = {
                                     "the engineer's service record is written.",
         "agree_deadline": "Repair deadline agreed with the site",
         "submit_deadline": "Set the deadline", "done_resolve_due": "Repair deadline set.",
+        "reclassify": "Change the severity", "new_severity": "New severity",
+        "reclassify_intro": "Now {severity}. After diagnosis the response and repair "
+                            "deadlines follow the new severity (a major fault's repair "
+                            "deadline is agreed with the site); the old severity and "
+                            "deadlines stay in the timeline and the SLA report.",
+        "reclassify_reason": "Diagnosis (why)", "submit_reclassify": "Change the severity",
+        "done_reclassify": "Severity changed.", "was_severity": "(was {severity})",
+        "rma": "Warranty claim", "rma_claims": "Warranty claims",
+        "rma_intro": "A new claim needs its number, the part and the vendor's contact; "
+                     "an existing claim number adds the dates it was sent and came back.",
+        "claim_number": "Claim number", "claimed_part": "Part claimed",
+        "vendor_contact": "Vendor contact", "sent_on": "Sent", "returned_on": "Returned",
+        "not_returned": "not back yet", "submit_rma": "Record the claim",
+        "done_rma": "Warranty claim recorded.",
+        "rma_returned_before_sent": "Returned {returned} is before sent {sent}.",
     },
 }
 

@@ -21,9 +21,10 @@ from elvwatch.exporters.reports.logs import cause_text
 from elvwatch.exporters.reports.words import yuan
 from elvwatch.rules.state import DeviceState, DeviceStatus
 from elvwatch.tickets.glossary import state_term, term
-from elvwatch.tickets.lifecycle import IN_HAND, TO_SIGN, WORKED, TicketState
+from elvwatch.tickets.lifecycle import IN_HAND, WORKED, TicketState
 from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
+from elvwatch.tickets.records import SEVERITIES
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 from elvwatch.web.page_text import text
 from elvwatch.web.view import DaemonView
@@ -391,12 +392,18 @@ def field_view(app: DaemonView, detail: TicketDetail, engineer: Any) -> dict[str
         "devices": site_devices(app, t.site, t.system),
         "dispatch": t.state == TicketState.OPEN,
         "deadline": t.kind == "fault" and t.state in IN_HAND,
+        # Diagnosis: the severity while the repair is in hand; warranty claims whenever
+        # (a part comes back from the maker weeks after the ticket closed).
+        "reclassify": t.kind == "fault" and t.state in IN_HAND,
+        "severities": [s for s in SEVERITIES if s != t.severity],
+        "rma": t.kind == "fault",
         "arrive": live and visit is None, "depart": visit is not None,
         "record": t.kind == "fault" and (
             t.state in IN_HAND or (t.state == TicketState.RESOLVED and t.awaiting_record)),
         "checklist": t.kind == "preventive" and t.state in IN_HAND,
         "photo": t.state != TicketState.CLOSED,
-        "sign": t.sign_off_refusal is None and t.state in TO_SIGN,
+        # A ticket closed by the system for want of a sign-off still takes one.
+        "sign": t.sign_off_refusal is None,
         "return_visit": t.state in WORKED,
         "part_rows": range(1, 5),
     })

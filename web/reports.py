@@ -181,7 +181,8 @@ async def site_handover(request: web.Request) -> web.StreamResponse:
         return _problem("the store is not open", 503)
     try:
         async with request.app[ONE_AT_A_TIME]:
-            contents = await handover.collect(app.store, info, first, last, now)
+            contents = await handover.collect(app.store, info, first, last, now,
+                                              photos_dir=app.config.photos_dir)
             body = await asyncio.to_thread(handover.handover_zip, contents, info, now,
                                            pdf=request.query.get("pdf", "1") != "0")
     except (StoreError, PdfUnavailable) as exc:

@@ -137,11 +137,12 @@ def service_document(report: ServiceReport, site: SiteInfo, generated_at: float)
                         "checklist": [{"item": item, "ok": ok, "note": note}
                                       for item, ok, note in s.checklist],
                         "receipts": [{"signed_by": r.name, "at": _iso(r.at, site),
-                                      "comment": r.comment} for r in s.receipts],
+                                      "comment": r.comment, "after_close": r.late}
+                                     for r in s.receipts],
                         "photos": s.photos, "charge_cents": s.charge_cents}
                        for s in e.sheets],
-            "receipts": [{"signed_by": r.name, "at": _iso(r.at, site), "comment": r.comment}
-                         for r in e.receipts],
+            "receipts": [{"signed_by": r.name, "at": _iso(r.at, site), "comment": r.comment,
+                          "after_close": r.late} for r in e.receipts],
             "checklist": [{"item": item, "ok": ok, "note": note}
                           for item, ok, note in e.checklist],
         } for e in report.entries],

@@ -10,8 +10,11 @@ records (维护方案 3.3: "提交所有相关记录，包括项目服务记录�
   设备档案, ``05-audit`` every ticket's audit trail (工单处理记录), ``06-state-log`` every
   device state change (设备状态变化记录) — each as HTML and CSV (and PDF when
   weasyprint works; the cover as HTML and PDF);
+* ``07-photos/``: the photos taken on the site's tickets in the period, up to a total
+  size (exporters/reports/handover_photos.py: the rest are listed, not included);
 * ``manifest.json`` listing every file with its size and SHA-256 so the receiving side
-  can check nothing was lost or altered.
+  can check nothing was lost or altered, and every photo with its ticket, caption and
+  who took it when (``name`` in the zip, or ``omitted`` with the reason).
 
 File names are ASCII (zip tools on Windows still mangle UTF-8 names); the manifest and
 the cover give each file's title in the site's language.
@@ -19,6 +22,7 @@ the cover give each file's title in the site's language.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -26,6 +30,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from elvwatch.exporters.reports import render, tables
@@ -33,6 +38,12 @@ from elvwatch.exporters.reports.availability import (
     AvailabilityReport,
     Progress,
     availability_report,
+)
+from elvwatch.exporters.reports.handover_photos import (
+    MAX_BYTES,
+    HandoverPhoto,
+    read_photos,
+    site_photos,
 )
 from elvwatch.exporters.reports.logs import Logs, site_logs
 from elvwatch.exporters.reports.periods import Period, months, whole_range
@@ -56,12 +67,15 @@ class HandoverContents:
     service: ServiceReport
     archive: tuple[ArchiveRow, ...]
     logs: Logs
+    photos: tuple[HandoverPhoto, ...] = ()
 
 
 async def collect(store: Store, site: SiteInfo, first: date, last: date, now: float, *,
-                  counter: Callable[[str], Progress] | None = None) -> HandoverContents:
+                  counter: Callable[[str], Progress] | None = None,
+                  photos_dir: Path | None = None) -> HandoverContents:
     """Every record of the period; ``counter(stage)`` gives a ``(done, total)`` progress
-    callback for the long stages ("devices": availability, "tickets": service records)."""
+    callback for the long stages ("devices": availability, "tickets": service records).
+    The ticket photos are read from ``photos_dir`` (None: listed, not included)."""
     zone = ZoneInfo(site.timezone)
     period = whole_range(first, last, zone)
 
@@ -75,7 +89,9 @@ async def collect(store: Store, site: SiteInfo, first: date, last: date, now: fl
         await sla_report(store, site.site, period, as_of=now),
         await service_report(store, site.site, period, progress=stage("tickets")),
         tuple(await archive_rows(store, site.site, last)),
-        await site_logs(store, site.site, period))
+        await site_logs(store, site.site, period),
+        await asyncio.to_thread(read_photos, await site_photos(store, site.site, period),
+                                photos_dir))
 
 
 def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float, *,
@@ -114,8 +130,13 @@ def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float
     lines = [CoverLine(word(key, lang),
                        tuple(f"{stem}.{k}" for k in kinds) + tuple(sorted(csv)), count)
              for stem, (key, _, csv, count) in documents.items()]
+    kept = [p for p in c.photos if p.data is not None]
+    lines.append(CoverLine(word("photos_title", lang), ("07-photos/",), len(kept)))
+    left_out = len(c.photos) - len(kept)
+    notes = [word("photos_omitted", lang).format(n=left_out, mb=MAX_BYTES // 2**20)] \
+        if left_out else []
     pages = {"00-cover": ("cover_title",
-                          render.cover_html(lines, site, c.period, generated_at))}
+                          render.cover_html(lines, site, c.period, generated_at, notes))}
     pages.update({stem: (key, html) for stem, (key, html, _, _) in documents.items()})
     files: dict[str, tuple[str, bytes]] = {}
     for done, (stem, (key, text)) in enumerate(pages.items(), 1):
@@ -127,6 +148,7 @@ def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float
     for _, (key, _, csv, _) in documents.items():
         files.update({name: (key if name != "03-feedback.csv" else "feedback_title", data)
                       for name, data in csv.items()})
+    files.update({p.name: ("photos_title", p.data) for p in kept if p.data is not None})
     zone = ZoneInfo(tz)
     manifest = {
         "site": site.site, "site_name": site.name, "language": lang,
@@ -142,16 +164,21 @@ def handover_zip(contents: HandoverContents, site: SiteInfo, generated_at: float
                    "service_receipts": sheets,
                    "feedback": len(c.service.feedback),
                    "audit_events": sum(len(t.events) for t in c.logs.trails),
-                   "state_changes": len(c.logs.changes)},
+                   "state_changes": len(c.logs.changes),
+                   "photos": len(kept), "photos_omitted": left_out},
         "files": [{"name": name, "title": word(key, lang), "bytes": len(data),
                    "sha256": hashlib.sha256(data).hexdigest()}
                   for name, (key, data) in sorted(files.items())],
+        "photos": [p.manifest(tz) for p in c.photos],
     }
     stamp = datetime.fromtimestamp(generated_at, zone).timetuple()[:6]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, (_, data) in sorted(files.items()):
-            archive.writestr(zipfile.ZipInfo(name, stamp), data, zipfile.ZIP_DEFLATED)
+            # A JPEG or PNG is compressed already: stored as it is.
+            method = zipfile.ZIP_STORED if name.startswith("07-photos/") \
+                else zipfile.ZIP_DEFLATED
+            archive.writestr(zipfile.ZipInfo(name, stamp), data, method)
         archive.writestr(zipfile.ZipInfo("manifest.json", stamp),
                          json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"),
                          zipfile.ZIP_DEFLATED)

@@ -9,7 +9,7 @@ firmware) is escaped by autoescaping like everything else.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,10 +165,11 @@ class CoverLine:
 
 
 def cover_html(contents: list[CoverLine], site: SiteInfo, period: Period,
-               generated_at: float) -> str:
-    """The handover's cover: what the package holds, and room for both parties to sign."""
+               generated_at: float, notes: Sequence[str] = ()) -> str:
+    """The handover's cover: what the package holds (``notes``: what it leaves out), and
+    room for both parties to sign."""
     return _render("cover.html", site, generated_at, contents=contents, period=period,
-                   title=word("cover_title", site.language))
+                   title=word("cover_title", site.language), notes=notes)
 
 
 def brief_html(brief: Brief, site: SiteInfo) -> str:

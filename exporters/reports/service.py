@@ -72,6 +72,7 @@ class Receipt:
     name: str
     at: float
     comment: str
+    late: bool = False      # signed after the system closed the ticket for want of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,8 +204,11 @@ def sheets_of(detail: ts.TicketDetail) -> list[Sheet]:
             by_visit.setdefault(r["visit_id"], []).append(_record(r))
     signs: dict[object, list[Receipt]] = {}
     unsigned: list[Receipt] = []
+    t = detail.ticket
+    auto_closed = t.close_reason == "no_sign_off" and t.closed_at is not None
     for s in detail.sign_offs:
-        receipt = Receipt(str(s["name"]), _num(s["at"]), str(s["comment"]))
+        receipt = Receipt(str(s["name"]), _num(s["at"]), str(s["comment"]),
+                          auto_closed and _num(s["at"]) >= (t.closed_at or 0.0))
         if s.get("visit_id") is None:
             unsigned.append(receipt)
         else:

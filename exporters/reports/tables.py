@@ -124,7 +124,9 @@ def service_csv(report: ServiceReport, language: str, timezone: str) -> bytes:
     for e in report.entries:
         title = names.title(e.title_zh, e.title_en, e.device)
         for sheet in e.sheets:
-            signs = "; ".join(f"{r.name} {when(r.at, timezone)}" for r in sheet.receipts)
+            signs = "; ".join(f"{r.name} {when(r.at, timezone)}"
+                              + (word("signed_after_close", language) if r.late else "")
+                              for r in sheet.receipts)
             comments = "; ".join(r.comment for r in sheet.receipts if r.comment)
             for r in sheet.records or (None,):
                 rows.append([

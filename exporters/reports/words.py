@@ -31,6 +31,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "address": ("地址", "Address"),
     "manifest_note": ("每个文件的大小及 SHA-256 校验值见 manifest.json。",
                       "manifest.json lists each file's size and SHA-256."),
+    "photos_title": ("现场照片", "Photos taken on site"),
+    "photos_omitted": ("另有 {n} 张照片未放入移交包（照片合计超过 {mb} MB，或文件缺失）："
+                       "manifest.json 列出每张照片所属工单，可在工单页面查看。",
+                       "{n} more photos are not in the package (over {mb} MB of photos, or "
+                       "the file is missing): manifest.json lists each with its ticket, "
+                       "whose page shows it."),
     "handover_signatures": ("移交签字", "Signatures"),
     "handed_over_by": ("移交方（维护单位）签字", "Handed over by (maintenance company)"),
     "received_by": ("接收方（甲方）签字", "Received by (property company)"),
@@ -121,6 +127,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "departed": ("离场时间", "Left"),
     "reported": ("报修时间", "Reported"),
     "signed_by": ("用户代表签字", "Signed by"),
+    "signed_after_close": ("（系统自动关闭后补签）",
+                           "(signed after the system closed the ticket)"),
     "engineer_signature": ("工程师签字", "Engineer's signature"),
     "client_opinion": ("用户意见", "Client's comments"),
     "date": ("日期", "Date"),
