@@ -224,9 +224,20 @@ def test_a_running_daemon_has_no_lab_module_loaded(tmp_path: Path) -> None:
                       "devices: [{id: d1, site: s1, kind: switch, host: 127.0.0.1,\n"
                       "           checks: [{type: tcp, port: 1}]}]\n", encoding="utf-8")
     script = (
-        "import os, signal, sys, threading\n"
+        "import os, signal, sys, threading, time, urllib.request\n"
         "from elvwatch.cli.main import main\n"
-        "threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        # Stopped once it serves /metrics (running, its checks scheduled), not after a
+        # fixed time a loaded host may not be ready in; bounded at 45 s either way.
+        "def stop():\n"
+        "    deadline = time.monotonic() + 45\n"
+        "    while time.monotonic() < deadline:\n"
+        "        try:\n"
+        f"            urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=2)\n"
+        "            break\n"
+        "        except OSError:\n"
+        "            time.sleep(0.1)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=stop, daemon=True).start()\n"
         f"code = main(['--log-level', 'warning', 'run', '-c', {str(config)!r}])\n"
         "print(code, sorted(m for m in sys.modules if m.startswith('elvwatch.lab')))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
