@@ -33,6 +33,7 @@ from elvwatch.probes.base import bounded
 from elvwatch.probes.sharing import sharing
 from elvwatch.web import api
 from elvwatch.web.alertmanager import add_alertmanager_route
+from elvwatch.web.device_api import add_device_routes
 from elvwatch.web.engineer_access import engineer_access, identify
 from elvwatch.web.page_actions import add_action_routes
 from elvwatch.web.page_grants import carries_grant, read_with_grant
@@ -174,31 +175,6 @@ def _health(app: DaemonView) -> api.Health:
                       store_pending_writes=app.store_pending)
 
 
-async def devices(request: web.Request) -> web.Response:
-    app = request.app[VIEW]
-    site = request.query.get("site")
-    state = request.query.get("state")
-    out = []
-    for device in app.config.devices.values():
-        status = app.statuses.get(device.id)
-        if status is None or (site and device.config.site != site):
-            continue
-        if state and status.state.value != state:
-            continue
-        out.append(api.summary(device, status))
-    return _json(api.DeviceList(devices=out).model_dump(mode="json"))
-
-
-async def device(request: web.Request) -> web.Response:
-    app = request.app[VIEW]
-    device_id = request.match_info["id"]
-    dev = app.config.devices.get(device_id)
-    status = app.statuses.get(device_id)
-    if dev is None or status is None:
-        return _json({"error": f"no device {device_id!r}"}, status=404)
-    return _json(api.detail(dev, status).model_dump(mode="json"))
-
-
 async def openapi(request: web.Request) -> web.Response:
     return _json(api.openapi_document())
 
@@ -310,6 +286,7 @@ def _shown_name(url: str, device: str, address: str) -> str:
 def build_web_app(app: DaemonView) -> web.Application:
     web_app = web.Application(middlewares=[access], client_max_size=1024 * 1024)
     web_app[VIEW] = app
+    add_device_routes(web_app)  # before the pages: they read its index
     add_ticket_routes(web_app, lambda: app.tickets, lambda: app.silencer)
     add_page_routes(web_app, app)
     add_action_routes(web_app)
@@ -324,8 +301,6 @@ def build_web_app(app: DaemonView) -> web.Application:
         web.get("/metrics", metrics),
         web.get("/healthz", healthz),
         web.get("/probe", probe),
-        web.get("/api/v1/devices", devices),
-        web.get("/api/v1/devices/{id}", device),
         web.get("/api/v1/openapi.json", openapi),
         web.post("/api/v1/reload", reload),
     ])

@@ -19,7 +19,7 @@ from elvwatch.config.resolved import Config
 from elvwatch.exporters.metrics import Snapshot
 from elvwatch.probes.sharing import Shared
 from elvwatch.rules.silence import Silencer
-from elvwatch.rules.state import DeviceStatus
+from elvwatch.rules.state import ChangeLog, DeviceStatus
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.store import Store
@@ -33,6 +33,10 @@ class DaemonView(Protocol):
     @property
     def statuses(self) -> Mapping[str, DeviceStatus]:
         """Each device's state as the checks last saw it."""
+
+    @property
+    def changes(self) -> ChangeLog:
+        """Which devices' states changed since a reader last looked (web/device_index.py)."""
 
     @property
     def terms(self) -> Mapping[str, SiteTerms]:
