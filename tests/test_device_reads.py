@@ -3,6 +3,7 @@ that follows state changes and reloads — lab devices on loopback, a real clien
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 import yaml
 
@@ -17,7 +19,7 @@ from elvwatch.config.loading import load_config
 from elvwatch.daemon.app import App
 from elvwatch.lab.devices import Fault, LabFleet, tcp_check
 from elvwatch.rules.state import DeviceState
-from elvwatch.web import api
+from elvwatch.web import api, server
 from elvwatch.web.device_api import cursor
 from elvwatch.web.server import HttpListener
 from tests.helpers import until
@@ -277,3 +279,24 @@ async def test_the_overview_follows_state_changes_and_reloads(reads: Reads) -> N
     reads.write(_devices(reads.fleet, COUNT))
     assert await reads.app.reload()
     assert await reads.ids("/api/v1/devices") == every
+
+
+async def test_scrapes_that_arrive_while_one_renders_share_its_answer(
+        reads: Reads, monkeypatch: pytest.MonkeyPatch) -> None:
+    renders = 0
+    real = server.metrics_body
+
+    async def slow_render(*args: Any, **kwargs: Any) -> bytes:
+        nonlocal renders
+        renders += 1
+        await asyncio.sleep(0.5)  # long enough for the other scrapes to arrive meanwhile
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(server, "metrics_body", slow_render)
+    answers = await asyncio.gather(*(reads.get("/metrics") for _ in range(4)))
+    assert renders == 1
+    assert {status for status, _, _ in answers} == {200}
+    bodies = {body.split("# HELP process_")[0] for _, body, _ in answers}
+    assert len(bodies) == 1 and 'elvwatch_device_up{site="east"' in bodies.pop()
+    await reads.get("/metrics")
+    assert renders == 2  # a later scrape renders afresh

@@ -145,8 +145,30 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
     return _json({"error": "a bearer token is required"}, status=401)
 
 
+class Scrapes:
+    """The scrape being rendered, shared: a scrape that arrives while another renders
+    gets that one's body.  Several readers scraping at once (ten clients reading in
+    turn at 20,000 devices) rendered the same 320,000 series side by side, each a few
+    tenths of a second of the CPU the checks need."""
+
+    def __init__(self) -> None:
+        self._running: asyncio.Task[bytes] | None = None
+
+    async def body(self, view: DaemonView, names: ValueNames) -> bytes:
+        task = self._running
+        if task is None or task.done():
+            task = self._running = asyncio.create_task(metrics_body(view, names=names),
+                                                       name="scrape")
+            # Retrieved even when every scrape waiting for it went away.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(task)
+
+
+SCRAPES: web.AppKey[Scrapes] = web.AppKey("scrapes", Scrapes)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    body = await metrics_body(request.app[VIEW], names=request.app[VALUE_NAMES]) \
+    body = await request.app[SCRAPES].body(request.app[VIEW], request.app[VALUE_NAMES]) \
         + generate_latest(request.app[PROCESS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -297,6 +319,7 @@ def build_web_app(app: DaemonView) -> web.Application:
     web_app[PROCESS] = process
     web_app[PROBE_WARNINGS] = set()
     web_app[VALUE_NAMES] = ValueNames()
+    web_app[SCRAPES] = Scrapes()
     web_app.add_routes([
         web.get("/metrics", metrics),
         web.get("/healthz", healthz),
