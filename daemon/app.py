@@ -360,6 +360,10 @@ class App:
         return self.tracker.changes
 
     @property
+    def ticket_changes(self) -> int:
+        return self.ticket_stage.ticket_changes
+
+    @property
     def terms(self) -> Mapping[str, SiteTerms]:
         return self.ticket_stage.terms
 

@@ -300,3 +300,29 @@ async def test_scrapes_that_arrive_while_one_renders_share_its_answer(
     assert len(bodies) == 1 and 'elvwatch_device_up{site="east"' in bodies.pop()
     await reads.get("/metrics")
     assert renders == 2  # a later scrape renders afresh
+
+
+def _tickets_section(html: str) -> str:
+    match = re.search(r'<section id="tickets".*?</section>', html, re.S)
+    assert match, html[:500]
+    return match.group(0)
+
+
+async def test_the_overview_lists_a_ticket_as_soon_as_it_opens(reads: Reads) -> None:
+    status, html, _ = await reads.get("/?lang=en")
+    assert status == 200
+    before = _tickets_section(html)
+    victim = sorted(reads.app.config.devices)[2]
+    await _down(reads, victim)
+    assert reads.app.tickets is not None
+    opened = await until(lambda: _ticket_of(reads, victim), what="a ticket", timeout=20)
+    assert opened not in before
+    # Asked right after the ticket stage committed it: no waiting for a refresh.
+    _, html, _ = await reads.get("/?lang=en")
+    assert opened in _tickets_section(html)
+
+
+async def _ticket_of(env: Reads, device: str) -> str | None:
+    assert env.app.tickets is not None
+    live = await env.app.tickets.list_tickets(state="live", device=device)
+    return live[0].number if live else None

@@ -27,6 +27,8 @@ from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
 from elvwatch.web.device_index import DeviceIndex
+from elvwatch.web.live_tickets import LIMIT as LIVE_TICKET_LIMIT
+from elvwatch.web.live_tickets import LiveTickets
 from elvwatch.web.page_text import text
 from elvwatch.web.view import DaemonView
 
@@ -35,7 +37,6 @@ STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN:
               DeviceState.UP: 3}
 HISTORY_DAYS = 90
 HISTORY_ROWS = 50
-LIVE_TICKET_LIMIT = 5000
 ATTENTION_ROWS = 100  # devices needing attention the overview lists
 # Values and errors come from devices: shown in full up to this, cut beyond.
 VALUE_CHARS = 300
@@ -182,7 +183,9 @@ def short(value: object) -> str:
     return out if len(out) <= VALUE_CHARS else out[:VALUE_CHARS] + "…"
 
 
-async def live_tickets(app: DaemonView) -> list[Ticket]:
+async def live_tickets(app: DaemonView, live: LiveTickets | None = None) -> list[Ticket]:
+    if live is not None:
+        return await live.get()
     if app.tickets is None:
         return []
     return await app.tickets.list_tickets(state="live", limit=LIVE_TICKET_LIMIT)
@@ -223,11 +226,12 @@ def tickets_by_device(tickets: list[Ticket]) -> dict[str, list[str]]:
     return out
 
 
-async def overview(app: DaemonView, index: DeviceIndex) -> dict[str, Any]:
+async def overview(app: DaemonView, index: DeviceIndex,
+                   live: LiveTickets | None = None) -> dict[str, Any]:
     """The sites' counts and the devices needing attention come from the device index,
     kept as states change: walking every device once per site was 0.7 s of the
     checks' event loop at 20,000 devices and 50 sites."""
-    tickets = await live_tickets(app)
+    tickets = await live_tickets(app, live)
     index.refresh()
     per_device = tickets_by_device(tickets)
     sites: list[dict[str, Any]] = []
@@ -247,11 +251,12 @@ async def overview(app: DaemonView, index: DeviceIndex) -> dict[str, Any]:
             "tickets": by_urgency([t for t in tickets if t.state != TicketState.VERIFIED])[:30]}
 
 
-async def site(app: DaemonView, site_id: str, index: DeviceIndex) -> dict[str, Any] | None:
+async def site(app: DaemonView, site_id: str, index: DeviceIndex,
+               live: LiveTickets | None = None) -> dict[str, Any] | None:
     cfg = app.config.sites.get(site_id)
     if cfg is None:
         return None
-    tickets = [t for t in await live_tickets(app) if t.site == site_id]
+    tickets = [t for t in await live_tickets(app, live) if t.site == site_id]
     index.refresh()
     per_device = tickets_by_device(tickets)
     systems: dict[str, list[dict[str, Any]]] = {}
@@ -294,8 +299,8 @@ def report_links(app: DaemonView, site_id: str, fmt: Fmt) -> list[dict[str, Any]
         for key, first, last in spans]
 
 
-async def device(app: DaemonView, device_id: str, fmt: Fmt,
-                 index: DeviceIndex) -> dict[str, Any] | None:
+async def device(app: DaemonView, device_id: str, fmt: Fmt, index: DeviceIndex,
+                 live: LiveTickets | None = None) -> dict[str, Any] | None:
     dev = app.config.devices.get(device_id)
     if dev is None:
         return None
@@ -321,7 +326,7 @@ async def device(app: DaemonView, device_id: str, fmt: Fmt,
     if app.tickets is not None:
         own = await app.tickets.list_tickets(device=device_id, limit=50)
         numbers = {t.number for t in own}
-        tickets = own + [t for t in await live_tickets(app)
+        tickets = own + [t for t in await live_tickets(app, live)
                          if device_id in t.affected and t.number not in numbers]
     facts = [(key, getattr(cfg, key), short(status.info.get(key, "")))
              for key in ("vendor", "model", "firmware", "serial")]

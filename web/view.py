@@ -43,6 +43,11 @@ class DaemonView(Protocol):
         """Each site's contract terms, as the ticket stage applies them."""
 
     @property
+    def ticket_changes(self) -> int:
+        """Grows with every ticket change: this daemon's as it commits, another
+        process's (``elvwatch tickets …``) once the ticket stage has read it."""
+
+    @property
     def store(self) -> Store | None:
         """The store, once open."""
 
