@@ -2,6 +2,7 @@
 costs its checks.
 
     python bench/read_bench.py [--devices 20000] [--interval 30] [--clients 10]
+                               [--endpoints "site list,full list,overview,device,/metrics"]
 
 It starts N lab devices (helper processes, as bench/scheduler_bench.py does) and the
 daemon in this process, one ICMP and one TCP check per device, 50 sites.  After one
@@ -10,7 +11,8 @@ warm-up interval it measures three windows of 1.5 intervals each, in this order:
 * quiet: nobody reads;
 * scrape: /metrics every 15 s, as Prometheus would;
 * readers: ``--clients`` clients each reading without pause, in turn, a site's device
-  list, the full list, the overview page, one device, and /metrics.
+  list, the full list, the overview page, one device, and /metrics (``--endpoints``
+  leaves some out).
 
 The clients run in a child process (their own CPU is not the daemon's), over loopback
 HTTP.  It prints p50/p99 per endpoint, failures, and check lag p50/p99 of each window
@@ -68,8 +70,8 @@ def _path(endpoint: str, devices: int) -> str:
     return "/metrics"
 
 
-async def read(base: str, seconds: float, clients: int, devices: int,
-               mode: str) -> dict[str, list[float] | int]:
+async def read(base: str, seconds: float, clients: int, devices: int, mode: str,
+               endpoints: tuple[str, ...] = ENDPOINTS) -> dict[str, list[float] | int]:
     """Seconds each request took, by endpoint; failures under "failed"."""
     took: dict[str, list[float]] = defaultdict(list)
     failed = 0
@@ -94,7 +96,7 @@ async def read(base: str, seconds: float, clients: int, devices: int,
     async def client(session: aiohttp.ClientSession, number: int) -> None:
         turn = number
         while time.monotonic() < end:
-            await one(session, ENDPOINTS[turn % len(ENDPOINTS)])
+            await one(session, endpoints[turn % len(endpoints)])
             turn += 1
 
     async def scraper(session: aiohttp.ClientSession) -> None:
@@ -125,7 +127,7 @@ async def window(app: App, reader: list[str] | None, seconds: float
     return lags, json.loads(out)
 
 
-async def run(devices: int, interval: float, clients: int) -> None:
+async def run(devices: int, interval: float, clients: int, endpoints: str) -> None:
     procs, hosts = start_labs(devices, "127.100.0.1")
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -142,7 +144,8 @@ async def run(devices: int, interval: float, clients: int) -> None:
                 seconds = interval * 1.5
                 base = f"http://127.0.0.1:{port}"
                 child = [sys.executable, __file__, "--read", base, "--seconds",
-                         str(seconds), "--clients", str(clients), "--devices", str(devices)]
+                         str(seconds), "--clients", str(clients), "--devices", str(devices),
+                         "--endpoints", endpoints]
                 results = {"quiet": await window(app, None, seconds),
                            "scrape": await window(app, [*child, "--mode", "scrape"], seconds),
                            "readers": await window(app, [*child, "--mode", "mix"], seconds)}
@@ -150,13 +153,13 @@ async def run(devices: int, interval: float, clients: int) -> None:
                 await app.stop()
     finally:
         stop_labs(procs)
-    report(devices, interval, clients, results)
+    report(devices, interval, clients, endpoints, results)
 
 
-def report(devices: int, interval: float, clients: int,
+def report(devices: int, interval: float, clients: int, endpoints: str,
            results: dict[str, tuple[list[float], dict[str, list[float] | int]]]) -> None:
     print(f"# read benchmark: {devices} devices (1 ICMP + 1 TCP check each, {SITES} sites), "
-          f"interval {interval:g}s, {clients} reader clients, python "
+          f"interval {interval:g}s, {clients} reader clients reading {endpoints}; python "
           f"{sys.version.split()[0]}")
     quiet = percentile(results["quiet"][0], 0.99)
     print(f"{'window':>8} {'checks':>7} {'lag p50':>9} {'lag p99':>9} {'p99 ratio':>9} "
@@ -183,6 +186,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=20_000)
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS),
+                        help="what the readers read, in turn (comma-separated)")
     parser.add_argument("--read", help=argparse.SUPPRESS)  # the child: the daemon's URL
     parser.add_argument("--seconds", type=float, default=45.0, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=("mix", "scrape"), default="mix",
@@ -190,11 +195,14 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.clients <= 100:
         parser.error("--clients: from 1 to 100")
+    endpoints = tuple(e.strip() for e in args.endpoints.split(","))
+    if not endpoints or not set(endpoints) <= set(ENDPOINTS):
+        parser.error(f"--endpoints: some of {', '.join(ENDPOINTS)}")
     if args.read:
         print(json.dumps(asyncio.run(read(args.read, args.seconds, args.clients,
-                                          args.devices, args.mode))))
+                                          args.devices, args.mode, endpoints))))
         return
-    asyncio.run(run(args.devices, args.interval, args.clients))
+    asyncio.run(run(args.devices, args.interval, args.clients, ",".join(endpoints)))
 
 
 if __name__ == "__main__":
