@@ -130,7 +130,9 @@ class DeviceIndex:
     async def warm(self) -> None:
         """Encode the summaries not yet encoded, a slice at a time with the loop let run
         in between: after a reload that is every device (0.2 s at 20,000)."""
-        while len(self._stale) > SLICE:
+        for _ in range(len(self._stale) // SLICE + 1):  # bounded: a reload may refill it
+            if len(self._stale) <= SLICE:
+                return
             for device_id in list(islice(self._stale, SLICE)):
                 self.fragment(device_id)
             await asyncio.sleep(0)
