@@ -35,7 +35,13 @@ from elvwatch.probes.snmp_uplink import Uplink, UplinkMap
 from elvwatch.rules.engine import Engine
 from elvwatch.rules.model import DeviceSpec
 from elvwatch.rules.silence import Silencer
-from elvwatch.rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
+from elvwatch.rules.state import (
+    ChangeLog,
+    DeviceState,
+    DeviceStatus,
+    StateTracker,
+    StateTransition,
+)
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.stats import TicketStats
@@ -348,6 +354,14 @@ class App:
     @property
     def statuses(self) -> Mapping[str, DeviceStatus]:
         return self.tracker.devices
+
+    @property
+    def changes(self) -> ChangeLog:
+        return self.tracker.changes
+
+    @property
+    def ticket_changes(self) -> int:
+        return self.ticket_stage.ticket_changes
 
     @property
     def terms(self) -> Mapping[str, SiteTerms]:

@@ -87,6 +87,8 @@ class TicketStage:
         self._healthy: dict[str, int] = {}
         self._unhealthy: set[str] = set()
         self._tickets_changed = False
+        # Ticket changes seen: this daemon's at commit, other processes' as followed.
+        self.ticket_changes = 0
         self._resynced = False
         self._last_ticket_tick = 0.0
 
@@ -290,6 +292,7 @@ class TicketStage:
             log.info("ticket %s %s: %s %s", event.ticket, event.kind.value, event.title_en,
                      event.note)
         self._tickets_changed = True
+        self.ticket_changes += 1
         self._wake()
 
     async def _follow_events(self) -> None:
@@ -303,6 +306,7 @@ class TicketStage:
                 await self.refresh_silences(self.config)
             if events:
                 self._tickets_changed = True
+                self.ticket_changes += 1
             self._pending_events += events
             if len(events) < FOLLOWER_BATCH:
                 break

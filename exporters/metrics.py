@@ -145,41 +145,61 @@ class DeviceSeries:
     This runs over every device on every scrape (20,000 devices ≈ 320,000 series):
     lines are built as plain strings, and the label prefixes that do not change between
     scrapes come from caches.  A device at a time, so the daemon can render a scrape in
-    slices and let its checks run in between."""
+    slices and let its checks run in between.
 
-    __slots__ = ("check_up", "duration", "info", "last_run", "names", "since", "state", "up",
-                 "values")
+    A device's text is kept (in its labels' cache) with what it was made from: its
+    state and the last observation of each check.  A device that nobody observed since
+    the last scrape is a few list appends instead of formatting its numbers again —
+    at a 60 s interval and 15 s scrapes three devices in four; at 20,000 devices a
+    scrape took 0.46 s rendering everything, 0.11 s with nothing changed."""
+
+    __slots__ = ("fixed", "names", "values")
 
     def __init__(self, names: ValueNames | None = None) -> None:
         # Kept by whoever scrapes again and again (the listener), so a scrape reuses what
         # the last one worked out; a one-off rendering works it out afresh.
         self.names = names if names is not None else ValueNames()
-        self.up = Family("elvwatch_device_up",
-                         "1 if the device answers (up or degraded), 0 if it is down.")
-        self.state = Family("elvwatch_device_state",
-                            "Current state of the device: 1 for the state it is in.")
-        self.since = Family("elvwatch_device_state_change_timestamp_seconds",
-                            "When the device entered its current state.")
-        self.info = Family("elvwatch_device_info",
-                           "Equipment archive data and what the device reported.")
-        self.check_up = Family("elvwatch_check_up",
-                               "1 if the last run of the check succeeded (ok or degraded).")
-        self.duration = Family("elvwatch_check_duration_seconds",
-                               "How long the last run of the check took.")
-        self.last_run = Family("elvwatch_check_last_run_timestamp_seconds",
-                               "When the check last finished.")
+        # In the order of _UP … _LAST_RUN.
+        self.fixed = (
+            Family("elvwatch_device_up",
+                   "1 if the device answers (up or degraded), 0 if it is down."),
+            Family("elvwatch_device_state",
+                   "Current state of the device: 1 for the state it is in."),
+            Family("elvwatch_device_state_change_timestamp_seconds",
+                   "When the device entered its current state."),
+            Family("elvwatch_device_info",
+                   "Equipment archive data and what the device reported."),
+            Family("elvwatch_check_up",
+                   "1 if the last run of the check succeeded (ok or degraded)."),
+            Family("elvwatch_check_duration_seconds", "How long the last run of the check took."),
+            Family("elvwatch_check_last_run_timestamp_seconds", "When the check last finished."))
         self.values: dict[str, Family] = {}
 
     def families(self) -> Iterator[Family]:
-        yield from (self.up, self.state, self.since, self.info, self.check_up, self.duration,
-                    self.last_run)
+        yield from self.fixed
         yield from self.values.values()
 
     def add(self, labels: DeviceLabels, status: DeviceStatus) -> None:
-        up_add, state_add = self.up.lines.append, self.state.lines.append
-        since_add, info_add = self.since.lines.append, self.info.lines.append
-        check_up_add, duration_add = self.check_up.lines.append, self.duration.lines.append
-        last_run_add, values = self.last_run.lines.append, self.values
+        cache = labels.cache
+        stamp = (status.state, status.since, *[c.last for c in status.checks.values()])
+        kept = cache.get("text")
+        if kept is None or kept[0] != stamp:  # compares observations by identity first
+            kept = cache["text"] = (stamp, self._text(labels, status))
+        fixed, values = self.fixed, self.values
+        for slot, text in kept[1]:
+            if isinstance(slot, int):
+                fixed[slot].lines.append(text)
+                continue
+            family = values.get(slot)
+            if family is None:
+                family = values[slot] = Family(metric_name(slot),
+                                               f"Value {slot} from the last run.")
+            family.lines.append(text)
+
+    def _text(self, labels: DeviceLabels, status: DeviceStatus
+              ) -> tuple[tuple[int | str, str], ...]:
+        """The device's lines, one piece per family: (slot or value family, text)."""
+        out: dict[int | str, list[str]] = {}
         down, unknown = DeviceState.DOWN, DeviceState.UNKNOWN
         cache = labels.cache
         base = labels.text
@@ -188,22 +208,21 @@ class DeviceSeries:
         if state_lines is None:
             state_lines = cache["state"] = tuple(
                 f'elvwatch_device_state{{{base},state="{st.value}"}} ' for st in _STATES)
-        for st, prefix in zip(_STATES, state_lines, strict=True):
-            state_add(prefix + ("1.0\n" if current is st else "0.0\n"))
+        out[_STATE] = [prefix + ("1.0\n" if current is st else "0.0\n")
+                       for st, prefix in zip(_STATES, state_lines, strict=True)]
         if current is not unknown:
-            up_add(f"elvwatch_device_up{{{base}}} {'0.0' if current is down else '1.0'}\n")
+            out[_UP] = [f"elvwatch_device_up{{{base}}} {'0.0' if current is down else '1.0'}\n"]
         if status.since is not None:
-            since_add(f"elvwatch_device_state_change_timestamp_seconds{{{base}}} "
-                      f"{number(status.since)}\n")
+            out[_SINCE] = [f"elvwatch_device_state_change_timestamp_seconds{{{base}}} "
+                           f"{number(status.since)}\n"]
         reported = status.info
         shown = (reported.get("vendor") or labels.vendor,
                  reported.get("model") or labels.model,
                  reported.get("firmware") or labels.firmware)
-        if cache.get("info_key") != "\x00".join(shown):
-            cache["info_key"] = "\x00".join(shown)
-            cache["info"] = "elvwatch_device_info{" + base + "," + label_text(
-                ("vendor", "model", "firmware"), tuple(_bounded(t) for t in shown)) + "} 1.0\n"
-        info_add(cache["info"])
+        out[_INFO] = ["elvwatch_device_info{" + base + "," + label_text(
+            ("vendor", "model", "firmware"), tuple(_bounded(t) for t in shown)) + "} 1.0\n"]
+        check_up, duration, last_run = out[_CHECK_UP], out[_DURATION], out[_LAST_RUN] = \
+            [], [], []
         for name, check in status.checks.items():
             obs = check.last
             if obs is None:
@@ -212,25 +231,26 @@ class DeviceSeries:
             if clabels is None:
                 clabels = cache[name] = f'{base},check="{name}"'
             if obs.status is not Status.UNKNOWN:
-                check_up_add(f"elvwatch_check_up{{{clabels}}} "
-                             f"{'0.0' if obs.status is Status.DOWN else '1.0'}\n")
+                check_up.append(f"elvwatch_check_up{{{clabels}}} "
+                                f"{'0.0' if obs.status is Status.DOWN else '1.0'}\n")
             if obs.latency is not None:
-                duration_add(f"elvwatch_check_duration_seconds{{{clabels}}} "
-                             f"{number(obs.latency)}\n")
-            last_run_add(f"elvwatch_check_last_run_timestamp_seconds{{{clabels}}} "
-                         f"{number(obs.time)}\n")
+                duration.append(f"elvwatch_check_duration_seconds{{{clabels}}} "
+                                f"{number(obs.latency)}\n")
+            last_run.append(f"elvwatch_check_last_run_timestamp_seconds{{{clabels}}} "
+                            f"{number(obs.time)}\n")
             for value_name, value in obs.values.items():
                 if isinstance(value, str):
                     continue
                 # Per-port/per-disk values carry their own labels (probes.labelled):
                 # one family per base name, the row's labels after the check's.
-                split = self.names.split(value_name)
-                family = values.get(split[0])
-                if family is None:
-                    family = values[split[0]] = Family(
-                        metric_name(split[0]), f"Value {split[0]} from the last run.")
-                family.lines.append(f"{family.name}{{{clabels}{split[1]}}} "
-                                    f"{number(float(value))}\n")
+                family_name, row = self.names.split(value_name)
+                out.setdefault(family_name, []).append(
+                    f"{self.names.metric(family_name)}{{{clabels}{row}}} "
+                    f"{number(float(value))}\n")
+        return tuple((slot, "".join(lines)) for slot, lines in out.items() if lines)
+
+
+_UP, _STATE, _SINCE, _INFO, _CHECK_UP, _DURATION, _LAST_RUN = range(7)
 
 
 class ValueNames:
@@ -241,6 +261,16 @@ class ValueNames:
 
     def __init__(self) -> None:
         self._known: dict[str, tuple[str, str]] = {}
+        self._metrics: dict[str, str] = {}
+
+    def metric(self, family: str) -> str:
+        """The metric name of a value family (see :meth:`split`)."""
+        found = self._metrics.get(family)
+        if found is None:
+            found = metric_name(family)
+            if len(self._metrics) < self.LIMIT:
+                self._metrics[family] = found
+        return found
 
     def split(self, value_name: str) -> tuple[str, str]:
         found = self._known.get(value_name)

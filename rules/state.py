@@ -59,6 +59,44 @@ class DeviceStatus:
     info: dict[str, str] = field(default_factory=dict)
 
 
+class ChangeLog:
+    """Which devices changed state, in order, for readers that keep views of the states
+    (the web side's device index): a reader remembers the ``(epoch, seq)`` it has read
+    up to and asks what changed since, instead of walking every device on every read.
+
+    A new device set (a reload) starts a new epoch; a reader of an older epoch, or one
+    so far behind that the log no longer holds its place, is told to rebuild (None)."""
+
+    # Device ids kept (twice this at most before the oldest half goes): at 20,000
+    # devices the first round of checks writes 20,000 entries.
+    KEEP = 65_536
+
+    __slots__ = ("_base", "_recent", "epoch", "seq")
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.seq = 0
+        self._base = 0  # seq before _recent[0]
+        self._recent: list[str] = []
+
+    def note(self, device: str) -> None:
+        self.seq += 1
+        self._recent.append(device)
+        if len(self._recent) >= 2 * self.KEEP:
+            del self._recent[:self.KEEP]
+            self._base += self.KEEP
+
+    def new_epoch(self) -> None:
+        self.epoch += 1
+        self._base, self._recent = self.seq, []
+
+    def since(self, epoch: int, seq: int) -> list[str] | None:
+        """Devices changed after ``seq`` of ``epoch`` (repeats possible), or None."""
+        if epoch != self.epoch or seq < self._base or seq > self.seq:
+            return None
+        return self._recent[seq - self._base:]
+
+
 class StateTracker:
     """Keeps every device's confirmed state; ``observe`` returns the transition, if any."""
 
@@ -66,6 +104,7 @@ class StateTracker:
         self.down_after = down_after
         self.up_after = up_after
         self.devices: dict[str, DeviceStatus] = {}
+        self.changes = ChangeLog()
 
     def configure(self, devices: Iterable[tuple[str, Iterable[str]]]) -> None:
         """Set the devices and their check names; keeps the state of those that stay."""
@@ -75,12 +114,14 @@ class StateTracker:
             status.checks = {name: status.checks.get(name) or CheckState() for name in checks}
             fresh[device] = status
         self.devices = fresh
+        self.changes.new_epoch()
 
     def restore(self, device: str, state: DeviceState, since: float, cause: str) -> None:
         """Take the state persisted before a restart as the starting point."""
         status = self.devices.get(device)
         if status is not None and status.state is DeviceState.UNKNOWN:
             status.state, status.since, status.cause = state, since, cause
+            self.changes.note(device)
 
     def observe(self, obs: Observation) -> StateTransition | None:
         status = self.devices.get(obs.device)
@@ -119,6 +160,7 @@ class StateTracker:
         cause = _cause(status)
         transition = StateTransition(status.device, status.state, new, obs.time, cause)
         status.state, status.since, status.cause = new, obs.time, cause
+        self.changes.note(status.device)
         return transition
 
 

@@ -75,3 +75,32 @@ def test_special_float_values_use_the_exposition_spelling() -> None:
 
     assert [number(v) for v in (float("nan"), float("inf"), float("-inf"), 2, 0.25)] == [
         "NaN", "+Inf", "-Inf", "2.0", "0.25"]
+
+
+def test_a_scrape_shows_each_new_observation_and_reuses_the_text_of_the_rest() -> None:
+    tracker = StateTracker(down_after=1)
+    tracker.configure([("cam-1", ["icmp"]), ("cam-2", ["icmp"])])
+    for device in ("cam-1", "cam-2"):
+        tracker.observe(Observation(device, "icmp", Status.OK, time=10.0, latency=0.5,
+                                    values={"icmp.rtt_seconds": 0.001}))
+    labels = [DeviceLabels(d, "s1", "cctv", "camera") for d in ("cam-1", "cam-2")]
+    first = parse(render(families(snapshot(tracker, labels))))
+    kept = labels[1].cache["text"]
+    tracker.observe(Observation("cam-1", "icmp", Status.DOWN, time=20.0, latency=2.0,
+                                values={"icmp.rtt_seconds": 0.25}, info={"vendor": "Uniview"}))
+    second = parse(render(families(snapshot(tracker, labels))))
+    assert labels[1].cache["text"] is kept  # cam-2 was not observed again
+
+    def by_device(parsed: dict[str, list[tuple[str, dict[str, str], float]]], family: str
+                  ) -> dict[str, float]:
+        return {s[1]["device"]: s[2] for s in parsed[family]}
+
+    assert by_device(first, "elvwatch_icmp_rtt_seconds") == {"cam-1": 0.001, "cam-2": 0.001}
+    assert by_device(second, "elvwatch_icmp_rtt_seconds") == {"cam-1": 0.25, "cam-2": 0.001}
+    assert by_device(second, "elvwatch_device_up") == {"cam-1": 0.0, "cam-2": 1.0}
+    assert by_device(second, "elvwatch_check_last_run_timestamp_seconds") == {
+        "cam-1": 20.0, "cam-2": 10.0}
+    assert by_device(second, "elvwatch_device_state_change_timestamp_seconds") == {
+        "cam-1": 20.0, "cam-2": 10.0}
+    info = {s[1]["device"]: s[1]["vendor"] for s in second["elvwatch_device_info"]}
+    assert info == {"cam-1": "Uniview", "cam-2": ""}

@@ -78,3 +78,37 @@ def test_reconfigure_keeps_state_of_devices_that_stay() -> None:
     t.configure([("cam-2", ["icmp"])])
     assert "cam-1" not in t.devices
     assert t.observe(obs("icmp", Status.OK, 3)) is None  # removed device is ignored
+
+
+def test_the_change_log_names_each_device_whose_state_changed_since_a_reader_looked(
+        ) -> None:
+    t = tracker(down_after=1)
+    log = t.changes
+    epoch, seq = log.epoch, log.seq
+    t.observe(obs("icmp", Status.OK, 1))  # unknown → up
+    t.observe(obs("rtsp", Status.OK, 1))  # still up: no change
+    assert log.since(epoch, seq) == ["cam-1"]
+    seq = log.seq
+    assert log.since(epoch, seq) == []
+    t.observe(obs("rtsp", Status.DOWN, 2))  # up → degraded
+    t.observe(obs("icmp", Status.DOWN, 3))  # degraded → down
+    assert log.since(epoch, seq) == ["cam-1", "cam-1"]
+    # A new device set is a new epoch: readers of the old one rebuild.
+    t.configure([("cam-1", ["icmp", "rtsp"]), ("cam-2", ["icmp"])])
+    assert log.since(epoch, log.seq) is None
+    epoch, seq = log.epoch, log.seq
+    t.restore("cam-2", DeviceState.DOWN, 4, "icmp: timeout")
+    assert log.since(epoch, seq) == ["cam-2"]
+
+
+def test_a_reader_the_change_log_no_longer_holds_is_told_to_rebuild() -> None:
+    t = StateTracker(down_after=1)
+    t.configure([(f"cam-{i}", ["icmp"]) for i in range(3)])
+    log = t.changes
+    epoch, start = log.epoch, log.seq
+    for run in range(2 * log.KEEP):
+        t.observe(Observation(f"cam-{run % 3}", "icmp",
+                              Status.OK if run % 2 else Status.DOWN, time=run))
+    assert log.since(epoch, start) is None  # its place was dropped
+    recent = log.seq - 5
+    assert log.since(epoch, recent) is not None and len(log.since(epoch, recent) or []) == 5

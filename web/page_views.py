@@ -8,6 +8,7 @@ can be read and tested without a browser.
 from __future__ import annotations
 
 import functools
+import heapq
 import importlib.util
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +27,9 @@ from elvwatch.tickets.notes import display_title, event_note, local_work, person
 from elvwatch.tickets.preventive import item_names
 from elvwatch.tickets.records import SEVERITIES
 from elvwatch.tickets.ticket_store import AuditEntry, Ticket, TicketDetail
+from elvwatch.web.device_index import DeviceIndex
+from elvwatch.web.live_tickets import LIMIT as LIVE_TICKET_LIMIT
+from elvwatch.web.live_tickets import LiveTickets
 from elvwatch.web.page_text import text
 from elvwatch.web.view import DaemonView
 
@@ -34,7 +38,7 @@ STATE_RANK = {DeviceState.DOWN: 0, DeviceState.DEGRADED: 1, DeviceState.UNKNOWN:
               DeviceState.UP: 3}
 HISTORY_DAYS = 90
 HISTORY_ROWS = 50
-LIVE_TICKET_LIMIT = 5000
+ATTENTION_ROWS = 100  # devices needing attention the overview lists
 # Values and errors come from devices: shown in full up to this, cut beyond.
 VALUE_CHARS = 300
 
@@ -180,7 +184,9 @@ def short(value: object) -> str:
     return out if len(out) <= VALUE_CHARS else out[:VALUE_CHARS] + "…"
 
 
-async def live_tickets(app: DaemonView) -> list[Ticket]:
+async def live_tickets(app: DaemonView, live: LiveTickets | None = None) -> list[Ticket]:
+    if live is not None:
+        return await live.get()
     if app.tickets is None:
         return []
     return await app.tickets.list_tickets(state="live", limit=LIVE_TICKET_LIMIT)
@@ -221,37 +227,43 @@ def tickets_by_device(tickets: list[Ticket]) -> dict[str, list[str]]:
     return out
 
 
-async def overview(app: DaemonView) -> dict[str, Any]:
-    tickets = await live_tickets(app)
+async def overview(app: DaemonView, index: DeviceIndex,
+                   live: LiveTickets | None = None) -> dict[str, Any]:
+    """The sites' counts and the devices needing attention come from the device index,
+    kept as states change: walking every device once per site was 0.7 s of the
+    checks' event loop at 20,000 devices and 50 sites."""
+    tickets = await live_tickets(app, live)
+    index.refresh()
     per_device = tickets_by_device(tickets)
     sites: list[dict[str, Any]] = []
     for site_id, site in app.config.sites.items():
-        counts = dict.fromkeys(("down", "degraded", "unknown", "up"), 0)
-        for device in app.config.devices.values():
-            if device.config.site == site_id:
-                counts[_status(app, device.id).state.value] += 1
+        counts = index.counts(site_id)
         open_here = [t for t in tickets if t.site == site_id and t.state != TicketState.VERIFIED]
         sites.append({"id": site_id, "name": site.name, "counts": counts,
                       "total": sum(counts.values()), "open": len(open_here),
                       "breached": sum(t.response_breached or t.resolve_breached
                                       for t in open_here)})
     sites.sort(key=lambda s: (-s["counts"]["down"], -s["counts"]["degraded"], s["id"]))
-    attention = [device_row(app, d, per_device) for d in app.config.devices.values()
-                 if _status(app, d.id).state is not DeviceState.UP]
-    attention.sort(key=lambda r: (r["rank"], r["site"], r["id"]))
-    return {"sites": sites, "attention": attention[:100],
+    # Only the first 100 are shown: ordered by key, rows built for those alone.
+    first = heapq.nsmallest(ATTENTION_ROWS, index.attention(), key=lambda d: (
+        STATE_RANK[_status(app, d.id).state], d.config.site, d.id))
+    attention = [device_row(app, d, per_device) for d in first]
+    return {"sites": sites, "attention": attention,
             "tickets": by_urgency([t for t in tickets if t.state != TicketState.VERIFIED])[:30]}
 
 
-async def site(app: DaemonView, site_id: str) -> dict[str, Any] | None:
+async def site(app: DaemonView, site_id: str, index: DeviceIndex,
+               live: LiveTickets | None = None) -> dict[str, Any] | None:
     cfg = app.config.sites.get(site_id)
     if cfg is None:
         return None
-    tickets = [t for t in await live_tickets(app) if t.site == site_id]
+    tickets = [t for t in await live_tickets(app, live) if t.site == site_id]
+    index.refresh()
     per_device = tickets_by_device(tickets)
     systems: dict[str, list[dict[str, Any]]] = {}
-    for device in app.config.devices.values():
-        if device.config.site == site_id:
+    for device_id in index.site_ids(site_id):
+        device = app.config.devices.get(device_id)
+        if device is not None:
             systems.setdefault(device.system.value, []).append(
                 device_row(app, device, per_device))
     groups = []
@@ -288,7 +300,8 @@ def report_links(app: DaemonView, site_id: str, fmt: Fmt) -> list[dict[str, Any]
         for key, first, last in spans]
 
 
-async def device(app: DaemonView, device_id: str, fmt: Fmt) -> dict[str, Any] | None:
+async def device(app: DaemonView, device_id: str, fmt: Fmt, index: DeviceIndex,
+                 live: LiveTickets | None = None) -> dict[str, Any] | None:
     dev = app.config.devices.get(device_id)
     if dev is None:
         return None
@@ -314,7 +327,7 @@ async def device(app: DaemonView, device_id: str, fmt: Fmt) -> dict[str, Any] | 
     if app.tickets is not None:
         own = await app.tickets.list_tickets(device=device_id, limit=50)
         numbers = {t.number for t in own}
-        tickets = own + [t for t in await live_tickets(app)
+        tickets = own + [t for t in await live_tickets(app, live)
                          if device_id in t.affected and t.number not in numbers]
     facts = [(key, getattr(cfg, key), short(status.info.get(key, "")))
              for key in ("vendor", "model", "firmware", "serial")]
@@ -324,7 +337,8 @@ async def device(app: DaemonView, device_id: str, fmt: Fmt) -> dict[str, Any] | 
         warranty = (fmt.t("warranty_until", date=cfg.warranty_until.isoformat(), days=days)
                     if days >= 0 else
                     fmt.t("warranty_expired", date=cfg.warranty_until.isoformat()))
-    dependents = [d.id for d in app.config.devices.values() if device_id in d.config.depends_on]
+    index.refresh()
+    dependents = index.dependents(device_id)
     return {"row": device_row(app, dev, tickets_by_device(tickets)), "cfg": cfg,
             "site": app.config.sites.get(cfg.site), "facts": facts, "checks": checks,
             "history": history, "tickets": tickets, "warranty": warranty,

@@ -31,6 +31,8 @@ from elvwatch.tickets.lifecycle import TicketError, UnknownTicket
 from elvwatch.tickets.records import Actor
 from elvwatch.tickets.store import StoreError
 from elvwatch.web import links, page_views
+from elvwatch.web.device_index import DEVICE_INDEX
+from elvwatch.web.live_tickets import LIVE_TICKETS, LiveTickets
 from elvwatch.web.page_text import LANGUAGES, choose
 from elvwatch.web.view import PAGES_VIEW, DaemonView
 
@@ -129,7 +131,8 @@ def _missing(request: web.Request, fmt: page_views.Fmt, what: str) -> web.Respon
 
 async def overview_page(request: web.Request) -> web.Response:
     fmt = _fmt(request, None)
-    view = await page_views.overview(request.app[PAGES_VIEW])
+    view = await page_views.overview(request.app[PAGES_VIEW], request.app[DEVICE_INDEX],
+                                     request.app[LIVE_TICKETS])
     return _render(request, "overview.html", fmt, fmt.t("overview"), **view)
 
 
@@ -139,7 +142,8 @@ async def site_page(request: web.Request, *, error: str | None = None, status: i
     site_id = request.match_info.get("id") or request.match_info["site"]
     fmt = _fmt(request, site_id)
     app = request.app[PAGES_VIEW]
-    view = await page_views.site(app, site_id)
+    view = await page_views.site(app, site_id, request.app[DEVICE_INDEX],
+                                 request.app[LIVE_TICKETS])
     if view is None:
         return _missing(request, fmt, site_id)
     return _render(request, "site.html", fmt, view["site"].name, status=status, **view,
@@ -154,7 +158,8 @@ async def device_page(request: web.Request) -> web.Response:
     app, device_id = request.app[PAGES_VIEW], request.match_info["id"]
     dev = app.config.devices.get(device_id)
     fmt = _fmt(request, dev.config.site if dev else None)
-    view = await page_views.device(app, device_id, fmt)
+    view = await page_views.device(app, device_id, fmt, request.app[DEVICE_INDEX],
+                                   request.app[LIVE_TICKETS])
     if view is None:
         return _missing(request, fmt, device_id)
     return _render(request, "device.html", fmt, view["cfg"].name or device_id, **view)
@@ -238,6 +243,7 @@ def _guarded(handler: Handler) -> Handler:
 def add_page_routes(web_app: web.Application, app: DaemonView) -> None:
     """Mount the pages on the daemon's aiohttp application (before it starts)."""
     web_app[PAGES_VIEW] = app
+    web_app[LIVE_TICKETS] = LiveTickets(app)
     web_app.add_routes([
         web.get("/", _guarded(overview_page), name="overview"),
         web.get("/sites/{id}", _guarded(site_page), name="site_page"),

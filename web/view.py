@@ -19,7 +19,7 @@ from elvwatch.config.resolved import Config
 from elvwatch.exporters.metrics import Snapshot
 from elvwatch.probes.sharing import Shared
 from elvwatch.rules.silence import Silencer
-from elvwatch.rules.state import DeviceStatus
+from elvwatch.rules.state import ChangeLog, DeviceStatus
 from elvwatch.tickets.manager import TicketManager
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.store import Store
@@ -35,8 +35,17 @@ class DaemonView(Protocol):
         """Each device's state as the checks last saw it."""
 
     @property
+    def changes(self) -> ChangeLog:
+        """Which devices' states changed since a reader last looked (web/device_index.py)."""
+
+    @property
     def terms(self) -> Mapping[str, SiteTerms]:
         """Each site's contract terms, as the ticket stage applies them."""
+
+    @property
+    def ticket_changes(self) -> int:
+        """Grows with every ticket change: this daemon's as it commits, another
+        process's (``elvwatch tickets …``) once the ticket stage has read it."""
 
     @property
     def store(self) -> Store | None:
