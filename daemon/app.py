@@ -17,11 +17,12 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config, Device
 from elvwatch.config.terms import site_terms
+from elvwatch.daemon.intake import Intake
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
 from elvwatch.daemon.ticket_stage import RULE_TICK_SECONDS, TicketStage
@@ -37,9 +38,13 @@ from elvwatch.rules.model import DeviceSpec
 from elvwatch.rules.silence import Silencer
 from elvwatch.rules.state import DeviceState, DeviceStatus, StateTracker, StateTransition
 from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.poller_marks import Taken
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.stats import TicketStats
 from elvwatch.tickets.store import ArchiveEntry, Store, StoreError
+
+if TYPE_CHECKING:
+    from elvwatch.daemon.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,10 @@ class App:
         self.silencer = Silencer()
         self.engine = Engine([], silencer=self.silencer, hold_seconds=hold_seconds(config))
         self.ticket_stage = TicketStage(self.engine, self.silencer, config, self._flush.set)
+        # Many communities (config role): a poller forwards what its checks see instead
+        # of ruling on it; a centre takes the pollers' observations into this pipeline.
+        self.forwarder: Forwarder | None = None
+        self.intake = Intake(self._apply) if config.model.role == "centre" else None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -114,6 +123,13 @@ class App:
         Raises StoreError, ConfigUnusable or OSError (the listener's port) when the
         daemon cannot run; ``stop()`` still cleans up after any of them."""
         self.store = await Store.open(self.config.storage_url)
+        # Before the push sources start: what they hear goes to the centre too.
+        poller = self.config.model.poller
+        if self.config.model.role == "poller" and poller is not None:
+            from elvwatch.daemon.forwarder import Forwarder  # a poller's client side only
+
+            self.forwarder = Forwarder(poller, self.config.tokens[poller.id])
+            await self.forwarder.start()
         await self.ticket_stage.start(self.store)
         # The archive before the states: a restored state names its device.
         await self.store.sync_archive([archive_entry(d) for d in self.config.devices.values()],
@@ -122,7 +138,8 @@ class App:
         for device, (state, since, cause) in (await self.store.current_states()).items():
             self.tracker.restore(device, state, since, cause)
         self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
-        self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        if self.forwarder is None:  # a poller neither rules nor tickets: the centre does
+            self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self.ticket_stage.spool_syncer(),
                                                name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
@@ -156,9 +173,10 @@ class App:
                  for d in config.devices.values()]
         self.engine.hold_seconds = hold_seconds(config)
         self.ticket_stage.add_faults(self.engine.configure(specs, plan.rules))
+        remote = polled_elsewhere(config)
         self.scheduler.set_targets(
             (d.target, tuple(c for c in d.checks if c.type in PULL))
-            for d in config.devices.values())
+            for d in config.devices.values() if d.config.site not in remote)
         with sharing(self.shared):
             await swap_push(plan, self.push)
         self._labels = [
@@ -194,8 +212,16 @@ class App:
     async def _reload(self) -> bool:
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigInvalid as exc:
+            self._reload_failed([str(e) for e in exc.errors])
+            return False
+        if new.model.role != self.config.model.role or new.model.poller != self.config.model.poller:
+            self._reload_failed([f"{self.config.path}: role and poller: take effect at a "
+                                 "restart, not a reload"])
+            return False
+        try:
             plan = await self._prepare(new, self.config)
-        except (ConfigInvalid, ConfigUnusable) as exc:
+        except ConfigUnusable as exc:
             self._reload_failed([str(e) for e in exc.errors])
             return False
         for warning in reload_warnings(self.config, new):
@@ -240,6 +266,8 @@ class App:
         for manager in self.push.values():
             await manager.stop()
         self.push.clear()
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         for probe in PULL.values():
             if probe.close is not None:
                 await probe.close()
@@ -261,9 +289,21 @@ class App:
 
     # -- observations ----------------------------------------------------------------
     def _on_observation(self, obs: Observation) -> None:
+        if self.forwarder is not None:
+            self.forwarder.put(obs)  # the centre derives the uplinks itself
+        self._apply(obs)
+
+    async def ingest(self, poller: str, batch: Sequence[tuple[int, Observation]]) -> Taken:
+        """A poller's numbered observations into the pipeline (role centre); StoreError
+        when the store cannot record how far this poller's observations are applied."""
+        if self.intake is None or self.store is None:
+            raise StoreError("not a centre, or its store is not open")
+        return await self.intake.take(self.store, self.config, poller, batch)
+
+    def _apply(self, obs: Observation) -> None:
         transition = self.tracker.observe(obs)
         status = self.tracker.devices.get(obs.device)
-        if status is not None:
+        if status is not None and self.forwarder is None:
             self.ticket_stage.add_faults(self.engine.observe(obs, status.state))
             # Polls of the device's first check count towards auto-verification.
             device = self.config.devices.get(obs.device)
@@ -286,7 +326,7 @@ class App:
                 self._flush.set()
         # A switch's ports seen from the cameras behind them (config ``uplink``).
         for derived in self.uplinks.derive(obs):
-            self._on_observation(derived)
+            self._apply(derived)
 
     async def _writer(self) -> None:
         retry = 1.0
@@ -401,7 +441,17 @@ class App:
             sites={site: terms.systems for site, terms in self.terms.items()},
             notify=self.dispatcher.stats if self.dispatcher is not None else None,
             notify_unsynced=stage.notify_log.unsynced if stage.notify_log is not None
-            else None)
+            else None,
+            forwarder=self.forwarder.stats() if self.forwarder is not None else None,
+            intake=self.intake.stats() if self.intake is not None else None)
+
+
+def polled_elsewhere(config: Config) -> frozenset[str]:
+    """The sites a centre's pollers probe: the centre runs none of their checks."""
+    centre = config.model.centre
+    if config.model.role != "centre" or centre is None:
+        return frozenset()
+    return frozenset(site for peer in centre.pollers.values() for site in peer.sites)
 
 
 def hold_seconds(config: Config) -> float:

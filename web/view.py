@@ -17,10 +17,12 @@ from aiohttp import web
 
 from elvwatch.config.resolved import Config
 from elvwatch.exporters.metrics import Snapshot
+from elvwatch.probes.base import Observation
 from elvwatch.probes.sharing import Shared
 from elvwatch.rules.silence import Silencer
 from elvwatch.rules.state import DeviceStatus
 from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.poller_marks import Taken
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.store import Store
 
@@ -75,6 +77,10 @@ class DaemonView(Protocol):
 
     async def reload(self) -> bool:
         """Load the config file again; False (the old config kept) when it cannot."""
+
+    async def ingest(self, poller: str, batch: Sequence[tuple[int, Observation]]) -> Taken:
+        """A poller's numbered observations into the pipeline (role centre); StoreError
+        when they cannot be recorded."""
 
 
 # The running daemon, under one key per part of the web app that needs it: the pages

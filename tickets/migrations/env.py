@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
+import elvwatch.tickets.poller_marks  # the pollers' marks (0006), on Base too
 import elvwatch.tickets.schema  # noqa: F401  (registers the ticket tables on Base)
 from elvwatch.tickets.store import Base
 

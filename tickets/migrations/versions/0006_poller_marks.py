@@ -1,0 +1,31 @@
+"""Many communities, one centre: how far the centre has applied each site poller's
+observations (the highest sequence number), so a batch sent twice is applied once.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "poller_marks",
+        sa.Column("poller_id", sa.String(128), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("heard_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("poller_id", name="pk_poller_marks"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("poller_marks")
