@@ -64,3 +64,7 @@ class CentrePoller(Strict):
 class CentreConfig(Strict):
     # The pollers that may send observations, by id.
     pollers: dict[Identifier, CentrePoller] = Field(min_length=1)
+    # A site none of whose pollers has been heard from for this many intervals of its
+    # most frequent check is "not reporting": its devices show as unknown (not down)
+    # and the rule site_not_reporting tickets its link.
+    not_reporting_after: int = Field(3, ge=1, le=1000)

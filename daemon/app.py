@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -25,6 +26,7 @@ from elvwatch.config.terms import site_terms
 from elvwatch.daemon.intake import Intake
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
+from elvwatch.daemon.site_links import SiteLinks
 from elvwatch.daemon.ticket_stage import RULE_TICK_SECONDS, TicketStage
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot
 from elvwatch.exporters.notify.dispatcher import Dispatcher
@@ -116,6 +118,7 @@ class App:
         # of ruling on it; a centre takes the pollers' observations into this pipeline.
         self.forwarder: Forwarder | None = None
         self.intake = Intake(self._apply) if config.model.role == "centre" else None
+        self.site_links = SiteLinks(time.time()) if self.intake is not None else None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -171,6 +174,8 @@ class App:
                             checks={c.name: c.type for c in d.checks},
                             depends_on=d.parents, serial=d.config.serial)
                  for d in config.devices.values()]
+        if self.site_links is not None:
+            specs += self.site_links.configure(config)
         self.engine.hold_seconds = hold_seconds(config)
         self.ticket_stage.add_faults(self.engine.configure(specs, plan.rules))
         remote = polled_elsewhere(config)
@@ -375,19 +380,46 @@ class App:
             raise
         await self.ticket_stage.write()
 
+    def _link_changed(self, link: Observation) -> None:
+        up = link.status is Status.OK
+        if up:
+            log.info("%s: reporting again", link.device)
+        else:
+            log.warning("%s: not reporting: %s", link.device, link.error)
+        self.ticket_stage.add_faults(self.engine.observe(
+            link, DeviceState.UP.value if up else DeviceState.UNKNOWN.value))
+
     async def _ticker(self) -> None:
         """Rule durations every second, then the ticket stage's housekeeping."""
         while True:
             await asyncio.sleep(RULE_TICK_SECONDS)
             self.ticket_stage.add_faults(self.engine.tick())
             now = time.time()
+            if self.site_links is not None and self.intake is not None:
+                for link in self.site_links.tick(now, self.intake.heard()):
+                    self._link_changed(link)
             await self.ticket_stage.notify_unrecorded_faults(now)
             await self.ticket_stage.housekeeping(now)
 
     # -- views (what web/'s DaemonView reads) ------------------------------------------
     @property
     def statuses(self) -> Mapping[str, DeviceStatus]:
-        return self.tracker.devices
+        links = self.site_links
+        if links is None or all(links.sites.values()):
+            return self.tracker.devices
+        return {device: self._shown(device, status)
+                for device, status in self.tracker.devices.items()}
+
+    def _shown(self, device: str, status: DeviceStatus) -> DeviceStatus:
+        """A device of a site that is not reporting shows as unknown, saying why: what
+        was last seen is stale, and a device nobody can reach is not known to be down."""
+        cfg = self.config.devices.get(device)
+        if self.site_links is None or cfg is None or self.site_links.reporting(cfg.config.site):
+            return status
+        heard = self.site_links.last_heard(cfg.config.site)
+        return dataclasses.replace(
+            status, state=DeviceState.UNKNOWN, since=heard,
+            cause=f"site {cfg.config.site} not reporting (was {status.state.value})")
 
     @property
     def terms(self) -> Mapping[str, SiteTerms]:
@@ -419,7 +451,7 @@ class App:
         return len(self._pending) + len(self.ticket_stage.pending_faults)
 
     def device_views(self) -> Sequence[tuple[DeviceLabels, DeviceStatus]]:
-        statuses = self.tracker.devices
+        statuses = self.statuses
         return [(labels, statuses[d.id]) for labels, d in self._labels if d.id in statuses]
 
     def snapshot(self) -> Snapshot:
@@ -443,7 +475,8 @@ class App:
             notify_unsynced=stage.notify_log.unsynced if stage.notify_log is not None
             else None,
             forwarder=self.forwarder.stats() if self.forwarder is not None else None,
-            intake=self.intake.stats() if self.intake is not None else None)
+            intake=self.intake.stats() if self.intake is not None else None,
+            sites_reporting=self.site_links.sites if self.site_links is not None else None)
 
 
 def polled_elsewhere(config: Config) -> frozenset[str]:

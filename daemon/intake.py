@@ -88,6 +88,11 @@ class Intake:
             await advance_mark(store, poller, state.last_seq, now)
             return Taken(applied, duplicates, state.last_seq, tuple(dict.fromkeys(skipped)))
 
+    def heard(self) -> dict[str, float | None]:
+        """poller → when its last batch arrived (None: not since this centre started
+        and never before)."""
+        return {name: p.heard_at for name, p in self._pollers.items()}
+
     def stats(self) -> Mapping[str, PollerIntake]:
         return {name: PollerIntake(p.applied, p.duplicates, p.skipped, p.last_seq, p.heard_at)
                 for name, p in self._pollers.items()}

@@ -89,6 +89,8 @@ class Snapshot:
     forwarder: ForwarderStats | None = None
     # role centre: per poller, what was taken from it
     intake: Mapping[str, PollerIntake] | None = None
+    # role centre: each site its pollers serve → whether it is reporting
+    sites_reporting: Mapping[str, bool] | None = None
 
 
 def metric_name(value_name: str) -> str:
@@ -142,7 +144,7 @@ def daemon_families(snap: Snapshot) -> Iterator[Family]:
     if snap.forwarder is not None:
         yield from forwarder_families(snap.forwarder)
     if snap.intake is not None:
-        yield from intake_families(snap.intake)
+        yield from intake_families(snap.intake, snap.sites_reporting or {})
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:

@@ -53,7 +53,8 @@ def forwarder_families(stats: ForwarderStats) -> Iterator[Family]:
         yield last
 
 
-def intake_families(pollers: Mapping[str, PollerIntake]) -> Iterator[Family]:
+def intake_families(pollers: Mapping[str, PollerIntake],
+                    reporting: Mapping[str, bool]) -> Iterator[Family]:
     applied = Family("elvwatch_centre_observations_applied",
                      "Observations from a poller fed into the pipeline.", "counter")
     duplicates = Family("elvwatch_centre_observations_duplicate",
@@ -74,3 +75,9 @@ def intake_families(pollers: Mapping[str, PollerIntake]) -> Iterator[Family]:
         if p.heard_at is not None:
             heard.add(labels, p.heard_at)
     yield from (applied, duplicates, skipped, seq, heard)
+    sites = Family("elvwatch_site_reporting",
+                   "1 while a poller of the site is heard from, 0 when the site is not "
+                   "reporting (its devices then show as unknown).")
+    for site, up in sorted(reporting.items()):
+        sites.add(label_text(("site",), (site,)), 1.0 if up else 0.0)
+    yield sites

@@ -204,3 +204,42 @@ async def test_the_ingest_takes_only_a_poller_s_own_token_sites_and_batches(
         assert TOKEN not in centre.text()
     finally:
         assert await centre.stop(signal.SIGTERM) == 0
+
+
+async def test_a_silent_poller_makes_its_site_not_reporting_and_tickets_the_link(
+        tmp_path: Path, fleet: LabFleet, pki: Pki) -> None:
+    centre, poller = await start_pair(tmp_path, fleet, pki)
+    try:
+        await until(lambda: all_up(centre, fleet), "the centre to see the devices up", 30)
+        assert await centre.metric("elvwatch_site_reporting", site="lab") == 1
+        await poller.stop(signal.SIGKILL)  # the box loses power, or the WAN goes
+        await until(lambda: link_tickets(centre), "a ticket for the site's link", 30)
+        states = await centre.states()
+        # Not known, not down: nobody can see the devices.
+        assert {states[d.id] for d in fleet} == {"unknown"}
+        _, body = await centre.get(f"/api/v1/devices/{next(iter(fleet)).id}")
+        assert "site lab not reporting (was up)" in str(body)
+        assert await centre.metric("elvwatch_site_reporting", site="lab") == 0
+        assert await centre.metric("elvwatch_device_up", device=next(iter(fleet)).id) is None
+        await asyncio.sleep(5 * INTERVAL)
+        for device in fleet:
+            assert await centre.tickets(device.id) == []
+        assert len(await link_tickets(centre)) == 1
+        assert "lab:link: not reporting: no observations from poller gate" in centre.text()
+
+        await poller.start()
+        await until(lambda: all_up(centre, fleet), "the devices up again", 30)
+        assert await centre.metric("elvwatch_site_reporting", site="lab") == 1
+        await until(lambda: link_resolved(centre), "the link's ticket resolved", 30)
+    finally:
+        await poller.stop()
+        await centre.stop()
+
+
+async def link_tickets(centre: Daemon) -> list[dict[str, object]]:
+    return [t for t in await centre.tickets("lab:link") if t["rule"] == "site_not_reporting"]
+
+
+async def link_resolved(centre: Daemon) -> bool:
+    tickets = await link_tickets(centre)
+    return len(tickets) == 1 and tickets[0]["state"] == "resolved"
