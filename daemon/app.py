@@ -279,6 +279,8 @@ class App:
         await self.ticket_stage.stop_notifiers()
         if self._listener is not None:
             await self._listener.close()
+        if self.intake is not None:
+            await self.intake.idle()
         await self.shared.close()  # nothing probes any more: no check, push source, /probe
         for task in [*self._tasks, *self._reloads]:
             task.cancel()
@@ -380,12 +382,12 @@ class App:
             raise
         await self.ticket_stage.write()
 
-    def _link_changed(self, link: Observation) -> None:
+    def _link_changed(self, link: Observation, first: bool) -> None:
         up = link.status is Status.OK
-        if up:
-            log.info("%s: reporting again", link.device)
-        else:
+        if not up:
             log.warning("%s: not reporting: %s", link.device, link.error)
+        elif not first:
+            log.info("%s: reporting again", link.device)
         self.ticket_stage.add_faults(self.engine.observe(
             link, DeviceState.UP.value if up else DeviceState.UNKNOWN.value))
 
@@ -396,8 +398,8 @@ class App:
             self.ticket_stage.add_faults(self.engine.tick())
             now = time.time()
             if self.site_links is not None and self.intake is not None:
-                for link in self.site_links.tick(now, self.intake.heard()):
-                    self._link_changed(link)
+                for link, first in self.site_links.tick(now, self.intake.heard()):
+                    self._link_changed(link, first)
             await self.ticket_stage.notify_unrecorded_faults(now)
             await self.ticket_stage.housekeeping(now)
 
@@ -476,7 +478,8 @@ class App:
             else None,
             forwarder=self.forwarder.stats() if self.forwarder is not None else None,
             intake=self.intake.stats() if self.intake is not None else None,
-            sites_reporting=self.site_links.sites if self.site_links is not None else None)
+            sites_reporting=self.site_links.sites if self.site_links is not None else None,
+            site_leases=self.intake.holders if self.intake is not None else None)
 
 
 def polled_elsewhere(config: Config) -> frozenset[str]:

@@ -36,7 +36,9 @@ RETRY_MIN_SECONDS = 0.5
 # Doubling up to this: a link back after a long outage is found within half a minute.
 RETRY_MAX_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 30.0
-IDLE_SECONDS = 1.0  # the sender looks at the buffer at least this often
+# With nothing to send, a poller still sends (an empty batch) this often, until the
+# centre says how often its leases need renewing (a third of their time to live).
+RENEW_SECONDS = 1.0
 
 
 class Refused(Exception):
@@ -57,6 +59,9 @@ class Forwarder:
         self._failures = 0
         self._last_success: float | None = None
         self._down_since: float | None = None
+        self._active: list[object] | None = None  # the sites the centre says it serves
+        self._renew = RENEW_SECONDS
+        self._sent_at = 0.0  # monotonic
 
     async def start(self) -> None:
         settings = self.settings
@@ -120,10 +125,11 @@ class Forwarder:
         retry = RETRY_MIN_SECONDS
         while True:
             rows = await self._buffer.head(self.settings.batch_max)
-            if not rows:
+            quiet = time.monotonic() - self._sent_at
+            if not rows and quiet < self._renew:
                 self._stored.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stored.wait(), IDLE_SECONDS)
+                    await asyncio.wait_for(self._stored.wait(), self._renew - quiet)
                 continue
             try:
                 await self._send(rows)
@@ -133,10 +139,12 @@ class Forwarder:
                 retry = min(RETRY_MAX_SECONDS, retry * 2)
                 continue
             retry = RETRY_MIN_SECONDS
-            await self._buffer.remove_through(rows[-1][0])
-            self._buffered -= len(rows)
-            self._forwarded += len(rows)
+            self._sent_at = time.monotonic()
             self._last_success = time.time()
+            if rows:  # else a heartbeat
+                await self._buffer.remove_through(rows[-1][0])
+                self._buffered -= len(rows)
+                self._forwarded += len(rows)
             if self._down_since is not None:
                 log.info("centre %s takes observations again after %.0fs; %d waiting",
                          self.settings.centre_url, time.time() - self._down_since,
@@ -153,7 +161,19 @@ class Forwarder:
             if resp.status != 200:
                 raise Refused(f"HTTP {resp.status}: {bounded(await resp.text(), 300)}")
             answer = await resp.json()
-        skipped = answer.get("skipped") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict):
+            return
+        renew = answer.get("renew_seconds")
+        if isinstance(renew, int | float) and 0.05 <= renew <= 3600:
+            self._renew = float(renew)
+        active = answer.get("active")
+        if isinstance(active, list) and active != self._active:
+            standby = sorted(set(self.settings.sites) - {str(a) for a in active})
+            log.info("poller %s: active for %s%s", self.settings.id, ", ".join(
+                str(a) for a in active) or "no site", f"; standby for {', '.join(standby)}"
+                     if standby else "")
+            self._active = active
+        skipped = answer.get("skipped")
         if skipped:
             log.warning("centre skipped %s observations of devices it does not take from "
                         "this poller: %s", len(skipped), bounded(", ".join(

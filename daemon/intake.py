@@ -21,9 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from elvwatch.config.resolved import Config
+from elvwatch.daemon.site_links import site_intervals
 from elvwatch.exporters.multisite_metrics import PollerIntake
 from elvwatch.probes.base import Observation
 from elvwatch.tickets.poller_marks import Taken, advance_mark, read_marks
+from elvwatch.tickets.site_leases import claim
 from elvwatch.tickets.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class _Poller:
     applied: int = 0
     duplicates: int = 0
     skipped: int = 0
+    standby: int = 0
     skipped_said: set[str] = field(default_factory=set)
 
 
@@ -44,6 +47,7 @@ class Intake:
         self._apply = apply
         self._pollers: dict[str, _Poller] = {}
         self._loaded = False
+        self._holders: dict[str, str] = {}  # site → the poller whose results count
         # One batch at a time: the mark is read, the batch applied and the mark written
         # without another batch of the same poller in between.
         self._lock = asyncio.Lock()
@@ -61,12 +65,19 @@ class Intake:
             served = set(config.model.centre.pollers[poller].sites) \
                 if config.model.centre is not None and poller in config.model.centre.pollers \
                 else set()
-            applied = duplicates = 0
+            fresh = [(seq, obs) for seq, obs in batch if seq > state.last_seq]
+            duplicates = len(batch) - len(fresh)
+            now = time.time()
+            every = site_intervals(config)
+            leases = await claim(store, poller, served, now, every) if served else {}
+            for site, lease in leases.items():
+                if lease is not None and self._holders.get(site) != lease.poller:
+                    log.info("site %s: poller %s holds the lease%s", site, lease.poller,
+                             f" (was {self._holders[site]})" if site in self._holders else "")
+                    self._holders[site] = lease.poller
+            applied = standby = 0
             skipped: list[str] = []
-            for seq, obs in batch:
-                if seq <= state.last_seq:
-                    duplicates += 1
-                    continue
+            for seq, obs in fresh:
                 state.last_seq = seq
                 device = config.devices.get(obs.device)
                 if device is None or device.config.site not in served:
@@ -74,19 +85,32 @@ class Intake:
                         "not configured at the centre" if device is None
                         else f"site {device.config.site!r} is not this poller's"))
                     continue
+                lease = leases.get(device.config.site)
+                if lease is None or lease.poller != poller or obs.time < lease.since:
+                    standby += 1  # another poller serves the site: its results count
+                    continue
                 self._apply(obs)
                 applied += 1
-            now = time.time()
             state.heard_at = now
             state.applied += applied
             state.duplicates += duplicates
+            state.standby += standby
             state.skipped += len(skipped)
             for reason in skipped:
                 if reason not in state.skipped_said and len(state.skipped_said) < 1000:
                     state.skipped_said.add(reason)
                     log.warning("poller %s: observation skipped, %s", poller, reason)
             await advance_mark(store, poller, state.last_seq, now)
-            return Taken(applied, duplicates, state.last_seq, tuple(dict.fromkeys(skipped)))
+            return Taken(applied, duplicates, state.last_seq, tuple(dict.fromkeys(skipped)),
+                         standby=standby,
+                         active=tuple(sorted(s for s, lease in leases.items()
+                                             if lease is not None and lease.poller == poller)),
+                         renew_seconds=min((every[s] for s in served), default=3.0) / 3)
+
+    async def idle(self) -> None:
+        """Wait for the batch being taken, if any (a stopping centre writes after it)."""
+        async with self._lock:
+            pass
 
     def heard(self) -> dict[str, float | None]:
         """poller → when its last batch arrived (None: not since this centre started
@@ -94,5 +118,11 @@ class Intake:
         return {name: p.heard_at for name, p in self._pollers.items()}
 
     def stats(self) -> Mapping[str, PollerIntake]:
-        return {name: PollerIntake(p.applied, p.duplicates, p.skipped, p.last_seq, p.heard_at)
+        return {name: PollerIntake(p.applied, p.duplicates, p.skipped, p.last_seq, p.heard_at,
+                                   p.standby)
                 for name, p in self._pollers.items()}
+
+    @property
+    def holders(self) -> Mapping[str, str]:
+        """site → the poller holding its lease, as this centre last saw it."""
+        return dict(self._holders)

@@ -32,6 +32,16 @@ def link_device(site: str) -> str:
     return f"{site}:link"
 
 
+def site_intervals(config: Config) -> dict[str, float]:
+    """Each site's most frequent check interval: how often its pollers have news."""
+    out: dict[str, float] = {}
+    for device in config.devices.values():
+        for check in device.checks:
+            site = device.config.site
+            out[site] = min(out.get(site, check.interval), check.interval)
+    return {site: out.get(site, config.model.interval) for site in config.sites}
+
+
 @dataclass(frozen=True, slots=True)
 class _Site:
     pollers: tuple[str, ...]
@@ -53,21 +63,19 @@ class SiteLinks:
             for name, peer in centre.pollers.items():
                 for site in peer.sites:
                     sites.setdefault(site, []).append(name)
-        self._sites = {}
-        for site, pollers in sites.items():
-            intervals = [c.interval for d in config.devices.values()
-                         if d.config.site == site for c in d.checks]
-            every = min(intervals, default=config.model.interval)
-            after = centre.not_reporting_after if centre is not None else 3
-            self._sites[site] = _Site(tuple(pollers), after * every)
+        every = site_intervals(config)
+        after = centre.not_reporting_after if centre is not None else 3
+        self._sites = {site: _Site(tuple(pollers), after * every[site])
+                       for site, pollers in sites.items()}
         self._reporting = {s: r for s, r in self._reporting.items() if s in self._sites}
         return [DeviceSpec(id=link_device(site), site=site, system=LINK_SYSTEM,
                            kind=LINK_KIND, checks={LINK_CHECK: LINK_CHECK})
                 for site in self._sites]
 
-    def tick(self, now: float, heard: Mapping[str, float | None]) -> Iterator[Observation]:
+    def tick(self, now: float, heard: Mapping[str, float | None]
+             ) -> Iterator[tuple[Observation, bool]]:
         """The link observations of the sites whose reporting changed, as of ``now``
-        with ``heard`` (poller → when its last batch arrived)."""
+        with ``heard`` (poller → when its last batch arrived); True with the first."""
         for site, spec in self._sites.items():
             times = [t for p in spec.pollers if (t := heard.get(p)) is not None]
             last = max(times, default=None)
@@ -78,13 +86,14 @@ class SiteLinks:
                 reporting = now - last <= spec.silent_after
             if self._reporting.get(site) is reporting:
                 continue
+            first = site not in self._reporting
             self._reporting[site] = reporting
             yield Observation(
                 device=link_device(site), check=LINK_CHECK,
                 status=Status.OK if reporting else Status.DOWN, time=now,
                 error=None if reporting else
                 f"no observations from poller {', '.join(spec.pollers)} for more than "
-                f"{spec.silent_after:g}s")
+                f"{spec.silent_after:g}s"), first
 
     def reporting(self, site: str) -> bool:
         """False only for a site known not to report (other sites are the centre's own)."""

@@ -91,6 +91,8 @@ class Snapshot:
     intake: Mapping[str, PollerIntake] | None = None
     # role centre: each site its pollers serve → whether it is reporting
     sites_reporting: Mapping[str, bool] | None = None
+    # role centre: site → the poller holding its lease
+    site_leases: Mapping[str, str] | None = None
 
 
 def metric_name(value_name: str) -> str:
@@ -144,7 +146,8 @@ def daemon_families(snap: Snapshot) -> Iterator[Family]:
     if snap.forwarder is not None:
         yield from forwarder_families(snap.forwarder)
     if snap.intake is not None:
-        yield from intake_families(snap.intake, snap.sites_reporting or {})
+        yield from intake_families(snap.intake, snap.sites_reporting or {},
+                                   snap.site_leases or {})
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:

@@ -29,6 +29,7 @@ class PollerIntake:
     skipped: int             # devices not configured here or not at the poller's sites
     last_seq: int
     heard_at: float | None
+    standby: int = 0         # of sites another poller held the lease of
 
 
 def forwarder_families(stats: ForwarderStats) -> Iterator[Family]:
@@ -53,8 +54,8 @@ def forwarder_families(stats: ForwarderStats) -> Iterator[Family]:
         yield last
 
 
-def intake_families(pollers: Mapping[str, PollerIntake],
-                    reporting: Mapping[str, bool]) -> Iterator[Family]:
+def intake_families(pollers: Mapping[str, PollerIntake], reporting: Mapping[str, bool],
+                    holders: Mapping[str, str]) -> Iterator[Family]:
     applied = Family("elvwatch_centre_observations_applied",
                      "Observations from a poller fed into the pipeline.", "counter")
     duplicates = Family("elvwatch_centre_observations_duplicate",
@@ -62,6 +63,9 @@ def intake_families(pollers: Mapping[str, PollerIntake],
     skipped = Family("elvwatch_centre_observations_skipped",
                      "Observations of devices not configured here or not at the poller's "
                      "sites.", "counter")
+    standby = Family("elvwatch_centre_observations_standby",
+                     "Observations of sites another poller held the lease of (not "
+                     "applied).", "counter")
     seq = Family("elvwatch_centre_poller_last_sequence",
                  "The highest sequence number applied of the poller.")
     heard = Family("elvwatch_centre_poller_last_heard_timestamp_seconds",
@@ -71,13 +75,19 @@ def intake_families(pollers: Mapping[str, PollerIntake],
         applied.add(labels, p.applied, "_total")
         duplicates.add(labels, p.duplicates, "_total")
         skipped.add(labels, p.skipped, "_total")
+        standby.add(labels, p.standby, "_total")
         seq.add(labels, p.last_seq)
         if p.heard_at is not None:
             heard.add(labels, p.heard_at)
-    yield from (applied, duplicates, skipped, seq, heard)
+    yield from (applied, duplicates, skipped, standby, seq, heard)
     sites = Family("elvwatch_site_reporting",
                    "1 while a poller of the site is heard from, 0 when the site is not "
                    "reporting (its devices then show as unknown).")
     for site, up in sorted(reporting.items()):
         sites.add(label_text(("site",), (site,)), 1.0 if up else 0.0)
     yield sites
+    lease = Family("elvwatch_centre_site_lease",
+                   "1 for the poller holding the site's lease: its observations count.")
+    for site, poller in sorted(holders.items()):
+        lease.add(label_text(("site", "poller"), (site, poller)), 1.0)
+    yield lease

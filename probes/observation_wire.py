@@ -58,12 +58,13 @@ class WireObservation(BaseModel):
 
 
 class Batch(BaseModel):
-    """One request of a poller: its id and observations in the order they were made."""
+    """One request of a poller: its id and observations in the order they were made;
+    none at all renews the poller's leases (a heartbeat)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     poller: Name
-    observations: list[WireObservation] = Field(min_length=1, max_length=MAX_BATCH)
+    observations: list[WireObservation] = Field(max_length=MAX_BATCH)
 
     @field_validator("observations")
     @classmethod

@@ -59,11 +59,11 @@ class Pki:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
 
-def common(fleet: LabFleet, listen: str, down_after: int) -> dict[str, Any]:
+def common(fleet: LabFleet, listen: str, down_after: int, interval: float) -> dict[str, Any]:
     return {
         "http": {"listen": listen},
-        "interval": INTERVAL,
-        "timeout": INTERVAL,
+        "interval": interval,
+        "timeout": min(interval, 1.0),
         "scheduler": {"down_after": down_after, "jitter": 0.0},
         "sites": [{"id": SITE, "name": "实验小区", "contract": {"start": "2026-01-01"}}],
         "devices": fleet.config_devices(SITE, "camera", [tcp_check(PORT)]),
@@ -77,10 +77,13 @@ def write_token(folder: Path, name: str, value: str) -> Path:
 
 
 def centre_config(folder: Path, fleet: LabFleet, pki: Pki, port: int,
-                  pollers: dict[str, str], down_after: int = 2) -> Path:
+                  pollers: dict[str, str], down_after: int = 2, interval: float = INTERVAL,
+                  storage: str | None = None) -> Path:
     """``pollers``: id → token."""
     folder.mkdir(parents=True, exist_ok=True)
-    data = common(fleet, f"127.0.0.1:{port}", down_after)
+    data = common(fleet, f"127.0.0.1:{port}", down_after, interval)
+    if storage is not None:
+        data["storage"] = {"url": storage}
     data["http"].update(tls_cert=str(pki.cert), tls_key=str(pki.key))
     data["role"] = "centre"
     data["centre"] = {"pollers": {
@@ -92,11 +95,12 @@ def centre_config(folder: Path, fleet: LabFleet, pki: Pki, port: int,
 
 
 def poller_config(folder: Path, fleet: LabFleet, pki: Pki, centre_port: int, name: str,
-                  token: str, down_after: int = 2, **buffer: object) -> tuple[Path, int]:
+                  token: str, down_after: int = 2, interval: float = INTERVAL,
+                  **buffer: object) -> tuple[Path, int]:
     """The config and the poller's own (plain HTTP, loopback) port."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    data = common(fleet, f"127.0.0.1:{port}", down_after)
+    data = common(fleet, f"127.0.0.1:{port}", down_after, interval)
     data["role"] = "poller"
     data["poller"] = {"id": name, "centre_url": f"https://127.0.0.1:{centre_port}",
                       "token": {"file": str(write_token(folder, name, token))},
@@ -109,10 +113,12 @@ def poller_config(folder: Path, fleet: LabFleet, pki: Pki, centre_port: int, nam
 class Daemon:
     """``elvwatch run`` as a process, its output in a log file beside its config."""
 
-    def __init__(self, config: Path, base: str, context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, config: Path, base: str, context: ssl.SSLContext | None = None,
+                 token: str | None = None) -> None:
         self.config = config
         self.base = base
         self.context = context
+        self.token = token  # for reads from other than loopback
         self.log = config.with_suffix(".log")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -147,6 +153,7 @@ class Daemon:
 
     async def request(self, method: str, path: str, body: Any = None,
                       token: str | None = None) -> tuple[int, Any]:
+        token = token or self.token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with aiohttp.ClientSession() as session, session.request(
                 method, self.base + path, json=body, headers=headers,
@@ -167,6 +174,12 @@ class Daemon:
     async def tickets(self, device: str) -> list[dict[str, Any]]:
         _, body = await self.get(f"/api/v1/tickets?device={device}")
         return list(body["tickets"])
+
+    async def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        _, body = await self.get("/metrics")
+        return [(dict(s.labels), float(s.value))
+                for family in text_string_to_metric_families(body)
+                for s in family.samples if s.name == name]
 
     async def metric(self, name: str, **labels: str) -> float | None:
         _, body = await self.get("/metrics")

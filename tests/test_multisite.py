@@ -155,8 +155,10 @@ async def test_a_batch_sent_again_is_not_applied_twice_even_after_a_restart(
         await asyncio.sleep(5 * INTERVAL)
         assert (await centre.states())[cam] == "unknown"
         ok = batch((1, cam, "ok", t0))
-        assert (await centre.request("POST", "/api/v1/ingest", ok, TOKEN)) == (
-            200, {"applied": 1, "duplicates": 0, "last_seq": 1, "skipped": []})
+        code, answer = await centre.request("POST", "/api/v1/ingest", ok, TOKEN)
+        assert (code, answer) == (200, {
+            "applied": 1, "duplicates": 0, "last_seq": 1, "skipped": [], "standby": 0,
+            "active": ["lab"], "renew_seconds": pytest.approx(INTERVAL / 3)})
         # Two failed polls, sent twice (the first answer lost): three would be down.
         twice = batch((2, cam, "down", t0 + 1), (3, cam, "down", t0 + 2))
         assert (await centre.request("POST", "/api/v1/ingest", twice, TOKEN))[1][

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
 import elvwatch.tickets.poller_marks  # the pollers' marks (0006), on Base too
-import elvwatch.tickets.schema  # noqa: F401  (its tables are part of the schema compared below)
+import elvwatch.tickets.schema  # the ticket tables, on Base too
+import elvwatch.tickets.site_leases  # noqa: F401  (the sites' leases, 0006; all are compared)
 from elvwatch.rules.state import DeviceState, StateTransition
 from elvwatch.tickets.store import (
     ArchiveChange,

@@ -26,6 +26,12 @@ class Taken:
     last_seq: int
     # "device: why" of observations not applied because the centre does not take them
     skipped: tuple[str, ...] = ()
+    # observations of sites another poller holds the lease of (not applied)
+    standby: int = 0
+    # the sites whose lease the poller holds
+    active: tuple[str, ...] = ()
+    # how often the poller should send, a batch or none, to keep its leases
+    renew_seconds: float = 1.0
 
 
 class PollerMarkRow(Base):

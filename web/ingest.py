@@ -14,6 +14,7 @@ only.  Replies:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -61,12 +62,16 @@ async def ingest(request: web.Request) -> web.Response:
     if batch.poller != poller:
         return _json({"error": "the token is not the one of the poller the batch names"}, 403)
     try:
-        taken = await app.ingest(poller, [(o.seq, o.observation())
-                                          for o in batch.observations])
+        # Shielded: a shutdown that cancels the request must not cut a batch between
+        # applying it and recording its mark (it would be applied again when re-sent).
+        taken = await asyncio.shield(app.ingest(poller, [(o.seq, o.observation())
+                                                         for o in batch.observations]))
     except StoreError as exc:
         return _json({"error": f"not recorded, send again: {exc}"}, 503)
     return _json({"applied": taken.applied, "duplicates": taken.duplicates,
-                  "last_seq": taken.last_seq, "skipped": list(taken.skipped)}, 200)
+                  "last_seq": taken.last_seq, "skipped": list(taken.skipped),
+                  "standby": taken.standby, "active": list(taken.active),
+                  "renew_seconds": taken.renew_seconds}, 200)
 
 
 def add_ingest_route(web_app: web.Application) -> None:
