@@ -3,8 +3,9 @@
 The daemon's App answers to it (cli/run.py hands it to the listener); so does anything
 else that holds the same few things, such as a test's stand-in.  Through it the web side
 reads the config, device states, the sites' terms, the store and the metrics snapshot,
-and asks for the two things it may: a reload, and the ticket stage's actions (the
-ticket manager, the same the command line uses).  Reads are plain attribute reads:
+and asks for the three things it may: a reload, the ticket stage's actions (the ticket
+manager, the same the command line uses), and, on a centre, a poller's observations
+taken in.  Reads are plain attribute reads:
 they never wait for the checks.
 """
 
