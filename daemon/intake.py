@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class _Poller:
     last_seq: int = 0
+    stored_seq: int = 0  # the mark as last written to the store
     heard_at: float | None = None
     applied: int = 0
     duplicates: int = 0
@@ -59,7 +60,7 @@ class Intake:
         async with self._lock:
             if not self._loaded:
                 for name, (seq, heard) in (await read_marks(store)).items():
-                    self._pollers[name] = _Poller(last_seq=seq, heard_at=heard)
+                    self._pollers[name] = _Poller(last_seq=seq, stored_seq=seq, heard_at=heard)
                 self._loaded = True
             state = self._pollers.setdefault(poller, _Poller())
             served = set(config.model.centre.pollers[poller].sites) \
@@ -100,7 +101,9 @@ class Intake:
                 if reason not in state.skipped_said and len(state.skipped_said) < 1000:
                     state.skipped_said.add(reason)
                     log.warning("poller %s: observation skipped, %s", poller, reason)
-            await advance_mark(store, poller, state.last_seq, now)
+            if state.last_seq != state.stored_seq:  # a heartbeat or re-send writes nothing
+                await advance_mark(store, poller, state.last_seq, now)
+                state.stored_seq = state.last_seq
             return Taken(applied, duplicates, state.last_seq, tuple(dict.fromkeys(skipped)),
                          standby=standby,
                          active=tuple(sorted(s for s, lease in leases.items()
