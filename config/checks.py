@@ -8,6 +8,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from elvwatch.config.fields import SecretRef
+from elvwatch.probes.base import Secret
+
 if TYPE_CHECKING:
     from elvwatch.exporters.notify.config import NotifyConfig
     from elvwatch.probes.base import Credential
@@ -40,6 +43,25 @@ def check_store_url(url: str | None, report: Report) -> None:
             parsed.database != ":memory:" and not parsed.database.startswith("file:") and \
             not Path(parsed.database).parent.is_dir():
         report(["storage", "url"], f"directory {Path(parsed.database).parent} does not exist")
+
+
+def read_secret(ref: SecretRef, base: Path, env: Mapping[str, str], label: str,
+                err: Callable[[str], None]) -> Secret | None:
+    """The secret ``ref`` points at (an environment variable or a file relative to
+    ``base``); None, with the problem reported under ``label``, when it cannot be read."""
+    if ref.env is not None:
+        value = env.get(ref.env)
+        if value is None:
+            err(f"environment variable {ref.env} ({label}) is not set")
+            return None
+        return Secret(value)
+    assert ref.file is not None  # SecretRef holds exactly one
+    path = ref.file if ref.file.is_absolute() else base / ref.file
+    try:
+        return Secret(path.read_text(encoding="utf-8").rstrip("\r\n"))
+    except OSError as exc:
+        err(f"{label} file {path}: {exc.strerror or exc}")
+        return None
 
 
 def resolve_token_file(token_file: Path | None, base: Path, report: Report) -> Path | None:

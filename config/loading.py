@@ -67,7 +67,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, *,
         raise ConfigInvalid(errors)
     return Config(path=config.path, model=config.model, devices=config.devices,
                   sites=config.sites, storage_url=config.storage_url,
-                  credentials=config.credentials, sources=config.sources, files=tuple(files))
+                  credentials=config.credentials, sources=config.sources, files=tuple(files),
+                  tokens=config.tokens)
 
 
 def _pydantic_errors(exc: ValidationError, data: Any, file: str) -> list[ConfigError]:

@@ -10,8 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from elvwatch.config.checks import check_receivers, check_store_url, resolve_token_file
+from elvwatch.config.checks import (
+    check_receivers,
+    check_store_url,
+    read_secret,
+    resolve_token_file,
+)
 from elvwatch.config.resolved import Config, Device
+from elvwatch.config.role_checks import check_roles
 from elvwatch.config.schema import (
     CheckConfig,
     ConfigModel,
@@ -151,9 +157,11 @@ def resolve(path: Path, model: ConfigModel, data: SourceDict, env: Mapping[str, 
 
     _check_mqtt_references(model, sources.get("mqtt"), credentials, err)
 
+    model, tokens = check_roles(model, path.parent, env, secrets, err)
     storage_url = model.storage.url or f"sqlite+aiosqlite:///{path.parent.resolve()}/elvwatch.db"
     config = Config(path=path, model=model, devices=devices, sites=sites,
-                    storage_url=storage_url, credentials=credentials, sources=sources)
+                    storage_url=storage_url, credentials=credentials, sources=sources,
+                    tokens=tokens)
     return config, errors
 
 
@@ -315,18 +323,9 @@ def _resolve_credential(name: str, cred: CredentialConfig, base: Path,
             err(f"password_file {secret_path}: {exc.strerror or exc}")
     secrets: dict[str, Secret] = {}
     for key, ref in cred.secrets.items():
-        if ref.env is not None:
-            value = env.get(ref.env)
-            if value is None:
-                err(f"environment variable {ref.env} (secrets.{key}) is not set")
-                continue
-            secrets[key] = Secret(value)
-        elif ref.file is not None:
-            secret_path = ref.file if ref.file.is_absolute() else base / ref.file
-            try:
-                secrets[key] = Secret(secret_path.read_text(encoding="utf-8").rstrip("\r\n"))
-            except OSError as exc:
-                err(f"secrets.{key} file {secret_path}: {exc.strerror or exc}")
+        secret = read_secret(ref, base, env, f"secrets.{key}", err)
+        if secret is not None:
+            secrets[key] = secret
     return Credential(name=name, username=username, password=password, secrets=secrets,
                       settings=dict(cred.settings))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from elvwatch.config.schema import ConfigModel, DeviceConfig, SiteConfig, System
-from elvwatch.probes.base import Check, Credential, Target
+from elvwatch.probes.base import Check, Credential, Secret, Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,8 @@ class Config:
     credentials: Mapping[str, Credential] = field(default_factory=dict)
     sources: Mapping[str, BaseModel | None] = field(default_factory=dict)
     files: tuple[Path, ...] = field(default=())
+    # role poller: its own token under its id; role centre: each poller's token by id.
+    tokens: Mapping[str, Secret] = field(default_factory=dict)
 
     @property
     def photos_dir(self) -> Path:

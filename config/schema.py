@@ -16,26 +16,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     IPvAnyNetwork,
     field_validator,
     model_validator,
 )
 
+from elvwatch.config.fields import Identifier, SecretRef, Strict
+from elvwatch.config.roles import CentreConfig, PollerConfig, Role
 from elvwatch.exporters.notify.config import NotifyConfig
 from elvwatch.rules.alertmanager import AlertmanagerConfig
 from elvwatch.rules.faults import Severity
 from elvwatch.rules.model import SiteRules, parse_duration
 from elvwatch.rules.silence import SilenceConfig
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class System(StrEnum):
@@ -73,6 +67,11 @@ class HttpConfig(Strict):
     # resolves to 127.0.0.1 (DNS rebinding) gets 421 instead of the data.
     allowed_hosts: list[Annotated[str, Field(min_length=1, max_length=260)]] = \
         Field(default_factory=list)
+    # A PEM certificate (chain) file to serve HTTPS with, relative to the config file;
+    # with tls_key. A centre needs it: pollers send their tokens to it.
+    tls_cert: Path | None = None
+    # The PEM private key file of tls_cert, relative to the config file.
+    tls_key: Path | None = None
 
     @field_validator("listen")
     @classmethod
@@ -129,19 +128,6 @@ class TicketsConfig(Strict):
     @property
     def close_after(self) -> float | None:
         return None if self.auto_close_days is None else self.auto_close_days * 86400.0
-
-
-class SecretRef(Strict):
-    # The secret is in this environment variable ...
-    env: str | None = None
-    # ... or in this file (relative to the config file); give exactly one.
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env or file")
-        return self
 
 
 class CredentialConfig(Strict):
@@ -388,6 +374,14 @@ class ProbeConfig(Strict):
 
 
 class ConfigModel(Strict):
+    # standalone: probe, rule and ticket on this host; poller: probe a site's devices and
+    # forward what they show to the centre (poller:); centre: take the pollers'
+    # observations into the one store, rule engine and ticket queue (centre:).
+    role: Role = "standalone"
+    # A poller's centre, credentials, sites and buffer (role: poller only).
+    poller: PollerConfig | None = None
+    # The pollers a centre takes observations from (role: centre only).
+    centre: CentreConfig | None = None
     # Where state, tickets and the equipment archive are kept.
     storage: StorageConfig = StorageConfig()
     # The HTTP listener and who may read and write through it.

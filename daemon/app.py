@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from elvwatch.config.loading import ConfigInvalid, load_config
 from elvwatch.config.resolved import Config, Device
 from elvwatch.config.terms import site_terms
+from elvwatch.daemon.intake import Intake
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
+from elvwatch.daemon.site_links import SiteLinks
 from elvwatch.daemon.ticket_stage import RULE_TICK_SECONDS, TicketStage
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot
 from elvwatch.exporters.notify.dispatcher import Dispatcher
@@ -43,9 +46,13 @@ from elvwatch.rules.state import (
     StateTransition,
 )
 from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.poller_marks import Taken
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.stats import TicketStats
 from elvwatch.tickets.store import ArchiveEntry, Store, StoreError
+
+if TYPE_CHECKING:
+    from elvwatch.daemon.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +120,11 @@ class App:
         self.silencer = Silencer()
         self.engine = Engine([], silencer=self.silencer, hold_seconds=hold_seconds(config))
         self.ticket_stage = TicketStage(self.engine, self.silencer, config, self._flush.set)
+        # Many communities (config role): a poller forwards what its checks see instead
+        # of ruling on it; a centre takes the pollers' observations into this pipeline.
+        self.forwarder: Forwarder | None = None
+        self.intake = Intake(self._apply) if config.model.role == "centre" else None
+        self.site_links = SiteLinks(time.time()) if self.intake is not None else None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -120,6 +132,13 @@ class App:
         Raises StoreError, ConfigUnusable or OSError (the listener's port) when the
         daemon cannot run; ``stop()`` still cleans up after any of them."""
         self.store = await Store.open(self.config.storage_url)
+        # Before the push sources start: what they hear goes to the centre too.
+        poller = self.config.model.poller
+        if self.config.model.role == "poller" and poller is not None:
+            from elvwatch.daemon.forwarder import Forwarder  # a poller's client side only
+
+            self.forwarder = Forwarder(poller, self.config.tokens[poller.id])
+            await self.forwarder.start()
         await self.ticket_stage.start(self.store)
         # The archive before the states: a restored state names its device.
         await self.store.sync_archive([archive_entry(d) for d in self.config.devices.values()],
@@ -128,7 +147,8 @@ class App:
         for device, (state, since, cause) in (await self.store.current_states()).items():
             self.tracker.restore(device, state, since, cause)
         self._tasks.append(asyncio.create_task(self._writer(), name="store writer"))
-        self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
+        if self.forwarder is None:  # a poller neither rules nor tickets: the centre does
+            self._tasks.append(asyncio.create_task(self._ticker(), name="ticker"))
         self._tasks.append(asyncio.create_task(self.ticket_stage.spool_syncer(),
                                                name="spool sync"))
         self._tasks.append(asyncio.create_task(self.scheduler.run(), name="scheduler"))
@@ -160,11 +180,14 @@ class App:
                             checks={c.name: c.type for c in d.checks},
                             depends_on=d.parents, serial=d.config.serial)
                  for d in config.devices.values()]
+        if self.site_links is not None:
+            specs += self.site_links.configure(config)
         self.engine.hold_seconds = hold_seconds(config)
         self.ticket_stage.add_faults(self.engine.configure(specs, plan.rules))
+        remote = polled_elsewhere(config)
         self.scheduler.set_targets(
             (d.target, tuple(c for c in d.checks if c.type in PULL))
-            for d in config.devices.values())
+            for d in config.devices.values() if d.config.site not in remote)
         with sharing(self.shared):
             await swap_push(plan, self.push)
         self._labels = [
@@ -200,8 +223,16 @@ class App:
     async def _reload(self) -> bool:
         try:
             new = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigInvalid as exc:
+            self._reload_failed([str(e) for e in exc.errors])
+            return False
+        if new.model.role != self.config.model.role or new.model.poller != self.config.model.poller:
+            self._reload_failed([f"{self.config.path}: role and poller: take effect at a "
+                                 "restart, not a reload"])
+            return False
+        try:
             plan = await self._prepare(new, self.config)
-        except (ConfigInvalid, ConfigUnusable) as exc:
+        except ConfigUnusable as exc:
             self._reload_failed([str(e) for e in exc.errors])
             return False
         for warning in reload_warnings(self.config, new):
@@ -246,12 +277,16 @@ class App:
         for manager in self.push.values():
             await manager.stop()
         self.push.clear()
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         for probe in PULL.values():
             if probe.close is not None:
                 await probe.close()
         await self.ticket_stage.stop_notifiers()
         if self._listener is not None:
             await self._listener.close()
+        if self.intake is not None:
+            await self.intake.idle()
         await self.shared.close()  # nothing probes any more: no check, push source, /probe
         for task in [*self._tasks, *self._reloads]:
             task.cancel()
@@ -267,9 +302,21 @@ class App:
 
     # -- observations ----------------------------------------------------------------
     def _on_observation(self, obs: Observation) -> None:
+        if self.forwarder is not None:
+            self.forwarder.put(obs)  # the centre derives the uplinks itself
+        self._apply(obs)
+
+    async def ingest(self, poller: str, batch: Sequence[tuple[int, Observation]]) -> Taken:
+        """A poller's numbered observations into the pipeline (role centre); StoreError
+        when the store cannot record how far this poller's observations are applied."""
+        if self.intake is None or self.store is None:
+            raise StoreError("not a centre, or its store is not open")
+        return await self.intake.take(self.store, self.config, poller, batch)
+
+    def _apply(self, obs: Observation) -> None:
         transition = self.tracker.observe(obs)
         status = self.tracker.devices.get(obs.device)
-        if status is not None:
+        if status is not None and self.forwarder is None:
             self.ticket_stage.add_faults(self.engine.observe(obs, status.state))
             # Polls of the device's first check count towards auto-verification.
             device = self.config.devices.get(obs.device)
@@ -292,7 +339,7 @@ class App:
                 self._flush.set()
         # A switch's ports seen from the cameras behind them (config ``uplink``).
         for derived in self.uplinks.derive(obs):
-            self._on_observation(derived)
+            self._apply(derived)
 
     async def _writer(self) -> None:
         retry = 1.0
@@ -341,19 +388,46 @@ class App:
             raise
         await self.ticket_stage.write()
 
+    def _link_changed(self, link: Observation, first: bool) -> None:
+        up = link.status is Status.OK
+        if not up:
+            log.warning("%s: not reporting: %s", link.device, link.error)
+        elif not first:
+            log.info("%s: reporting again", link.device)
+        self.ticket_stage.add_faults(self.engine.observe(
+            link, DeviceState.UP.value if up else DeviceState.UNKNOWN.value))
+
     async def _ticker(self) -> None:
         """Rule durations every second, then the ticket stage's housekeeping."""
         while True:
             await asyncio.sleep(RULE_TICK_SECONDS)
             self.ticket_stage.add_faults(self.engine.tick())
             now = time.time()
+            if self.site_links is not None and self.intake is not None:
+                for link, first in self.site_links.tick(now, self.intake.heard()):
+                    self._link_changed(link, first)
             await self.ticket_stage.notify_unrecorded_faults(now)
             await self.ticket_stage.housekeeping(now)
 
     # -- views (what web/'s DaemonView reads) ------------------------------------------
     @property
     def statuses(self) -> Mapping[str, DeviceStatus]:
-        return self.tracker.devices
+        links = self.site_links
+        if links is None or all(links.sites.values()):
+            return self.tracker.devices
+        return {device: self._shown(device, status)
+                for device, status in self.tracker.devices.items()}
+
+    def _shown(self, device: str, status: DeviceStatus) -> DeviceStatus:
+        """A device of a site that is not reporting shows as unknown, saying why: what
+        was last seen is stale, and a device nobody can reach is not known to be down."""
+        cfg = self.config.devices.get(device)
+        if self.site_links is None or cfg is None or self.site_links.reporting(cfg.config.site):
+            return status
+        heard = self.site_links.last_heard(cfg.config.site)
+        return dataclasses.replace(
+            status, state=DeviceState.UNKNOWN, since=heard,
+            cause=f"site {cfg.config.site} not reporting (was {status.state.value})")
 
     @property
     def changes(self) -> ChangeLog:
@@ -393,7 +467,7 @@ class App:
         return len(self._pending) + len(self.ticket_stage.pending_faults)
 
     def device_views(self) -> Sequence[tuple[DeviceLabels, DeviceStatus]]:
-        statuses = self.tracker.devices
+        statuses = self.statuses
         return [(labels, statuses[d.id]) for labels, d in self._labels if d.id in statuses]
 
     def snapshot(self) -> Snapshot:
@@ -415,7 +489,19 @@ class App:
             sites={site: terms.systems for site, terms in self.terms.items()},
             notify=self.dispatcher.stats if self.dispatcher is not None else None,
             notify_unsynced=stage.notify_log.unsynced if stage.notify_log is not None
-            else None)
+            else None,
+            forwarder=self.forwarder.stats() if self.forwarder is not None else None,
+            intake=self.intake.stats() if self.intake is not None else None,
+            sites_reporting=self.site_links.sites if self.site_links is not None else None,
+            site_leases=self.intake.holders if self.intake is not None else None)
+
+
+def polled_elsewhere(config: Config) -> frozenset[str]:
+    """The sites a centre's pollers probe: the centre runs none of their checks."""
+    centre = config.model.centre
+    if config.model.role != "centre" or centre is None:
+        return frozenset()
+    return frozenset(site for peer in centre.pollers.values() for site in peer.sites)
 
 
 def hold_seconds(config: Config) -> float:

@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from elvwatch.exporters.exposition import Family, label_text, number
+from elvwatch.exporters.multisite_metrics import (
+    ForwarderStats,
+    PollerIntake,
+    forwarder_families,
+    intake_families,
+)
 from elvwatch.exporters.notify.dispatcher import ReceiverStats
 from elvwatch.probes import labelled
 from elvwatch.probes.base import Status
@@ -79,6 +85,14 @@ class Snapshot:
     # receiver → its counters; None: no notifier configured
     notify: Mapping[str, ReceiverStats] | None = None
     notify_unsynced: int | None = None
+    # role poller: the buffer and the forwarding to the centre
+    forwarder: ForwarderStats | None = None
+    # role centre: per poller, what was taken from it
+    intake: Mapping[str, PollerIntake] | None = None
+    # role centre: each site its pollers serve → whether it is reporting
+    sites_reporting: Mapping[str, bool] | None = None
+    # role centre: site → the poller holding its lease
+    site_leases: Mapping[str, str] | None = None
 
 
 def metric_name(value_name: str) -> str:
@@ -129,6 +143,11 @@ def daemon_families(snap: Snapshot) -> Iterator[Family]:
         from elvwatch.exporters.notify_metrics import notify_families
 
         yield from notify_families(snap.notify, snap.notify_unsynced)
+    if snap.forwarder is not None:
+        yield from forwarder_families(snap.forwarder)
+    if snap.intake is not None:
+        yield from intake_families(snap.intake, snap.sites_reporting or {},
+                                   snap.site_leases or {})
 
 
 def device_families(devices: Sequence[tuple[DeviceLabels, DeviceStatus]]) -> Iterator[Family]:

@@ -112,6 +112,30 @@ INVALID = {
         "'zhang-at-example.com' is not an email address",
         "invalid-escalation.yaml:9: tickets.auto_close_days: Input should be greater than 0",
     ],
+    "invalid-role-missing-section.yaml": [
+        "invalid-role-missing-section.yaml:1: role: role poller needs a poller: section",
+    ],
+    "invalid-role-poller-url.yaml": [
+        "invalid-role-poller-url.yaml:4: poller.centre_url: Value error, must be an https:// "
+        "URL, e.g. https://noc.example.com:9780 (the poller's token travels over it)",
+    ],
+    "invalid-role-poller.yaml": [
+        "invalid-role-poller.yaml:7: centre: only for role: centre (role is 'poller')",
+        "invalid-role-poller.yaml:6: poller.sites[1]: unknown site 's9'",
+        "invalid-role-poller.yaml:13: devices[1].site: site 's2' is not in poller.sites: a "
+        "poller probes only the sites it serves",
+        "invalid-role-poller.yaml:5: poller.token: environment variable "
+        "ELVWATCH_TEST_UNSET_TOKEN (token) is not set",
+    ],
+    "invalid-role-centre.yaml": [
+        "invalid-role-centre.yaml:2: http: give both tls_cert and tls_key, or neither",
+        "invalid-role-centre.yaml:3: http.tls_key: no such file: centre.key",
+        "invalid-role-centre.yaml:2: http.tls_cert: role centre serves HTTPS only: pollers "
+        "send their tokens to it (give tls_cert and tls_key)",
+        "invalid-role-centre.yaml:8: centre.pollers.gate-box.sites[1]: unknown site 's3'",
+        "invalid-role-centre.yaml:7: centre.pollers.gate-box.token: token file "
+        "no-such-gate-box.token: No such file or directory",
+    ],
     "invalid-escalation-receiver.yaml": [
         "invalid-escalation-receiver.yaml:7: sites[0].escalate_via[1]: unknown receiver "
         "'mgr-ding' (notify.receivers: noc)",

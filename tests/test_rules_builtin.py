@@ -32,6 +32,7 @@ class Case(NamedTuple):
 
 CASES: dict[str, Case] = {
     "device_unreachable": Case("camera", "cctv", "icmp", {}, {}, DOWN, "down"),
+    "site_not_reporting": Case("site_link", "network", "poller_link", {}, {}, DOWN, "unknown"),
     "device_rebooted": Case("switch", "network", "snmp", {"snmp.rebooted": 1},
                             {"snmp.rebooted": 0}),
     "snmp_monitoring_blind": Case(

@@ -16,7 +16,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
-import elvwatch.tickets.schema  # noqa: F401  (its tables are part of the schema compared below)
+import elvwatch.tickets.poller_marks  # the pollers' marks (0006), on Base too
+import elvwatch.tickets.schema  # the ticket tables, on Base too
+import elvwatch.tickets.site_leases  # noqa: F401  (the sites' leases, 0006; all are compared)
 from elvwatch.rules.state import DeviceState, StateTransition
 from elvwatch.tickets.store import (
     ArchiveChange,
@@ -30,7 +32,7 @@ from elvwatch.tickets.store import (
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 TABLES = {"devices", "device_states", "state_transitions", "archive_events", "tickets",
           "ticket_events"}
-HEAD = "0005"  # the newest migration shipped (0005: field work, the plan's forms)
+HEAD = "0006"  # the newest migration shipped (0006: the pollers' marks)
 
 
 def entry(device: str, **fields: object) -> ArchiveEntry:

@@ -42,7 +42,7 @@ def _json(data: Any, status: int) -> web.Response:
                              dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:MAX_ERRORS_SHOWN]:
         where = ".".join(str(p) for p in err["loc"]) or "body"
@@ -70,7 +70,7 @@ async def receive(request: web.Request) -> web.Response:
         payload = Payload.model_validate(raw)
     except ValidationError as exc:
         return _json({"error": "not an Alertmanager webhook payload (version 4): "
-                               + _validation_message(exc)}, 400)
+                               + validation_message(exc)}, 400)
     tickets = app.tickets
     if tickets is None:
         return _json({"error": "the ticket stage is not running"}, 503)

@@ -194,4 +194,7 @@ def openapi_document() -> dict[str, Any]:
     from elvwatch.web.reports import openapi_paths as report_paths
 
     document["paths"].update(report_paths())
+    from elvwatch.web.ingest import openapi_paths as ingest_paths
+
+    document["paths"].update(ingest_paths())
     return document

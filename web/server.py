@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
 from typing import Any
@@ -35,6 +36,8 @@ from elvwatch.web import api
 from elvwatch.web.alertmanager import add_alertmanager_route
 from elvwatch.web.device_api import add_device_routes
 from elvwatch.web.engineer_access import engineer_access, identify
+from elvwatch.web.ingest import PATH as INGEST_PATH
+from elvwatch.web.ingest import add_ingest_route
 from elvwatch.web.page_actions import add_action_routes
 from elvwatch.web.page_grants import carries_grant, read_with_grant
 from elvwatch.web.pages import add_page_routes, signed_link_ok
@@ -125,6 +128,8 @@ async def access(request: web.Request, handler: Handler) -> web.StreamResponse:
             answer = await engineer_access(request, handler, found)
             if answer is not None:
                 return answer
+    if request.path == INGEST_PATH:  # a poller's own token, checked by the route itself
+        return await handler(request)
     settings = request.app[VIEW].config.model.http
     write = request.method not in ("GET", "HEAD", "OPTIONS")
     open_read = not write and settings.loopback_reads and _is_loopback(request.remote)
@@ -314,6 +319,7 @@ def build_web_app(app: DaemonView) -> web.Application:
     add_action_routes(web_app)
     add_report_routes(web_app, app)
     add_alertmanager_route(web_app)
+    add_ingest_route(web_app)
     process = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=process)
     web_app[PROCESS] = process
@@ -339,10 +345,19 @@ class HttpListener:
 
     async def open(self, view: DaemonView, /) -> None:
         """Listen; OSError names ``http.listen`` when the address cannot be taken."""
-        host, port = view.config.model.http.host, view.config.model.http.port
+        settings = view.config.model.http
+        host, port = settings.host, settings.port
+        context = None
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise OSError(f"http.tls_cert/tls_key: cannot use {settings.tls_cert} with "
+                              f"{settings.tls_key}: {exc}") from exc
         runner = web.AppRunner(build_web_app(view), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=context)
         try:
             await site.start()
         except OSError as exc:
@@ -351,7 +366,8 @@ class HttpListener:
             raise OSError(f"http.listen: cannot listen on {shown}: "
                           f"{exc.strerror or exc}") from exc
         self._runner = runner
-        log.info("listening on http://%s:%d/", host if ":" not in host else f"[{host}]", port)
+        log.info("listening on %s://%s:%d/", "https" if context is not None else "http",
+                 host if ":" not in host else f"[{host}]", port)
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None

@@ -3,8 +3,9 @@
 The daemon's App answers to it (cli/run.py hands it to the listener); so does anything
 else that holds the same few things, such as a test's stand-in.  Through it the web side
 reads the config, device states, the sites' terms, the store and the metrics snapshot,
-and asks for the two things it may: a reload, and the ticket stage's actions (the
-ticket manager, the same the command line uses).  Reads are plain attribute reads:
+and asks for the three things it may: a reload, the ticket stage's actions (the ticket
+manager, the same the command line uses), and, on a centre, a poller's observations
+taken in.  Reads are plain attribute reads:
 they never wait for the checks.
 """
 
@@ -17,10 +18,12 @@ from aiohttp import web
 
 from elvwatch.config.resolved import Config
 from elvwatch.exporters.metrics import Snapshot
+from elvwatch.probes.base import Observation
 from elvwatch.probes.sharing import Shared
 from elvwatch.rules.silence import Silencer
 from elvwatch.rules.state import ChangeLog, DeviceStatus
 from elvwatch.tickets.manager import TicketManager
+from elvwatch.tickets.poller_marks import Taken
 from elvwatch.tickets.sla import SiteTerms
 from elvwatch.tickets.store import Store
 
@@ -84,6 +87,10 @@ class DaemonView(Protocol):
 
     async def reload(self) -> bool:
         """Load the config file again; False (the old config kept) when it cannot."""
+
+    async def ingest(self, poller: str, batch: Sequence[tuple[int, Observation]]) -> Taken:
+        """A poller's numbered observations into the pipeline (role centre); StoreError
+        when they cannot be recorded."""
 
 
 # The running daemon, under one key per part of the web app that needs it: the pages

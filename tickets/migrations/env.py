@@ -14,7 +14,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import elvwatch.tickets.notify_log  # the notifiers' outbox table (0003), on Base too
-import elvwatch.tickets.schema  # noqa: F401  (registers the ticket tables on Base)
+import elvwatch.tickets.poller_marks  # the pollers' marks (0006), on Base too
+import elvwatch.tickets.schema  # the ticket tables, on Base too
+import elvwatch.tickets.site_leases  # noqa: F401  (the sites' leases, 0006; all register on Base)
 from elvwatch.tickets.store import Base
 
 config = context.config
