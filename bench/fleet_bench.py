@@ -3,6 +3,7 @@ side with the floor measured in the same run.
 
     python bench/fleet_bench.py [--devices 2000] [--interval 60] [--onvif-interval 900]
     python bench/fleet_bench.py --devices 50000            # the full figure
+    python bench/fleet_bench.py --onvif-interval 300 --onvif-full-poll 3600   # light polls
 
 The fleet (``bench/fleet_lab.py``): cameras (ICMP every interval + ONVIF every
 ``--onvif-interval``), switches/NVRs/UPSes (SNMP), alarm panels (Modbus behind
@@ -108,6 +109,9 @@ async def floors(fleet: Fleet, labs: Labs, rates: dict[str, float],
         found["modbus"] = await floor.modbus_floor(fleet.panels, rates["modbus"], seconds)
     if cameras:
         found["onvif"] = await floor.onvif_floor(cameras, rates["onvif"], seconds)
+    if cameras and rates["onvif_light"]:
+        found["onvif_light"] = await floor.onvif_light_floor(
+            cameras, rates["onvif_light"], seconds)
     if fleet.hosts["access_panel"]:
         found["mqtt"] = await floor.mqtt_floor(labs.mqtt_port, seconds)
     return found
@@ -117,14 +121,19 @@ def main(args: argparse.Namespace) -> int:
     fleet = plan(args.devices)
     interval, onvif_interval = args.interval, args.onvif_interval
     window = args.window or interval
-    rates = {"icmp": fleet.count("camera") / interval,
-             "onvif": fleet.count("camera") / onvif_interval,
+    full_poll = args.onvif_full_poll
+    # Light polls between full ones (full_poll_seconds): full at most every full_poll s.
+    onvif_rate = fleet.count("camera") / onvif_interval
+    full_rate = min(onvif_rate, fleet.count("camera") / full_poll) if full_poll else onvif_rate
+    rates = {"icmp": fleet.count("camera") / interval, "onvif": full_rate,
+             "onvif_light": onvif_rate - full_rate,
              "snmp": len(fleet.snmp_hosts) / interval,
              "modbus": len(fleet.panels) / interval,
              "mqtt": fleet.count("access_panel") / interval}
     print(f"# fleet benchmark {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC: "
           f"{fleet.devices} devices, interval {interval:g}s, ONVIF every "
-          f"{onvif_interval:g}s, window {window:g}s, python {sys.version.split()[0]}, "
+          f"{onvif_interval:g}s (full polls at most every {full_poll:g}s), window "
+          f"{window:g}s, python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     print("# devices: " + ", ".join(f"{kind} {fleet.count(kind)}" for kind, _ in MIX))
     started = time.perf_counter()
@@ -134,7 +143,8 @@ def main(args: argparse.Namespace) -> int:
         for note in labs.notes:
             print(f"#   {note}")
         with tempfile.TemporaryDirectory(prefix="elvwatch-fleet-") as tmp:
-            config = write_config(Path(tmp), fleet, interval, onvif_interval, labs.mqtt_port)
+            config = write_config(Path(tmp), fleet, interval, onvif_interval,
+                                  labs.mqtt_port, full_poll)
             # The simulators' CPU over the daemon's warm-up and window together.
             sims0 = labs_cpu(labs)
             ours = run_daemon(config, fleet.devices, interval, window)
@@ -145,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
                                           min(FLOOR_SECONDS * 2, window))
     finally:
         stop_labs(labs)
-    scheduled = rates["icmp"] + rates["onvif"] + rates["snmp"] + rates["modbus"]
+    scheduled = rates["icmp"] + onvif_rate + rates["snmp"] + rates["modbus"]
     cores = ours["cpu_per_1000"] / 1000 * ours["runs"] / window
     floor_cores = sum(rates[k] * per_op[k] for k in per_op)
     per_check = cores / (ours["achieved"] + rates["mqtt"])
@@ -164,7 +174,7 @@ def main(args: argparse.Namespace) -> int:
           f"{ours['waited_for_cpu']:.0%} of the window; load at the end {load:.2f}")
     print("# floor per operation: " + ", ".join(
         f"{k} {per_op[k] * 1000:.3f} ms × {rates[k]:.0f}/s" for k in
-        ("icmp", "snmp", "modbus", "onvif", "mqtt") if k in per_op))
+        ("icmp", "snmp", "modbus", "onvif", "onvif_light", "mqtt") if k in per_op))
     total = interval + window
     print("# simulators' CPU over warm-up + window (cores): " + ", ".join(
         f"{k} {v / total:.2f}" for k, v in sims.items()))
@@ -177,6 +187,8 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=60.0,
                         help="every check but ONVIF (the field's 60 s)")
     parser.add_argument("--onvif-interval", type=float, default=900.0)
+    parser.add_argument("--onvif-full-poll", type=float, default=0.0,
+                        help="the onvif checks' full_poll_seconds (0: every poll full)")
     parser.add_argument("--window", type=float, default=0.0,
                         help="measured seconds after one interval of warm-up (default: "
                              "one interval)")

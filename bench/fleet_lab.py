@@ -3,7 +3,8 @@ and the simulators that answer for it, every one on loopback.
 
 The mix (fractions of ``--devices``), each device on its own 127.x.y.z address:
 
-* cameras, 70 %: ICMP every interval, ONVIF every ``onvif_interval``;
+* cameras, 70 %: ICMP every interval, ONVIF every ``onvif_interval`` (full polls at
+  most every ``full_poll`` seconds: ``full_poll_seconds``, 0 = every poll full);
 * switches 10 %, NVRs 4 %, UPSes 2 %: SNMP v2c (the ``system`` profile: one GET of
   sysDescr, sysObjectID, sysUpTime per run);
 * alarm panels, 4 %: Modbus (the ``generic_alarm_panel`` map) behind RS-485 gateways,
@@ -109,8 +110,8 @@ def members(fleet: Fleet) -> Iterator[tuple[str, str, str, int]]:
             yield kind, f"{kind}-{number:05d}", host, unit
 
 
-def _device_entries(fleet: Fleet, interval: float,
-                    onvif_interval: float) -> Iterator[dict[str, object]]:
+def _device_entries(fleet: Fleet, interval: float, onvif_interval: float,
+                    full_poll: float) -> Iterator[dict[str, object]]:
     timeout = min(5.0, interval / 2)
     for kind, device, host, unit in members(fleet):
         entry: dict[str, object] = {"id": device, "site": f"site-{int(device[-5:]) % 50:02d}",
@@ -120,7 +121,8 @@ def _device_entries(fleet: Fleet, interval: float,
             entry["checks"] = [
                 {"type": "icmp"},
                 {"type": "onvif", "port": ONVIF_PORT, "interval": onvif_interval,
-                 "timeout": min(10.0, onvif_interval / 2)}]
+                 "timeout": min(10.0, onvif_interval / 2),
+                 "params": {"full_poll_seconds": full_poll}}]
         elif kind in SNMP_KINDS:
             entry["credentials"] = "snmp"
             entry["checks"] = [{"type": "snmp", "port": SNMP_PORT, "timeout": timeout,
@@ -136,7 +138,7 @@ def _device_entries(fleet: Fleet, interval: float,
 
 
 def write_config(directory: Path, fleet: Fleet, interval: float, onvif_interval: float,
-                 mqtt_port: int) -> Path:
+                 mqtt_port: int, full_poll: float = 0.0) -> Path:
     config = {
         "http": {"listen": "127.0.0.1:0"},
         "interval": interval, "timeout": min(5.0, interval / 2),
@@ -148,10 +150,11 @@ def write_config(directory: Path, fleet: Fleet, interval: float, onvif_interval:
                                                  "client_id": "elvwatch-fleet"}},
                              "queue_size": 100_000}},
         "sites": [{"id": f"site-{i:02d}", "name": f"Site {i}"} for i in range(50)],
-        "devices": list(_device_entries(fleet, interval, onvif_interval)),
+        "devices": list(_device_entries(fleet, interval, onvif_interval, full_poll)),
     }
     path = directory / "fleet.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.write_text(yaml.dump(config, Dumper=dumper), encoding="utf-8")
     return path
 
 
