@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -352,20 +351,13 @@ def _wait_port(port: int) -> None:
 
 
 def stop_labs(labs: Labs) -> None:
-    for procs in labs.procs.values():
-        for proc in procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            else:
-                proc.send_signal(signal.SIGTERM)
-    for _name, procs in labs.procs.items():
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+    """Every simulator process stopped (SIGTERM, then killed after 30 s), its files gone."""
+    from bench.scheduler_bench import stop_labs as stop_processes
+
+    everyone = [proc for procs in labs.procs.values() for proc in procs]
+    stop_processes(everyone)
+    for proc in everyone:
+        if proc.stdin is not None:
+            proc.stdin.close()
     if labs._tmp is not None:
         labs._tmp.cleanup()
