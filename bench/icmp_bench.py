@@ -102,7 +102,8 @@ async def main(sizes: list[int], interval: float) -> None:
     window = interval * 1.5
     print(f"# ICMP benchmark: one ping per device every {interval:g}s, window {window:g}s, "
           f"python {sys.version.split()[0]}, {'raw' if os.geteuid() == 0 else 'dgram'} "
-          f"sockets, load {os.getloadavg()[0]:.2f}")
+          f"sockets, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+          f"load {os.getloadavg()[0]:.2f}")
     print(f"{'devices':>8} {'pings/s':>8} {'fping/s':>8} {'lag p50':>8} {'lag p99':>8} "
           f"{'cpu/1k':>8} {'fping/1k':>8} {'ratio':>6} {'KiB/dev':>8} {'failed':>6}")
     for index, size in enumerate(sizes):

@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -159,14 +160,16 @@ async def floor_run(hosts: list[str], interval: float, window: float) -> float:
     return (cpu() - cpu0) / max(done, 1) * 1000
 
 
-async def main(sizes: list[int], interval: float) -> None:
+async def main(sizes: list[int], interval: float, block: int = 100) -> None:
     print(f"# scheduler benchmark: 1 ICMP + 1 TCP check per device, interval {interval:g}s, "
-          f"max_concurrency {CONCURRENCY}, python {sys.version.split()[0]}")
+          f"max_concurrency {CONCURRENCY}, python {sys.version.split()[0]}, "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+          f"load {os.getloadavg()[0]:.2f}")
     print(f"{'devices':>8} {'sched/s':>8} {'done/s':>8} {'lag p50':>8} {'lag p99':>8} "
           f"{'cpu/1k':>8} {'floor/1k':>8} {'ratio':>6} {'KiB/dev':>8} {'scrape':>7} "
           f"{'failed':>6}")
     for size in sizes:
-        first = f"127.{100 + sizes.index(size)}.0.1"
+        first = f"127.{block + sizes.index(size)}.0.1"
         procs, hosts = start_labs(size, first)
         try:
             with tempfile.TemporaryDirectory() as tmp:
@@ -190,5 +193,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--interval", type=float, default=30.0)
+    # Another bench on the same box may hold 127.100.x.y; each size takes the next /16.
+    parser.add_argument("--block", type=int, default=100, choices=range(1, 250),
+                        metavar="1..249", help="the sizes' labs start at 127.BLOCK.0.1")
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.interval))
+    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.interval, args.block))
