@@ -179,10 +179,10 @@ async def serve_cameras(hosts: list[str]) -> None:
         await rtsp.listen_also(host)
         await onvif.listen_also(host)
     print(json.dumps({"ready": len(hosts)}), flush=True)
-    while line := await asyncio.to_thread(sys.stdin.readline):
-        if line.strip() == "calls":
-            print(json.dumps({"calls": len(onvif.calls)}), flush=True)
-        onvif.calls.clear()          # bounded whatever the run's length
+    stop = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+    while not stop.done():
+        onvif.calls.clear()          # its list of operations, bounded however long we run
+        await asyncio.wait([stop], timeout=10)
     await onvif.stop()
     await rtsp.stop()
 
