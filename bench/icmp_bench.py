@@ -37,11 +37,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scheduler_bench import cpu, percentile, rss_mib
-from elvwatch.config.loading import load_config
-from elvwatch.daemon.app import App
+from bench.daemon_window import daemon_run
 from elvwatch.lab.devices import loopback_addresses
-from elvwatch.web.server import HttpListener
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -60,30 +57,6 @@ def write_config(directory: Path, hosts: list[str], interval: float) -> Path:
     path = directory / "icmp-bench.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
-
-
-async def daemon_run(hosts: list[str], interval: float, workdir: Path,
-                     window: float) -> dict[str, float]:
-    base_rss = rss_mib()
-    app = App(load_config(write_config(workdir, hosts, interval)), HttpListener())
-    await app.start()
-    try:
-        await asyncio.sleep(interval)  # warm-up: every check has run once
-        stats = app.scheduler.stats
-        runs0, cpu0, t0 = sum(stats.runs.values()), cpu(), time.perf_counter()
-        stats.lag_recent.clear()
-        await asyncio.sleep(window)
-        elapsed = time.perf_counter() - t0
-        runs = sum(stats.runs.values()) - runs0
-        cpu_used = cpu() - cpu0
-        lags = list(stats.lag_recent)
-        failed = stats.runs.get("down", 0)
-        rss = rss_mib()
-    finally:
-        await app.stop()
-    return {"achieved": runs / elapsed, "lag_p50": percentile(lags, 0.5),
-            "lag_p99": percentile(lags, 0.99), "cpu_per_1000": cpu_used / max(runs, 1) * 1000,
-            "kib_per_device": (rss - base_rss) * 1024 / len(hosts), "failed": failed}
 
 
 def process_cpu(pid: int) -> float:
@@ -129,13 +102,15 @@ async def main(sizes: list[int], interval: float) -> None:
     window = interval * 1.5
     print(f"# ICMP benchmark: one ping per device every {interval:g}s, window {window:g}s, "
           f"python {sys.version.split()[0]}, {'raw' if os.geteuid() == 0 else 'dgram'} "
-          f"sockets, load {os.getloadavg()[0]:.2f}")
+          f"sockets, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+          f"load {os.getloadavg()[0]:.2f}")
     print(f"{'devices':>8} {'pings/s':>8} {'fping/s':>8} {'lag p50':>8} {'lag p99':>8} "
           f"{'cpu/1k':>8} {'fping/1k':>8} {'ratio':>6} {'KiB/dev':>8} {'failed':>6}")
     for index, size in enumerate(sizes):
         hosts = loopback_addresses(f"127.{150 + index}.0.1", size)
         with tempfile.TemporaryDirectory() as tmp:
-            ours = await daemon_run(hosts, interval, Path(tmp), window)
+            config = write_config(Path(tmp), hosts, interval)
+            ours = await daemon_run(config, len(hosts), interval, window)
         floor = fping_run(fping, hosts, interval, window)
         print(f"{size:>8} {ours['achieved']:>8.0f} {floor['achieved']:>8.0f} "
               f"{ours['lag_p50'] * 1000:>6.1f}ms {ours['lag_p99'] * 1000:>6.1f}ms "

@@ -43,22 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from icmplib import async_ping
 from icmplib.exceptions import ICMPLibError
 
-from elvwatch.config.loading import load_config
-from elvwatch.daemon.app import App
+from bench.daemon_window import cpu, daemon_run
 from elvwatch.lab.devices import loopback_addresses, tcp_check
-from elvwatch.web.server import HttpListener, metrics_body
 
 PORT = 18080
 PER_PROCESS = 9_000
 CONCURRENCY = 512
 SCRAPE_EVERY = 15.0
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def start_labs(count: int, first: str) -> tuple[list[subprocess.Popen[str]], list[str]]:
@@ -108,63 +99,6 @@ def write_config(directory: Path, hosts: list[str], interval: float) -> Path:
     path = directory / "bench.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def scrape_loop(app: App, took: list[float], until: float) -> None:
-    """Scrape every SCRAPE_EVERY seconds (more often in a short window, three times at
-    least) until ``until`` (perf_counter); wall seconds each scrape took go to ``took``."""
-    every = min(SCRAPE_EVERY, (until - time.perf_counter()) / 3.5)
-    while time.perf_counter() + every < until:
-        await asyncio.sleep(every)
-        began = time.perf_counter()
-        await metrics_body(app)
-        took.append(time.perf_counter() - began)
-
-
-async def daemon_run(hosts: list[str], interval: float, workdir: Path) -> dict[str, float]:
-    base_rss = rss_mib()
-    config = load_config(write_config(workdir, hosts, interval))
-    app = App(config, HttpListener())
-    await app.start()
-    try:
-        await asyncio.sleep(interval)  # warm-up: every check has run once
-        stats = app.scheduler.stats
-        runs0, cpu0, t0 = sum(stats.runs.values()), cpu(), time.perf_counter()
-        stats.lag_recent.clear()
-        # Scraped as Prometheus would, every SCRAPE_EVERY seconds through the HTTP
-        # handler's own path, so the lag figures include what a scrape costs the checks.
-        scrapes: list[float] = []
-        scraper = asyncio.create_task(scrape_loop(app, scrapes, t0 + interval * 1.5))
-        await asyncio.sleep(interval * 1.5)
-        await scraper
-        elapsed = time.perf_counter() - t0
-        runs = sum(stats.runs.values()) - runs0
-        cpu_used = cpu() - cpu0
-        lags = list(stats.lag_recent)
-        rss = rss_mib()
-        body = await metrics_body(app)
-        scrape = sum(scrapes) / len(scrapes) if scrapes else float("nan")
-        failed = stats.runs.get("down", 0) + stats.runs.get("unknown", 0)
-    finally:
-        await app.stop()
-    scheduled = len(hosts) * 2 / interval
-    return {"achieved": runs / elapsed, "scheduled": scheduled,
-            "lag_p50": percentile(lags, 0.5), "lag_p99": percentile(lags, 0.99),
-            "cpu_per_1000": cpu_used / max(runs, 1) * 1000, "rss_per_device_kib":
-            (rss - base_rss) * 1024 / len(hosts), "scrape_seconds": scrape,
-            "scrape_bytes": len(body), "failed_runs": failed}
 
 
 async def floor_run(hosts: list[str], interval: float, window: float) -> float:
@@ -226,27 +160,31 @@ async def floor_run(hosts: list[str], interval: float, window: float) -> float:
     return (cpu() - cpu0) / max(done, 1) * 1000
 
 
-async def main(sizes: list[int], interval: float) -> None:
+async def main(sizes: list[int], interval: float, block: int = 100) -> None:
     print(f"# scheduler benchmark: 1 ICMP + 1 TCP check per device, interval {interval:g}s, "
-          f"max_concurrency {CONCURRENCY}, python {sys.version.split()[0]}")
+          f"max_concurrency {CONCURRENCY}, python {sys.version.split()[0]}, "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, "
+          f"load {os.getloadavg()[0]:.2f}")
     print(f"{'devices':>8} {'sched/s':>8} {'done/s':>8} {'lag p50':>8} {'lag p99':>8} "
           f"{'cpu/1k':>8} {'floor/1k':>8} {'ratio':>6} {'KiB/dev':>8} {'scrape':>7} "
           f"{'failed':>6}")
     for size in sizes:
-        first = f"127.{100 + sizes.index(size)}.0.1"
+        first = f"127.{block + sizes.index(size)}.0.1"
         procs, hosts = start_labs(size, first)
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                result = await daemon_run(hosts, interval, Path(tmp))
+                config = write_config(Path(tmp), hosts, interval)
+                result = await daemon_run(config, len(hosts), interval, interval * 1.5,
+                                          scrape_every=SCRAPE_EVERY)
             floor = await floor_run(hosts, interval, interval * 1.5)
         finally:
             stop_labs(procs)
-        print(f"{size:>8} {result['scheduled']:>8.0f} {result['achieved']:>8.0f} "
+        print(f"{size:>8} {size * 2 / interval:>8.0f} {result['achieved']:>8.0f} "
               f"{result['lag_p50'] * 1000:>6.1f}ms {result['lag_p99'] * 1000:>6.1f}ms "
               f"{result['cpu_per_1000']:>7.3f}s {floor:>7.3f}s "
               f"{result['cpu_per_1000'] / floor:>6.2f} "
-              f"{result['rss_per_device_kib']:>8.1f} {result['scrape_seconds']:>6.2f}s "
-              f"{result['failed_runs']:>6.0f}", flush=True)
+              f"{result['kib_per_device']:>8.1f} {result['scrape_seconds']:>6.2f}s "
+              f"{result['failed']:>6.0f}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# peak RSS of the daemon process: {peak:.0f} MiB")
 
@@ -255,5 +193,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,5000,20000")
     parser.add_argument("--interval", type=float, default=30.0)
+    # Another bench on the same box may hold 127.100.x.y; each size takes the next /16.
+    parser.add_argument("--block", type=int, default=100, choices=range(1, 250),
+                        metavar="1..249", help="the sizes' labs start at 127.BLOCK.0.1")
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.interval))
+    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.interval, args.block))

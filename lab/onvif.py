@@ -159,6 +159,15 @@ class OnvifSimulator:
             assert isinstance(server, asyncio.base_events.Server)
             self.port = server.sockets[0].getsockname()[1]
 
+    async def listen_also(self, host: str) -> None:
+        """Answer on ``host`` too (same port, same camera): a benchmark serves thousands
+        of camera addresses from one simulator instead of one simulator each."""
+        if ipaddress.ip_address(host) not in LOOPBACK:
+            raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
+        if self._runner is None:
+            raise RuntimeError("start the simulator first")
+        await web.TCPSite(self._runner, host, self.port, reuse_address=True).start()
+
     async def stop(self) -> None:
         """Stop listening and forget every subscription (a reboot, if started again)."""
         self._stopping.set()

@@ -125,6 +125,7 @@ class RtspResponder:
         self.huge_sent: list[int] = []      # per huge DESCRIBE body, once ended
         self.requests: list[str] = []
         self._server: asyncio.Server | None = None
+        self._also: list[asyncio.Server] = []
         self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
@@ -132,7 +133,18 @@ class RtspResponder:
                                                   limit=MAX_REQUEST, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def listen_also(self, host: str) -> None:
+        """Answer on ``host`` too (same port, same streams): one responder for many
+        camera addresses in a benchmark."""
+        if ipaddress.ip_address(host) not in LOOPBACK:
+            raise ValueError(f"the lab binds loopback addresses only, not {host!r}")
+        self._also.append(await asyncio.start_server(
+            self._serve, host, self.port, limit=MAX_REQUEST, reuse_address=True))
+
     async def stop(self) -> None:
+        for server in self._also:
+            server.close()
+        self._also.clear()
         if self._server is not None:
             self._server.close()
             for writer in list(self._clients):

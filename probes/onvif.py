@@ -16,6 +16,12 @@ Every URL the camera advertises is re-pointed at the configured host (``nat_over
 device-sent addresses are untrusted and often wrong (NAT, a second NIC), and a probe
 must never talk to hosts nobody configured.
 
+Light polls (``full_poll_seconds``): between full polls a poll reads the clock and
+DESCRIBEs the stream the last full poll found (no authenticated SOAP), and reports the
+full poll's other values and identity again; anything wrong, or the time up, and the
+next poll is full.  Identity, profile and recording changes then show at the full
+poll's cadence; stream, reachability and clock at every poll.
+
 Login protection: after an authentication failure the camera's credentials are not
 used again for ``hold_off_seconds`` (cameras lock accounts after a few failures); the
 check reports ``down`` with an error starting "authentication", and meanwhile only the
@@ -47,6 +53,7 @@ from elvwatch.probes.base import (
     bounded,
     down,
 )
+from elvwatch.probes.memory import memory_of_run
 from elvwatch.probes.onvif_client import (
     OnvifFailure,
     call,
@@ -75,6 +82,34 @@ NO_STREAM = "no stream"
 class Holds(dict[str, float]):
     """Credential key → monotonic time its hold-off ends; one per daemon (the pull
     probe and the events source share it, probes/sharing.py)."""
+
+
+class OnvifMemory:
+    """What a check keeps from its last healthy full poll for the light polls after it
+    (probes/memory.py): when it was, the stream it found, its other values and info."""
+
+    __slots__ = ("at", "info", "stream_uri", "values")
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self.stream_uri: str | None = None
+        self.values: dict[str, Value] = {}
+        self.info: dict[str, str] = {}
+
+    def usable(self, options: OnvifOptions, now: float) -> bool:
+        return bool(options.full_poll_seconds and options.stream and not options.snapshot
+                    and self.stream_uri and now - self.at < options.full_poll_seconds)
+
+    def keep(self, now: float, uri: str, values: Mapping[str, Value],
+             info: Mapping[str, str]) -> None:
+        self.at, self.stream_uri, self.info = now, uri, dict(info)
+        # The clock and the stream are read again by every light poll.
+        self.values = {k: v for k, v in values.items()
+                       if not k.startswith(("onvif.clock", "onvif.stream"))}
+
+    def forget(self) -> None:
+        self.stream_uri = None
+        self.values, self.info = {}, {}
 
 
 def _hold_key(host: str, port: int, username: str | None, password: str | None) -> str:
@@ -120,25 +155,35 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
     values: dict[str, Value] = {}
     info: dict[str, str] = {}
     problems: list[str] = []
+    memory = memory_of_run().get(OnvifMemory)
+    light = user is not None and memory.usable(options, time.monotonic())
     camera = new_camera(target.host, port, user, password, device=target.device,
                         max_answer_bytes=options.max_answer_bytes)
     try:
         offset = await _clock(camera, values)
         held = held_for(target.host, port, user, password) if user else 0.0
         if held:
+            memory.forget()
             values["onvif.auth_hold_seconds"] = round(held)
             return down(target, check, "authentication failed earlier; credentials not "
                         f"retried for another {held:.0f}s", time.perf_counter() - started,
                         values, reason=Reason.AUTH)
-        if user is not None:
+        if light and memory.stream_uri:
+            values.update(memory.values)
+            info.update(memory.info)
+            await _stream(target, memory.stream_uri, user, password, values, problems)
+        elif user is not None:
             if offset is not None and options.adjust_time:
                 camera.dt_diff = dt.timedelta(seconds=offset)
                 await reset_devicemgmt(camera)
             await _identify(camera, info, values)
-            await _media(target, camera, options, user, password, values, problems)
+            uri = await _media(target, camera, options, user, password, values, problems)
             if options.recording and RECORDING_NS in camera.xaddrs:
                 await recording_values(camera, values, problems)
+            if uri and not problems and options.full_poll_seconds:
+                memory.keep(time.monotonic(), uri, values, info)
     except OnvifFailure as exc:
+        memory.forget()
         if exc.reason is Reason.AUTH and user and options.hold_off_seconds:
             hold_off(target.host, port, user, password, options.hold_off_seconds)
         return _with_info(down(target, check, str(exc), time.perf_counter() - started,
@@ -150,6 +195,8 @@ async def probe_onvif(target: Target, check: Check) -> Observation:
     if isinstance(offset_value, float) and abs(offset_value) > options.max_clock_offset_seconds:
         problems.append(f"clock: camera is {offset_value:+.0f}s off the daemon's clock")
     status, reason = Status.OK, None
+    if problems:
+        memory.forget()           # the next poll looks at everything again
     if any(p.startswith(NO_STREAM) for p in problems):
         status, reason = Status.DOWN, Reason.NO_STREAM
     elif problems:
@@ -194,13 +241,16 @@ async def _identify(camera: Any, info: dict[str, str], values: dict[str, Value])
 
 
 async def _media(target: Target, camera: Any, options: OnvifOptions, user: str | None,
-                 password: str | None, values: dict[str, Value], problems: list[str]) -> None:
+                 password: str | None, values: dict[str, Value],
+                 problems: list[str]) -> str | None:
+    """Profiles, their stream URIs, the first one's stream (and snapshot); returns the
+    first stream URI."""
     media = await _call(camera.create_media_service())
     profiles = [serialize(p) for p in await _call(media.GetProfiles()) or []]
     values["onvif.profiles"] = float(len(profiles))
     if not profiles:
         problems.append(f"{NO_STREAM}: the camera has no media profiles")
-        return
+        return None
     first_uri: str | None = None
     for number, profile in enumerate(profiles[: options.max_profiles], 1):
         token = str(profile.get("token") or "")
@@ -222,7 +272,7 @@ async def _media(target: Target, camera: Any, options: OnvifOptions, user: str |
             if exc.final:
                 raise
             problems.append(f"{NO_STREAM}: GetStreamUri of profile {number}: {exc}")
-            return
+            return None
         values[f"{prefix}.stream_uri"] = redact(uri)
         first_uri = first_uri or uri
     if options.stream and first_uri:
@@ -230,6 +280,7 @@ async def _media(target: Target, camera: Any, options: OnvifOptions, user: str |
     if options.snapshot:
         token = str(profiles[0].get("token") or "")
         await _snapshot(camera, media, token, options, user, password, values, problems)
+    return first_uri
 
 
 async def _stream(target: Target, uri: str, user: str | None, password: str | None,

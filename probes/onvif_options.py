@@ -38,6 +38,14 @@ class OnvifOptions(BaseModel):
     max_answer_bytes: int = Field(
         MAX_ANSWER_BYTES, ge=65536, le=64 * 1024 * 1024,
         description="a SOAP answer larger than this ends the check (read stops there)")
+    # Cameras by the ten thousand: a full poll costs ~16 ms of CPU (six SOAP exchanges),
+    # a light one (clock, RTSP DESCRIBE of the remembered stream) about a quarter of it.
+    full_poll_seconds: float = Field(
+        0.0, ge=0, le=86400,
+        description="a full poll (identity, services, profiles, stream URIs, recording) at "
+                    "most this often; the polls in between read the clock and DESCRIBE the "
+                    "stream the last full poll found, and report its other values again; "
+                    "0: every poll is full (always with snapshot, or without stream)")
     recording: bool = Field(
         True, description="read recording job states when the device has the Recording "
                           "service (onvif.recordings_stopped)")

@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
+from elvwatch.lab.onvif import OnvifSimulator
+from elvwatch.lab.rtsp import RtspResponder
 from elvwatch.probes.base import Check, Credential, Secret, Status, Target
 from elvwatch.probes.onvif import probe_onvif
 from elvwatch.probes.onvif_options import OnvifOptions
@@ -84,3 +88,39 @@ async def test_lab_sip_registrar_knows_the_users_given_on_the_command_line() -> 
                 Check("reg", "sip_registration", timeout=2, params=params,
                       options=SipRegistrationOptions.model_validate(params)))
             assert obs.values["sip.registered"] == registered
+
+
+async def test_one_lab_camera_answers_as_every_camera_on_the_addresses_it_listens_also_on(
+) -> None:
+    port, rtsp_port = _free_port(), _free_port()
+    hosts = ["127.0.0.1", "127.88.0.1", "127.88.0.2"]
+    rtsp = RtspResponder(hosts[0], rtsp_port, password="pw")
+    camera = OnvifSimulator(hosts[0], port, password="pw", rtsp_port=rtsp_port)
+    await rtsp.start()
+    await camera.start()
+    try:
+        for host in hosts[1:]:
+            await rtsp.listen_also(host)
+            await camera.listen_also(host)
+        for host in hosts:
+            target = Target(f"cam-{host}", host, credential=Credential("c", "admin",
+                                                                       Secret("pw")))
+            obs = await probe_onvif(target, Check("onvif", "onvif", timeout=8, port=port,
+                                                  options=OnvifOptions()))
+            assert (obs.status, obs.error) == (Status.OK, None), host
+            assert obs.values["onvif.stream_up"] == 1.0
+    finally:
+        await camera.stop()
+        await rtsp.stop()
+    # Stopped, no address answers any more.
+    for host in hosts:
+        obs = await probe_onvif(Target("cam", host), Check("onvif", "onvif", timeout=2,
+                                                           port=port, options=OnvifOptions()))
+        assert obs.status is Status.DOWN, host
+
+
+async def test_lab_camera_refuses_to_listen_also_off_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback addresses only"):
+        await OnvifSimulator("127.0.0.1", _free_port()).listen_also("192.0.2.1")
+    with pytest.raises(ValueError, match="loopback addresses only"):
+        await RtspResponder("127.0.0.1", 0).listen_also("192.0.2.1")
