@@ -26,7 +26,7 @@ from elvwatch.config.terms import site_terms
 from elvwatch.daemon.intake import Intake
 from elvwatch.daemon.reload import ConfigUnusable, Plan, prepare, reload_warnings, swap_push
 from elvwatch.daemon.scheduler import LAG_BUCKETS, Scheduler
-from elvwatch.daemon.site_links import SiteLinks
+from elvwatch.daemon.site_links import SiteLinks, link_device
 from elvwatch.daemon.ticket_stage import RULE_TICK_SECONDS, TicketStage
 from elvwatch.exporters.metrics import DeviceLabels, Snapshot
 from elvwatch.exporters.notify.dispatcher import Dispatcher
@@ -394,6 +394,12 @@ class App:
             log.warning("%s: not reporting: %s", link.device, link.error)
         elif not first:
             log.info("%s: reporting again", link.device)
+        # Its devices are shown otherwise now (unknown while it is silent): readers that
+        # keep views of the states (the web side's device index) re-read each of them.
+        site = next((s for s in self.config.sites if link_device(s) == link.device), None)
+        for device in self.config.devices.values():
+            if device.config.site == site:
+                self.tracker.changes.note(device.id)
         self.ticket_stage.add_faults(self.engine.observe(
             link, DeviceState.UP.value if up else DeviceState.UNKNOWN.value))
 
