@@ -51,6 +51,10 @@ class PollerConfig(Strict):
         if split.scheme != "https" or not split.hostname:
             raise ValueError("must be an https:// URL, e.g. https://noc.example.com:9780 "
                              "(the poller's token travels over it)")
+        if split.username is not None or split.password is not None:
+            # The URL is logged and shown; a password in it would be too.
+            raise ValueError("must not carry a user or password: the poller's token "
+                             "(poller.token) is its credential")
         return value.rstrip("/")
 
 

@@ -119,6 +119,10 @@ INVALID = {
         "invalid-role-poller-url.yaml:4: poller.centre_url: Value error, must be an https:// "
         "URL, e.g. https://noc.example.com:9780 (the poller's token travels over it)",
     ],
+    "invalid-role-poller-url-userinfo.yaml": [
+        "invalid-role-poller-url-userinfo.yaml:4: poller.centre_url: Value error, must not "
+        "carry a user or password: the poller's token (poller.token) is its credential",
+    ],
     "invalid-role-poller.yaml": [
         "invalid-role-poller.yaml:7: centre: only for role: centre (role is 'poller')",
         "invalid-role-poller.yaml:6: poller.sites[1]: unknown site 's9'",
