@@ -54,20 +54,29 @@ def _resolve(where: str | None) -> Any:
     return getattr(importlib.import_module(f"elvwatch.probes.{module}"), name)
 
 
-class PullProbe:
-    """A pull probe, named by where it lives (``"module:name"`` under probes/)."""
+class _Lazy:
+    """What a registry entry names, each part resolved on first use and kept."""
 
-    __slots__ = ("_close", "_options", "_prober", "_resolved", "_start")
+    __slots__ = ("_resolved",)
 
-    def __init__(self, prober: str, options: str | None = None, close: str | None = None,
-                 start: str | None = None) -> None:
-        self._prober, self._options, self._close, self._start = prober, options, close, start
+    def __init__(self) -> None:
         self._resolved: dict[str, Any] = {}
 
     def _get(self, what: str, where: str | None) -> Any:
         if what not in self._resolved:
             self._resolved[what] = _resolve(where)
         return self._resolved[what]
+
+
+class PullProbe(_Lazy):
+    """A pull probe, named by where it lives (``"module:name"`` under probes/)."""
+
+    __slots__ = ("_close", "_options", "_prober", "_start")
+
+    def __init__(self, prober: str, options: str | None = None, close: str | None = None,
+                 start: str | None = None) -> None:
+        super().__init__()
+        self._prober, self._options, self._close, self._start = prober, options, close, start
 
     @property
     def prober(self) -> Prober:
@@ -96,21 +105,16 @@ class PullProbe:
         return f"elvwatch.probes.{module}" in sys.modules
 
 
-class PushSource:
+class PushSource(_Lazy):
     """A push source, named like a pull probe: its manager's factory, and the models of
     its ``sources.<type>`` settings and of its checks' params."""
 
-    __slots__ = ("_factory", "_options", "_resolved", "_settings")
+    __slots__ = ("_factory", "_options", "_settings")
 
     def __init__(self, factory: str, settings: str | None = None,
                  options: str | None = None) -> None:
+        super().__init__()
         self._factory, self._settings, self._options = factory, settings, options
-        self._resolved: dict[str, Any] = {}
-
-    def _get(self, what: str, where: str | None) -> Any:
-        if what not in self._resolved:
-            self._resolved[what] = _resolve(where)
-        return self._resolved[what]
 
     @property
     def factory(self) -> PushFactory:
